@@ -1,9 +1,84 @@
 //! # fusion-he: homomorphic linear layers for Fusion's semi-honest engine
 //!
-//! RLWE (BFV-style) encryption over `Z_q[X]/(X^N + 1)` with plaintext modulus
-//! `t = 2^l` and Cheetah's polynomial-coefficient encoding (Huang et al., USENIX
-//! Security 2022, ePrint 2022/207), used to evaluate the linear layers of a
-//! network (fully connected, conv2d, batch norm, average pooling) on additively
-//! shared inputs, producing additively shared outputs.
+//! RLWE (BFV-style) encryption over `Z_q[X]/(X^N + 1)` in RNS form, plaintext
+//! modulus `t = 2^l` (`1 <= l <= 64`, the ring of [`fusion_core::ring`]), and
+//! Cheetah's polynomial-coefficient encoding (Huang, Lu, Hong, Ding, USENIX
+//! Security 2022, ePrint 2022/207) to evaluate the linear layers of a network on
+//! additively shared inputs, producing additively shared outputs, exactly, with
+//! no rotations:
 //!
-//! Work in progress: see issue 6.
+//! * [`fc`]: fully connected (HomFC, batched into matrix products);
+//! * [`conv2d`]: 2-D convolution with strides, padding and tiling (HomConv);
+//! * [`batchnorm`]: per-channel scaling / batch norm (HomBN);
+//! * [`avgpool`]: average pooling's window sums, a local operation (no HE).
+//!
+//! The pieces: [`params`] (presets with their security source, validating builder),
+//! [`keys`] (ternary secret key, zeroized; public key for re-randomisation),
+//! [`plan`] (the encoding and the planner), [`linear`] (the protocol:
+//! [`HeClient::encrypt`] → [`ServerLinear::respond`] → [`HeClient::decrypt`], I/O-free),
+//! [`wire`] (messages, bounded decoding), [`noise`] (the noise bound, flooding and
+//! the server-privacy argument), [`net`] (async drivers over `cryprot_net`), and
+//! [`reference`](mod@reference) (plaintext oracle).
+//!
+//! # Protocol shape
+//!
+//! For every layer call the client sends one [`Query`] (its input share, encrypted,
+//! the `a` polynomials given by one 32-byte seed) and the server answers with one
+//! [`Reply`]; the client's output share is `W x - r`, the server's `r + bias`, exact
+//! in `Z_{2^l}`. As in Cheetah, the server adds its own input share into the
+//! ciphertexts (`Enc(x_c) + x_s`) instead of computing `W x_s` in the clear: this
+//! costs one transform per input ciphertext instead of a plaintext convolution.
+//! Server privacy comes from re-randomisation with the client's public key plus
+//! noise flooding (statistical parameter 40 bits per sent coefficient by default),
+//! then modulus switching, which also compresses the reply ([`noise`] has the
+//! argument, the bounds and the margins). Both parties derive the same
+//! [`LinearPlan`] from public data.
+//!
+//! ```no_run
+//! use fusion_core::ring::Ring;
+//! use fusion_he::{FcShape, HeClient, HeServer, LinearPlan, PlanOptions, Preset, Query, Reply, ServerLinear};
+//! use rand::{SeedableRng, rngs::ChaCha20Rng};
+//! # fn main() -> Result<(), fusion_he::HeError> {
+//! let params = Preset::N4096.params(Ring::new(37).expect("l"))?;
+//! let plan = LinearPlan::fc(&params, FcShape::new(128, 784, 128), &PlanOptions::default())?;
+//! let (mut crng, mut srng) = (ChaCha20Rng::seed_from_u64(1), ChaCha20Rng::seed_from_u64(2));
+//! let client = HeClient::new(&params, &mut crng);                    // setup: keys
+//! let server = HeServer::new(client.public_key());                   // setup: pk to the server
+//! let (weights, x_c, x_s) = (vec![1u64; 784 * 128], vec![0u64; 128 * 784], vec![0u64; 128 * 784]);
+//! let layer = ServerLinear::fc(plan.clone(), &weights, None)?;        // once per model
+//! let query = client.encrypt(&plan, &x_c, &mut crng)?;               // client -> server
+//! let query = Query::from_bytes(&plan, &query.to_bytes(&plan))?;
+//! let (reply, y_s) = layer.respond(&server, &query, Some(&x_s), &mut srng)?; // server -> client
+//! let reply = Reply::from_bytes(&plan, reply.as_bytes().to_vec())?;
+//! let y_c = client.decrypt(&plan, &reply)?;                          // y_c + y_s = W x
+//! # let _ = (y_c, y_s); Ok(()) }
+//! ```
+
+mod arith;
+pub mod avgpool;
+pub mod batchnorm;
+pub mod conv2d;
+mod error;
+pub mod fc;
+pub mod keys;
+pub mod linear;
+pub mod net;
+pub mod noise;
+pub mod params;
+pub mod plan;
+mod poly;
+pub mod reference;
+pub mod wire;
+
+pub use avgpool::{PoolShape, avg_pool_window_sum};
+pub use batchnorm::BatchNormShape;
+pub use conv2d::{Conv2dShape, Padding};
+pub use error::HeError;
+pub use fc::FcShape;
+pub use keys::{PublicKey, SecretKey};
+pub use linear::{HeClient, HeServer, ServerLinear};
+pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
+pub use noise::NoiseAnalysis;
+pub use params::{CBD_ETA, HeParams, ParamsBuilder, Preset, SecurityLevel};
+pub use plan::{Blocking, Geometry, LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use wire::{PublicKeyMsg, Query, Reply};

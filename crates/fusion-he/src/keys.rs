@@ -1,0 +1,154 @@
+//! Key generation: the client's ternary secret key (zeroized on drop) and the
+//! public key it sends once at setup so that the server can re-randomise replies.
+//!
+//! The secret `s` is uniform in `{-1, 0, 1}^N`. The public key is an RLWE sample
+//! `(pk0, pk1) = (-a s + e, a)` with `a` expanded from a 32-byte seed, so it costs one
+//! polynomial modulo `q` plus the seed on the wire. The server only ever uses it to
+//! form encryptions of zero `(u pk0 + e0, u pk1 + e1)` (see [`crate::linear`]).
+
+use rand::{CryptoRng, Rng};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::params::HeParams;
+use crate::poly;
+
+/// The client's secret key.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey {
+    #[zeroize(skip)]
+    params: HeParams,
+    /// Coefficients in `{-1, 0, 1}`.
+    s: Vec<i64>,
+    /// `-s` in evaluation form modulo every prime (encryption: `b = -a s + ...`).
+    neg_s_ntt: Vec<u64>,
+    /// `s` in evaluation form modulo the decryption primes (decryption of replies).
+    s_dec_ntt: Vec<u64>,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("degree", &self.params.degree())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretKey {
+    /// A fresh uniformly ternary secret key.
+    pub fn generate<R: Rng + CryptoRng + ?Sized>(params: &HeParams, rng: &mut R) -> Self {
+        let n = params.degree();
+        let l = params.primes().len();
+        let mut s = poly::sample_ternary(rng, n);
+        let mut neg: Vec<i64> = s.iter().map(|&x| -x).collect();
+        let mut neg_s_ntt = vec![0u64; l * n];
+        poly::small_to_rns(params, &neg, &mut neg_s_ntt);
+        poly::fwd(params, &mut neg_s_ntt);
+        neg.zeroize();
+        let dec = params.inner.dec_primes;
+        let mut s_dec_ntt = vec![0u64; dec * n];
+        for (i, block) in s_dec_ntt.chunks_exact_mut(n).enumerate() {
+            let p = params.primes()[i];
+            for (o, &c) in block.iter_mut().zip(&s) {
+                *o = match c {
+                    1 => 1,
+                    -1 => p - 1,
+                    _ => 0,
+                };
+            }
+            params.inner.plans[i].fwd(block);
+        }
+        let sk = SecretKey {
+            params: params.clone(),
+            s: std::mem::take(&mut s),
+            neg_s_ntt,
+            s_dec_ntt,
+        };
+        s.zeroize();
+        sk
+    }
+
+    /// The parameters this key belongs to.
+    pub fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    pub(crate) fn neg_s_ntt(&self) -> &[u64] {
+        &self.neg_s_ntt
+    }
+
+    pub(crate) fn s_dec_ntt(&self) -> &[u64] {
+        &self.s_dec_ntt
+    }
+
+    /// Generates the matching public key `(-a s + e, a)`, `a` from a fresh seed.
+    pub fn public_key<R: Rng + CryptoRng + ?Sized>(&self, rng: &mut R) -> PublicKey {
+        let params = &self.params;
+        let n = params.degree();
+        let l = params.primes().len();
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut a = vec![0u64; l * n];
+        poly::expand_uniform(params, &seed, PK_STREAM, &mut a);
+        let mut e = poly::sample_cbd(rng, n);
+        let mut b = vec![0u64; l * n];
+        poly::small_to_rns(params, &e, &mut b);
+        e.zeroize();
+        poly::fwd(params, &mut b);
+        poly::mul_acc(params, &mut b, &a, &self.neg_s_ntt);
+        PublicKey {
+            params: params.clone(),
+            seed,
+            b_ntt: b,
+        }
+    }
+}
+
+/// Stream index of the public key's `a` (input ciphertexts use `0..`, so the key
+/// uses the top index; every query has its own fresh seed anyway).
+pub(crate) const PK_STREAM: u64 = u64::MAX;
+
+/// The client's public key `(pk0, pk1) = (-a s + e, a)`, `a` given by its seed.
+#[derive(Clone)]
+pub struct PublicKey {
+    pub(crate) params: HeParams,
+    pub(crate) seed: [u8; 32],
+    /// `pk0` in evaluation form.
+    pub(crate) b_ntt: Vec<u64>,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("degree", &self.params.degree())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// The parameters this key belongs to.
+    pub fn params(&self) -> &HeParams {
+        &self.params
+    }
+}
+
+/// The public key prepared for the server: `pk0 N^{-1}` and `pk1 N^{-1}` in
+/// evaluation form, ready for pointwise products.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedPk {
+    pub(crate) pk0: Vec<u64>,
+    pub(crate) pk1: Vec<u64>,
+}
+
+impl PreparedPk {
+    pub(crate) fn new(pk: &PublicKey) -> Self {
+        let params = &pk.params;
+        let n = params.degree();
+        let l = params.primes().len();
+        let mut pk1 = vec![0u64; l * n];
+        poly::expand_uniform(params, &pk.seed, PK_STREAM, &mut pk1);
+        let mut pk0 = pk.b_ntt.clone();
+        poly::normalize(params, &mut pk0);
+        poly::normalize(params, &mut pk1);
+        PreparedPk { pk0, pk1 }
+    }
+}

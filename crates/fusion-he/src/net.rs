@@ -1,0 +1,183 @@
+//! Thin async drivers over a [`cryprot_net::Connection`]. Setup opens one byte
+//! stream pair, the session's [`HeChannel`] (the n-th `byte_stream` call on one side
+//! pairs with the n-th on the other), and every layer call reuses it: one
+//! length-prefixed frame each way, whose length is checked against the plan before
+//! anything is allocated. Reusing the stream keeps QUIC's flow-control windows
+//! warm (a fresh stream per call costs a window ramp-up on larger messages). The
+//! CPU-heavy steps run on tokio's blocking pool (they use rayon inside).
+
+use std::sync::Arc;
+
+use cryprot_net::{Connection, ReceiveStreamBytes, SendStreamBytes};
+use rand::rngs::ChaCha20Rng;
+use rand::{CryptoRng, Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::HeError;
+use crate::linear::{HeClient, HeServer, ServerLinear};
+use crate::params::HeParams;
+use crate::plan::LinearPlan;
+use crate::wire::{PublicKeyMsg, Query, Reply};
+
+/// Sends one frame: `u64` little-endian length, then the bytes.
+async fn send_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), HeError> {
+    w.write_all(&(bytes.len() as u64).to_le_bytes()).await?;
+    w.write_all(bytes).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Receives one frame whose length must be exactly `expected`.
+async fn recv_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    what: &'static str,
+    expected: usize,
+) -> Result<Vec<u8>, HeError> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).await?;
+    let len = u64::from_le_bytes(len);
+    if len != expected as u64 {
+        return Err(HeError::MessageLength {
+            what,
+            expected,
+            found: usize::try_from(len).unwrap_or(usize::MAX),
+        });
+    }
+    let mut buf = vec![0u8; expected];
+    r.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HeError> + Send + 'static,
+) -> Result<T, HeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HeError::Task(e.to_string()))?
+}
+
+fn fork<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    ChaCha20Rng::from_seed(seed)
+}
+
+/// The byte streams of one session's HE messages, opened by the setup functions.
+pub struct HeChannel {
+    tx: SendStreamBytes,
+    rx: ReceiveStreamBytes,
+}
+
+impl std::fmt::Debug for HeChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeChannel").finish_non_exhaustive()
+    }
+}
+
+impl HeChannel {
+    /// Opens the channel (pairs with the peer's `open` on the same connection).
+    pub async fn open(conn: &mut Connection) -> Result<Self, HeError> {
+        let (tx, rx) = conn.byte_stream().await?;
+        Ok(HeChannel { tx, rx })
+    }
+}
+
+/// Client setup: opens the session's channel, generates the key pair and sends
+/// the public key.
+pub async fn client_setup<R: Rng + CryptoRng + ?Sized>(
+    conn: &mut Connection,
+    params: &HeParams,
+    rng: &mut R,
+) -> Result<(Arc<HeClient>, HeChannel), HeError> {
+    let mut ch = HeChannel::open(conn).await?;
+    let params = params.clone();
+    let mut r = fork(rng);
+    let (client, msg) = blocking(move || {
+        let client = HeClient::new(&params, &mut r);
+        let msg = client.public_key_msg();
+        Ok((client, msg))
+    })
+    .await?;
+    send_frame(&mut ch.tx, msg.as_bytes()).await?;
+    Ok((Arc::new(client), ch))
+}
+
+/// Server setup: opens the session's channel and receives and checks the
+/// client's public key.
+pub async fn server_setup(
+    conn: &mut Connection,
+    params: &HeParams,
+) -> Result<(Arc<HeServer>, HeChannel), HeError> {
+    let mut ch = HeChannel::open(conn).await?;
+    let bytes = recv_frame(&mut ch.rx, "public key", PublicKeyMsg::expected_len(params)).await?;
+    let params = params.clone();
+    let server = blocking(move || {
+        let pk = PublicKeyMsg::decode(&params, &bytes)?;
+        Ok(Arc::new(HeServer::new(&pk)))
+    })
+    .await?;
+    Ok((server, ch))
+}
+
+/// Bytes one layer call moved, per direction (payloads plus 8-byte frame headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerTraffic {
+    /// Client to server.
+    pub client_to_server: usize,
+    /// Server to client.
+    pub server_to_client: usize,
+}
+
+/// Client side of one linear layer: returns the client's output share.
+pub async fn client_layer<R: Rng + CryptoRng + ?Sized>(
+    ch: &mut HeChannel,
+    client: &Arc<HeClient>,
+    plan: &Arc<LinearPlan>,
+    x_client: Vec<u64>,
+    rng: &mut R,
+) -> Result<(Vec<u64>, LayerTraffic), HeError> {
+    let mut r = fork(rng);
+    let (c, p) = (client.clone(), plan.clone());
+    let query = blocking(move || Ok(c.encrypt(&p, &x_client, &mut r)?.to_bytes(&p))).await?;
+    send_frame(&mut ch.tx, &query).await?;
+    let bytes = recv_frame(&mut ch.rx, "reply", Reply::expected_len(plan)).await?;
+    let traffic = LayerTraffic {
+        client_to_server: query.len() + 8,
+        server_to_client: bytes.len() + 8,
+    };
+    let (c, p) = (client.clone(), plan.clone());
+    let share = blocking(move || {
+        let reply = Reply::from_bytes(&p, bytes)?;
+        c.decrypt(&p, &reply)
+    })
+    .await?;
+    Ok((share, traffic))
+}
+
+/// Server side of one linear layer: returns the server's output share.
+/// `x_server` is the server's input share (`None`: zero).
+pub async fn server_layer<R: Rng + CryptoRng + ?Sized>(
+    ch: &mut HeChannel,
+    server: &Arc<HeServer>,
+    layer: &Arc<ServerLinear>,
+    x_server: Option<Vec<u64>>,
+    rng: &mut R,
+) -> Result<(Vec<u64>, LayerTraffic), HeError> {
+    let bytes = recv_frame(&mut ch.rx, "query", Query::expected_len(layer.plan())).await?;
+    let up = bytes.len() + 8;
+    let mut r = fork(rng);
+    let (s, l) = (server.clone(), layer.clone());
+    let (reply, share) = blocking(move || {
+        let query = Query::from_bytes(l.plan(), &bytes)?;
+        l.respond(&s, &query, x_server.as_deref(), &mut r)
+    })
+    .await?;
+    send_frame(&mut ch.tx, reply.as_bytes()).await?;
+    Ok((
+        share,
+        LayerTraffic {
+            client_to_server: up,
+            server_to_client: reply.len() + 8,
+        },
+    ))
+}

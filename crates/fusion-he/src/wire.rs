@@ -1,0 +1,436 @@
+//! Wire formats with bounded, checked decoding.
+//!
+//! Every message has a one-byte tag and a little-endian `u32` count, then
+//! bit-packed data (LSB first). Decoders compute the exact expected length from
+//! the public plan and parameters *before* looking at the data, reject any other
+//! length, check every residue against its modulus and every padding bit for zero,
+//! and never allocate more than the expected size.
+//!
+//! * [`PublicKeyMsg`]: `0x50`, parameter fingerprint, 32-byte seed, `pk0` (evaluation
+//!   form, `L` residues per coefficient of `ceil(log2 p_i)` bits each).
+//! * [`Query`]: `0x51`, count of input ciphertexts, 32-byte seed of their `a`
+//!   polynomials, then each `b` polynomial like `pk0`.
+//! * [`Reply`]: `0x52`, count of reply ciphertexts, then per ciphertext the `a`
+//!   polynomial (`N` values of `l + k_a` bits) and the `b` values that carry results
+//!   (`l + k_b` bits each), each part padded to a whole byte.
+
+use crate::HeError;
+use crate::keys::PublicKey;
+use crate::params::HeParams;
+use crate::plan::LinearPlan;
+
+pub(crate) const TAG_PK: u8 = 0x50;
+pub(crate) const TAG_QUERY: u8 = 0x51;
+pub(crate) const TAG_REPLY: u8 = 0x52;
+
+/// Appends values of a fixed bit width, least significant bit first.
+pub(crate) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u128,
+    fill: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter {
+            out,
+            acc: 0,
+            fill: 0,
+        }
+    }
+
+    #[inline]
+    fn put64(&mut self, v: u64, bits: u32) {
+        debug_assert!(bits <= 64 && (bits == 64 || v >> bits == 0));
+        self.acc |= (v as u128) << self.fill;
+        self.fill += bits;
+        while self.fill >= 64 {
+            self.out.extend_from_slice(&(self.acc as u64).to_le_bytes());
+            self.acc >>= 64;
+            self.fill -= 64;
+        }
+    }
+
+    /// Appends the low `bits` bits of `v` (`bits <= 128`).
+    #[inline]
+    pub(crate) fn put(&mut self, v: u128, bits: u32) {
+        if bits > 64 {
+            self.put64(v as u64, 64);
+            self.put64((v >> 64) as u64, bits - 64);
+        } else {
+            self.put64(v as u64, bits);
+        }
+    }
+
+    /// Flushes the partial byte (zero padding).
+    pub(crate) fn finish(mut self) {
+        while self.fill > 0 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.fill = self.fill.saturating_sub(8);
+        }
+    }
+}
+
+/// Reads values of a fixed bit width from a byte slice of known length.
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u128,
+    fill: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            acc: 0,
+            fill: 0,
+        }
+    }
+
+    #[inline]
+    fn get64(&mut self, bits: u32) -> u64 {
+        while self.fill < bits {
+            let mut word = [0u8; 8];
+            let take = (self.data.len() - self.pos).min(8);
+            word[..take].copy_from_slice(&self.data[self.pos..self.pos + take]);
+            self.pos += take;
+            self.acc |= (u64::from_le_bytes(word) as u128) << self.fill;
+            self.fill += 8 * take as u32;
+            if take == 0 {
+                break;
+            }
+        }
+        let v = if bits == 64 {
+            self.acc as u64
+        } else {
+            (self.acc as u64) & ((1u64 << bits) - 1)
+        };
+        self.acc >>= bits;
+        self.fill = self.fill.saturating_sub(bits);
+        v
+    }
+
+    /// Reads `bits` bits (`bits <= 128`). The caller guarantees the data is long enough.
+    #[inline]
+    pub(crate) fn get(&mut self, bits: u32) -> u128 {
+        if bits > 64 {
+            let lo = self.get64(64) as u128;
+            lo | (self.get64(bits - 64) as u128) << 64
+        } else {
+            self.get64(bits) as u128
+        }
+    }
+
+    /// Whether all unread bits of the buffered partial byte are zero (padding check).
+    pub(crate) fn padding_is_zero(&self) -> bool {
+        self.acc == 0
+    }
+}
+
+/// Bytes of `count` values of `bits` bits, padded to a byte.
+pub(crate) fn packed_len(count: usize, bits: u32) -> usize {
+    (count * bits as usize).div_ceil(8)
+}
+
+fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(capacity);
+    v.push(tag);
+    v.extend_from_slice(&count.to_le_bytes());
+    v
+}
+
+fn check_header(
+    bytes: &[u8],
+    what: &'static str,
+    tag: u8,
+    count: usize,
+    expected_len: usize,
+) -> Result<(), HeError> {
+    if bytes.len() != expected_len {
+        return Err(HeError::MessageLength {
+            what,
+            expected: expected_len,
+            found: bytes.len(),
+        });
+    }
+    if bytes[0] != tag {
+        return Err(HeError::Malformed {
+            what,
+            detail: format!("tag {:#x}, expected {tag:#x}", bytes[0]),
+        });
+    }
+    let found = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    if found != count {
+        return Err(HeError::Malformed {
+            what,
+            detail: format!("{found} ciphertexts, expected {count}"),
+        });
+    }
+    Ok(())
+}
+
+/// Packs polynomials modulo `q` (residues, `L * N` each).
+fn pack_polys(params: &HeParams, polys: &[u64], out: &mut Vec<u8>) {
+    let n = params.degree();
+    let l = params.primes().len();
+    for poly in polys.chunks_exact(l * n) {
+        let mut w = BitWriter::new(out);
+        for (i, block) in poly.chunks_exact(n).enumerate() {
+            let bits = params.residue_bits(i);
+            for &x in block {
+                w.put(x as u128, bits);
+            }
+        }
+        w.finish();
+    }
+}
+
+/// Unpacks `count` polynomials with range checks.
+fn unpack_polys(
+    params: &HeParams,
+    data: &[u8],
+    count: usize,
+    what: &'static str,
+) -> Result<Vec<u64>, HeError> {
+    let n = params.degree();
+    let l = params.primes().len();
+    let per = params.poly_bytes();
+    let mut out = Vec::with_capacity(count * l * n);
+    for (k, chunk) in data.chunks_exact(per).enumerate().take(count) {
+        let mut r = BitReader::new(chunk);
+        for (i, &p) in params.primes().iter().enumerate() {
+            let bits = params.residue_bits(i);
+            for j in 0..n {
+                let x = r.get(bits) as u64;
+                if x >= p {
+                    return Err(HeError::CoefficientOutOfRange {
+                        what,
+                        index: (k * l + i) * n + j,
+                        value: x as u128,
+                        modulus: p as u128,
+                    });
+                }
+                out.push(x);
+            }
+        }
+        if !r.padding_is_zero() {
+            return Err(HeError::Malformed {
+                what,
+                detail: format!("non-zero padding in ciphertext {k}"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The client's public key on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyMsg(pub(crate) Vec<u8>);
+
+impl PublicKeyMsg {
+    /// Encodes a public key.
+    pub fn encode(pk: &PublicKey) -> Self {
+        let params = pk.params();
+        let fp = params.fingerprint();
+        let mut v = header(TAG_PK, 1, 5 + 2 + fp.len() + 32 + params.poly_bytes());
+        v.extend_from_slice(&(fp.len() as u16).to_le_bytes());
+        v.extend_from_slice(&fp);
+        v.extend_from_slice(&pk.seed);
+        pack_polys(params, &pk.b_ntt, &mut v);
+        PublicKeyMsg(v)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The exact encoded length for `params`.
+    pub fn expected_len(params: &HeParams) -> usize {
+        5 + 2 + params.fingerprint().len() + 32 + params.poly_bytes()
+    }
+
+    /// Decodes and validates a peer's public key against our parameters.
+    pub fn decode(params: &HeParams, bytes: &[u8]) -> Result<PublicKey, HeError> {
+        let what = "public key";
+        let fp = params.fingerprint();
+        let expected = Self::expected_len(params);
+        if bytes.len() < 7 {
+            return Err(HeError::MessageLength {
+                what,
+                expected,
+                found: bytes.len(),
+            });
+        }
+        if bytes[0] != TAG_PK {
+            return Err(HeError::Malformed {
+                what,
+                detail: format!("tag {:#x}, expected {TAG_PK:#x}", bytes[0]),
+            });
+        }
+        let fp_len = u16::from_le_bytes([bytes[5], bytes[6]]) as usize;
+        if fp_len != fp.len() || bytes.get(7..7 + fp_len) != Some(&fp[..]) {
+            return Err(HeError::ParamMismatch(
+                "the peer's public key is for other parameters".into(),
+            ));
+        }
+        check_header(bytes, what, TAG_PK, 1, expected)?;
+        let off = 7 + fp.len();
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&bytes[off..off + 32]);
+        let b_ntt = unpack_polys(params, &bytes[off + 32..], 1, what)?;
+        Ok(PublicKey {
+            params: params.clone(),
+            seed,
+            b_ntt,
+        })
+    }
+}
+
+/// The client's message for one layer call: its encrypted input share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub(crate) seed: [u8; 32],
+    /// `b` polynomials in evaluation form, `in_cts * L * N` residues.
+    pub(crate) cts: Vec<u64>,
+}
+
+impl Query {
+    /// The exact encoded length for `plan`.
+    pub fn expected_len(plan: &LinearPlan) -> usize {
+        5 + 32 + plan.input_cts() * plan.params().poly_bytes()
+    }
+
+    /// Encodes the query.
+    pub fn to_bytes(&self, plan: &LinearPlan) -> Vec<u8> {
+        let params = plan.params();
+        let count = self.cts.len() / (params.primes().len() * params.degree());
+        let mut v = header(TAG_QUERY, count as u32, Self::expected_len(plan));
+        v.extend_from_slice(&self.seed);
+        pack_polys(params, &self.cts, &mut v);
+        v
+    }
+
+    /// Decodes a peer's query for `plan`, checking its size and every residue.
+    pub fn from_bytes(plan: &LinearPlan, bytes: &[u8]) -> Result<Self, HeError> {
+        let what = "query";
+        check_header(
+            bytes,
+            what,
+            TAG_QUERY,
+            plan.input_cts(),
+            Self::expected_len(plan),
+        )?;
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&bytes[5..37]);
+        let cts = unpack_polys(plan.params(), &bytes[37..], plan.input_cts(), what)?;
+        Ok(Query { seed, cts })
+    }
+}
+
+/// The server's reply for one layer call: compressed, re-randomised, flooded
+/// ciphertexts of the client's output share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Reply {
+    /// Bytes of the `a` part and of the `b` part of reply ciphertext `ct`.
+    pub(crate) fn segment(plan: &LinearPlan, ct: usize) -> (usize, usize) {
+        let p = plan.params();
+        let l = p.ring().bits();
+        (
+            packed_len(p.degree(), l + p.reply_a_extra_bits()),
+            packed_len(plan.out_values(ct), l + p.reply_b_extra_bits()),
+        )
+    }
+
+    /// The exact encoded length for `plan`.
+    pub fn expected_len(plan: &LinearPlan) -> usize {
+        5 + (0..plan.output_cts())
+            .map(|ct| {
+                let (a, b) = Self::segment(plan, ct);
+                a + b
+            })
+            .sum::<usize>()
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Encoded length.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the encoding is empty (never for a valid reply).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Decodes a peer's reply for `plan`, checking its size and padding.
+    pub fn from_bytes(plan: &LinearPlan, bytes: Vec<u8>) -> Result<Self, HeError> {
+        let what = "reply";
+        check_header(
+            &bytes,
+            what,
+            TAG_REPLY,
+            plan.output_cts(),
+            Self::expected_len(plan),
+        )?;
+        // Padding of every part must be zero.
+        let p = plan.params();
+        let (ka, kb) = (
+            p.ring().bits() + p.reply_a_extra_bits(),
+            p.ring().bits() + p.reply_b_extra_bits(),
+        );
+        let mut off = 5;
+        for ct in 0..plan.output_cts() {
+            let (sa, sb) = Self::segment(plan, ct);
+            for (len, count, bits) in [(sa, p.degree(), ka), (sb, plan.out_values(ct), kb)] {
+                let used = count * bits as usize;
+                let pad = len * 8 - used;
+                if pad > 0 && len > 0 && bytes[off + len - 1] >> (8 - pad) != 0 {
+                    return Err(HeError::Malformed {
+                        what,
+                        detail: format!("non-zero padding in ciphertext {ct}"),
+                    });
+                }
+                off += len;
+            }
+        }
+        Ok(Reply { bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn bit_packing_round_trips(vals in proptest::collection::vec(any::<u128>(), 0..50), bits in 1u32..=120) {
+            let mask = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+            let vals: Vec<u128> = vals.into_iter().map(|v| v & mask).collect();
+            let mut buf = Vec::new();
+            let mut w = BitWriter::new(&mut buf);
+            for &v in &vals {
+                w.put(v, bits);
+            }
+            w.finish();
+            prop_assert_eq!(buf.len(), packed_len(vals.len(), bits));
+            let mut r = BitReader::new(&buf);
+            for &v in &vals {
+                prop_assert_eq!(r.get(bits), v);
+            }
+            prop_assert!(r.padding_is_zero());
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Both parties of every linear protocol against the naive plaintext ring
+//! implementation, on random inputs and edge values (I/O-free API, messages
+//! through their byte encodings).
+
+use fusion_core::ring::Ring;
+use fusion_he::{
+    BatchNormShape, Blocking, Conv2dShape, FcShape, HeClient, HeError, HeParams, HeServer,
+    LayerKind, LinearPlan, Padding, PlanOptions, Preset, Query, Reply, ServerLinear, reference,
+};
+use rand::rngs::ChaCha20Rng;
+use rand::{Rng, RngExt, SeedableRng};
+
+fn ring(l: u32) -> Ring {
+    Ring::new(l).expect("valid width")
+}
+
+/// Random ring elements with a few edge values in front.
+fn shares(ring: Ring, len: usize, rng: &mut ChaCha20Rng) -> Vec<u64> {
+    let edges = [
+        0,
+        1,
+        ring.mask(),
+        ring.mask() >> 1,
+        (ring.mask() >> 1) + 1,
+        2,
+        ring.mask() - 1,
+    ];
+    (0..len)
+        .map(|i| {
+            if i < edges.len() {
+                edges[i]
+            } else {
+                ring.random(rng)
+            }
+        })
+        .collect()
+}
+
+/// Weights with signed value in `[-2^bits, 2^bits]`, including both ends.
+fn weights(ring: Ring, len: usize, bits: u32, rng: &mut ChaCha20Rng) -> Vec<u64> {
+    let b = if bits >= 63 { i64::MAX } else { 1i64 << bits };
+    (0..len)
+        .map(|i| match i {
+            0 => ring.from_signed(-b),
+            1 => ring.from_signed(b.min(ring.mask() as i64 >> 1)),
+            2 => 0,
+            _ => {
+                if bits >= 63 {
+                    ring.random(rng)
+                } else {
+                    ring.from_signed(rng.random_range(-b..=b))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Runs client encrypt -> bytes -> server respond -> bytes -> client decrypt and
+/// returns the reconstructed output.
+fn run(
+    params: &HeParams,
+    plan: &LinearPlan,
+    layer: &ServerLinear,
+    x: &[u64],
+    server_holds_share: bool,
+    seed: u64,
+) -> Vec<u64> {
+    let mut crng = ChaCha20Rng::seed_from_u64(seed);
+    let mut srng = ChaCha20Rng::seed_from_u64(seed + 1000);
+    let r = params.ring();
+    let client = HeClient::new(params, &mut crng);
+    let pk_bytes = client.public_key_msg();
+    let pk = fusion_he::PublicKeyMsg::decode(params, pk_bytes.as_bytes()).expect("pk decodes");
+    let server = HeServer::new(&pk);
+    let (xc, xs): (Vec<u64>, Vec<u64>) = if server_holds_share {
+        x.iter().map(|&v| r.share(v, &mut crng)).unzip()
+    } else {
+        (x.to_vec(), vec![0; x.len()])
+    };
+    let q = client.encrypt(plan, &xc, &mut crng).expect("encrypt");
+    let qb = q.to_bytes(plan);
+    assert_eq!(qb.len(), plan.stats().bytes_up - 8);
+    let q = Query::from_bytes(plan, &qb).expect("query decodes");
+    let (reply, ys) = layer
+        .respond(
+            &server,
+            &q,
+            if server_holds_share { Some(&xs) } else { None },
+            &mut srng,
+        )
+        .expect("respond");
+    assert_eq!(reply.len() + 8, plan.stats().bytes_down);
+    let reply = Reply::from_bytes(plan, reply.as_bytes().to_vec()).expect("reply decodes");
+    let yc = client.decrypt(plan, &reply).expect("decrypt");
+    yc.iter()
+        .zip(&ys)
+        .map(|(&a, &b)| r.reconstruct(a, b))
+        .collect()
+}
+
+#[test]
+fn fc_batched_matches_plaintext_ring_exactly() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let shape = FcShape::new(9, 100, 30);
+    let plan = LinearPlan::fc(&params, shape, &PlanOptions::default()).unwrap();
+    let w = weights(r, 100 * 30, 16, &mut rng);
+    let bias = shares(r, 30, &mut rng);
+    let layer = ServerLinear::fc(plan.clone(), &w, Some(&bias)).unwrap();
+    let x = shares(r, 9 * 100, &mut rng);
+    let want = reference::fc(r, &shape, &x, &w, Some(&bias));
+    assert_eq!(run(&params, &plan, &layer, &x, true, 1), want);
+    assert_eq!(run(&params, &plan, &layer, &x, false, 2), want);
+}
+
+#[test]
+fn fc_with_forced_blockings_matches_plaintext() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let shape = FcShape::new(5, 70, 13);
+    let w = weights(r, 70 * 13, 12, &mut rng);
+    let x = shares(r, 5 * 70, &mut rng);
+    let want = reference::fc(r, &shape, &x, &w, None);
+    // Uneven blocks in every dimension, including Cheetah's batch-1 encoding.
+    for blk in [
+        Blocking {
+            images: 2,
+            channels: 16,
+            filters: 3,
+            height: 1,
+            width: 1,
+        },
+        Blocking {
+            images: 1,
+            channels: 70,
+            filters: 13,
+            height: 1,
+            width: 1,
+        },
+        Blocking {
+            images: 5,
+            channels: 1,
+            filters: 1,
+            height: 1,
+            width: 1,
+        },
+        Blocking {
+            images: 3,
+            channels: 33,
+            filters: 40,
+            height: 1,
+            width: 1,
+        },
+    ] {
+        let plan =
+            LinearPlan::with_blocking(&params, LayerKind::Fc(shape), blk, &PlanOptions::default());
+        let Ok(plan) = plan else {
+            // filters beyond the layer are allowed only within N
+            continue;
+        };
+        let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+        assert_eq!(run(&params, &plan, &layer, &x, true, 3), want, "{blk:?}");
+    }
+}
+
+#[test]
+fn conv2d_valid_same_strided_and_tiled_match_plaintext() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let cases = [
+        // MNIST CNN conv1, two images.
+        Conv2dShape::new(2, 1, 28, 28, 4, 5, 1, Padding::Valid),
+        // SAME padding, several channels.
+        Conv2dShape::new(1, 6, 10, 9, 5, 3, 1, Padding::Same),
+        // Stride 2 with SAME and odd sizes.
+        Conv2dShape::new(2, 3, 11, 13, 4, 3, 2, Padding::Same),
+        // Stride 3, explicit asymmetric padding, rectangular kernel.
+        Conv2dShape {
+            batch: 1,
+            in_channels: 2,
+            height: 12,
+            width: 10,
+            out_channels: 3,
+            kernel_h: 4,
+            kernel_w: 2,
+            stride_h: 3,
+            stride_w: 2,
+            padding: Padding::Explicit {
+                top: 1,
+                bottom: 2,
+                left: 0,
+                right: 3,
+            },
+        },
+        // A tensor larger than N: 3 x 40 x 40 = 4800 > 4096 forces tiling.
+        Conv2dShape::new(1, 3, 40, 40, 2, 5, 1, Padding::Valid),
+    ];
+    for (k, shape) in cases.into_iter().enumerate() {
+        let plan = LinearPlan::conv2d(&params, shape, &PlanOptions::default()).unwrap();
+        let w = weights(r, shape.weight_len(), 14, &mut rng);
+        let bias = shares(r, shape.out_channels, &mut rng);
+        let layer = ServerLinear::conv2d(plan.clone(), &w, Some(&bias)).unwrap();
+        let x = shares(r, shape.input_len(), &mut rng);
+        let want = reference::conv2d(r, &shape, &x, &w, Some(&bias));
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 30 + k as u64),
+            want,
+            "case {k}: {shape:?}"
+        );
+    }
+}
+
+#[test]
+fn conv2d_forced_small_tiles_match_plaintext() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let shape = Conv2dShape::new(3, 5, 14, 14, 7, 5, 1, Padding::Same);
+    let w = weights(r, shape.weight_len(), 10, &mut rng);
+    let x = shares(r, shape.input_len(), &mut rng);
+    let want = reference::conv2d(r, &shape, &x, &w, None);
+    for blk in [
+        Blocking {
+            images: 1,
+            channels: 2,
+            filters: 3,
+            height: 7,
+            width: 9,
+        },
+        Blocking {
+            images: 2,
+            channels: 3,
+            filters: 2,
+            height: 18,
+            width: 5,
+        },
+        Blocking {
+            images: 3,
+            channels: 1,
+            filters: 1,
+            height: 6,
+            width: 6,
+        },
+    ] {
+        let plan = LinearPlan::with_blocking(
+            &params,
+            LayerKind::Conv2d(shape),
+            blk,
+            &PlanOptions::default(),
+        )
+        .expect("blocking fits");
+        let layer = ServerLinear::conv2d(plan.clone(), &w, None).unwrap();
+        assert_eq!(run(&params, &plan, &layer, &x, true, 40), want, "{blk:?}");
+    }
+}
+
+#[test]
+fn batch_norm_matches_plaintext() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    for shape in [
+        BatchNormShape::new(3, 16, 5, 5),
+        BatchNormShape::new(2, 3, 40, 40),
+    ] {
+        let plan = LinearPlan::batch_norm(&params, shape, &PlanOptions::default()).unwrap();
+        let scale = weights(r, shape.channels, 16, &mut rng);
+        let shift = shares(r, shape.channels, &mut rng);
+        let layer = ServerLinear::batch_norm(plan.clone(), &scale, Some(&shift)).unwrap();
+        let x = shares(r, shape.len(), &mut rng);
+        let want = reference::batch_norm(r, &shape, &x, &scale, Some(&shift));
+        assert_eq!(run(&params, &plan, &layer, &x, true, 50), want, "{shape:?}");
+    }
+}
+
+#[test]
+fn full_range_weights_need_n8192_and_are_exact_there() {
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let shape = FcShape::new(3, 40, 6);
+    // N = 4096 refuses full-range weights at 40 bits of flooding.
+    let p4 = Preset::N4096.params(ring(37)).unwrap();
+    let plan = LinearPlan::fc(&p4, shape, &PlanOptions::default()).unwrap();
+    let w = weights(p4.ring(), 240, 36, &mut rng);
+    assert!(matches!(
+        ServerLinear::fc(plan, &w, None),
+        Err(HeError::InsufficientFlooding { .. })
+    ));
+    for l in [37, 64] {
+        let params = Preset::N8192.params(ring(l)).unwrap();
+        let r = params.ring();
+        let plan = LinearPlan::fc(&params, shape, &PlanOptions::default()).unwrap();
+        let w = weights(r, 240, l - 1, &mut rng);
+        let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+        let x = shares(r, 3 * 40, &mut rng);
+        let want = reference::fc(r, &shape, &x, &w, None);
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 60 + l as u64),
+            want,
+            "l = {l}"
+        );
+    }
+}
+
+#[test]
+fn conv2d_at_l64_matches_plaintext() {
+    let params = Preset::N8192.params(ring(64)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let shape = Conv2dShape::new(2, 3, 9, 9, 4, 3, 2, Padding::Same);
+    let plan = LinearPlan::conv2d(&params, shape, &PlanOptions::default()).unwrap();
+    let w = weights(r, shape.weight_len(), 63, &mut rng);
+    let layer = ServerLinear::conv2d(plan.clone(), &w, None).unwrap();
+    let x = shares(r, shape.input_len(), &mut rng);
+    assert_eq!(
+        run(&params, &plan, &layer, &x, true, 70),
+        reference::conv2d(r, &shape, &x, &w, None)
+    );
+}
+
+#[test]
+fn small_rings_work_too() {
+    for l in [8u32, 20, 41] {
+        let params = Preset::N4096.params(ring(l)).unwrap();
+        let r = params.ring();
+        let mut rng = ChaCha20Rng::seed_from_u64(l as u64);
+        let shape = FcShape::new(4, 33, 5);
+        let plan = LinearPlan::fc(&params, shape, &PlanOptions::default()).unwrap();
+        let w = weights(r, 33 * 5, (l - 1).min(12), &mut rng);
+        let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+        let x = shares(r, 4 * 33, &mut rng);
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 80),
+            reference::fc(r, &shape, &x, &w, None),
+            "l = {l}"
+        );
+    }
+}
+
+#[test]
+fn misuse_is_reported_not_panicking() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let shape = FcShape::new(2, 10, 3);
+    let plan = LinearPlan::fc(&params, shape, &PlanOptions::default()).unwrap();
+    let client = HeClient::new(&params, &mut rng);
+    assert!(matches!(
+        client.encrypt(&plan, &[0; 19], &mut rng),
+        Err(HeError::InputLength { .. })
+    ));
+    let mut x = vec![0u64; 20];
+    x[3] = 1 << 40;
+    assert!(matches!(
+        client.encrypt(&plan, &x, &mut rng),
+        Err(HeError::NotInRing { index: 3, .. })
+    ));
+    assert!(ServerLinear::fc(plan.clone(), &[0; 29], None).is_err());
+    assert!(ServerLinear::fc(plan.clone(), &[0; 30], Some(&[0; 2])).is_err());
+    let conv = LinearPlan::conv2d(
+        &params,
+        Conv2dShape::new(1, 1, 4, 4, 1, 3, 1, Padding::Valid),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(ServerLinear::fc(conv, &[0; 9], None).is_err());
+    // A plan for other parameters.
+    let other = Preset::N4096.params(ring(38)).unwrap();
+    let plan38 = LinearPlan::fc(&other, shape, &PlanOptions::default()).unwrap();
+    assert!(matches!(
+        client.encrypt(&plan38, &[0; 20], &mut rng),
+        Err(HeError::ParamMismatch(_))
+    ));
+    let _ = r;
+    let _: u64 = rng.next_u64();
+}
+
+#[test]
+fn malformed_peer_messages_get_specific_errors() {
+    let params = Preset::N4096.params(ring(37)).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let shape = FcShape::new(3, 20, 5);
+    let plan = LinearPlan::fc(&params, shape, &PlanOptions::default()).unwrap();
+    let client = HeClient::new(&params, &mut rng);
+    let server = HeServer::new(client.public_key());
+    let layer = ServerLinear::fc(plan.clone(), &[3; 100], None).unwrap();
+    let good = client
+        .encrypt(&plan, &[1; 60], &mut rng)
+        .unwrap()
+        .to_bytes(&plan);
+
+    // Query: length, tag, count, residue range.
+    assert!(matches!(
+        Query::from_bytes(&plan, &good[..good.len() - 1]),
+        Err(HeError::MessageLength { .. })
+    ));
+    assert!(matches!(
+        Query::from_bytes(&plan, &[]),
+        Err(HeError::MessageLength { .. })
+    ));
+    let mut bad = good.clone();
+    bad[0] = 0x52;
+    assert!(matches!(
+        Query::from_bytes(&plan, &bad),
+        Err(HeError::Malformed { .. })
+    ));
+    let mut bad = good.clone();
+    bad[1] ^= 1;
+    assert!(matches!(
+        Query::from_bytes(&plan, &bad),
+        Err(HeError::Malformed { .. })
+    ));
+    let mut bad = good.clone();
+    for b in &mut bad[37..42] {
+        *b = 0xff; // first residue = 2^37 - 1 >= p_0
+    }
+    assert!(matches!(
+        Query::from_bytes(&plan, &bad),
+        Err(HeError::CoefficientOutOfRange { index: 0, .. })
+    ));
+
+    // Reply: length, tag, padding.
+    let q = Query::from_bytes(&plan, &good).unwrap();
+    let (reply, _) = layer.respond(&server, &q, None, &mut rng).unwrap();
+    let bytes = reply.as_bytes().to_vec();
+    assert!(matches!(
+        Reply::from_bytes(&plan, bytes[..bytes.len() - 1].to_vec()),
+        Err(HeError::MessageLength { .. })
+    ));
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert!(matches!(
+        Reply::from_bytes(&plan, extra),
+        Err(HeError::MessageLength { .. })
+    ));
+    let mut bad = bytes.clone();
+    bad[0] = 0x51;
+    assert!(matches!(
+        Reply::from_bytes(&plan, bad),
+        Err(HeError::Malformed { .. })
+    ));
+    // 15 results of 41 bits leave 1 padding bit in the last byte.
+    assert_eq!(plan.stats().outputs, 15);
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] |= 0x80;
+    assert!(matches!(
+        Reply::from_bytes(&plan, bad),
+        Err(HeError::Malformed { .. })
+    ));
+    assert!(Reply::from_bytes(&plan, bytes).is_ok());
+
+    // Public key: other parameters, truncation, range.
+    let pk = client.public_key_msg();
+    let other = Preset::N4096.params(ring(41)).unwrap();
+    assert!(matches!(
+        fusion_he::PublicKeyMsg::decode(&other, pk.as_bytes()),
+        Err(HeError::ParamMismatch(_))
+    ));
+    let b = pk.as_bytes();
+    assert!(matches!(
+        fusion_he::PublicKeyMsg::decode(&params, &b[..b.len() - 3]),
+        Err(HeError::MessageLength { .. })
+    ));
+    assert!(matches!(
+        fusion_he::PublicKeyMsg::decode(&params, &b[..3]),
+        Err(HeError::MessageLength { .. })
+    ));
+    let mut bad = b.to_vec();
+    let off = fusion_he::PublicKeyMsg::expected_len(&params) - params.poly_bytes();
+    for x in &mut bad[off..off + 5] {
+        *x = 0xff;
+    }
+    assert!(matches!(
+        fusion_he::PublicKeyMsg::decode(&params, &bad),
+        Err(HeError::CoefficientOutOfRange { .. })
+    ));
+}
