@@ -1,7 +1,139 @@
 //! # fusion-ot: OT-based non-linear layers for Fusion's semi-honest engine
 //!
-//! Millionaires' comparison, DReLU, ReLU, truncation, max pool and products on
-//! additive shares in `Z_{2^l}` (CrypTFlow2, ePrint 2020/1002; Cheetah, ePrint
-//! 2022/207), on top of CryProt's silent OT with IKNP as an alternative flavour.
+//! Millionaires' comparison, DReLU, ReLU, truncation, max and average pooling,
+//! products and squares on additive shares in `Z_{2^l}`
+//! ([`fusion_core::ring::Ring`], `1 < l <= 64`), after CrypTFlow2 (Rathee et
+//! al., CCS 2020, ePrint 2020/1002) and Cheetah (Huang et al., USENIX
+//! Security 2022, ePrint 2022/207), on CryProt's random OT.
 //!
-//! Work in progress: see issue 5.
+//! ## Use
+//!
+//! Each party creates one [`OtEngine`] per session over a dedicated
+//! connection and then calls the same methods in the same order with its own
+//! shares:
+//!
+//! ```no_run
+//! # async fn demo(conn: cryprot_net::Connection) -> fusion_ot::Result<()> {
+//! use fusion_core::ring::Ring;
+//! use fusion_ot::{OtEngine, Role, Silent};
+//! use rand::{SeedableRng, rngs::ChaCha20Rng};
+//!
+//! let ring = Ring::new(37).expect("37 bits");
+//! let mut rng = ChaCha20Rng::seed_from_u64(1); // use SysRng-seeded RNGs in production
+//! let mut ot = OtEngine::<Silent>::setup(conn, Role::Server, ring, &mut rng).await?;
+//! let x_share: Vec<u64> = vec![0; 1024];
+//! let y = ot.relu_truncate(&x_share, 12).await?; // shares of ReLU(x) >> 12
+//! # let _ = y; Ok(()) }
+//! ```
+//!
+//! ## Building blocks
+//!
+//! Everything consumes one resource, random OT with random choice bits
+//! (ROT), generated in bulk in both directions ([`flavour`]): each party is
+//! sender of one OT instance and receiver of another, on separate
+//! sub-connections, set up once per session.
+//!
+//! | block | file | flights | ROTs | bits on the wire |
+//! |---|---|---|---|---|
+//! | chosen-message 1-of-2 OT | [`one_of_n`] (`m = 1`) | 2 | 1 | `1 + 2t` |
+//! | 1-of-`2^m` OT of `t`-bit messages | [`one_of_n`] | 2 | `m` | `m + 2^m·t` |
+//! | arithmetic COT over `Z_{2^k}` | [`acot`] | 1 (random choice) or 2 | 1 | `k` (`+1`) |
+//! | AND of shared bits | [`and`], [`triples`] | 1 | 2 | 4 |
+//! | multiplexer `b·x` | [`mux`] | 1 | 2 | `2l + 2` |
+//! | B2A | [`b2a`] | 1 | 1 | `l + 2` |
+//!
+//! ## Protocols
+//!
+//! [`millionaires`], [`drelu`], [`relu`], [`truncate`] (one-bit error, one
+//! flight), [`truncate_exact`] (exact), [`relu_truncate`] (fused, no range
+//! assumption), [`maxpool`], [`avgpool`], [`mul`], [`square`]. Each module
+//! states what it computes, its source, its error and range assumptions, what
+//! each party learns and its cost. Batches are processed in the same flights
+//! (up to [`OtConfig::chunk`] elements per run), and message computation runs
+//! on the rayon pool (`cryprot_core::tokio_rayon::spawn_compute`), off the
+//! async runtime.
+//!
+//! ### Truncation error statement
+//!
+//! - [`OtEngine::truncate`]: for `-2^{l-2} <= x < 2^{l-2}`, the output is
+//!   `⌊x/2^f⌋` or `⌊x/2^f⌋ - 1` (floor = arithmetic shift right).
+//! - [`OtEngine::truncate_nonneg`]: same for `0 <= x < 2^{l-1}`.
+//! - [`OtEngine::relu_truncate`]: for every `x`, `0` if `x < 0`, else `⌊x/2^f⌋`
+//!   or `⌊x/2^f⌋ - 1`.
+//! - [`OtEngine::truncate_exact`]: exactly `⌊x/2^f⌋` for every `x`.
+//!
+//! ## Deployment notes
+//!
+//! - **Threads.** CryProt's OT receivers (and IKNP senders) block a rayon
+//!   worker while waiting for the network. With the default sequential OT
+//!   generation each party needs one rayon thread (two when both parties run in
+//!   one process, as in the tests); [`OtConfig::parallel_ot`] needs twice that.
+//! - **QUIC flow control.** With s2n-quic's defaults a single stream may hold
+//!   the whole connection-level window, so two protocols on different streams
+//!   whose phases overlap can deadlock. The engine keeps its protocol streams
+//!   for the whole session and fences OT generation with one-byte barrier
+//!   flights; [`OtEngine::fence`] lets the caller do the same before switching
+//!   to another protocol (e.g. HE) on the same connection.
+//! - **Speed.** CryProt's silent-OT encoder has an SSE4.1 fast path that is
+//!   only compiled in with `-C target-feature=+sse4.1` (or
+//!   `-C target-cpu=native`).
+//!
+//! ## Security notes
+//!
+//! - **Semi-honest** security only, for both flavours. A malicious peer can
+//!   make outputs wrong (Fusion's mix-and-check catches a malicious server's
+//!   wrong outputs at the application level) and may learn more than its
+//!   output share.
+//! - **What leaks:** nothing beyond each party's output share, in the
+//!   semi-honest model; the sizes, public parameters (ring, shift, window
+//!   shapes, block size) and the sequence of operations are public. Every
+//!   opened value is one-time padded by OT-derived randomness.
+//! - **No secret-dependent branching or indexing** in OT selections: choice
+//!   bits select via `subtle` (`ConditionallySelectable`) or masks; the
+//!   millionaires' sender builds its tables from shifts of its secret block and
+//!   the receiver extracts its slot with a shift (constant-time on x86-64 and
+//!   AArch64). Branches in the code depend on public data only (opened values,
+//!   roles, sizes).
+//! - **Randomness is explicit:** all protocol randomness comes from a
+//!   ChaCha20 stream seeded from the RNG passed to [`OtEngine::setup`]; IKNP
+//!   is seeded from it too. CryProt's silent OT draws its internal randomness
+//!   from the operating system (`rand::make_rng`) and cannot be seeded.
+//! - **Peer data** is read with lengths computed from public parameters only
+//!   and checked; every call starts with a header exchange that detects a peer
+//!   running a different operation ([`Error::PeerMismatch`]).
+//! - ROT keys are wiped from memory when dropped (`zeroize`).
+
+// Protocol code walks several parallel arrays (shares, keys, choices) by index.
+#![allow(clippy::needless_range_loop)]
+
+pub mod acot;
+pub mod and;
+pub mod avgpool;
+pub mod b2a;
+mod bits;
+mod channel;
+mod ctx;
+pub mod drelu;
+mod engine;
+mod error;
+pub mod flavour;
+pub mod maxpool;
+pub mod millionaires;
+pub mod mul;
+pub mod mux;
+pub mod one_of_n;
+mod pool;
+pub mod relu;
+pub mod relu_truncate;
+pub mod square;
+#[cfg(test)]
+mod testutil;
+pub mod triples;
+pub mod truncate;
+pub mod truncate_exact;
+
+pub use bits::Bits;
+pub use ctx::Role;
+pub use engine::{OtConfig, OtEngine, Stats};
+pub use error::{Error, Result};
+pub use flavour::{Iknp, OtFlavour, Silent};
