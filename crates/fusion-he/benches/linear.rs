@@ -6,6 +6,14 @@
 //!
 //! `cargo bench -p fusion-he --bench linear` (convolutions at batch 1;
 //! `FUSION_HE_CONV_BATCH=128` for batch 128)
+//!
+//! The `packing/*` groups compare response packing ([`fusion_he::pack`]) on the
+//! `mlp-mnist` and `cnn-mnist` layers at `l = 37`: FC 784 -> 128, 128 -> 128 and
+//! 128 -> 10 at batch 128, and the MNIST CNN's two convolutions at batch 16, each
+//! `plain` (packing off, the default time objective) and `packed` (packing on,
+//! `PlanOptions::minimise_bytes`), end to end over a local QUIC connection. Bytes per
+//! direction and the one-off Galois-key setup bytes are printed.
+//! `cargo bench -p fusion-he --bench linear -- packing` runs only these.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +21,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusion_core::ring::Ring;
 use fusion_he::{
-    Conv2dShape, FcShape, HeClient, HeServer, LinearPlan, Padding, PlanOptions, Preset, Query,
-    Reply, ServerLinear, client_layer, client_setup, server_layer, server_setup,
+    Conv2dShape, DEFAULT_PACKING_LEVELS, FcShape, GaloisKeyMsg, HeClient, HeParams, HeServer,
+    LayerKind, LinearPlan, Padding, PlanOptions, Preset, PublicKeyMsg, Query, Reply, ServerLinear,
+    client_layer, client_setup, server_layer, server_setup,
 };
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
@@ -195,6 +204,148 @@ fn end_to_end(c: &mut Criterion, cases: Vec<Case>) {
     }
 }
 
+/// `plain` and `packed` end to end over local QUIC for the `mlp-mnist` and
+/// `cnn-mnist` layers (see the module docs).
+fn packing(c: &mut Criterion) {
+    let ring = Ring::new(37).expect("ring");
+    let plain = Preset::N4096.params(ring).expect("params");
+    let packed = Preset::N4096
+        .builder(ring)
+        .reply_packing(DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params");
+    println!(
+        "[setup] public key {} B; Galois keys {} B with packing ({} levels x {} digits), 0 B without",
+        PublicKeyMsg::expected_len(&packed),
+        GaloisKeyMsg::expected_len(&packed),
+        packed.reply_packing_levels(),
+        packed.key_switch_digits(),
+    );
+    let layers: [(&str, LayerKind); 5] = [
+        ("fc784x128_b128", LayerKind::Fc(FcShape::new(128, 784, 128))),
+        ("fc128x128_b128", LayerKind::Fc(FcShape::new(128, 128, 128))),
+        ("fc128x10_b128", LayerKind::Fc(FcShape::new(128, 128, 10))),
+        (
+            "mnist_conv1_b16",
+            LayerKind::Conv2d(Conv2dShape::new(16, 1, 28, 28, 16, 5, 1, Padding::Valid)),
+        ),
+        (
+            "mnist_conv2_b16",
+            LayerKind::Conv2d(Conv2dShape::new(16, 16, 12, 12, 16, 5, 1, Padding::Valid)),
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let configs: [(&str, &HeParams, PlanOptions); 2] = [
+        ("plain", &plain, PlanOptions::default()),
+        ("packed", &packed, PlanOptions::minimise_bytes()),
+    ];
+    for (cname, params, opts) in configs {
+        let (mut sconn, mut cconn) = rt
+            .block_on(cryprot_net::testing::local_conn())
+            .expect("local connection");
+        let ((client, mut cch), (server, mut sch)) = rt.block_on(async {
+            let mut crng = ChaCha20Rng::seed_from_u64(2);
+            let (c, s) = tokio::join!(
+                client_setup(&mut cconn, params, &mut crng),
+                server_setup(&mut sconn, params)
+            );
+            (c.expect("client setup"), s.expect("server setup"))
+        });
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for (name, kind) in layers {
+            let plan = Arc::new(LinearPlan::new(params, kind, &opts).expect("plan"));
+            let wlen = match kind {
+                LayerKind::Fc(s) => s.in_features * s.out_features,
+                LayerKind::Conv2d(s) => s.weight_len(),
+                LayerKind::BatchNorm(s) => s.channels,
+            };
+            let w: Vec<u64> = (0..wlen)
+                .map(|_| ring.from_signed(rng.random_range(-4096i64..=4096)))
+                .collect();
+            let layer = Arc::new(
+                match kind {
+                    LayerKind::Fc(_) => ServerLinear::fc((*plan).clone(), &w, None),
+                    LayerKind::Conv2d(_) => ServerLinear::conv2d((*plan).clone(), &w, None),
+                    LayerKind::BatchNorm(_) => ServerLinear::batch_norm((*plan).clone(), &w, None),
+                }
+                .expect("layer"),
+            );
+            let s = plan.stats();
+            println!(
+                "[bytes] packing/{name}/{cname}: client->server {} B ({} cts), server->client {} B ({} cts{}); \
+                 blocking {:?}, kernels cached {}",
+                s.bytes_up,
+                s.input_cts,
+                s.bytes_down,
+                s.output_cts,
+                plan.packing().map_or(String::new(), |p| format!(
+                    " packed from {}, {} key switches",
+                    plan.result_cts(),
+                    p.key_switches
+                )),
+                plan.blocking(),
+                s.weights_cached,
+            );
+            let xc: Vec<u64> = (0..plan.input_len())
+                .map(|_| ring.random(&mut rng))
+                .collect();
+            let xs: Vec<u64> = (0..plan.input_len())
+                .map(|_| ring.random(&mut rng))
+                .collect();
+            let mut g = c.benchmark_group(format!("packing/{name}"));
+            g.sample_size(10).measurement_time(Duration::from_secs(6));
+            g.bench_function(format!("{cname}_end_to_end_local_quic"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut crng = ChaCha20Rng::seed_from_u64(4);
+                        let mut srng = ChaCha20Rng::seed_from_u64(5);
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let (cres, sres) = tokio::join!(
+                                client_layer(&mut cch, &client, &plan, xc.clone(), &mut crng),
+                                server_layer(
+                                    &mut sch,
+                                    &server,
+                                    &layer,
+                                    Some(xs.clone()),
+                                    &mut srng
+                                )
+                            );
+                            let ((_, t), _) = (cres.expect("client"), sres.expect("server"));
+                            assert_eq!(t.client_to_server, plan.stats().bytes_up);
+                            assert_eq!(t.server_to_client, plan.stats().bytes_down);
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+            g.bench_function(format!("{cname}_server_respond"), |b| {
+                let mut crng = ChaCha20Rng::seed_from_u64(6);
+                let local = HeClient::new(params, &mut crng);
+                let srv = if params.reply_packing_levels() > 0 {
+                    HeServer::with_galois_keys(
+                        local.public_key(),
+                        &local.galois_keys(&mut crng).expect("keys"),
+                    )
+                    .expect("server")
+                } else {
+                    HeServer::new(local.public_key())
+                };
+                let q = local.encrypt(&plan, &xc, &mut crng).expect("encrypt");
+                b.iter(|| {
+                    layer
+                        .respond(&srv, &q, Some(&xs), &mut crng)
+                        .expect("respond")
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let batch = std::env::var("FUSION_HE_CONV_BATCH")
         .ok()
@@ -209,5 +360,5 @@ fn benches(c: &mut Criterion) {
     end_to_end(c, cs);
 }
 
-criterion_group!(linear, benches);
+criterion_group!(linear, benches, packing);
 criterion_main!(linear);

@@ -69,6 +69,52 @@ pub(crate) fn inv_2adic(a: u64) -> u128 {
     x
 }
 
+/// `a = a + b mod q` elementwise (`a, b < q < 2^63`), vectorised for the CPU at
+/// hand (runtime dispatch through `pulp`).
+pub(crate) fn add_mod_slice(a: &mut [u64], b: &[u64], q: u64) {
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (x, &y) in a.iter_mut().zip(b) {
+                let v = *x + y;
+                *x = v.min(v.wrapping_sub(q));
+            }
+        },
+    )
+}
+
+/// `a = a - b mod q` elementwise (`a, b < q < 2^63`), vectorised.
+pub(crate) fn sub_mod_slice(a: &mut [u64], b: &[u64], q: u64) {
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (x, &y) in a.iter_mut().zip(b) {
+                let d = x.wrapping_sub(y);
+                *x = d.min(d.wrapping_add(q));
+            }
+        },
+    )
+}
+
+/// The centred residues `c` or `c - p` (`c < p`, `c > p/2` negative) of `src`,
+/// reduced modulo `q` into `dst`; needs `p < 4q` (vectorised).
+pub(crate) fn centred_mod_slice(dst: &mut [u64], src: &[u64], p: u64, q: u64) {
+    debug_assert!(p < 4 * q && q < 1 << 60);
+    let half = p / 2;
+    let shift = 4 * q - p;
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for (o, &c) in dst.iter_mut().zip(src) {
+                // c (< 2q) or c + 4q - p (< 4q), then conditional subtractions of 2q and q.
+                let v = if c <= half { c } else { c + shift };
+                let v = v.min(v.wrapping_sub(2 * q));
+                *o = v.min(v.wrapping_sub(q));
+            }
+        },
+    )
+}
+
 /// `2^k - 1` as a `u128` mask, `k <= 128`.
 #[inline]
 pub(crate) const fn mask128(k: u32) -> u128 {
@@ -249,6 +295,47 @@ impl Garner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slice_helpers_match_scalar_arithmetic() {
+        let (p, q) = (P[0], P[1]);
+        let a: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % q)
+            .collect();
+        let b: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x2545_f491_4f6c_dd1d) % q)
+            .collect();
+        let mut s = a.clone();
+        add_mod_slice(&mut s, &b, q);
+        let mut d = a.clone();
+        sub_mod_slice(&mut d, &b, q);
+        for i in 0..a.len() {
+            assert_eq!(s[i], (a[i] + b[i]) % q);
+            assert_eq!(d[i], (a[i] + q - b[i]) % q);
+        }
+        let c: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % p)
+            .chain([0, p / 2, p / 2 + 1, p - 1])
+            .collect();
+        // Digits of a 37-bit prime modulo a 36-bit one and the other way round.
+        for (p, q) in [(p, q), (q, p), (P[2], P[1])] {
+            let mut o = vec![0u64; c.len()];
+            let c: Vec<u64> = c.iter().map(|&x| x % p).collect();
+            centred_mod_slice(&mut o, &c, p, q);
+            for (i, &x) in c.iter().enumerate() {
+                let centred = if x <= p / 2 {
+                    x as i128
+                } else {
+                    x as i128 - p as i128
+                };
+                assert_eq!(
+                    o[i] as i128,
+                    centred.rem_euclid(q as i128),
+                    "p {p} q {q} x {x}"
+                );
+            }
+        }
+    }
 
     const P: [u64; 3] = [137438822401, 68719230977, 68719403009];
 

@@ -72,6 +72,11 @@ impl SecretKey {
         &self.params
     }
 
+    /// The coefficients of `s` in `{-1, 0, 1}`.
+    pub(crate) fn coeffs(&self) -> &[i64] {
+        &self.s
+    }
+
     pub(crate) fn neg_s_ntt(&self) -> &[u64] {
         &self.neg_s_ntt
     }

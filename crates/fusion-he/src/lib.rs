@@ -14,6 +14,7 @@
 //!
 //! The pieces: [`params`] (presets with their security source, validating builder),
 //! [`keys`] (ternary secret key, zeroized; public key for re-randomisation),
+//! [`galois`] and [`pack`] (automorphisms, key switching and response packing),
 //! [`plan`] (the encoding and the planner), [`linear`] (the protocol:
 //! [`HeClient::encrypt`] → [`ServerLinear::respond`] → [`HeClient::decrypt`], I/O-free),
 //! [`wire`] (messages, bounded decoding), [`noise`] (the noise bound, flooding and
@@ -33,6 +34,40 @@
 //! then modulus switching, which also compresses the reply ([`noise`] has the
 //! argument, the bounds and the margins). Both parties derive the same
 //! [`LinearPlan`] from public data.
+//!
+//! # Response packing (opt-in)
+//!
+//! A reply ciphertext costs a whole `a` polynomial but often carries few results
+//! (batched fully connected layers: `N / stride` per ciphertext). With
+//! [`ParamsBuilder::reply_packing`] the server merges up to `2^levels` reply
+//! ciphertexts into one with Galois automorphisms and key switching
+//! (BumbleBee-style interleaving of PackLWEs; [`pack`], [`galois`]) before flooding,
+//! modulus switching and sending; the client sends [`GaloisKeyMsg`] once at setup
+//! ([`HeParams::galois_key_bytes`]: 1.17 MB at `N = 4096` with
+//! [`DEFAULT_PACKING_LEVELS`]). [`PlanOptions::minimise_bytes`] then plans for the
+//! fewest bytes: fewer upload ciphertexts, many cheap reply ciphertexts. The
+//! default ([`Preset::params`], [`PlanOptions::default`]) is unchanged.
+//!
+//! ```no_run
+//! # use fusion_core::ring::Ring;
+//! # use fusion_he::*;
+//! # use rand::{SeedableRng, rngs::ChaCha20Rng};
+//! # fn main() -> Result<(), HeError> {
+//! let params = Preset::N4096
+//!     .builder(Ring::new(37).expect("l"))
+//!     .reply_packing(DEFAULT_PACKING_LEVELS)
+//!     .build()?;
+//! let plan = LinearPlan::fc(&params, FcShape::new(128, 784, 128), &PlanOptions::minimise_bytes())?;
+//! assert!(plan.packing().is_some());
+//! let mut rng = ChaCha20Rng::seed_from_u64(1);
+//! let client = HeClient::new(&params, &mut rng);
+//! let keys = GaloisKeyMsg::decode(&params, client.galois_key_msg(&mut rng)?.as_bytes())?;
+//! let server = HeServer::with_galois_keys(client.public_key(), &keys)?; // setup
+//! # let _ = server; Ok(()) }
+//! ```
+//!
+//! Over a connection, [`client_setup`] and [`server_setup`] exchange the Galois keys
+//! by themselves when the parameters enable packing.
 //!
 //! ```no_run
 //! use fusion_core::ring::Ring;
@@ -60,10 +95,12 @@ pub mod batchnorm;
 pub mod conv2d;
 mod error;
 pub mod fc;
+pub mod galois;
 pub mod keys;
 pub mod linear;
 pub mod net;
 pub mod noise;
+pub mod pack;
 pub mod params;
 pub mod plan;
 mod poly;
@@ -75,10 +112,12 @@ pub use batchnorm::BatchNormShape;
 pub use conv2d::{Conv2dShape, Padding};
 pub use error::HeError;
 pub use fc::FcShape;
+pub use galois::GaloisKeys;
 pub use keys::{PublicKey, SecretKey};
 pub use linear::{HeClient, HeServer, ServerLinear};
 pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
 pub use noise::NoiseAnalysis;
-pub use params::{CBD_ETA, HeParams, ParamsBuilder, Preset, SecurityLevel};
+pub use pack::ReplyPacking;
+pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
 pub use plan::{Blocking, Geometry, LayerKind, LinearPlan, PlanOptions, PlanStats};
-pub use wire::{PublicKeyMsg, Query, Reply};
+pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

@@ -24,7 +24,7 @@
 //! [`crate::noise`] for the re-randomisation and flooding argument and its
 //! statistical parameter. Plan, shapes and sizes are public.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
@@ -32,12 +32,13 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::HeError;
+use crate::galois::{GaloisKeys, PreparedGaloisKeys};
 use crate::keys::{PreparedPk, PublicKey, SecretKey};
 use crate::noise;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
 use crate::poly;
-use crate::wire::{BitReader, BitWriter, PublicKeyMsg, Query, Reply, TAG_REPLY};
+use crate::wire::{BitReader, BitWriter, GaloisKeyMsg, PublicKeyMsg, Query, Reply, TAG_REPLY};
 
 /// Writes the residues of `round_random(q m_j / t) (+ e_j)` for the `N` plaintext
 /// coefficients `msg` into `out` (coefficient form, `L * N`). The rounding is
@@ -106,12 +107,13 @@ fn check_ring(
 }
 
 /// A reply ciphertext recorded before flooding and modulus switching: its `a`
-/// polynomial and, per result, the output index and the residues of `b`.
+/// polynomial and, per result, the output index, its coefficient and the
+/// residues of `b` there.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct ProbeCt {
     pub(crate) a: Vec<u64>,
-    pub(crate) outputs: Vec<(usize, Vec<u64>)>,
+    pub(crate) outputs: Vec<(usize, usize, Vec<u64>)>,
 }
 
 /// One packed reply ciphertext and the masks `(output index, r)` it subtracted.
@@ -171,6 +173,29 @@ impl HeClient {
     /// The public key message.
     pub fn public_key_msg(&self) -> PublicKeyMsg {
         PublicKeyMsg::encode(&self.pk)
+    }
+
+    /// Fresh Galois keys for response packing, to send to the server once at setup
+    /// ([`GaloisKeyMsg`], [`HeParams::galois_key_bytes`] bytes). Errors if the
+    /// parameters do not enable packing.
+    pub fn galois_keys<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<GaloisKeys, HeError> {
+        if self.params.reply_packing_levels() == 0 {
+            return Err(HeError::InvalidParams(
+                "response packing is off in these parameters: no Galois keys".into(),
+            ));
+        }
+        Ok(GaloisKeys::generate(&self.sk, rng))
+    }
+
+    /// [`HeClient::galois_keys`], encoded.
+    pub fn galois_key_msg<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<GaloisKeyMsg, HeError> {
+        Ok(GaloisKeyMsg::encode(&self.galois_keys(rng)?))
     }
 
     /// Step 1: encrypts the client's share `x_client` (the layer's input tensor,
@@ -305,9 +330,9 @@ impl HeClient {
         }
         let mask_ka = crate::arith::mask128(ka);
         let mut rb = BitReader::new(&seg[sa..]);
-        let mut out = Vec::with_capacity(plan.out_values(ct));
+        let mut out = Vec::with_capacity(plan.reply_values(ct));
         let mut res = [0u64; 3];
-        plan.for_each_output(ct, |coef, idx| {
+        plan.for_each_reply_value(ct, |coef, idx| {
             let bv = rb.get(kb);
             for i in 0..dec {
                 res[i] = buf[i * n + coef];
@@ -326,20 +351,49 @@ impl HeClient {
     }
 }
 
-/// The server's session state: the client's public key, prepared.
+/// The server's session state: the client's public key, prepared, and (with
+/// response packing) its Galois keys.
 #[derive(Debug, Clone)]
 pub struct HeServer {
     params: HeParams,
     pk: PreparedPk,
+    galois: Option<Arc<PreparedGaloisKeys>>,
 }
 
 impl HeServer {
     /// Prepares the client's public key (decoded with [`PublicKeyMsg::decode`]).
+    /// Without Galois keys the server cannot answer plans that pack their replies.
     pub fn new(pk: &PublicKey) -> Self {
         HeServer {
             params: pk.params().clone(),
             pk: PreparedPk::new(pk),
+            galois: None,
         }
+    }
+
+    /// Prepares the client's public key and Galois keys (decoded with
+    /// [`crate::GaloisKeyMsg::decode`]) for response packing.
+    pub fn with_galois_keys(pk: &PublicKey, gk: &GaloisKeys) -> Result<Self, HeError> {
+        if pk.params() != gk.params() {
+            return Err(HeError::ParamMismatch(
+                "public key and Galois keys use different parameters".into(),
+            ));
+        }
+        if gk.params().reply_packing_levels() == 0 {
+            return Err(HeError::ParamMismatch(
+                "Galois keys for parameters without response packing".into(),
+            ));
+        }
+        let mut server = HeServer::new(pk);
+        // Builds the automorphism tables once per parameter set.
+        let _ = gk.params().pack_tables();
+        server.galois = Some(Arc::new(PreparedGaloisKeys::new(gk)));
+        Ok(server)
+    }
+
+    /// Whether the server holds the client's Galois keys (response packing).
+    pub fn has_galois_keys(&self) -> bool {
+        self.galois.is_some()
     }
 
     /// The parameters.
@@ -361,8 +415,11 @@ pub struct ServerLinear {
     weight_bits: u32,
     flood_security: f64,
     two_beta: Vec<u64>,
-    /// Accumulator memory kept between calls (avoids page faults on every call).
-    scratch: Mutex<Vec<u64>>,
+    /// Accumulator and (packing) leaf memory kept between calls (avoids page
+    /// faults on every call).
+    scratch: Mutex<(Vec<u64>, Vec<u64>)>,
+    /// Packing only: the leaves' pre-scaling per group depth ([`crate::pack`]).
+    pack_scales: Vec<(u32, Vec<u64>)>,
 }
 
 impl ServerLinear {
@@ -400,8 +457,26 @@ impl ServerLinear {
             weight_bits,
             flood_security,
             two_beta,
-            scratch: Mutex::new(Vec::new()),
+            scratch: Mutex::new((Vec::new(), Vec::new())),
+            pack_scales: Vec::new(),
         };
+        if let Some(pk) = layer.plan.packing {
+            let params = &layer.plan.params;
+            let tables = params.pack_tables();
+            let leaves = layer.plan.counts.out_cts;
+            let mut depths: Vec<u32> = (0..pk.reply_cts)
+                .map(|r| crate::pack::group_depth(pk.leaves_of(r, leaves).1))
+                .collect();
+            depths.sort_unstable();
+            depths.dedup();
+            layer.pack_scales = depths
+                .into_iter()
+                .map(|d| {
+                    let c = crate::galois::inv_pow2(params, d);
+                    (d, tables.scaled_monomial(params, -(pk.offset as i64), &c))
+                })
+                .collect();
+        }
         if layer.plan.stats().weights_cached {
             let c = &layer.plan.counts;
             let cache: Vec<Option<Vec<u64>>> = (0..c.mblk * c.cblk)
@@ -519,6 +594,12 @@ impl ServerLinear {
         if let Some(x) = x_server {
             check_ring(params, x, plan.input_len(), "server share")?;
         }
+        if plan.packing.is_some() && server.galois.is_none() {
+            return Err(HeError::ParamMismatch(
+                "the plan packs its replies but the server has no Galois keys from the client"
+                    .into(),
+            ));
+        }
         let mut enc_seed = [0u8; 32];
         rng.fill_bytes(&mut enc_seed);
         let mut out_seed = [0u8; 32];
@@ -549,132 +630,151 @@ impl ServerLinear {
             .for_each(|(ct, a)| poly::expand_uniform(params, &query.seed, ct as u64, a));
 
         let c = plan.counts;
-        let nprimes = params.primes().len();
-        // Output ciphertexts are processed in groups of filter blocks whose
-        // accumulators (and, without the cache, kernel polynomials) take at most
-        // GROUP_BYTES; inside a group the pointwise products run over chunks of CHUNK
-        // coefficients of one prime, in parallel, so that every input, kernel and
-        // accumulator chunk is read from memory once per group.
-        let acc_per_mblk = c.nblk * c.n_th * c.n_tw * 2 * stride * 8;
-        let kern_per_mblk = if self.cache.is_some() {
-            0
-        } else {
-            c.cblk * stride * 8
-        };
-        let group = (GROUP_BYTES / acc_per_mblk.max(1))
-            .min(GROUP_BYTES / kern_per_mblk.max(1))
-            .clamp(1, c.mblk);
-        let chunks_per_prime = n / CHUNK;
-        let mut parts: Vec<Option<ReplyPart>> = (0..c.out_cts).map(|_| None).collect();
-        let cached = self.cache.is_some();
-        let mut kbuf = if cached {
-            Vec::new()
-        } else {
-            vec![0u64; group * c.cblk * stride]
-        };
-        let mut kpresent = vec![false; if cached { 0 } else { group * c.cblk }];
-        let mut accs: Vec<u64> = self
+        let mut parts: Vec<Option<ReplyPart>> = (0..plan.output_cts()).map(|_| None).collect();
+        let mut kernels = KernelBuf::new(self);
+        let (mut accs, mut leafbuf): (Vec<u64>, Vec<u64>) = self
             .scratch
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
-        for m0 in (0..c.mblk).step_by(group) {
-            let m1 = (m0 + group).min(c.mblk);
-            if !cached {
-                let used = (m1 - m0) * c.cblk;
-                kbuf[..used * stride]
-                    .par_chunks_mut(stride)
-                    .zip(kpresent[..used].par_iter_mut())
-                    .enumerate()
-                    .for_each_init(
-                        || vec![0u64; n],
-                        |coeffs, (k, (buf, present))| {
-                            *present =
-                                self.kernel_poly_into(m0 + k / c.cblk, k % c.cblk, coeffs, buf);
+        let inputs = Inputs { b: &b_in, a: &a_in };
+        match (&plan.packing, &server.galois) {
+            (Some(pk), Some(keys)) => {
+                let mut root_seed = [0u8; 32];
+                rng.fill_bytes(&mut root_seed);
+                // Batches of whole packing groups whose accumulators, leaves and
+                // (without the cache) kernel polynomials take about GROUP_BYTES.
+                let per_leaf = 4 * stride * 8
+                    + if self.cache.is_some() {
+                        0
+                    } else {
+                        c.cblk * stride * 8
+                    };
+                let groups = (GROUP_BYTES / (pk.group * per_leaf).max(1)).max(1);
+                let tables = params.pack_tables();
+                for r0 in (0..pk.reply_cts).step_by(groups) {
+                    let r1 = (r0 + groups).min(pk.reply_cts);
+                    let first = r0 * pk.group;
+                    let last = (r1 * pk.group).min(c.out_cts);
+                    let mut cts: Vec<CtIndex> = (first..last)
+                        .map(|ct| {
+                            let (nb, m, ti, tj) = plan.out_index(ct);
+                            (ct, nb, m, ti, tj)
+                        })
+                        .collect();
+                    // Filter-block-major, so that a kernel chunk is reused by consecutive ciphertexts.
+                    cts.sort_by_key(|&(ct, nb, m, ..)| (m, nb, ct));
+                    let mut ms: Vec<usize> = cts.iter().map(|t| t.2).collect();
+                    ms.sort_unstable();
+                    ms.dedup();
+                    kernels.load(&ms);
+                    self.accumulate(&inputs, &cts, &kernels, &mut accs);
+                    let per_chunk = cts.len() * 2 * CHUNK;
+                    // Leaves in result-ciphertext order, so that each group is contiguous.
+                    let mut li_of = vec![0usize; last - first];
+                    for (li, t) in cts.iter().enumerate() {
+                        li_of[t.0 - first] = li;
+                    }
+                    let ct_len = 2 * stride;
+                    leafbuf.resize(leafbuf.len().max((last - first) * ct_len), 0);
+                    let leaves = &mut leafbuf[..(last - first) * ct_len];
+                    leaves.par_chunks_mut(ct_len).enumerate().for_each_init(
+                        || vec![0u64; stride],
+                        |tmp, (t, leaf)| {
+                            let ct = first + t;
+                            extract(params, &accs, per_chunk, li_of[t], leaf);
+                            let (_, count) = pk.leaves_of(ct / pk.group, c.out_cts);
+                            let scale = self.pack_scale(crate::pack::group_depth(count));
+                            let mut rng = stream_rng(&out_seed, ct as u64);
+                            finish_leaf(params, &server.pk, scale, leaf, &mut rng, tmp);
                         },
                     );
-            }
-            let kernel = |m: usize, cb: usize| -> Option<&[u64]> {
-                match &self.cache {
-                    Some(cache) => cache[m * c.cblk + cb].as_deref(),
-                    None => {
-                        let k = (m - m0) * c.cblk + cb;
-                        kpresent[k].then(|| &kbuf[k * stride..(k + 1) * stride])
+                    let done: Vec<(usize, ReplyPart)> = leaves
+                        .par_chunks_mut(pk.group * ct_len)
+                        .enumerate()
+                        .map(|(gi, group)| {
+                            let r = r0 + gi;
+                            let count = group.len() / ct_len;
+                            let depth = crate::pack::group_depth(count);
+                            crate::pack::pack_group(params, tables, keys, group, count, depth);
+                            let (b, a) = group[..ct_len].split_at_mut(stride);
+                            poly::inv(params, b);
+                            poly::inv(params, a);
+                            let mut rng = stream_rng(&root_seed, r as u64);
+                            (r, self.emit(r, b, a, false, &mut rng, probe))
+                        })
+                        .collect();
+                    for (r, part) in done {
+                        parts[r] = Some(part);
                     }
                 }
-            };
-            // Filter-block-major, so that a kernel chunk is reused by consecutive ciphertexts.
-            let mut cts = Vec::with_capacity((m1 - m0) * c.nblk * c.n_th * c.n_tw);
-            for m in m0..m1 {
-                for nb in 0..c.nblk {
-                    for ti in 0..c.n_th {
-                        for tj in 0..c.n_tw {
-                            cts.push((
-                                ((nb * c.mblk + m) * c.n_th + ti) * c.n_tw + tj,
-                                nb,
-                                m,
-                                ti,
-                                tj,
-                            ));
-                        }
-                    }
-                }
+                root_seed.zeroize();
             }
-            // Chunk-major accumulators: chunk k holds, for every ciphertext, CHUNK
-            // coefficients of b then CHUNK of a.
-            let per_chunk = cts.len() * 2 * CHUNK;
-            accs.clear();
-            accs.resize(nprimes * chunks_per_prime * per_chunk, 0);
-            accs.par_chunks_mut(per_chunk)
-                .enumerate()
-                .for_each(|(k, region)| {
-                    let i = k / chunks_per_prime;
-                    let off = i * n + (k % chunks_per_prime) * CHUNK;
-                    let ntt = &params.inner.plans[i];
-                    for (li, &(_, nb, m, ti, tj)) in cts.iter().enumerate() {
-                        let (acc_b, acc_a) =
-                            region[li * 2 * CHUNK..(li + 1) * 2 * CHUNK].split_at_mut(CHUNK);
-                        for cb in 0..c.cblk {
-                            if let Some(w) = kernel(m, cb) {
-                                let at = plan.in_ct(nb, cb, ti, tj) * stride + off;
-                                let w = &w[off..off + CHUNK];
-                                ntt.mul_accumulate(acc_b, &b_in[at..at + CHUNK], w);
-                                ntt.mul_accumulate(acc_a, &a_in[at..at + CHUNK], w);
+            _ => {
+                // Output ciphertexts are processed in groups of filter blocks whose
+                // accumulators (and, without the cache, kernel polynomials) take at most
+                // GROUP_BYTES; inside a group the pointwise products run over chunks of
+                // CHUNK coefficients of one prime, in parallel, so that every input,
+                // kernel and accumulator chunk is read from memory once per group.
+                let acc_per_mblk = c.nblk * c.n_th * c.n_tw * 2 * stride * 8;
+                let kern_per_mblk = if self.cache.is_some() {
+                    0
+                } else {
+                    c.cblk * stride * 8
+                };
+                let group = (GROUP_BYTES / acc_per_mblk.max(1))
+                    .min(GROUP_BYTES / kern_per_mblk.max(1))
+                    .clamp(1, c.mblk);
+                for m0 in (0..c.mblk).step_by(group) {
+                    let m1 = (m0 + group).min(c.mblk);
+                    let ms: Vec<usize> = (m0..m1).collect();
+                    kernels.load(&ms);
+                    // Filter-block-major, so that a kernel chunk is reused by consecutive ciphertexts.
+                    let mut cts = Vec::with_capacity((m1 - m0) * c.nblk * c.n_th * c.n_tw);
+                    for m in m0..m1 {
+                        for nb in 0..c.nblk {
+                            for ti in 0..c.n_th {
+                                for tj in 0..c.n_tw {
+                                    cts.push((
+                                        ((nb * c.mblk + m) * c.n_th + ti) * c.n_tw + tj,
+                                        nb,
+                                        m,
+                                        ti,
+                                        tj,
+                                    ));
+                                }
                             }
                         }
                     }
-                });
-            let done: Vec<(usize, ReplyPart)> = cts
-                .par_iter()
-                .enumerate()
-                .map_init(
-                    || (vec![0u64; stride], vec![0u64; stride], vec![0u64; stride]),
-                    |bufs, (li, &(ct, ..))| {
-                        for k in 0..nprimes * chunks_per_prime {
-                            let src = k * per_chunk + li * 2 * CHUNK;
-                            let dst = (k / chunks_per_prime) * n + (k % chunks_per_prime) * CHUNK;
-                            bufs.0[dst..dst + CHUNK].copy_from_slice(&accs[src..src + CHUNK]);
-                            bufs.1[dst..dst + CHUNK]
-                                .copy_from_slice(&accs[src + CHUNK..src + 2 * CHUNK]);
-                        }
-                        let mut r = stream_rng(&out_seed, ct as u64);
-                        (ct, self.finalize(&server.pk, ct, bufs, &mut r, probe))
-                    },
-                )
-                .collect();
-            for (ct, part) in done {
-                parts[ct] = Some(part);
+                    self.accumulate(&inputs, &cts, &kernels, &mut accs);
+                    let per_chunk = cts.len() * 2 * CHUNK;
+                    let done: Vec<(usize, ReplyPart)> = cts
+                        .par_iter()
+                        .enumerate()
+                        .map_init(
+                            || (vec![0u64; 2 * stride], vec![0u64; stride]),
+                            |bufs, (li, &(ct, ..))| {
+                                extract(params, &accs, per_chunk, li, &mut bufs.0);
+                                let mut r = stream_rng(&out_seed, ct as u64);
+                                (ct, self.finalize(&server.pk, ct, bufs, &mut r, probe))
+                            },
+                        )
+                        .collect();
+                    for (ct, part) in done {
+                        parts[ct] = Some(part);
+                    }
+                }
             }
         }
         if let Ok(mut v) = self.scratch.lock() {
-            *v = accs;
+            *v = (accs, leafbuf);
         }
         enc_seed.zeroize();
         out_seed.zeroize();
 
         let mut bytes = Vec::with_capacity(Reply::expected_len(plan));
         bytes.push(TAG_REPLY);
-        bytes.extend_from_slice(&(c.out_cts as u32).to_le_bytes());
+        bytes.extend_from_slice(&(plan.output_cts() as u32).to_le_bytes());
         let ring = params.ring();
         let g = plan.geometry();
         let per_filter = g.out_h() * g.out_w();
@@ -698,12 +798,92 @@ impl ServerLinear {
         Ok((Reply { bytes }, share))
     }
 
+    /// The pre-scaling `2^{-depth} X^{-offset}` of the leaves of a packing group
+    /// (evaluations times `N`, see [`crate::pack`]).
+    fn pack_scale(&self, depth: u32) -> &[u64] {
+        self.pack_scales
+            .iter()
+            .find(|(d, _)| *d == depth)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Accumulates `sum_cb in[nb, cb, ti, tj] * kernel[m, cb]` (both `b` and `a`) for
+    /// every ciphertext of `cts` into `accs`, chunk-major: chunk `k` holds, for every
+    /// ciphertext, `CHUNK` coefficients of `b` then `CHUNK` of `a`. The chunks run in
+    /// parallel, so that every input, kernel and accumulator chunk is read from
+    /// memory once.
+    fn accumulate(
+        &self,
+        inputs: &Inputs<'_>,
+        cts: &[CtIndex],
+        kernels: &KernelBuf<'_>,
+        accs: &mut Vec<u64>,
+    ) {
+        let plan = &self.plan;
+        let params = &plan.params;
+        let c = plan.counts;
+        let n = params.degree();
+        let stride = params.primes().len() * n;
+        let nprimes = params.primes().len();
+        let chunks_per_prime = n / CHUNK;
+        let per_chunk = cts.len() * 2 * CHUNK;
+        accs.clear();
+        accs.resize(nprimes * chunks_per_prime * per_chunk, 0);
+        accs.par_chunks_mut(per_chunk)
+            .enumerate()
+            .for_each(|(k, region)| {
+                let i = k / chunks_per_prime;
+                let off = i * n + (k % chunks_per_prime) * CHUNK;
+                let ntt = &params.inner.plans[i];
+                for (li, &(_, nb, m, ti, tj)) in cts.iter().enumerate() {
+                    let (acc_b, acc_a) =
+                        region[li * 2 * CHUNK..(li + 1) * 2 * CHUNK].split_at_mut(CHUNK);
+                    for cb in 0..c.cblk {
+                        if let Some(w) = kernels.get(m, cb) {
+                            let at = plan.in_ct(nb, cb, ti, tj) * stride + off;
+                            let w = &w[off..off + CHUNK];
+                            ntt.mul_accumulate(acc_b, &inputs.b[at..at + CHUNK], w);
+                            ntt.mul_accumulate(acc_a, &inputs.a[at..at + CHUNK], w);
+                        }
+                    }
+                }
+            });
+    }
+
     /// Re-randomises, floods, switches modulus, masks and packs one reply ciphertext.
     fn finalize(
         &self,
         pk: &PreparedPk,
         ct: usize,
-        bufs: &mut (Vec<u64>, Vec<u64>, Vec<u64>),
+        bufs: &mut (Vec<u64>, Vec<u64>),
+        rng: &mut ChaCha20Rng,
+        probe: Option<&Mutex<Vec<ProbeCt>>>,
+    ) -> ReplyPart {
+        let params = &self.plan.params;
+        let stride = params.primes().len() * params.degree();
+        let (acc, uu) = (&mut bufs.0[..], &mut bufs.1[..]);
+        let (acc_b, acc_a) = acc.split_at_mut(stride);
+        // Encryption of zero under the public key: (u pk0 + e0, u pk1 + e1).
+        let u = poly::sample_ternary(rng, params.degree());
+        poly::small_to_rns(params, &u, uu);
+        poly::fwd(params, uu);
+        poly::mul_acc(params, acc_b, uu, &pk.pk0);
+        poly::mul_acc(params, acc_a, uu, &pk.pk1);
+        poly::inv(params, acc_b);
+        poly::inv(params, acc_a);
+        self.emit(ct, acc_b, acc_a, true, rng, probe)
+    }
+
+    /// From a reply ciphertext in coefficient form: adds `e1` to `a` (unless the
+    /// leaves already carry it), `e0` and the flooding to the sent coefficients of
+    /// `b`, switches modulus, masks and packs reply ciphertext `r`.
+    fn emit(
+        &self,
+        r: usize,
+        acc_b: &mut [u64],
+        acc_a: &mut [u64],
+        add_e1: bool,
         rng: &mut ChaCha20Rng,
         probe: Option<&Mutex<Vec<ProbeCt>>>,
     ) -> ReplyPart {
@@ -712,19 +892,10 @@ impl ServerLinear {
         let p = &params.inner;
         let n = p.n;
         let nprimes = p.primes.len();
-        let (acc_b, acc_a, uu) = (&mut bufs.0[..], &mut bufs.1[..], &mut bufs.2[..]);
-        // Encryption of zero under the public key: (u pk0 + e0, u pk1 + e1).
-        let u = poly::sample_ternary(rng, n);
-        poly::small_to_rns(params, &u, uu);
-        poly::fwd(params, uu);
-        poly::mul_acc(params, acc_b, uu, &pk.pk0);
-        poly::mul_acc(params, acc_a, uu, &pk.pk1);
-        poly::inv(params, acc_b);
-        poly::inv(params, acc_a);
         let l = p.ring.bits();
         let ka = l + p.k_a;
         let kb = l + p.k_b;
-        let (sa, sb) = Reply::segment(plan, ct);
+        let (sa, sb) = Reply::segment(plan, r);
         let mut seg = Vec::with_capacity(sa + sb);
         let mut res = [0u64; 16];
         let add_small = |x: u64, e: i64, q: u64| -> u64 {
@@ -735,10 +906,12 @@ impl ServerLinear {
             };
             if v >= q { v - q } else { v }
         };
-        for j in 0..n {
-            let e1 = poly::cbd(rng);
-            for i in 0..nprimes {
-                acc_a[i * n + j] = add_small(acc_a[i * n + j], e1, p.primes[i]);
+        if add_e1 {
+            for j in 0..n {
+                let e1 = poly::cbd(rng);
+                for i in 0..nprimes {
+                    acc_a[i * n + j] = add_small(acc_a[i * n + j], e1, p.primes[i]);
+                }
             }
         }
         {
@@ -769,11 +942,11 @@ impl ServerLinear {
         };
         let mask_kb = crate::arith::mask128(kb);
         let ring = p.ring;
-        let mut masks = Vec::with_capacity(plan.out_values(ct));
+        let mut masks = Vec::with_capacity(plan.reply_values(r));
         {
             let mut w = BitWriter::new(&mut seg);
             let mut limbs = [0u64; 8];
-            plan.for_each_output(ct, |coef, idx| {
+            plan.for_each_reply_value(r, |coef, idx| {
                 let e0 = poly::cbd(rng);
                 for (k, limb) in limbs.iter_mut().enumerate().take(flood_limbs) {
                     let v = rng.next_u64();
@@ -787,7 +960,7 @@ impl ServerLinear {
                     let pre = (0..nprimes)
                         .map(|i| add_small(acc_b[i * n + coef], e0, p.primes[i]))
                         .collect();
-                    pr.outputs.push((idx, pre));
+                    pr.outputs.push((idx, coef, pre));
                 }
                 for i in 0..nprimes {
                     let q = p.primes[i];
@@ -825,6 +998,136 @@ impl ServerLinear {
             v.push(pr);
         }
         (seg, masks)
+    }
+}
+
+/// `(ciphertext, nblk, mblk, ti, tj)` of a result ciphertext.
+type CtIndex = (usize, usize, usize, usize, usize);
+
+/// The server's inputs of one call in evaluation form: `b` (with its own share
+/// added) and the seeded `a`, `in_cts * L * N` residues each.
+struct Inputs<'a> {
+    b: &'a [u64],
+    a: &'a [u64],
+}
+
+/// Kernel polynomials for the current group of filter blocks: from the layer's
+/// cache, or transformed into a buffer for the listed filter blocks.
+struct KernelBuf<'a> {
+    layer: &'a ServerLinear,
+    buf: Vec<u64>,
+    present: Vec<bool>,
+    /// Filter block -> slot in `buf` (`usize::MAX`: not loaded).
+    slot: Vec<usize>,
+}
+
+impl<'a> KernelBuf<'a> {
+    fn new(layer: &'a ServerLinear) -> Self {
+        KernelBuf {
+            layer,
+            buf: Vec::new(),
+            present: Vec::new(),
+            slot: if layer.cache.is_some() {
+                Vec::new()
+            } else {
+                vec![usize::MAX; layer.plan.counts.mblk]
+            },
+        }
+    }
+
+    /// Transforms the kernel polynomials of filter blocks `ms` (without the cache).
+    fn load(&mut self, ms: &[usize]) {
+        let layer = self.layer;
+        if layer.cache.is_some() {
+            return;
+        }
+        let params = &layer.plan.params;
+        let n = params.degree();
+        let stride = params.primes().len() * n;
+        let cblk = layer.plan.counts.cblk;
+        self.slot.fill(usize::MAX);
+        for (k, &m) in ms.iter().enumerate() {
+            self.slot[m] = k;
+        }
+        let used = ms.len() * cblk;
+        if self.buf.len() < used * stride {
+            self.buf.resize(used * stride, 0);
+        }
+        self.present.clear();
+        self.present.resize(used, false);
+        self.buf[..used * stride]
+            .par_chunks_mut(stride)
+            .zip(self.present.par_iter_mut())
+            .enumerate()
+            .for_each_init(
+                || vec![0u64; n],
+                |coeffs, (k, (buf, present))| {
+                    *present = layer.kernel_poly_into(ms[k / cblk], k % cblk, coeffs, buf);
+                },
+            );
+    }
+
+    fn get(&self, m: usize, cb: usize) -> Option<&[u64]> {
+        let layer = self.layer;
+        match &layer.cache {
+            Some(cache) => cache[m * layer.plan.counts.cblk + cb].as_deref(),
+            None => {
+                let params = &layer.plan.params;
+                let stride = params.primes().len() * params.degree();
+                let s = *self.slot.get(m)?;
+                if s == usize::MAX {
+                    return None;
+                }
+                let k = s * layer.plan.counts.cblk + cb;
+                self.present[k].then(|| &self.buf[k * stride..(k + 1) * stride])
+            }
+        }
+    }
+}
+
+/// Copies ciphertext `li` out of the chunk-major accumulators into `out` (`b` then
+/// `a`, `L * N` residues each).
+fn extract(params: &HeParams, accs: &[u64], per_chunk: usize, li: usize, out: &mut [u64]) {
+    let n = params.degree();
+    let stride = params.primes().len() * n;
+    let chunks_per_prime = n / CHUNK;
+    let (b, a) = out.split_at_mut(stride);
+    for k in 0..params.primes().len() * chunks_per_prime {
+        let src = k * per_chunk + li * 2 * CHUNK;
+        let dst = (k / chunks_per_prime) * n + (k % chunks_per_prime) * CHUNK;
+        b[dst..dst + CHUNK].copy_from_slice(&accs[src..src + CHUNK]);
+        a[dst..dst + CHUNK].copy_from_slice(&accs[src + CHUNK..src + 2 * CHUNK]);
+    }
+}
+
+/// A leaf of the packing ([`crate::pack`], step 1): adds an encryption of zero
+/// `(u pk0, u pk1 + e1)` in evaluation form and multiplies by the pre-scaling
+/// `scale` (evaluations times `N`). `ct` is `b` then `a`, scaled by `N^{-1}`.
+pub(crate) fn finish_leaf(
+    params: &HeParams,
+    pk: &PreparedPk,
+    scale: &[u64],
+    ct: &mut [u64],
+    rng: &mut ChaCha20Rng,
+    tmp: &mut [u64],
+) {
+    let n = params.degree();
+    let stride = params.primes().len() * n;
+    let (b, a) = ct.split_at_mut(stride);
+    let u = poly::sample_ternary(rng, n);
+    poly::small_to_rns(params, &u, tmp);
+    poly::fwd(params, tmp);
+    poly::mul_acc(params, b, tmp, &pk.pk0);
+    poly::mul_acc(params, a, tmp, &pk.pk1);
+    let e1 = poly::sample_cbd(rng, n);
+    poly::small_to_rns(params, &e1, tmp);
+    poly::fwd(params, tmp);
+    poly::normalize(params, tmp);
+    poly::add_assign(params, a, tmp);
+    for (i, plan) in params.inner.plans.iter().enumerate() {
+        let sc = &scale[i * n..(i + 1) * n];
+        plan.mul_assign_normalize(&mut b[i * n..(i + 1) * n], sc);
+        plan.mul_assign_normalize(&mut a[i * n..(i + 1) * n], sc);
     }
 }
 
@@ -908,7 +1211,12 @@ pub(crate) mod tests {
         let mut samples = 0;
         for _ in 0..trials {
             let client = HeClient::new(&params, &mut rng);
-            let server = HeServer::new(client.public_key());
+            let server = if params.reply_packing_levels() > 0 {
+                let gk = client.galois_keys(&mut rng).unwrap();
+                HeServer::with_galois_keys(client.public_key(), &gk).unwrap()
+            } else {
+                HeServer::new(client.public_key())
+            };
             let x: Vec<u64> = (0..plan.input_len())
                 .map(|_| ring.random(&mut rng))
                 .collect();
@@ -946,8 +1254,8 @@ pub(crate) mod tests {
                     let mut neg_as = vec![0u64; a.len()];
                     crate::poly::mul_acc(&params, &mut neg_as, &a, client.secret_key().neg_s_ntt());
                     crate::poly::inv(&params, &mut neg_as);
-                    for (idx, b) in &pr.outputs {
-                        let coef = coef_of(plan, *idx);
+                    for (idx, coef, b) in &pr.outputs {
+                        let coef = *coef;
                         let mut phase = BigUint::from(0u8);
                         for (i, &pi) in p.primes.iter().enumerate() {
                             phase += &crt[i] * ((b[i] + pi - neg_as[i * n + coef]) % pi);
@@ -991,35 +1299,31 @@ pub(crate) mod tests {
         }
     }
 
-    /// The coefficient of output `idx` (linear scan; tests only).
-    fn coef_of(plan: &LinearPlan, idx: usize) -> usize {
-        for ct in 0..plan.output_cts() {
-            let mut found = None;
-            plan.for_each_output(ct, |coef, i| {
-                if i == idx {
-                    found = Some(coef);
-                }
-            });
-            if let Some(c) = found {
-                return c;
-            }
-        }
-        unreachable!("every output has a coefficient")
-    }
-
     fn check(name: &str, layer: &ServerLinear, m: &Measured) {
         let plan = layer.plan();
         let params = plan.params();
         let nz = plan.noise();
         let k_a = params.reply_a_extra_bits() as f64;
         let total_log2 = k_a - 1.0 - nz.margin_bits;
-        let stat = nz.stat_noise_log2(params, layer.weight_bits());
+        // Packed: the high-probability bound of E + nu plus the worst-case
+        // key-switching noise (which needs no flooding, see crate::pack).
+        let ks = plan
+            .packing()
+            .map_or(0.0, |p| 2f64.powf(p.key_switch_noise_log2));
+        let stat = (2f64.powf(nz.stat_noise_log2(params, layer.weight_bits())) + ks).log2();
         println!(
-            "[noise] {name}: {} samples; before flooding max |E| = 2^{:.1} (high-probability bound 2^{stat:.1}, \
+            "[noise] {name}: {} samples; {}before flooding max |E| = 2^{:.1} (high-probability bound 2^{stat:.1}, \
              worst case 2^{:.1}, room to the threshold 2^{:.1}: {:.1} bits); after switching max |eta| = 2^{:.2} \
              of threshold 2^{} (worst-case bound 2^{total_log2:.2}, margin {:.2} bits, measured margin {:.2} bits); \
              flooding 2^{} gives {:.1} bits at weights 2^{}",
             m.samples,
+            plan.packing().map_or(String::new(), |p| format!(
+                "packed {} -> {} cts (depth {}, worst-case key-switching noise 2^{:.1}); ",
+                plan.result_cts(),
+                p.reply_cts,
+                p.depth,
+                p.key_switch_noise_log2
+            )),
             m.pre_flood_log2,
             nz.layer_noise_log2,
             nz.threshold_log2,
@@ -1091,5 +1395,71 @@ pub(crate) mod tests {
             ServerLinear::fc(LinearPlan::fc(&p64, shape, &opts).unwrap(), &wf, None).unwrap();
         let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 4, 4);
         check("fc 300->8 b8, N8192 l64, full-range weights", &layer, &m);
+
+        // Response packing at the default depth: FC (batched, deepest groups),
+        // a strided convolution and per-feature scaling; N = 8192, l = 64.
+        let pk37 = Preset::N4096
+            .builder(Ring::new(37).unwrap())
+            .reply_packing(crate::DEFAULT_PACKING_LEVELS)
+            .build()
+            .unwrap();
+        let bytes = PlanOptions::minimise_bytes();
+        let mut rng2 = ChaCha20Rng::seed_from_u64(101);
+        let mut rng = ChaCha20Rng::seed_from_u64(100);
+        let mut w = |ring: Ring, len: usize, bits: u32| -> Vec<u64> {
+            (0..len)
+                .map(|_| ring.from_signed(rng.random_range(-(1i64 << bits)..=(1i64 << bits))))
+                .collect()
+        };
+        let shape = FcShape::new(16, 784, 128);
+        let wf = w(r, 784 * 128, 15);
+        let plan = LinearPlan::fc(&pk37, shape, &bytes).unwrap();
+        assert_eq!(plan.packing().map(|p| p.depth), Some(7));
+        let layer = ServerLinear::fc(plan, &wf, None).unwrap();
+        let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 2, 5);
+        check("packed fc 784->128 b16, N4096 l37", &layer, &m);
+        let cs = Conv2dShape::new(64, 4, 4, 4, 8, 4, 1, Padding::Valid);
+        let wc = w(r, cs.weight_len(), 15);
+        let plan = LinearPlan::conv2d(&pk37, cs, &bytes).unwrap();
+        assert!(plan.packing().is_some());
+        let layer = ServerLinear::conv2d(plan, &wc, None).unwrap();
+        let m = measure(&layer, &|x| reference::conv2d(r, &cs, x, &wc, None), 3, 6);
+        check("packed conv 4x4x4 4x4 8 VALID b64, N4096 l37", &layer, &m);
+        let bs = BatchNormShape::new(64, 64, 1, 1);
+        let wb = w(r, 64, 15);
+        let blk = crate::Blocking {
+            images: 64,
+            channels: 4,
+            filters: 4,
+            height: 1,
+            width: 1,
+        };
+        let plan =
+            LinearPlan::with_blocking(&pk37, crate::LayerKind::BatchNorm(bs), blk, &bytes).unwrap();
+        assert!(plan.packing().is_some());
+        let layer = ServerLinear::batch_norm(plan, &wb, None).unwrap();
+        let m = measure(
+            &layer,
+            &|x| reference::batch_norm(r, &bs, x, &wb, None),
+            3,
+            7,
+        );
+        check("packed per-feature scaling 64 b64, N4096 l37", &layer, &m);
+        let pk64 = Preset::N8192
+            .builder(Ring::new(64).unwrap())
+            .reply_packing(crate::DEFAULT_PACKING_LEVELS)
+            .build()
+            .unwrap();
+        let shape = FcShape::new(32, 256, 64);
+        let wf: Vec<u64> = (0..256 * 64).map(|_| r64.random(&mut rng2)).collect();
+        let plan = LinearPlan::fc(&pk64, shape, &bytes).unwrap();
+        assert!(plan.packing().is_some());
+        let layer = ServerLinear::fc(plan, &wf, None).unwrap();
+        let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 2, 8);
+        check(
+            "packed fc 256->64 b32, N8192 l64, full-range weights",
+            &layer,
+            &m,
+        );
     }
 }

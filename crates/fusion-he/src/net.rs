@@ -17,7 +17,7 @@ use crate::HeError;
 use crate::linear::{HeClient, HeServer, ServerLinear};
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
-use crate::wire::{PublicKeyMsg, Query, Reply};
+use crate::wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};
 
 /// Sends one frame: `u64` little-endian length, then the bytes.
 async fn send_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), HeError> {
@@ -83,7 +83,8 @@ impl HeChannel {
 }
 
 /// Client setup: opens the session's channel, generates the key pair and sends
-/// the public key.
+/// the public key, then, if the parameters enable response packing, the Galois
+/// keys ([`HeParams::galois_key_bytes`] more bytes, once per session).
 pub async fn client_setup<R: Rng + CryptoRng + ?Sized>(
     conn: &mut Connection,
     params: &HeParams,
@@ -92,28 +93,52 @@ pub async fn client_setup<R: Rng + CryptoRng + ?Sized>(
     let mut ch = HeChannel::open(conn).await?;
     let params = params.clone();
     let mut r = fork(rng);
-    let (client, msg) = blocking(move || {
+    let (client, msg, gk) = blocking(move || {
         let client = HeClient::new(&params, &mut r);
         let msg = client.public_key_msg();
-        Ok((client, msg))
+        let gk = if params.reply_packing_levels() > 0 {
+            Some(client.galois_key_msg(&mut r)?)
+        } else {
+            None
+        };
+        Ok((client, msg, gk))
     })
     .await?;
     send_frame(&mut ch.tx, msg.as_bytes()).await?;
+    if let Some(gk) = gk {
+        send_frame(&mut ch.tx, gk.as_bytes()).await?;
+    }
     Ok((Arc::new(client), ch))
 }
 
 /// Server setup: opens the session's channel and receives and checks the
-/// client's public key.
+/// client's public key, and its Galois keys if the parameters enable response
+/// packing.
 pub async fn server_setup(
     conn: &mut Connection,
     params: &HeParams,
 ) -> Result<(Arc<HeServer>, HeChannel), HeError> {
     let mut ch = HeChannel::open(conn).await?;
     let bytes = recv_frame(&mut ch.rx, "public key", PublicKeyMsg::expected_len(params)).await?;
+    let gk = if params.reply_packing_levels() > 0 {
+        Some(
+            recv_frame(
+                &mut ch.rx,
+                "Galois keys",
+                GaloisKeyMsg::expected_len(params),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let params = params.clone();
     let server = blocking(move || {
         let pk = PublicKeyMsg::decode(&params, &bytes)?;
-        Ok(Arc::new(HeServer::new(&pk)))
+        Ok(Arc::new(match gk {
+            None => HeServer::new(&pk),
+            Some(gk) => HeServer::with_galois_keys(&pk, &GaloisKeyMsg::decode(&params, &gk)?)?,
+        }))
     })
     .await?;
     Ok((server, ch))

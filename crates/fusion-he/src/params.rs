@@ -48,6 +48,14 @@ use crate::arith::{Garner, ScaleToPow2, Shoup, inv_mod, pow2_mod};
 /// Parameter of the centred binomial error distribution (`|e| <= ETA`, variance `ETA / 2`).
 pub const CBD_ETA: u32 = 21;
 
+/// A good default for [`ParamsBuilder::reply_packing`]: merges up to 128 reply
+/// ciphertexts into one (enough for the zoo's fully connected layers at batch
+/// 1..=128), and costs `7 * digits` key polynomials at setup (1.17 MB at `N = 4096`,
+/// 3.1 MB at `N = 8192`, see [`HeParams::galois_key_bytes`]). It fits
+/// [`Preset::N4096`] up to `l = 38` (5 levels up to `l = 42`) and [`Preset::N8192`]
+/// for every `l <= 64`; `mlp-mnist` at batch 128 needs only 5 levels (0.84 MB).
+pub const DEFAULT_PACKING_LEVELS: u32 = 7;
+
 /// Security level against classical attacks, per the HomomorphicEncryption.org standard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecurityLevel {
@@ -114,6 +122,7 @@ impl Preset {
             stat_sec_bits: 40,
             reply_a_extra_bits: None,
             reply_b_extra_bits: None,
+            packing_levels: 0,
         }
     }
 
@@ -167,6 +176,7 @@ pub struct ParamsBuilder {
     stat_sec_bits: u32,
     reply_a_extra_bits: Option<u32>,
     reply_b_extra_bits: Option<u32>,
+    packing_levels: u32,
 }
 
 impl ParamsBuilder {
@@ -181,6 +191,7 @@ impl ParamsBuilder {
             stat_sec_bits: 40,
             reply_a_extra_bits: None,
             reply_b_extra_bits: None,
+            packing_levels: 0,
         }
     }
 
@@ -208,6 +219,18 @@ impl ParamsBuilder {
     /// `2^(l + k_b)` (default 4).
     pub fn reply_b_extra_bits(mut self, bits: u32) -> Self {
         self.reply_b_extra_bits = Some(bits);
+        self
+    }
+
+    /// Enables **response packing** ([`crate::pack`]) with up to `levels` merge levels:
+    /// the server may merge up to `2^levels` reply ciphertexts into one with Galois
+    /// automorphisms and key switching, and the client sends the `levels` Galois keys
+    /// this needs once at setup ([`crate::GaloisKeyMsg`]). `0` (the default) disables
+    /// packing: no Galois keys, replies as before. At most `log2 N`; the builder also
+    /// refuses depths whose worst-case key-switching noise would eat into the
+    /// flooding (see [`crate::pack`] and [`DEFAULT_PACKING_LEVELS`]).
+    pub fn reply_packing(mut self, levels: u32) -> Self {
+        self.packing_levels = levels;
         self
     }
 
@@ -357,6 +380,45 @@ impl ParamsBuilder {
         let scale_a = ScaleToPow2::new(&primes, l + k_a);
         let scale_b = ScaleToPow2::new(&primes, l + k_b);
         let garner_dec = Garner::new(&primes[..dec_primes]);
+        let ks_groups = if self.packing_levels == 0 {
+            Vec::new()
+        } else {
+            if self.packing_levels > self.log_n {
+                return bad(format!(
+                    "{} packing levels exceed log2 N = {}",
+                    self.packing_levels, self.log_n
+                ));
+            }
+            match crate::galois::choose_digit_groups(
+                &primes,
+                n,
+                self.packing_levels,
+                log2_q - l as f64 - 1.0,
+            ) {
+                Some(g) => g,
+                // Arithmetic tests on small rings: one digit per prime, no noise check.
+                None if !checks => (0..primes.len()).map(|i| i..i + 1).collect(),
+                None => {
+                    let fits = (1..self.packing_levels)
+                        .rev()
+                        .find(|&k| {
+                            crate::galois::choose_digit_groups(
+                                &primes,
+                                n,
+                                k,
+                                log2_q - l as f64 - 1.0,
+                            )
+                            .is_some()
+                        })
+                        .unwrap_or(0);
+                    return bad(format!(
+                        "{} packing levels: the worst-case key-switching noise does not fit the \
+                         decryption threshold of these parameters (at most {fits} levels fit)",
+                        self.packing_levels
+                    ));
+                }
+            }
+        };
         Ok(HeParams {
             inner: Arc::new(ParamsInner {
                 ring: self.ring,
@@ -379,6 +441,9 @@ impl ParamsBuilder {
                 scale_b,
                 dec_primes,
                 garner_dec,
+                packing_levels: self.packing_levels,
+                ks_groups,
+                pack_tables: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -411,6 +476,12 @@ pub(crate) struct ParamsInner {
     pub(crate) scale_b: ScaleToPow2,
     pub(crate) dec_primes: usize,
     pub(crate) garner_dec: Garner,
+    /// Merge levels of response packing (0: off).
+    pub(crate) packing_levels: u32,
+    /// Key-switching gadget: contiguous groups of prime indices, one digit each.
+    pub(crate) ks_groups: Vec<std::ops::Range<usize>>,
+    /// Automorphism and monomial tables of the packing (built on first use).
+    pub(crate) pack_tables: std::sync::OnceLock<crate::galois::PackTables>,
 }
 
 /// Validated RLWE parameters with their precomputed tables (cheap to clone).
@@ -470,6 +541,31 @@ impl HeParams {
         self.inner.k_b
     }
 
+    /// Merge levels of response packing (`0`: packing off), see
+    /// [`ParamsBuilder::reply_packing`].
+    pub fn reply_packing_levels(&self) -> u32 {
+        self.inner.packing_levels
+    }
+
+    /// Digits of the key-switching gadget (one per group of RNS primes; `0` when
+    /// packing is off).
+    pub fn key_switch_digits(&self) -> usize {
+        self.inner.ks_groups.len()
+    }
+
+    /// One-off setup bytes of the Galois keys ([`crate::GaloisKeyMsg`], without the
+    /// 8-byte frame header): `0` when packing is off.
+    pub fn galois_key_bytes(&self) -> usize {
+        crate::wire::GaloisKeyMsg::expected_len(self)
+    }
+
+    /// The packing's automorphism and monomial tables (built on first use).
+    pub(crate) fn pack_tables(&self) -> &crate::galois::PackTables {
+        self.inner
+            .pack_tables
+            .get_or_init(|| crate::galois::PackTables::build(&self.inner))
+    }
+
     /// Bits per RNS residue of prime `i` on the wire.
     pub(crate) fn residue_bits(&self, i: usize) -> u32 {
         64 - self.inner.primes[i].leading_zeros()
@@ -510,6 +606,12 @@ impl HeParams {
         v.push(i.primes.len() as u8);
         for p in &i.primes {
             v.extend_from_slice(&p.to_le_bytes());
+        }
+        if i.packing_levels > 0 {
+            // Only with packing on, so that the default fingerprint is unchanged.
+            v.push(0x50);
+            v.push(i.packing_levels as u8);
+            v.push(i.ks_groups.len() as u8);
         }
         v
     }
@@ -621,6 +723,56 @@ mod tests {
             Preset::smallest_for(ring(64), 63, 1 << 14).unwrap(),
             Preset::N8192
         );
+    }
+
+    #[test]
+    fn packing_depth_is_checked_against_the_noise_room() {
+        let p = Preset::N4096
+            .builder(ring(37))
+            .reply_packing(DEFAULT_PACKING_LEVELS)
+            .build()
+            .unwrap();
+        assert_eq!((p.reply_packing_levels(), p.key_switch_digits()), (7, 3));
+        assert_eq!(
+            p.galois_key_bytes(),
+            7 + p.fingerprint().len() + 32 + 21 * p.poly_bytes()
+        );
+        // Packing changes the fingerprint, so that both parties must agree on it.
+        assert_ne!(p, Preset::N4096.params(ring(37)).unwrap());
+        assert_eq!(
+            Preset::N4096.params(ring(37)).unwrap().galois_key_bytes(),
+            0
+        );
+        // l = 41 leaves room for 5 levels only; the error says so.
+        let err = Preset::N4096
+            .builder(ring(41))
+            .reply_packing(7)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 5 levels"), "{err}");
+        assert!(
+            Preset::N4096
+                .builder(ring(41))
+                .reply_packing(5)
+                .build()
+                .is_ok()
+        );
+        assert!(
+            Preset::N4096
+                .builder(ring(37))
+                .reply_packing(13)
+                .build()
+                .is_err()
+        );
+        // N = 8192: two digits of three primes, every l.
+        for l in [37, 64] {
+            let p = Preset::N8192
+                .builder(ring(l))
+                .reply_packing(DEFAULT_PACKING_LEVELS)
+                .build()
+                .unwrap();
+            assert_eq!(p.key_switch_digits(), 2);
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ use crate::batchnorm::BatchNormShape;
 use crate::conv2d::Conv2dShape;
 use crate::fc::FcShape;
 use crate::noise::NoiseAnalysis;
+use crate::pack::ReplyPacking;
 use crate::params::HeParams;
 
 /// The canonical batched, stride-1, unpadded convolution (see the module docs).
@@ -202,6 +203,25 @@ impl Default for PlanOptions {
     }
 }
 
+impl PlanOptions {
+    /// The byte-minimising objective: an assumed bandwidth of one byte per second,
+    /// so that any byte outweighs any computation and the estimated time only
+    /// breaks ties between plans of equal size, and a kernel-cache budget of
+    /// 512 MiB. With response packing on ([`crate::ParamsBuilder::reply_packing`])
+    /// this trades reply ciphertexts, which have become cheap, for fewer upload
+    /// ciphertexts: batched FC layers then use one filter per kernel polynomial,
+    /// i.e. many sparse kernel polynomials (315 MB in evaluation form for FC
+    /// 784 -> 128 at batch 128), which the larger cache keeps from being transformed
+    /// again on every call.
+    pub fn minimise_bytes() -> Self {
+        PlanOptions {
+            bandwidth: 1.0,
+            weight_cache_bytes: 512 << 20,
+            ..PlanOptions::default()
+        }
+    }
+}
+
 /// Sizes and estimated costs of a plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlanStats {
@@ -238,8 +258,12 @@ pub struct LinearPlan {
     pub(crate) counts: Counts,
     pub(crate) noise: NoiseAnalysis,
     pub(crate) stats: PlanStats,
-    /// Reply `b` values per output ciphertext (prefix sums; `len = output_cts + 1`).
+    /// Results per result ciphertext (prefix sums; `len = result cts + 1`).
     pub(crate) out_offsets: Vec<usize>,
+    /// Response packing, if the plan packs.
+    pub(crate) packing: Option<ReplyPacking>,
+    /// Reply `b` values per reply ciphertext (prefix sums; `len = output_cts + 1`).
+    pub(crate) reply_offsets: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +319,12 @@ mod cost {
     pub(super) const DRAM_BYTE: f64 = 0.03;
     /// Encoding one kernel polynomial before its transform, per coefficient.
     pub(super) const KERNEL_ENCODE: f64 = 3.0;
+    /// A pointwise product by a constant, per residue coefficient (packing).
+    pub(super) const SCALE: f64 = 0.25;
+    /// A gather of the automorphism, per residue coefficient.
+    pub(super) const PERMUTE: f64 = 0.5;
+    /// A modular addition, per residue coefficient.
+    pub(super) const ADD: f64 = 0.2;
 }
 
 fn distinct_ceils(total: usize, cap: usize) -> Vec<usize> {
@@ -326,18 +356,34 @@ fn tile_sizes(out: usize, kernel: usize, cap: usize) -> Vec<usize> {
 }
 
 impl LinearPlan {
-    /// Plans `kind` with the cost model of `opts`.
+    /// Plans `kind` with the cost model of `opts`. With response packing enabled in
+    /// the parameters ([`crate::ParamsBuilder::reply_packing`]) the planner also
+    /// considers packed replies (and power-of-two channel blocks, which give the
+    /// results a stride) and picks whatever the cost model prefers.
     pub fn new(params: &HeParams, kind: LayerKind, opts: &PlanOptions) -> Result<Self, HeError> {
         let geom = kind.geometry()?;
         let n = params.degree();
         geom.validate(n)?;
-        let mut best: Option<(f64, Blocking)> = None;
+        let packing_on = params.reply_packing_levels() > 0;
+        let mut best: Option<(f64, Blocking, bool)> = None;
         let hs = tile_sizes(geom.out_h(), geom.kernel_h, n);
         let ws = tile_sizes(geom.out_w(), geom.kernel_w, n);
         for &hb in &hs {
             for &wb in ws.iter().filter(|&&wb| hb * wb <= n) {
                 let cap_c = n / (hb * wb);
-                for cb in distinct_ceils(geom.channels, cap_c) {
+                let mut cbs = distinct_ceils(geom.channels, cap_c);
+                if packing_on {
+                    // Power-of-two channel blocks give the results a stride (up to
+                    // the first one that holds all channels).
+                    let mut p = 2;
+                    while p <= cap_c && p < 2 * geom.channels {
+                        if !cbs.contains(&p) {
+                            cbs.push(p);
+                        }
+                        p *= 2;
+                    }
+                }
+                for cb in cbs {
                     let cap_n = if geom.depthwise {
                         n / (hb * wb * cb * cb)
                     } else {
@@ -363,31 +409,51 @@ impl LinearPlan {
                             height: hb,
                             width: wb,
                         };
-                        let stats = Self::estimate(params, &geom, &blk, opts);
-                        let better = match &best {
-                            None => true,
-                            Some((c, _)) => stats.est_seconds < *c,
+                        let mut consider = |pack: Option<&ReplyPacking>| {
+                            let stats = Self::estimate(params, &geom, &blk, opts, pack);
+                            let better = match &best {
+                                None => true,
+                                Some((c, _, _)) => stats.est_seconds < *c,
+                            };
+                            if better {
+                                best = Some((stats.est_seconds, blk, pack.is_some()));
+                            }
                         };
-                        if better {
-                            best = Some((stats.est_seconds, blk));
+                        consider(None);
+                        if packing_on && let Some(pk) = Self::packing_for(params, &geom, &blk) {
+                            consider(Some(&pk));
                         }
                     }
                 }
             }
         }
-        let Some((_, blk)) = best else {
+        let Some((_, blk, pack)) = best else {
             return Err(HeError::InvalidShape(format!(
                 "no blocking fits N = {n} for {geom:?}"
             )));
         };
-        Self::with_blocking(params, kind, blk, opts)
+        Self::with_blocking_packing(params, kind, blk, pack, opts)
     }
 
-    /// Plans `kind` with a given blocking (for experiments; [`LinearPlan::new`] picks one).
+    /// Plans `kind` with a given blocking (for experiments; [`LinearPlan::new`] picks
+    /// one). The replies are packed whenever the parameters enable packing and the
+    /// blocking's results have a stride (see [`crate::pack`]).
     pub fn with_blocking(
         params: &HeParams,
         kind: LayerKind,
         blk: Blocking,
+        opts: &PlanOptions,
+    ) -> Result<Self, HeError> {
+        Self::with_blocking_packing(params, kind, blk, true, opts)
+    }
+
+    /// [`LinearPlan::with_blocking`] with packing requested (`pack`, effective only if
+    /// the parameters enable packing and the layout allows it) or refused.
+    pub fn with_blocking_packing(
+        params: &HeParams,
+        kind: LayerKind,
+        blk: Blocking,
+        pack: bool,
         opts: &PlanOptions,
     ) -> Result<Self, HeError> {
         let geom = kind.geometry()?;
@@ -417,8 +483,20 @@ impl LinearPlan {
             return bad("too many ciphertexts for one call".into());
         }
         let fan_in = blk.filters * geom.taps;
-        let noise = NoiseAnalysis::new(params, fan_in)?;
-        let stats = Self::estimate(params, &geom, &blk, opts);
+        let packing = if pack && params.reply_packing_levels() > 0 {
+            Self::packing_for(params, &geom, &blk)
+        } else {
+            None
+        };
+        let noise = match &packing {
+            None => NoiseAnalysis::new(params, fan_in)?,
+            Some(pk) => NoiseAnalysis::with_extra_noise(
+                params,
+                fan_in,
+                2f64.powf(pk.key_switch_noise_log2),
+            )?,
+        };
+        let stats = Self::estimate(params, &geom, &blk, opts, packing.as_ref());
         let mut plan = LinearPlan {
             params: params.clone(),
             kind,
@@ -428,6 +506,8 @@ impl LinearPlan {
             noise,
             stats,
             out_offsets: Vec::new(),
+            packing,
+            reply_offsets: Vec::new(),
         };
         let mut offsets = Vec::with_capacity(counts.out_cts + 1);
         offsets.push(0);
@@ -437,12 +517,85 @@ impl LinearPlan {
             offsets.push(acc);
         }
         plan.out_offsets = offsets;
+        if let Some(pk) = plan.packing {
+            // The formula of `packing_for` against the actual result coefficients.
+            let (stride, offset) = plan.scan_stride();
+            if stride < pk.stride || offset % pk.stride != pk.offset {
+                return Err(HeError::Internal(format!(
+                    "packing layout mismatch: stride {stride} offset {offset} vs {pk:?}"
+                )));
+            }
+            let mut offsets = Vec::with_capacity(pk.reply_cts + 1);
+            offsets.push(0);
+            for r in 0..pk.reply_cts {
+                let (first, count) = pk.leaves_of(r, counts.out_cts);
+                offsets.push(plan.out_offsets[first + count]);
+                debug_assert!(offsets[r + 1] >= offsets[r]);
+            }
+            plan.reply_offsets = offsets;
+        } else {
+            plan.reply_offsets = plan.out_offsets.clone();
+        }
         // Exact reply size (each part is padded to a byte).
         plan.stats.bytes_down = crate::wire::Reply::expected_len(&plan) + 8;
         Ok(plan)
     }
 
-    fn estimate(params: &HeParams, g: &Geometry, b: &Blocking, opts: &PlanOptions) -> PlanStats {
+    /// The stride and offset of the results of a blocking (from the generators of
+    /// the coefficient differences, see [`crate::plan`]'s encoding) and the packing
+    /// it allows with the parameters' levels, if its noise fits.
+    fn packing_for(params: &HeParams, g: &Geometry, b: &Blocking) -> Option<ReplyPacking> {
+        let levels = params.reply_packing_levels();
+        if levels == 0 {
+            return None;
+        }
+        let c = Counts::new(g, b);
+        let n = params.degree();
+        let hw = b.height * b.width;
+        let s = b.channels * hw;
+        let o = (b.channels - 1) * hw + (g.kernel_h - 1) * b.width + (g.kernel_w - 1);
+        let gens = [
+            (b.filters.min(g.filters) > 1).then_some(b.images * s),
+            (b.images.min(g.batch) > 1).then_some(s),
+            (c.th.min(g.out_h()) > 1).then_some(b.width),
+            (c.tw.min(g.out_w()) > 1).then_some(1),
+        ];
+        let stride = crate::pack::stride_of(gens.into_iter().flatten(), n);
+        let pk = ReplyPacking::new(params, c.out_cts, stride, o % stride, levels)?;
+        let fan_in = b.filters * g.taps;
+        NoiseAnalysis::with_extra_noise(params, fan_in, 2f64.powf(pk.key_switch_noise_log2))
+            .ok()?;
+        Some(pk)
+    }
+
+    /// Stride (largest power of two dividing every difference) and offset of the
+    /// result coefficients, from the coefficients themselves.
+    fn scan_stride(&self) -> (usize, usize) {
+        let n = self.params.degree();
+        let mut first = None;
+        let mut tz = usize::BITS;
+        for ct in 0..self.counts.out_cts {
+            self.for_each_output(ct, |coef, _| match first {
+                None => first = Some(coef),
+                Some(f) => {
+                    let d = coef.abs_diff(f);
+                    if d > 0 {
+                        tz = tz.min(d.trailing_zeros());
+                    }
+                }
+            });
+        }
+        let stride = if tz >= n.trailing_zeros() { n } else { 1 << tz };
+        (stride, first.unwrap_or(0) % stride)
+    }
+
+    fn estimate(
+        params: &HeParams,
+        g: &Geometry,
+        b: &Blocking,
+        opts: &PlanOptions,
+        pack: Option<&ReplyPacking>,
+    ) -> PlanStats {
         let c = Counts::new(g, b);
         let n = params.degree();
         let l = params.primes().len() as f64;
@@ -458,16 +611,34 @@ impl LinearPlan {
         };
         let cache_bytes = weight_polys * params.primes().len() * n * 8;
         let weights_cached = cache_bytes <= opts.weight_cache_bytes;
+        let reply_cts = pack.map_or(c.out_cts, |p| p.reply_cts);
+        let treatment = match pack {
+            None => c.out_cts as f64 * (3.0 * l * ntt + nf * cost::FINALIZE),
+            Some(p) => {
+                // Leaves: u and e1 transforms, the re-randomisation, the scaling.
+                let leaf = 2.0 * l * ntt + 2.0 * l * mac + 2.0 * l * nf * cost::SCALE;
+                // A merge: shift, sums, automorphism, key switch (L inverse and
+                // sum_G (L - |G|) forward transforms, 2 L products per digit).
+                let digits = params.inner.ks_groups.len() as f64;
+                let fwd = digits * l - l;
+                let merge = (l + fwd) * ntt
+                    + 2.0 * l * digits * mac
+                    + 2.0 * l * nf * (2.0 * cost::SCALE + cost::PERMUTE + 3.0 * cost::ADD);
+                c.out_cts as f64 * leaf
+                    + p.key_switches as f64 * merge
+                    + p.reply_cts as f64 * (2.0 * l * ntt + nf * cost::FINALIZE)
+            }
+        };
         let server = products as f64 * 2.0 * l * mac
             + if weights_cached {
                 cache_bytes as f64 * cost::DRAM_BYTE
             } else {
                 weight_polys as f64 * (l * ntt + nf * cost::KERNEL_ENCODE)
             }
-            + c.out_cts as f64 * (3.0 * l * ntt + nf * cost::FINALIZE)
+            + treatment
             + c.in_cts as f64 * (l * ntt + l * nf * cost::EXPAND + nf * cost::ENCODE);
         let client = c.in_cts as f64 * (l * ntt + l * nf * cost::EXPAND + nf * cost::ENCODE)
-            + c.out_cts as f64 * (2.0 * dec * ntt + nf * cost::DECRYPT);
+            + reply_cts as f64 * (2.0 * dec * ntt + nf * cost::DECRYPT);
         let outputs = g.batch * g.filters * g.out_h() * g.out_w();
         let server = server + outputs as f64 * cost::PER_OUTPUT_SERVER;
         let client = client + outputs as f64 * cost::PER_OUTPUT_CLIENT;
@@ -475,16 +646,16 @@ impl LinearPlan {
         let k_b = params.ring().bits() + params.reply_b_extra_bits();
         let bytes_up = 5 + 32 + c.in_cts * params.poly_bytes() + 8;
         let bytes_down = 5
-            + c.out_cts * (n * k_a as usize).div_ceil(8)
+            + reply_cts * (n * k_a as usize).div_ceil(8)
             + (outputs * k_b as usize).div_ceil(8)
             + 8;
-        let bytes_down_uncompressed = 5 + c.out_cts * 2 * params.poly_bytes() + 8;
+        let bytes_down_uncompressed = 5 + reply_cts * 2 * params.poly_bytes() + 8;
         let threads = opts.threads.max(1) as f64;
         let est_seconds = (server + client) * 1e-9 / threads
             + (bytes_up + bytes_down) as f64 / opts.bandwidth.max(1.0);
         PlanStats {
             input_cts: c.in_cts,
-            output_cts: c.out_cts,
+            output_cts: reply_cts,
             weight_polys,
             products,
             outputs,
@@ -541,14 +712,47 @@ impl LinearPlan {
         self.counts.in_cts
     }
 
-    /// Reply ciphertexts per call.
+    /// Reply ciphertexts per call (after packing, if the plan packs).
     pub fn output_cts(&self) -> usize {
+        self.reply_offsets.len() - 1
+    }
+
+    /// How the replies are packed, or `None` if every result ciphertext is sent
+    /// on its own (see [`crate::pack`]).
+    pub fn packing(&self) -> Option<&ReplyPacking> {
+        self.packing.as_ref()
+    }
+
+    /// Result ciphertexts computed per call (before packing).
+    pub fn result_cts(&self) -> usize {
         self.counts.out_cts
     }
 
-    /// Reply `b` values in output ciphertext `ct`.
+    /// Results carried by result ciphertext `ct`.
+    #[cfg(test)]
     pub(crate) fn out_values(&self, ct: usize) -> usize {
         self.out_offsets[ct + 1] - self.out_offsets[ct]
+    }
+
+    /// Reply `b` values in reply ciphertext `r`.
+    pub(crate) fn reply_values(&self, r: usize) -> usize {
+        self.reply_offsets[r + 1] - self.reply_offsets[r]
+    }
+
+    /// Calls `f(coefficient, output index)` for every result carried by reply
+    /// ciphertext `r`, in wire order: its result ciphertexts in order, each in
+    /// [`LinearPlan::for_each_output`] order; packed, leaf `j` of the group moves from
+    /// coefficient `c` to `c - offset + j` (see [`crate::pack`]).
+    pub(crate) fn for_each_reply_value(&self, r: usize, mut f: impl FnMut(usize, usize)) {
+        match &self.packing {
+            None => self.for_each_output(r, f),
+            Some(pk) => {
+                let (first, count) = pk.leaves_of(r, self.counts.out_cts);
+                for j in 0..count {
+                    self.for_each_output(first + j, |coef, idx| f(coef - pk.offset + j, idx));
+                }
+            }
+        }
     }
 
     /// The canonical input tensor `X[n][c][h][w]` of a share of the layer input.
@@ -872,6 +1076,50 @@ mod tests {
             let scale = random(ring, ch, &mut rng);
             let got = encode_multiply_decode(&plan, &x, &scale);
             prop_assert_eq!(got, reference::batch_norm(ring, &shape, &x, &scale, None));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// With packing, the stride formula agrees with the actual coefficients
+        /// (otherwise planning fails) and every reply value of a packed ciphertext
+        /// has its own coefficient below N, each output exactly once.
+        #[test]
+        fn packed_reply_layouts_are_injective(
+            batch in 1usize..=9, ch in 1usize..=40, hw in 1usize..=4, filters in 1usize..=12,
+            k in 1usize..=3, full in any::<bool>(), nb in 1usize..=6, cb in 1usize..=16, mb in 1usize..=6, hb in 1usize..=4,
+        ) {
+            let params = crate::Preset::N4096
+                .builder(Ring::new(37).unwrap())
+                .reply_packing(6)
+                .build()
+                .unwrap();
+            let n = params.degree();
+            let k = if full { hw } else { k.min(hw) };
+            let shape = Conv2dShape::new(batch, ch, hw, hw, filters, k, 1, Padding::Valid);
+            let blk = Blocking { images: nb, channels: cb, filters: mb, height: hb.max(k), width: hw };
+            let plan = LinearPlan::with_blocking(&params, LayerKind::Conv2d(shape), blk, &PlanOptions::default());
+            prop_assume!(!matches!(plan, Err(HeError::InvalidShape(_))));
+            let plan = plan.unwrap();
+            let mut seen = vec![false; plan.output_len()];
+            for r in 0..plan.output_cts() {
+                let mut coefs = std::collections::HashSet::new();
+                let mut count = 0;
+                plan.for_each_reply_value(r, |coef, idx| {
+                    assert!(coef < n);
+                    assert!(coefs.insert(coef), "coefficient {coef} used twice");
+                    assert!(!seen[idx]);
+                    seen[idx] = true;
+                    count += 1;
+                });
+                prop_assert_eq!(count, plan.reply_values(r));
+            }
+            prop_assert!(seen.iter().all(|&s| s));
+            if let Some(pk) = plan.packing() {
+                prop_assert!(pk.group >= 2 && pk.group <= pk.stride && pk.stride.is_power_of_two());
+                prop_assert_eq!(pk.reply_cts, plan.result_cts().div_ceil(pk.group));
+            }
         }
     }
 

@@ -12,9 +12,14 @@
 //!   polynomials, then each `b` polynomial like `pk0`.
 //! * [`Reply`]: `0x52`, count of reply ciphertexts, then per ciphertext the `a`
 //!   polynomial (`N` values of `l + k_a` bits) and the `b` values that carry results
-//!   (`l + k_b` bits each), each part padded to a whole byte.
+//!   (`l + k_b` bits each), each part padded to a whole byte. Packed replies
+//!   ([`crate::pack`]) have the same format with fewer, denser ciphertexts.
+//! * [`GaloisKeyMsg`] (only with response packing): `0x53`, count of key
+//!   polynomials (`levels * digits`), parameter fingerprint, 32-byte seed of the
+//!   keys' `a` polynomials, then every key's `b` polynomial like `pk0`.
 
 use crate::HeError;
+use crate::galois::GaloisKeys;
 use crate::keys::PublicKey;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
@@ -22,6 +27,7 @@ use crate::plan::LinearPlan;
 pub(crate) const TAG_PK: u8 = 0x50;
 pub(crate) const TAG_QUERY: u8 = 0x51;
 pub(crate) const TAG_REPLY: u8 = 0x52;
+pub(crate) const TAG_GALOIS: u8 = 0x53;
 
 /// Appends values of a fixed bit width, least significant bit first.
 pub(crate) struct BitWriter<'a> {
@@ -290,6 +296,88 @@ impl PublicKeyMsg {
     }
 }
 
+/// The client's Galois keys on the wire (response packing only; see
+/// [`crate::galois`]). Sent once at setup after the public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaloisKeyMsg(pub(crate) Vec<u8>);
+
+impl GaloisKeyMsg {
+    fn key_count(params: &HeParams) -> usize {
+        params.reply_packing_levels() as usize * params.key_switch_digits()
+    }
+
+    /// Encodes Galois keys.
+    pub fn encode(gk: &GaloisKeys) -> Self {
+        let params = gk.params();
+        let fp = params.fingerprint();
+        let count = Self::key_count(params);
+        let mut v = header(TAG_GALOIS, count as u32, Self::expected_len(params));
+        v.extend_from_slice(&(fp.len() as u16).to_le_bytes());
+        v.extend_from_slice(&fp);
+        v.extend_from_slice(&gk.seed);
+        pack_polys(params, &gk.b, &mut v);
+        GaloisKeyMsg(v)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The exact encoded length for `params` (`0`: packing off, no message).
+    pub fn expected_len(params: &HeParams) -> usize {
+        let count = Self::key_count(params);
+        if count == 0 {
+            return 0;
+        }
+        5 + 2 + params.fingerprint().len() + 32 + count * params.poly_bytes()
+    }
+
+    /// Decodes and validates a peer's Galois keys against our parameters: the
+    /// length is checked against the parameters before anything is allocated,
+    /// every residue against its prime, every padding bit for zero.
+    pub fn decode(params: &HeParams, bytes: &[u8]) -> Result<GaloisKeys, HeError> {
+        let what = "Galois keys";
+        let count = Self::key_count(params);
+        if count == 0 {
+            return Err(HeError::ParamMismatch(
+                "Galois keys for parameters without response packing".into(),
+            ));
+        }
+        let fp = params.fingerprint();
+        let expected = Self::expected_len(params);
+        if bytes.len() < 7 {
+            return Err(HeError::MessageLength {
+                what,
+                expected,
+                found: bytes.len(),
+            });
+        }
+        if bytes[0] != TAG_GALOIS {
+            return Err(HeError::Malformed {
+                what,
+                detail: format!("tag {:#x}, expected {TAG_GALOIS:#x}", bytes[0]),
+            });
+        }
+        let fp_len = u16::from_le_bytes([bytes[5], bytes[6]]) as usize;
+        if fp_len != fp.len() || bytes.get(7..7 + fp_len) != Some(&fp[..]) {
+            return Err(HeError::ParamMismatch(
+                "the peer's Galois keys are for other parameters".into(),
+            ));
+        }
+        check_header(bytes, what, TAG_GALOIS, count, expected)?;
+        let off = 7 + fp.len();
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&bytes[off..off + 32]);
+        let b = unpack_polys(params, &bytes[off + 32..], count, what)?;
+        Ok(GaloisKeys {
+            params: params.clone(),
+            seed,
+            b,
+        })
+    }
+}
+
 /// The client's message for one layer call: its encrypted input share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -345,7 +433,7 @@ impl Reply {
         let l = p.ring().bits();
         (
             packed_len(p.degree(), l + p.reply_a_extra_bits()),
-            packed_len(plan.out_values(ct), l + p.reply_b_extra_bits()),
+            packed_len(plan.reply_values(ct), l + p.reply_b_extra_bits()),
         )
     }
 
@@ -393,7 +481,7 @@ impl Reply {
         let mut off = 5;
         for ct in 0..plan.output_cts() {
             let (sa, sb) = Self::segment(plan, ct);
-            for (len, count, bits) in [(sa, p.degree(), ka), (sb, plan.out_values(ct), kb)] {
+            for (len, count, bits) in [(sa, p.degree(), ka), (sb, plan.reply_values(ct), kb)] {
                 let used = count * bits as usize;
                 let pad = len * 8 - used;
                 if pad > 0 && len > 0 && bytes[off + len - 1] >> (8 - pad) != 0 {

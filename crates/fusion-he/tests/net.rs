@@ -1,12 +1,14 @@
 //! Both parties over a real local QUIC connection (`cryprot_net::testing::local_conn`),
-//! chaining two layers the way the engine does, and malformed frames from the peer.
+//! chaining layers the way the engine does (with and without response packing), and
+//! malformed frames from the peer.
 
 use std::sync::Arc;
 
 use fusion_core::ring::Ring;
 use fusion_he::{
-    Conv2dShape, FcShape, HeError, LinearPlan, Padding, PlanOptions, Preset, ServerLinear,
-    client_layer, client_setup, reference, server_layer, server_setup,
+    BatchNormShape, Blocking, Conv2dShape, FcShape, HeError, LayerKind, LinearPlan, Padding,
+    PlanOptions, Preset, ServerLinear, client_layer, client_setup, reference, server_layer,
+    server_setup,
 };
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
@@ -104,10 +106,9 @@ async fn server_rejects_a_query_frame_of_the_wrong_size() {
             .await
             .expect("write");
         tx.write_all(pk.as_bytes()).await.expect("write");
-        tx.write_all(&(1u64 << 40).to_le_bytes())
-            .await
-            .expect("write");
-        tx.flush().await.expect("flush");
+        // The server may reset the stream before our flush completes.
+        let _ = tx.write_all(&(1u64 << 40).to_le_bytes()).await;
+        let _ = tx.flush().await;
         (cconn, tx, rx)
     };
     let server = async move {
@@ -148,4 +149,203 @@ async fn server_refuses_a_public_key_for_other_parameters() {
     let (c, s) = tokio::join!(client, server);
     assert!(c.is_ok());
     assert!(matches!(s, Err(HeError::ParamMismatch(_))), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
+    let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
+        .await
+        .expect("local connection");
+    let params = Preset::N4096
+        .builder(Ring::new(37).expect("ring"))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params");
+    let ring = params.ring();
+    let opts = PlanOptions::minimise_bytes();
+    let mut rng = ChaCha20Rng::seed_from_u64(27);
+    let fc1 = FcShape::new(32, 200, 64);
+    let fc2 = FcShape::new(32, 64, 10);
+    let p1 = Arc::new(LinearPlan::fc(&params, fc1, &opts).expect("plan"));
+    let p2 = Arc::new(LinearPlan::fc(&params, fc2, &opts).expect("plan"));
+    assert!(p1.packing().is_some() && p2.packing().is_some());
+    let w1: Vec<u64> = (0..fc1.in_features * fc1.out_features)
+        .map(|_| ring.from_signed(rng.random_range(-4096..=4096)))
+        .collect();
+    let w2: Vec<u64> = (0..fc2.in_features * fc2.out_features)
+        .map(|_| ring.from_signed(rng.random_range(-4096..=4096)))
+        .collect();
+    let bias: Vec<u64> = (0..10).map(|_| ring.random(&mut rng)).collect();
+    let l1 = Arc::new(ServerLinear::fc((*p1).clone(), &w1, None).expect("layer"));
+    let l2 = Arc::new(ServerLinear::fc((*p2).clone(), &w2, Some(&bias)).expect("layer"));
+    let x: Vec<u64> = (0..fc1.batch * fc1.in_features)
+        .map(|_| ring.random(&mut rng))
+        .collect();
+    let client = {
+        let params = params.clone();
+        let (p1, p2, x) = (p1.clone(), p2.clone(), x.clone());
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
+            let (y1, t1) = client_layer(&mut ch, &he, &p1, x, &mut rng).await?;
+            assert_eq!(t1.client_to_server, p1.stats().bytes_up);
+            assert_eq!(t1.server_to_client, p1.stats().bytes_down);
+            let (y2, t2) = client_layer(&mut ch, &he, &p2, y1, &mut rng).await?;
+            assert_eq!(t2.server_to_client, p2.stats().bytes_down);
+            Ok::<_, HeError>(y2)
+        }
+    };
+    let server = {
+        let params = params.clone();
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(2);
+            let (he, mut ch) = server_setup(&mut sconn, &params).await?;
+            assert!(he.has_galois_keys());
+            let (y1, _) = server_layer(&mut ch, &he, &l1, None, &mut rng).await?;
+            let (y2, _) = server_layer(&mut ch, &he, &l2, Some(y1), &mut rng).await?;
+            Ok::<_, HeError>(y2)
+        }
+    };
+    let (yc, ys) = tokio::join!(client, server);
+    let (yc, ys) = (yc.expect("client"), ys.expect("server"));
+    let want = reference::fc(
+        ring,
+        &fc2,
+        &reference::fc(ring, &fc1, &x, &w1, None),
+        &w2,
+        Some(&bias),
+    );
+    let got: Vec<u64> = yc
+        .iter()
+        .zip(&ys)
+        .map(|(&a, &b)| ring.reconstruct(a, b))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_refuses_an_oversized_galois_key_frame() {
+    let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
+        .await
+        .expect("local connection");
+    let params = Preset::N4096
+        .builder(Ring::new(37).expect("ring"))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params");
+    let p = params.clone();
+    let client = async move {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let client = fusion_he::HeClient::new(&p, &mut rng);
+        let pk = client.public_key_msg();
+        let (mut tx, rx) = cconn.byte_stream().await.expect("stream");
+        tx.write_all(&(pk.as_bytes().len() as u64).to_le_bytes())
+            .await
+            .expect("write");
+        tx.write_all(pk.as_bytes()).await.expect("write");
+        // A Galois-key frame that claims 1 TB: refused before any allocation (the
+        // server may reset the stream before our flush completes).
+        let _ = tx.write_all(&(1u64 << 40).to_le_bytes()).await;
+        let _ = tx.flush().await;
+        (cconn, tx, rx)
+    };
+    let server = async move { server_setup(&mut sconn, &params).await };
+    let (_c, res) = tokio::join!(client, server);
+    assert!(
+        matches!(
+            res,
+            Err(HeError::MessageLength {
+                what: "Galois keys",
+                ..
+            })
+        ),
+        "{res:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() {
+    let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
+        .await
+        .expect("local connection");
+    let params = Preset::N4096
+        .builder(Ring::new(37).expect("ring"))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params");
+    let ring = params.ring();
+    let opts = PlanOptions::minimise_bytes();
+    let mut rng = ChaCha20Rng::seed_from_u64(37);
+    // conv 4x4 -> 1x1 (results with a stride), per-feature scaling, FC.
+    let conv = Conv2dShape::new(32, 4, 4, 4, 16, 4, 1, Padding::Valid);
+    let bn = BatchNormShape::new(32, 16, 1, 1);
+    let fc = FcShape::new(32, 16, 10);
+    let pc = Arc::new(LinearPlan::conv2d(&params, conv, &opts).expect("plan"));
+    let blk = Blocking {
+        images: 32,
+        channels: 4,
+        filters: 4,
+        height: 1,
+        width: 1,
+    };
+    let pb = Arc::new(
+        LinearPlan::with_blocking(&params, LayerKind::BatchNorm(bn), blk, &opts).expect("plan"),
+    );
+    let pf = Arc::new(LinearPlan::fc(&params, fc, &opts).expect("plan"));
+    assert!(pc.packing().is_some() && pb.packing().is_some() && pf.packing().is_some());
+    let small = |rng: &mut ChaCha20Rng, len: usize| -> Vec<u64> {
+        (0..len)
+            .map(|_| ring.from_signed(rng.random_range(-4096..=4096)))
+            .collect()
+    };
+    let (wc, sc, wf) = (
+        small(&mut rng, conv.weight_len()),
+        small(&mut rng, 16),
+        small(&mut rng, 160),
+    );
+    let shift: Vec<u64> = (0..16).map(|_| ring.random(&mut rng)).collect();
+    let lc = Arc::new(ServerLinear::conv2d((*pc).clone(), &wc, None).expect("layer"));
+    let lb = Arc::new(ServerLinear::batch_norm((*pb).clone(), &sc, Some(&shift)).expect("layer"));
+    let lf = Arc::new(ServerLinear::fc((*pf).clone(), &wf, None).expect("layer"));
+    let x: Vec<u64> = (0..conv.input_len())
+        .map(|_| ring.random(&mut rng))
+        .collect();
+    let client = {
+        let params = params.clone();
+        let (pc, pb, pf, x) = (pc.clone(), pb.clone(), pf.clone(), x.clone());
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
+            let mut y = x;
+            for plan in [&pc, &pb, &pf] {
+                let (out, t) = client_layer(&mut ch, &he, plan, y, &mut rng).await?;
+                assert_eq!(t.client_to_server, plan.stats().bytes_up);
+                assert_eq!(t.server_to_client, plan.stats().bytes_down);
+                y = out;
+            }
+            Ok::<_, HeError>(y)
+        }
+    };
+    let server = {
+        let params = params.clone();
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(2);
+            let (he, mut ch) = server_setup(&mut sconn, &params).await?;
+            let (y1, _) = server_layer(&mut ch, &he, &lc, None, &mut rng).await?;
+            let (y2, _) = server_layer(&mut ch, &he, &lb, Some(y1), &mut rng).await?;
+            let (y3, _) = server_layer(&mut ch, &he, &lf, Some(y2), &mut rng).await?;
+            Ok::<_, HeError>(y3)
+        }
+    };
+    let (yc, ys) = tokio::join!(client, server);
+    let (yc, ys) = (yc.expect("client"), ys.expect("server"));
+    let y1 = reference::conv2d(ring, &conv, &x, &wc, None);
+    let y2 = reference::batch_norm(ring, &bn, &y1, &sc, Some(&shift));
+    let want = reference::fc(ring, &fc, &y2, &wf, None);
+    let got: Vec<u64> = yc
+        .iter()
+        .zip(&ys)
+        .map(|(&a, &b)| ring.reconstruct(a, b))
+        .collect();
+    assert_eq!(got, want);
 }

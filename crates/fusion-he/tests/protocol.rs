@@ -4,8 +4,9 @@
 
 use fusion_core::ring::Ring;
 use fusion_he::{
-    BatchNormShape, Blocking, Conv2dShape, FcShape, HeClient, HeError, HeParams, HeServer,
-    LayerKind, LinearPlan, Padding, PlanOptions, Preset, Query, Reply, ServerLinear, reference,
+    BatchNormShape, Blocking, Conv2dShape, FcShape, GaloisKeyMsg, HeClient, HeError, HeParams,
+    HeServer, LayerKind, LinearPlan, Padding, PlanOptions, Preset, Query, Reply, ServerLinear,
+    reference,
 };
 use rand::rngs::ChaCha20Rng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -71,7 +72,14 @@ fn run(
     let client = HeClient::new(params, &mut crng);
     let pk_bytes = client.public_key_msg();
     let pk = fusion_he::PublicKeyMsg::decode(params, pk_bytes.as_bytes()).expect("pk decodes");
-    let server = HeServer::new(&pk);
+    let server = if params.reply_packing_levels() > 0 {
+        let gk = client.galois_key_msg(&mut crng).expect("Galois keys");
+        assert_eq!(gk.as_bytes().len(), params.galois_key_bytes());
+        let gk = GaloisKeyMsg::decode(params, gk.as_bytes()).expect("Galois keys decode");
+        HeServer::with_galois_keys(&pk, &gk).expect("server with Galois keys")
+    } else {
+        HeServer::new(&pk)
+    };
     let (xc, xs): (Vec<u64>, Vec<u64>) = if server_holds_share {
         x.iter().map(|&v| r.share(v, &mut crng)).unzip()
     } else {
@@ -476,5 +484,305 @@ fn malformed_peer_messages_get_specific_errors() {
     assert!(matches!(
         fusion_he::PublicKeyMsg::decode(&params, &bad),
         Err(HeError::CoefficientOutOfRange { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Response packing (opt-in: `ParamsBuilder::reply_packing`).
+
+fn packed(preset: Preset, l: u32) -> HeParams {
+    preset
+        .builder(ring(l))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("packing parameters")
+}
+
+#[test]
+fn packed_fc_batched_matches_plaintext_and_shrinks_the_reply() {
+    let params = packed(Preset::N4096, 37);
+    let plain = Preset::N4096.params(ring(37)).unwrap();
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(101);
+    let shape = FcShape::new(16, 100, 30);
+    let opts = PlanOptions::minimise_bytes();
+    let plan = LinearPlan::fc(&params, shape, &opts).unwrap();
+    let pk = *plan.packing().expect("a batched FC packs");
+    assert!(pk.group >= 2 && pk.reply_cts < plan.result_cts(), "{pk:?}");
+    let unpacked = LinearPlan::fc(&plain, shape, &opts).unwrap();
+    assert!(
+        plan.stats().bytes_down * 2 < unpacked.stats().bytes_down,
+        "{:?} vs {:?}",
+        plan.stats(),
+        unpacked.stats()
+    );
+    let w = weights(r, 100 * 30, 16, &mut rng);
+    let bias = shares(r, 30, &mut rng);
+    let layer = ServerLinear::fc(plan.clone(), &w, Some(&bias)).unwrap();
+    let x = shares(r, 16 * 100, &mut rng);
+    let want = reference::fc(r, &shape, &x, &w, Some(&bias));
+    assert_eq!(run(&params, &plan, &layer, &x, true, 1), want);
+    assert_eq!(run(&params, &plan, &layer, &x, false, 2), want);
+}
+
+#[test]
+fn packed_fc_with_forced_blockings_matches_plaintext() {
+    let params = packed(Preset::N4096, 37);
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(102);
+    let shape = FcShape::new(9, 70, 13);
+    let w = weights(r, 70 * 13, 12, &mut rng);
+    let x = shares(r, 9 * 70, &mut rng);
+    let want = reference::fc(r, &shape, &x, &w, None);
+    // Uneven blocks, several filters per block, partial and single-leaf last groups.
+    let mut packed_plans = 0;
+    for (nb, cb, mb) in [
+        (4, 16, 3),
+        (9, 32, 1),
+        (2, 8, 13),
+        (1, 64, 5),
+        (3, 2, 1),
+        (9, 70, 1),
+    ] {
+        let blk = Blocking {
+            images: nb,
+            channels: cb,
+            filters: mb,
+            height: 1,
+            width: 1,
+        };
+        let plan =
+            LinearPlan::with_blocking(&params, LayerKind::Fc(shape), blk, &PlanOptions::default())
+                .expect("blocking fits");
+        packed_plans += plan.packing().is_some() as usize;
+        let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 3),
+            want,
+            "{blk:?} {:?}",
+            plan.packing()
+        );
+    }
+    assert!(packed_plans >= 4);
+}
+
+#[test]
+fn packed_conv2d_matches_plaintext() {
+    let params = packed(Preset::N4096, 37);
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(103);
+    let cases = [
+        // One output pixel per image (kernel = image): results have a stride.
+        (Conv2dShape::new(64, 4, 4, 4, 8, 4, 1, Padding::Valid), true),
+        // 1 x 1 output through a stride-2 kernel (space-to-depth channels).
+        (Conv2dShape::new(48, 2, 6, 6, 3, 5, 2, Padding::Valid), true),
+        // Dense output rows: no stride, the reply is sent unpacked.
+        (
+            Conv2dShape::new(2, 1, 28, 28, 4, 5, 1, Padding::Valid),
+            false,
+        ),
+        (
+            Conv2dShape::new(2, 3, 11, 13, 4, 3, 2, Padding::Same),
+            false,
+        ),
+    ];
+    for (k, (shape, packs)) in cases.into_iter().enumerate() {
+        let plan = LinearPlan::conv2d(&params, shape, &PlanOptions::minimise_bytes()).unwrap();
+        assert_eq!(
+            plan.packing().is_some(),
+            packs,
+            "case {k}: {:?}",
+            plan.blocking()
+        );
+        let w = weights(r, shape.weight_len(), 14, &mut rng);
+        let bias = shares(r, shape.out_channels, &mut rng);
+        let layer = ServerLinear::conv2d(plan.clone(), &w, Some(&bias)).unwrap();
+        let x = shares(r, shape.input_len(), &mut rng);
+        let want = reference::conv2d(r, &shape, &x, &w, Some(&bias));
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 130 + k as u64),
+            want,
+            "case {k}: {shape:?}"
+        );
+    }
+    // A forced blocking with several filters and images per polynomial.
+    let shape = Conv2dShape::new(4, 2, 3, 3, 6, 3, 1, Padding::Valid);
+    let blk = Blocking {
+        images: 2,
+        channels: 2,
+        filters: 3,
+        height: 3,
+        width: 3,
+    };
+    let plan = LinearPlan::with_blocking(
+        &params,
+        LayerKind::Conv2d(shape),
+        blk,
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(plan.packing().is_some());
+    let w = weights(r, shape.weight_len(), 14, &mut rng);
+    let layer = ServerLinear::conv2d(plan.clone(), &w, None).unwrap();
+    let x = shares(r, shape.input_len(), &mut rng);
+    assert_eq!(
+        run(&params, &plan, &layer, &x, true, 140),
+        reference::conv2d(r, &shape, &x, &w, None)
+    );
+}
+
+#[test]
+fn packed_batch_norm_matches_plaintext() {
+    let params = packed(Preset::N4096, 37);
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(104);
+    // Per-feature scaling (1 x 1 spatial) with a power-of-two channel block packs.
+    let shape = BatchNormShape::new(12, 40, 1, 1);
+    let blk = Blocking {
+        images: 12,
+        channels: 4,
+        filters: 4,
+        height: 1,
+        width: 1,
+    };
+    let plan = LinearPlan::with_blocking(
+        &params,
+        LayerKind::BatchNorm(shape),
+        blk,
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(plan.packing().is_some(), "{:?}", plan.blocking());
+    let scale = weights(r, 40, 16, &mut rng);
+    let shift = shares(r, 40, &mut rng);
+    let layer = ServerLinear::batch_norm(plan.clone(), &scale, Some(&shift)).unwrap();
+    let x = shares(r, shape.len(), &mut rng);
+    let want = reference::batch_norm(r, &shape, &x, &scale, Some(&shift));
+    assert_eq!(run(&params, &plan, &layer, &x, true, 150), want);
+    // The planner's choice, packed or not, is exact too.
+    for shape in [
+        BatchNormShape::new(3, 16, 5, 5),
+        BatchNormShape::new(64, 8, 1, 1),
+    ] {
+        let plan = LinearPlan::batch_norm(&params, shape, &PlanOptions::minimise_bytes()).unwrap();
+        let scale = weights(r, shape.channels, 16, &mut rng);
+        let layer = ServerLinear::batch_norm(plan.clone(), &scale, None).unwrap();
+        let x = shares(r, shape.len(), &mut rng);
+        assert_eq!(
+            run(&params, &plan, &layer, &x, true, 151),
+            reference::batch_norm(r, &shape, &x, &scale, None),
+            "{shape:?} {:?}",
+            plan.packing()
+        );
+    }
+}
+
+#[test]
+fn packed_fc_at_l64_on_n8192_matches_plaintext() {
+    let params = packed(Preset::N8192, 64);
+    let r = params.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(105);
+    let shape = FcShape::new(64, 256, 20);
+    let plan = LinearPlan::fc(&params, shape, &PlanOptions::minimise_bytes()).unwrap();
+    assert!(plan.packing().is_some(), "{:?}", plan.blocking());
+    let w = weights(r, 256 * 20, 63, &mut rng);
+    let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+    let x = shares(r, 64 * 256, &mut rng);
+    assert_eq!(
+        run(&params, &plan, &layer, &x, true, 160),
+        reference::fc(r, &shape, &x, &w, None)
+    );
+}
+
+#[test]
+fn packing_is_refused_without_galois_keys_and_keys_without_packing() {
+    let params = packed(Preset::N4096, 37);
+    let plain = Preset::N4096.params(ring(37)).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(106);
+    let shape = FcShape::new(32, 128, 40);
+    let plan = LinearPlan::fc(&params, shape, &PlanOptions::minimise_bytes()).unwrap();
+    assert!(plan.packing().is_some());
+    let client = HeClient::new(&params, &mut rng);
+    let server = HeServer::new(client.public_key());
+    assert!(!server.has_galois_keys());
+    let layer = ServerLinear::fc(plan.clone(), &[1; 128 * 40], None).unwrap();
+    let q = client.encrypt(&plan, &[0; 32 * 128], &mut rng).unwrap();
+    assert!(matches!(
+        layer.respond(&server, &q, None, &mut rng),
+        Err(HeError::ParamMismatch(_))
+    ));
+    // No keys for parameters without packing; keys of one session are refused by another's.
+    let plain_client = HeClient::new(&plain, &mut rng);
+    assert!(matches!(
+        plain_client.galois_keys(&mut rng),
+        Err(HeError::InvalidParams(_))
+    ));
+    assert_eq!(plain.galois_key_bytes(), 0);
+    let gk = client.galois_keys(&mut rng).unwrap();
+    assert!(matches!(
+        HeServer::with_galois_keys(plain_client.public_key(), &gk),
+        Err(HeError::ParamMismatch(_))
+    ));
+}
+
+#[test]
+fn malformed_galois_keys_get_specific_errors() {
+    let params = packed(Preset::N4096, 37);
+    let mut rng = ChaCha20Rng::seed_from_u64(107);
+    let client = HeClient::new(&params, &mut rng);
+    let msg = client.galois_key_msg(&mut rng).unwrap();
+    let good = msg.as_bytes();
+    assert_eq!(good.len(), GaloisKeyMsg::expected_len(&params));
+    assert!(GaloisKeyMsg::decode(&params, good).is_ok());
+    // Length: truncated, extended, tiny.
+    for bad in [&good[..good.len() - 1], &good[..3], &[][..]] {
+        assert!(matches!(
+            GaloisKeyMsg::decode(&params, bad),
+            Err(HeError::MessageLength { .. })
+        ));
+    }
+    let mut longer = good.to_vec();
+    longer.push(0);
+    assert!(matches!(
+        GaloisKeyMsg::decode(&params, &longer),
+        Err(HeError::MessageLength { .. })
+    ));
+    // Tag and count.
+    let mut bad = good.to_vec();
+    bad[0] = 0x50;
+    assert!(matches!(
+        GaloisKeyMsg::decode(&params, &bad),
+        Err(HeError::Malformed { .. })
+    ));
+    let mut bad = good.to_vec();
+    bad[1] ^= 1;
+    assert!(matches!(
+        GaloisKeyMsg::decode(&params, &bad),
+        Err(HeError::Malformed { .. })
+    ));
+    // Other parameters (other ring, other depth, no packing at all).
+    for other in [
+        packed(Preset::N4096, 38),
+        Preset::N4096
+            .builder(ring(37))
+            .reply_packing(5)
+            .build()
+            .unwrap(),
+        Preset::N4096.params(ring(37)).unwrap(),
+    ] {
+        assert!(matches!(
+            GaloisKeyMsg::decode(&other, good),
+            Err(HeError::ParamMismatch(_))
+        ));
+    }
+    // A residue above its prime, and non-zero padding.
+    let off = good.len() - params.galois_key_bytes() + (7 + params.fingerprint().len() + 32);
+    let mut bad = good.to_vec();
+    for b in &mut bad[off..off + 5] {
+        *b = 0xff;
+    }
+    assert!(matches!(
+        GaloisKeyMsg::decode(&params, &bad),
+        Err(HeError::CoefficientOutOfRange { index: 0, .. })
     ));
 }
