@@ -5,14 +5,24 @@
 //! `run(Args) -> std::process::ExitCode`. Exit codes: 0 success, 1 failure,
 //! 2 usage error (bad arguments), 3 Fusion abort (cheating detected).
 
+// The secure engine's futures nest deeply (run_fusion over the engine over QUIC).
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod common;
+mod demo;
 mod eval;
+mod experiment;
 mod keygen;
 mod netem;
 mod plan;
+mod query;
+mod samples;
+mod serve;
+mod session;
 mod train;
 
 /// Verifiable private neural-network inference (Fusion, NDSS 2023).
@@ -35,7 +45,28 @@ enum Command {
     Keygen(keygen::Args),
     /// Emulate a LAN/WAN link between client and server (user-space UDP relay).
     Netem(netem::Args),
+    /// Serve a model for verifiable private inference (sessions one after another).
+    Serve(serve::Args),
+    /// Query a server with Fusion: plan, mix, secure inference, verify.
+    #[command(long_about = QUERY_ABOUT)]
+    Query(query::Args),
+    /// Run the whole system locally on the shipped breast-cancer model (no arguments needed).
+    Demo(demo::Args),
+    /// Export dataset samples as CSV files for `fusion query`.
+    Samples(samples::Args),
+    /// Measurements: detection of a tampering server, false aborts, secure-vs-plaintext agreement.
+    Experiment(experiment::Args),
 }
+
+const QUERY_ABOUT: &str = "Query a `fusion serve` server with Fusion (Dong et al., NDSS 2023): \
+plan the copies B for the R queries and T public samples against the slack-aware bound, mix B \
+copies of every query with the labelled public samples under a secret permutation, run the batch \
+through the secure two-party engine (the server sees only encryptions and random shares), and \
+accept only if the accuracy on the public samples reaches the threshold and all copies of every \
+query agree. On accept it prints one prediction per query; on abort the reasons. Exit codes: 0 \
+accept, 3 abort, 2 usage error, 1 other failure. Sample files are CSV (one sample per row, raw \
+features or pixels 0..255 row-major; the public file with a header naming a `label` column); \
+`fusion samples` writes them.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,5 +76,10 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Netem(args) => netem::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Samples(args) => samples::run(args),
+        Command::Experiment(args) => experiment::run(args),
     }
 }

@@ -1,9 +1,9 @@
 //! # fusion-nn: networks for Fusion
 //!
-//! The plaintext half of Fusion's inference stack: the layer graph, an f32 engine,
-//! the fixed-point program that the two-party engine executes, model files,
-//! training, datasets and the benchmark zoo. (The secure two-party engine, issue 7,
-//! interprets the same [`fixed::FixedProgram`] with HE and OT.)
+//! Fusion's inference stack: the layer graph, an f32 engine, the fixed-point
+//! program that the two-party engine executes, model files, training, datasets
+//! and the benchmark zoo, and the secure two-party engine ([`secure`]) that runs
+//! the same [`fixed::FixedProgram`] with HE (linear) and OT (non-linear) layers.
 //!
 //! | module | what |
 //! |---|---|
@@ -16,6 +16,7 @@
 //! | [`data`] | IDX / CSV loaders, dataset registry, data directory |
 //! | [`zoo`] | DESIGN.md section 4's networks with seeded random weights |
 //! | [`eval`] | accuracy, float vs fixed point |
+//! | [`secure`] | the secure two-party engine (HE linear layers, OT non-linear layers) over fusion-net |
 //! | [`kernels`] | im2col, matrix products, window reductions |
 //!
 //! ## A typical use
@@ -55,6 +56,7 @@ pub mod float;
 pub mod graph;
 pub mod kernels;
 pub mod model;
+pub mod secure;
 pub mod tensor;
 pub mod train;
 pub mod util;

@@ -1,0 +1,854 @@
+//! `fusion experiment`: measurements of the whole system.
+//!
+//! * `detect`: many small Fusion batches against a **tampering** server, and
+//!   the measured undetected-cheating rate next to fusion-core's exact
+//!   slack-aware probability `P(k)` with a binomial (Clopper-Pearson)
+//!   confidence interval.
+//! * `honest`: the **false-abort** rate of an honest server at several
+//!   thresholds: from the fixed-point engine (whose outputs the secure engine
+//!   reproduces) over many random public subsets, exactly (hypergeometric) and
+//!   under a binomial model of fresh samples; plus real secure sessions.
+//! * `agreement`: the secure engine against the fixed-point engine on many
+//!   test samples: argmax agreement and largest logit error.
+//!
+//! All sessions run both parties in this process over real QUIC + TLS on
+//! 127.0.0.1 (`fusion_net::local_pair`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use fusion_core::Threshold;
+use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
+use fusion_core::mix::{Labeled, uniform_below};
+use fusion_core::security::{self, Layout};
+use fusion_core::stats::{Confidence, clopper_pearson_lower};
+use fusion_core::verify::Verdict;
+use fusion_net::{MeterReport, NetConfig, local_pair};
+use fusion_nn::data::{self, Part, Split};
+use fusion_nn::fixed::{FixedProgram, argmax_signed};
+use fusion_nn::secure::bound::deviation_bound;
+use fusion_nn::secure::stats::human_bytes;
+use fusion_nn::secure::{
+    Cheat, ClientConfig, OtKind, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
+};
+use fusion_nn::tensor::Tensor;
+use fusion_nn::{Model, eval};
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::common::{CliError, failure, init_rayon, os_rng, phase_table, runtime, usage};
+use crate::query::DEFAULT_THRESHOLD;
+
+/// Arguments of `fusion experiment`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Which {
+    /// Undetected-cheating rate against a tampering server vs the exact formula.
+    Detect(DetectArgs),
+    /// False-abort rate of an honest server at several thresholds.
+    Honest(HonestArgs),
+    /// Secure engine vs fixed-point engine: argmax agreement and logit error.
+    Agreement(AgreementArgs),
+}
+
+/// Runs `fusion experiment`.
+pub fn run(args: Args) -> ExitCode {
+    crate::common::init_logging("warn");
+    let r = match args.which {
+        Which::Detect(a) => detect(a),
+        Which::Honest(a) => honest(a),
+        Which::Agreement(a) => agreement(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report("experiment"),
+    }
+}
+
+fn rng_from(seed: Option<u64>, stream: u64) -> Result<ChaCha20Rng, CliError> {
+    match seed {
+        Some(s) => Ok(ChaCha20Rng::seed_from_u64(s.wrapping_add(stream))),
+        None => os_rng(),
+    }
+}
+
+fn model_dir(arg: &Option<PathBuf>, default: &str) -> Result<PathBuf, CliError> {
+    match arg {
+        Some(d) => Ok(d.clone()),
+        None => Ok(data::data_dir()
+            .map_err(usage)?
+            .join("models")
+            .join(default)),
+    }
+}
+
+fn held_out(model: &Model) -> Result<Split, CliError> {
+    let dataset = model
+        .meta
+        .dataset
+        .clone()
+        .ok_or_else(|| usage("the model names no dataset"))?;
+    data::load(&data::data_dir().map_err(usage)?, &dataset, Part::Test).map_err(failure)
+}
+
+fn sample_rows(split: &Split, idx: &[usize]) -> Vec<Vec<f32>> {
+    idx.iter()
+        .map(|&i| split.inputs.sample(i).to_vec())
+        .collect()
+}
+
+/// Fixed-point logits of raw samples (decoded).
+fn fixed_logits(
+    model: &Model,
+    program: &FixedProgram,
+    raw: &Tensor<f32>,
+) -> Result<Tensor<f32>, CliError> {
+    let x = model.meta.preprocess.apply(raw).map_err(failure)?;
+    program.run_float(&x).map_err(failure)
+}
+
+fn net() -> NetConfig {
+    NetConfig::default()
+}
+
+/// Two-sided 95% Clopper-Pearson interval.
+fn ci95(x: u64, n: u64) -> (f64, f64) {
+    let c = Confidence::new(0.975).unwrap_or_default();
+    let lo = if x == 0 {
+        0.0
+    } else {
+        clopper_pearson_lower(x, n, c)
+    };
+    let hi = if x == n {
+        1.0
+    } else {
+        1.0 - clopper_pearson_lower(n - x, n, c)
+    };
+    (lo, hi)
+}
+
+// ---------------------------------------------------------------- detect
+
+/// Arguments of `fusion experiment detect`.
+#[derive(clap::Args, Debug)]
+pub struct DetectArgs {
+    /// Fusion batches (sessions' runs) per tamper count.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    runs: u64,
+    /// Queries R per batch.
+    #[arg(long, value_name = "R", default_value_t = 2)]
+    queries: usize,
+    /// Copies B per query.
+    #[arg(long, value_name = "B", default_value_t = 2)]
+    copies: u64,
+    /// Public samples T per batch.
+    #[arg(long, value_name = "T", default_value_t = 4)]
+    public: usize,
+    /// Accuracy threshold delta (slack s = T - ceil(delta T)).
+    #[arg(long, value_name = "D", default_value = "0.75")]
+    threshold: Threshold,
+    /// Tamper counts K (comma separated): positions the server corrupts per batch.
+    #[arg(
+        long,
+        value_name = "K,...",
+        value_delimiter = ',',
+        default_value = "1,2,3,4"
+    )]
+    tamper: Vec<u64>,
+    /// The class the server forces.
+    #[arg(long, value_name = "CLASS", default_value_t = 0)]
+    target: usize,
+    /// Model directory (default: the shipped bc-mlp).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Seed both parties' generators (default: OS randomness).
+    #[arg(long, value_name = "SEED")]
+    seed: Option<u64>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct DetectRow {
+    tamper: u64,
+    runs: u64,
+    aborted: u64,
+    accepted_unaffected: u64,
+    undetected: u64,
+    rate: f64,
+    ci95_low: f64,
+    ci95_high: f64,
+    exact_slack_aware: f64,
+    exact_without_slack: f64,
+    exact_within_ci: bool,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DetectReport {
+    model: String,
+    queries: usize,
+    copies: u64,
+    public: usize,
+    total: u64,
+    threshold: Threshold,
+    slack: u64,
+    target: usize,
+    note: &'static str,
+    rows: Vec<DetectRow>,
+}
+
+const DETECT_NOTE: &str = "queries and public samples are held-out samples that the model \
+classifies correctly (with margin) and whose true label differs from the target, so every \
+tampered position changes its label and the game is exactly the one P(k) analyses: the server \
+wins iff its k positions are i >= 1 whole copy-groups plus at most s public samples. \
+'undetected' = accepted with at least one query's label changed.";
+
+fn detect(a: DetectArgs) -> Result<(), CliError> {
+    if a.queries == 0 || a.public == 0 || a.copies < 2 || a.runs == 0 || a.tamper.is_empty() {
+        return Err(usage(
+            "--queries, --public, --runs and --tamper must be positive, --copies >= 2",
+        ));
+    }
+    let dir = model_dir(&a.model, "bc-mlp")?;
+    let fixed = eval::default_fixed_point();
+    let model = Model::load(&dir).map_err(usage)?;
+    if a.target >= model.meta.classes {
+        return Err(usage(format!(
+            "--target {} of {} classes",
+            a.target, model.meta.classes
+        )));
+    }
+    let program = fusion_nn::fixed::lower(&model, fixed).map_err(failure)?;
+    let test = held_out(&model)?;
+    let logits = fixed_logits(&model, &program, &test.inputs)?;
+    let classes = model.meta.classes;
+    // Correct, with margin, and not of the target class.
+    let eligible: Vec<usize> = (0..test.len())
+        .filter(|&i| {
+            let row = logits.sample(i);
+            let y = test.labels[i];
+            let best_other = row
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| c != y)
+                .map(|(_, &v)| v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            y != a.target && row[y] - best_other > 0.5
+        })
+        .collect();
+    if eligible.len() < a.queries + a.public {
+        return Err(usage(format!(
+            "only {} eligible held-out samples for R + T = {}",
+            eligible.len(),
+            a.queries + a.public
+        )));
+    }
+    let queries = sample_rows(&test, &eligible[..a.queries]);
+    let public: Vec<Labeled<Vec<f32>>> = eligible[a.queries..a.queries + a.public]
+        .iter()
+        .map(|&i| Labeled::new(test.inputs.sample(i).to_vec(), test.labels[i]))
+        .collect();
+    let truth: Vec<usize> = eligible[..a.queries]
+        .iter()
+        .map(|&i| test.labels[i])
+        .collect();
+    let layout = Layout::new(a.queries as u64, a.copies, a.public as u64).map_err(usage)?;
+    let slack = a.threshold.slack(a.public as u64);
+    let mut params = FusionParams::new(classes, a.threshold);
+    params.copies = Copies::Fixed(a.copies);
+    init_rayon();
+    let rt = runtime()?;
+    let mut report = DetectReport {
+        model: model.meta.name.clone(),
+        queries: a.queries,
+        copies: a.copies,
+        public: a.public,
+        total: layout.total(),
+        threshold: a.threshold,
+        slack,
+        target: a.target,
+        note: DETECT_NOTE,
+        rows: Vec::new(),
+    };
+    println!(
+        "detection experiment: model `{}`, R = {}, B = {}, T = {}, N = {}, delta = {} (slack s = {}), target class {}, {} runs per K",
+        model.meta.name,
+        a.queries,
+        a.copies,
+        a.public,
+        layout.total(),
+        a.threshold,
+        slack,
+        a.target,
+        a.runs
+    );
+    println!("{DETECT_NOTE}");
+    println!(
+        "{:>4} {:>7} {:>8} {:>10} {:>10} {:>9} {:>19} {:>12} {:>12} {:>7}",
+        "K",
+        "runs",
+        "aborted",
+        "accepted*",
+        "undetected",
+        "rate",
+        "95% CI",
+        "P(K) slack",
+        "P(K) s=0",
+        "in CI"
+    );
+    for (ki, &k) in a.tamper.iter().enumerate() {
+        if k == 0 || k > layout.total() {
+            return Err(usage(format!("tamper count {k} outside 1..=N")));
+        }
+        let served = ServedModel::from_model(&model, fixed).map_err(failure)?;
+        let cheat = Cheat::Tamper {
+            positions: k as usize,
+            target: a.target,
+        };
+        let server = SecureServer::new(served, ServerConfig::default(), cheat).map_err(failure)?;
+        let mut srng = rng_from(a.seed, 1000 + 2 * ki as u64)?;
+        let mut crng = rng_from(a.seed, 1001 + 2 * ki as u64)?;
+        let started = Instant::now();
+        let (aborted, unaffected, wins) = rt.block_on(async {
+            let (s, c) = local_pair(&net()).await.map_err(failure)?;
+            let client = async {
+                let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
+                    .await
+                    .map_err(failure)?;
+                let (mut aborted, mut unaffected, mut wins) = (0u64, 0u64, 0u64);
+                for _ in 0..a.runs {
+                    let r = run_fusion(&mut client, &queries, &public, &params, &mut crng)
+                        .await
+                        .map_err(failure)?;
+                    match &r.verdict {
+                        Verdict::Abort { .. } => aborted += 1,
+                        Verdict::Accept { outputs } => {
+                            if outputs.iter().zip(&truth).any(|(o, &t)| o.label() != t) {
+                                wins += 1;
+                            } else {
+                                unaffected += 1;
+                            }
+                        }
+                    }
+                }
+                client.finish().await.map_err(failure)?;
+                Ok::<_, CliError>((aborted, unaffected, wins))
+            };
+            let (srv, cli) = tokio::join!(server.serve(s, &mut srng), client);
+            srv.map_err(failure)?;
+            cli
+        })?;
+        let rate = wins as f64 / a.runs as f64;
+        let (lo, hi) = ci95(wins, a.runs);
+        let exact = security::slack_probability(layout, slack, k).to_f64();
+        let no_slack = security::slack_probability(layout, 0, k).to_f64();
+        let within = exact >= lo && exact <= hi;
+        println!(
+            "{k:>4} {:>7} {aborted:>8} {unaffected:>10} {wins:>10} {rate:>9.4} [{lo:>7.4}, {hi:>7.4}] {exact:>12.4} {no_slack:>12.4} {:>7}",
+            a.runs,
+            if within { "yes" } else { "NO" }
+        );
+        report.rows.push(DetectRow {
+            tamper: k,
+            runs: a.runs,
+            aborted,
+            accepted_unaffected: unaffected,
+            undetected: wins,
+            rate,
+            ci95_low: lo,
+            ci95_high: hi,
+            exact_slack_aware: exact,
+            exact_without_slack: no_slack,
+            exact_within_ci: within,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    println!(
+        "(* accepted with every query label intact: the tampering hit only public samples within the slack)"
+    );
+    if let Some(p) = &a.json {
+        write_json(p, &report)?;
+    }
+    Ok(())
+}
+
+fn write_json<T: Serialize>(path: &PathBuf, v: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).map_err(failure)?;
+    std::fs::write(path, text).map_err(|e| failure(format!("{}: {e}", path.display())))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- honest
+
+/// Arguments of `fusion experiment honest`.
+#[derive(clap::Args, Debug)]
+pub struct HonestArgs {
+    /// Model directory (default: the shipped bc-mlp).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Public samples T per batch.
+    #[arg(long, value_name = "T", default_value_t = 100)]
+    public: usize,
+    /// Thresholds to evaluate (comma separated).
+    #[arg(
+        long,
+        value_name = "D,...",
+        value_delimiter = ',',
+        default_value = "0.85,0.9,0.95,0.97"
+    )]
+    thresholds: Vec<Threshold>,
+    /// Random public subsets per threshold (fixed-point engine).
+    #[arg(long, value_name = "M", default_value_t = 100_000)]
+    subsets: u64,
+    /// Real secure Fusion sessions at --threshold.
+    #[arg(long, value_name = "S", default_value_t = 3)]
+    sessions: u64,
+    /// Queries R of each secure session.
+    #[arg(long, value_name = "R", default_value_t = 8)]
+    queries: usize,
+    /// Threshold of the secure sessions.
+    #[arg(long, value_name = "D", default_value = DEFAULT_THRESHOLD)]
+    threshold: Threshold,
+    /// Seed (default: OS randomness).
+    #[arg(long, value_name = "SEED")]
+    seed: Option<u64>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct HonestRow {
+    threshold: Threshold,
+    slack: u64,
+    subsets: u64,
+    false_aborts: u64,
+    empirical_rate: f64,
+    exact_hypergeometric: f64,
+    binomial_model: f64,
+    copies_r8: Option<u64>,
+    log2_bound_r8: Option<f64>,
+    copies_r32: Option<u64>,
+    log2_bound_r32_b7_t100: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct HonestReport {
+    model: String,
+    samples: usize,
+    wrong: usize,
+    fixed_point_accuracy: f64,
+    public: usize,
+    rows: Vec<HonestRow>,
+    secure_threshold: Threshold,
+    secure_sessions: u64,
+    secure_aborts: u64,
+    secure_queries: usize,
+}
+
+fn ln_binom(n: u64, k: u64) -> f64 {
+    if k > n {
+        return f64::NEG_INFINITY;
+    }
+    let k = k.min(n - k);
+    (0..k)
+        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
+        .sum()
+}
+
+/// `P(X > s)` for `X ~ Hypergeometric(n, w, t)` (wrong samples among `t` drawn from `n` with `w` wrong).
+fn hypergeometric_tail(n: u64, w: u64, t: u64, s: u64) -> f64 {
+    let total = ln_binom(n, t);
+    // `+ 0.0` turns the empty sum's -0.0 into 0.0.
+    ((s + 1)..=t.min(w))
+        .map(|x| (ln_binom(w, x) + ln_binom(n - w, t - x) - total).exp())
+        .sum::<f64>()
+        + 0.0
+}
+
+/// `P(X > s)` for `X ~ Binomial(t, q)`.
+fn binomial_tail(t: u64, q: f64, s: u64) -> f64 {
+    if q <= 0.0 {
+        return 0.0;
+    }
+    if q >= 1.0 {
+        return if s < t { 1.0 } else { 0.0 };
+    }
+    ((s + 1)..=t)
+        .map(|x| (ln_binom(t, x) + x as f64 * q.ln() + (t - x) as f64 * (1.0 - q).ln()).exp())
+        .sum::<f64>()
+        + 0.0
+}
+
+fn honest(a: HonestArgs) -> Result<(), CliError> {
+    let dir = model_dir(&a.model, "bc-mlp")?;
+    let fixed = eval::default_fixed_point();
+    let model = Model::load(&dir).map_err(usage)?;
+    let program = fusion_nn::fixed::lower(&model, fixed).map_err(failure)?;
+    let test = held_out(&model)?;
+    let n = test.len();
+    if a.public == 0 || a.public > n {
+        return Err(usage(format!("--public must be in 1..={n}")));
+    }
+    let pred = eval::predict_fixed(&model, &program, &test).map_err(failure)?;
+    let wrong_idx: Vec<bool> = pred.iter().zip(&test.labels).map(|(p, l)| p != l).collect();
+    let wrong = wrong_idx.iter().filter(|&&w| w).count();
+    let acc = 1.0 - wrong as f64 / n as f64;
+    println!(
+        "honest runs: model `{}` on its held-out split: {}/{n} correct (fixed point, accuracy {:.4}); T = {} public samples per batch",
+        model.meta.name,
+        n - wrong,
+        acc,
+        a.public
+    );
+    let mut rng = rng_from(a.seed, 7)?;
+    let t = a.public as u64;
+    let mut rows = Vec::new();
+    println!(
+        "{:>9} {:>6} {:>10} {:>12} {:>14} {:>14} {:>8} {:>12} {:>8} {:>22}",
+        "delta",
+        "slack",
+        "subsets",
+        "false abort",
+        "exact (hyper)",
+        "binomial(p^)",
+        "B (R=8)",
+        "log2 P (R=8)",
+        "B (R=32)",
+        "log2 P (R=32,B=7,T=100)"
+    );
+    for &delta in &a.thresholds {
+        let slack = delta.slack(t);
+        let mut idx: Vec<usize> = (0..n).collect();
+        let mut aborts = 0u64;
+        for _ in 0..a.subsets {
+            // Partial Fisher-Yates: idx[..T] is a uniform T-subset.
+            let mut wrong_in = 0u64;
+            for i in 0..a.public {
+                let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+                idx.swap(i, j);
+                wrong_in += u64::from(wrong_idx[idx[i]]);
+            }
+            if wrong_in > slack {
+                aborts += 1;
+            }
+        }
+        let exact = hypergeometric_tail(n as u64, wrong as u64, t, slack);
+        let binom = binomial_tail(t, wrong as f64 / n as f64, slack);
+        let plan8 = plan_copies(8, t, delta, 40, 64).ok();
+        let b8 = plan8.as_ref().map(|(b, _, _)| *b);
+        let l8 = plan8.as_ref().map(|(_, _, w)| w.probability.log2());
+        let b32 = plan_copies(32, t, delta, 40, 64).ok().map(|(b, _, _)| b);
+        let bound = Layout::new(32, 7, 100)
+            .map(|l| {
+                security::slack_bound(l, delta.slack(100))
+                    .probability
+                    .log2()
+            })
+            .unwrap_or(f64::NAN);
+        let rate = aborts as f64 / a.subsets.max(1) as f64;
+        println!(
+            "{:>9} {slack:>6} {:>10} {rate:>12.5} {exact:>14.3e} {binom:>14.3e} {:>8} {:>12} {:>8} {bound:>22.2}",
+            delta.to_string(),
+            a.subsets,
+            b8.map_or("-".into(), |b| b.to_string()),
+            l8.map_or("-".into(), |l| format!("{l:.2}")),
+            b32.map_or("-".into(), |b| b.to_string()),
+        );
+        rows.push(HonestRow {
+            threshold: delta,
+            slack,
+            subsets: a.subsets,
+            false_aborts: aborts,
+            empirical_rate: rate,
+            exact_hypergeometric: exact,
+            binomial_model: binom,
+            copies_r8: b8,
+            log2_bound_r8: l8,
+            copies_r32: b32,
+            log2_bound_r32_b7_t100: bound,
+        });
+    }
+    println!(
+        "(false abort: accuracy below delta on a uniformly random T-subset of the held-out split; \
+         exact = hypergeometric tail; binomial(p^) = fresh samples at the measured accuracy)"
+    );
+    // Real secure sessions.
+    let mut secure_aborts = 0u64;
+    if a.sessions > 0 {
+        if a.queries == 0 || a.queries + a.public > n {
+            return Err(usage("--queries + --public exceed the held-out split"));
+        }
+        init_rayon();
+        let rt = runtime()?;
+        let mut srng = rng_from(a.seed, 8)?;
+        let served = ServedModel::from_model(&model, fixed).map_err(failure)?;
+        let server =
+            SecureServer::new(served, ServerConfig::default(), Cheat::Honest).map_err(failure)?;
+        let params = FusionParams::new(model.meta.classes, a.threshold);
+        for s in 0..a.sessions {
+            let mut idx: Vec<usize> = (0..n).collect();
+            for i in 0..a.queries + a.public {
+                let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+                idx.swap(i, j);
+            }
+            let queries = sample_rows(&test, &idx[..a.queries]);
+            let public: Vec<Labeled<Vec<f32>>> = idx[a.queries..a.queries + a.public]
+                .iter()
+                .map(|&i| Labeled::new(test.inputs.sample(i).to_vec(), test.labels[i]))
+                .collect();
+            let mut crng = rng_from(a.seed.map(|v| v ^ s), 9)?;
+            let started = Instant::now();
+            let report = rt.block_on(async {
+                let (ss, cs) = local_pair(&net()).await.map_err(failure)?;
+                let client = async {
+                    let mut c = SecureClient::connect(cs, ClientConfig::default(), &mut crng)
+                        .await
+                        .map_err(failure)?;
+                    let r = run_fusion(&mut c, &queries, &public, &params, &mut crng)
+                        .await
+                        .map_err(failure)?;
+                    c.finish().await.map_err(failure)?;
+                    Ok::<_, CliError>(r)
+                };
+                let (srv, cli) = tokio::join!(server.serve(ss, &mut srng), client);
+                srv.map_err(failure)?;
+                cli
+            })?;
+            if !report.accepted() {
+                secure_aborts += 1;
+            }
+            println!(
+                "secure session {}: {} (accuracy {}/{}, B = {}, N = {}) in {:.2} s",
+                s + 1,
+                if report.accepted() { "accept" } else { "ABORT" },
+                report.accuracy.correct,
+                report.accuracy.total,
+                report.parameters.copies,
+                report.parameters.total,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        println!(
+            "secure sessions at delta = {}: {secure_aborts} abort(s) in {}",
+            a.threshold, a.sessions
+        );
+    }
+    if let Some(p) = &a.json {
+        write_json(
+            p,
+            &HonestReport {
+                model: model.meta.name.clone(),
+                samples: n,
+                wrong,
+                fixed_point_accuracy: acc,
+                public: a.public,
+                rows,
+                secure_threshold: a.threshold,
+                secure_sessions: a.sessions,
+                secure_aborts,
+                secure_queries: a.queries,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- agreement
+
+/// Arguments of `fusion experiment agreement`.
+#[derive(clap::Args, Debug)]
+pub struct AgreementArgs {
+    /// Model directory (default: the shipped mnist-cnn).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Test samples to run (default: the whole held-out split).
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// First test sample.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    offset: usize,
+    /// Samples per secure batch (one session runs all batches).
+    #[arg(long, value_name = "B", default_value_t = 100)]
+    batch: usize,
+    /// OT flavour: silent or iknp.
+    #[arg(long, value_name = "FLAVOUR", default_value = "silent")]
+    ot: OtKind,
+    /// Samples per chunk.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    chunk: usize,
+    /// Seed (default: OS randomness).
+    #[arg(long, value_name = "SEED")]
+    seed: Option<u64>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct AgreementReport {
+    model: String,
+    samples: usize,
+    argmax_agreement: f64,
+    disagreements: usize,
+    max_logit_error: f64,
+    max_deviation_ulps: u64,
+    deviation_bound_ulps: u64,
+    output_scale_bits: u32,
+    secure_accuracy: f64,
+    fixed_accuracy: f64,
+    seconds: f64,
+    bytes: u64,
+    client: MeterReport,
+    server: Option<MeterReport>,
+}
+
+fn agreement(a: AgreementArgs) -> Result<(), CliError> {
+    let dir = model_dir(&a.model, "mnist-cnn")?;
+    let fixed = eval::default_fixed_point();
+    let model = Model::load(&dir).map_err(usage)?;
+    let test = held_out(&model)?;
+    let count = a.count.unwrap_or(test.len().saturating_sub(a.offset));
+    if count == 0 || a.offset + count > test.len() || a.batch == 0 {
+        return Err(usage(format!(
+            "--offset {} --count {count} --batch {}: the split has {} samples",
+            a.offset,
+            a.batch,
+            test.len()
+        )));
+    }
+    let idx: Vec<usize> = (a.offset..a.offset + count).collect();
+    let split = test.gather(&idx);
+    let served = ServedModel::from_model(&model, fixed).map_err(failure)?;
+    let program = served.program.clone();
+    let ring = program.ring();
+    let x = program
+        .encode_input(
+            &model
+                .meta
+                .preprocess
+                .apply(&split.inputs)
+                .map_err(failure)?,
+        )
+        .map_err(failure)?;
+    let all = program.run_all(&x).map_err(failure)?;
+    let max_abs: Vec<u64> = all
+        .iter()
+        .map(|t| {
+            t.data()
+                .iter()
+                .map(|&v| ring.to_signed(v).unsigned_abs())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let bound = deviation_bound(&program, &max_abs)[program.output()];
+    let reference = all
+        .last()
+        .cloned()
+        .ok_or_else(|| failure("empty program"))?;
+    init_rayon();
+    let mut config = ServerConfig {
+        chunk: a.chunk,
+        ..ServerConfig::default()
+    };
+    config.ot.flavour = a.ot;
+    let server = SecureServer::new(served, config, Cheat::Honest).map_err(failure)?;
+    let rt = runtime()?;
+    let mut srng = rng_from(a.seed, 21)?;
+    let mut crng = rng_from(a.seed, 22)?;
+    let in_len = x.sample_len();
+    let started = Instant::now();
+    let (y, client_report, server_report) = rt.block_on(async {
+        let (s, c) = local_pair(&net()).await.map_err(failure)?;
+        let client = async {
+            let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
+                .await
+                .map_err(failure)?;
+            let mut y = Vec::with_capacity(count * model.meta.classes);
+            let mut start = 0;
+            while start < count {
+                let m = a.batch.min(count - start);
+                let xs = x.data()[start * in_len..(start + m) * in_len].to_vec();
+                y.extend(client.infer_encoded(xs, m).await.map_err(failure)?);
+                start += m;
+                eprint!("\r{start}/{count} samples");
+            }
+            eprintln!();
+            let meter = client.meter();
+            let end = client.finish().await.map_err(failure)?;
+            Ok::<_, CliError>((y, meter.report(), end.report))
+        };
+        let (srv, cli) = tokio::join!(server.serve(s, &mut srng), client);
+        srv.map_err(|e: SecureError| failure(e))?;
+        cli
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = client_report.total.bytes_total();
+    let classes = model.meta.classes;
+    let got = Tensor::new(vec![count, classes], y).map_err(failure)?;
+    let ref_arg = argmax_signed(ring, &reference);
+    let sec_arg = argmax_signed(ring, &got);
+    let disagreements = ref_arg.iter().zip(&sec_arg).filter(|(a, b)| a != b).count();
+    let max_dev = reference
+        .data()
+        .iter()
+        .zip(got.data())
+        .map(|(&a, &b)| (ring.to_signed(a) - ring.to_signed(b)).unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    let scale = program.output_scale();
+    let acc = |p: &[usize]| {
+        p.iter().zip(&split.labels).filter(|(a, b)| a == b).count() as f64 / count as f64
+    };
+    let r = AgreementReport {
+        model: model.meta.name.clone(),
+        samples: count,
+        argmax_agreement: 1.0 - disagreements as f64 / count as f64,
+        disagreements,
+        max_logit_error: max_dev as f64 / (2f64).powi(scale as i32),
+        max_deviation_ulps: max_dev,
+        deviation_bound_ulps: bound,
+        output_scale_bits: scale,
+        secure_accuracy: acc(&sec_arg),
+        fixed_accuracy: acc(&ref_arg),
+        seconds,
+        bytes,
+        client: client_report,
+        server: Some(server_report),
+    };
+    println!(
+        "secure vs fixed-point engine, model `{}`, {} held-out samples (#{}..#{}):\n  argmax agreement {:.4} ({} disagreement(s))\n  max logit error {:.3e} ({} units of 2^-{}; worst-case bound {} units)\n  accuracy: secure {:.4}, fixed point {:.4}\n  {:.1} s, {} on the wire ({:.1} ms and {} per sample)",
+        r.model,
+        count,
+        a.offset,
+        a.offset + count - 1,
+        r.argmax_agreement,
+        disagreements,
+        r.max_logit_error,
+        max_dev,
+        scale,
+        bound,
+        r.secure_accuracy,
+        r.fixed_accuracy,
+        seconds,
+        human_bytes(bytes),
+        1e3 * seconds / count as f64,
+        human_bytes(bytes / count as u64)
+    );
+    println!("{}", phase_table(&r.client, r.server.as_ref()));
+    if let Some(p) = &a.json {
+        write_json(p, &r)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! `fusion query`: the client of verifiable private inference (Fusion, Dong
+//! et al., NDSS 2023). It connects to a `fusion serve` server (pinning its
+//! certificate), **plans** the number of copies `B` for its `R` queries and `T`
+//! public samples against the slack-aware bound (`fusion_core::security`),
+//! **mixes** `B` copies of every query with the labelled public samples under a
+//! secret random permutation, runs the batch through the secure two-party
+//! engine (the server sees only encryptions and random shares), **verifies**
+//! accuracy on the public samples and consistency of the copies, and prints
+//! one prediction per query on accept or the reasons on abort.
+//!
+//! Exit codes: 0 accept, 3 abort (cheating detected or the model misses the
+//! threshold), 2 usage errors (arguments, input files, a server model that
+//! does not fit the files), 1 other failures (network, protocol).
+//!
+//! Sample files: CSV, one sample per row, raw features (for images the
+//! pixels `0..255` row-major, 784 values for MNIST), an optional header row;
+//! the public file needs a header with a `label` column. `fusion samples`
+//! writes both kinds from the shipped datasets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::ArgGroup;
+use fusion_core::Threshold;
+use fusion_core::mix::Labeled;
+use fusion_core::search::DEFAULT_LAMBDA;
+use fusion_core::security::Layout;
+use fusion_core::verify::SecurityFigures;
+use fusion_net::{NetConfig, ServerPin, connect};
+use fusion_nn::secure::OtKind;
+
+use crate::common::{
+    CliError, SampleFile, failure, init_rayon, os_rng, progress, read_samples, runtime, usage,
+};
+use crate::session::{FusionSettings, fusion_over};
+
+/// The default accuracy threshold (see `fusion query --help`).
+pub const DEFAULT_THRESHOLD: &str = "0.9";
+
+/// Help for `--threshold`: the choice and its cost.
+pub const THRESHOLD_HELP: &str = "Accuracy threshold delta in (0, 1], parsed exactly (0.9 = 9/10): \
+the client accepts only if at least ceil(delta T) of the T public samples are classified \
+correctly.\n\n\
+Why 0.9 by default: it keeps false aborts of an honest server rare for the shipped models \
+(`fusion experiment honest`, T = 100): bc-mlp, 96.5% accurate on its 113 held-out patients, \
+never aborted in 100,000 random public subsets of them and would abort with probability \
+8.5e-4 on fresh samples (binomial model at 96.5%; 0.14 at delta = 0.95); mnist-cnn (99.3%) \
+about 1e-10.\n\n\
+Its price is slack: a cheating server may also corrupt s = T - ceil(delta T) public samples \
+for free (s = 10 at T = 100). B is planned against the slack-aware bound, so 2^-lambda still \
+holds, at the same or a higher B: at R = 8, T = 100 both 0.9 and 0.95 need B = 10 (bound \
+2^-40.2 against 2^-42.1), at R = 32 both need B = 8. Raise delta for a model you know to be \
+more accurate, lower it for a weaker one.";
+
+/// Arguments of `fusion query`.
+#[derive(clap::Args, Debug)]
+#[command(group(ArgGroup::new("pin").required(true).args(["server_cert", "server_fingerprint"])))]
+pub struct Args {
+    /// The server's address, e.g. 127.0.0.1:4433.
+    #[arg(long, value_name = "ADDR")]
+    server: SocketAddr,
+    /// The server's certificate (PEM) to pin.
+    #[arg(long, value_name = "FILE")]
+    server_cert: Option<PathBuf>,
+    /// The server certificate's SHA-256 fingerprint (hex, colons optional) to pin.
+    #[arg(long, value_name = "HEX")]
+    server_fingerprint: Option<String>,
+    /// The private queries: CSV, one sample per row (raw features; for images
+    /// the pixels 0..255 row-major), optional header row.
+    #[arg(long, value_name = "FILE")]
+    queries: PathBuf,
+    /// The public samples: CSV like the queries plus a `label` column (header required).
+    #[arg(long, value_name = "FILE")]
+    public: PathBuf,
+    /// Security parameter: undetected cheating has probability <= 2^-lambda.
+    #[arg(long, value_name = "LAMBDA", default_value_t = DEFAULT_LAMBDA)]
+    lambda: u32,
+    #[doc = "Accuracy threshold delta in (0, 1]."]
+    #[arg(long, value_name = "D", default_value = DEFAULT_THRESHOLD, long_help = THRESHOLD_HELP)]
+    threshold: Threshold,
+    /// Use exactly B copies per query instead of planning B (the report says
+    /// whether 2^-lambda is met).
+    #[arg(long, value_name = "B")]
+    copies: Option<u64>,
+    /// Use only the first T public samples of the file.
+    #[arg(long, value_name = "T")]
+    public_count: Option<usize>,
+    /// Largest B the planner may choose.
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    max_copies: u64,
+    /// Write the full report as JSON to this file.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+    /// No progress display.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Samples per chunk (the server may lower it).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    chunk: usize,
+    /// Limit in seconds on every protocol step.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Require the server to compute in Z_2^L.
+    #[arg(long, value_name = "L")]
+    ring_bits: Option<u32>,
+    /// Require the server to use F fractional bits.
+    #[arg(long, value_name = "F")]
+    frac_bits: Option<u32>,
+    /// Require the server to use this OT flavour (silent or iknp).
+    #[arg(long, value_name = "FLAVOUR")]
+    ot: Option<OtKind>,
+    /// Require the server to announce this model name.
+    #[arg(long, value_name = "NAME")]
+    expect_model: Option<String>,
+}
+
+/// Runs `fusion query`.
+pub fn run(args: Args) -> ExitCode {
+    crate::common::init_logging("warn");
+    match query(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => e.report("query"),
+    }
+}
+
+/// Labelled public samples.
+type Public = Vec<Labeled<Vec<f32>>>;
+
+fn load(args: &Args) -> Result<(SampleFile, Public), CliError> {
+    let queries = read_samples(&args.queries, false)?;
+    let public = read_samples(&args.public, true)?;
+    if queries.features != public.features {
+        return Err(usage(format!(
+            "queries have {} values per sample, public samples {}",
+            queries.features, public.features
+        )));
+    }
+    let labels = public.labels.clone().unwrap_or_default();
+    let mut public: Vec<Labeled<Vec<f32>>> = public
+        .samples
+        .into_iter()
+        .zip(labels)
+        .map(|(s, l)| Labeled::new(s, l))
+        .collect();
+    if let Some(t) = args.public_count {
+        if t == 0 || t > public.len() {
+            return Err(usage(format!(
+                "--public-count {t}: the public file has {} samples",
+                public.len()
+            )));
+        }
+        public.truncate(t);
+    }
+    Ok((queries, public))
+}
+
+fn query(args: Args) -> Result<u8, CliError> {
+    if args.lambda == 0 || args.lambda > fusion_core::search::MAX_LAMBDA {
+        return Err(usage("--lambda must be in 1..=256"));
+    }
+    if args.timeout == 0 {
+        return Err(usage("--timeout must be positive"));
+    }
+    let pin = match (&args.server_cert, &args.server_fingerprint) {
+        (Some(p), _) => ServerPin::from_cert_file(p).map_err(usage)?,
+        (None, Some(h)) => ServerPin::from_fingerprint_hex(h).map_err(usage)?,
+        (None, None) => return Err(usage("give --server-cert or --server-fingerprint")),
+    };
+    let (queries, public) = load(&args)?;
+    let (r, t) = (queries.samples.len(), public.len());
+    let mut settings = FusionSettings::new(args.threshold);
+    settings.lambda = args.lambda;
+    settings.copies = args.copies;
+    settings.max_copies = args.max_copies;
+    settings.chunk = args.chunk;
+    settings.timeout = Duration::from_secs(args.timeout);
+    settings.policy.ring_bits = args.ring_bits;
+    settings.policy.frac_bits = args.frac_bits;
+    settings.policy.ot = args.ot;
+    settings.policy.model_name = args.expect_model.clone();
+    settings.check_plan(r, t)?;
+    if let Some(b) = args.copies {
+        let slack = args.threshold.slack(t as u64);
+        let layout = Layout::new(r as u64, b, t as u64).map_err(usage)?;
+        let sec = SecurityFigures::compute(layout, slack, args.lambda);
+        eprintln!(
+            "fusion query: R = {r}, B = {b}, T = {t}, delta = {} (slack s = {slack}): undetected \
+             cheating <= 2^{:.2} (slack-aware; paper's bound 2^{:.2}); target 2^-{} {}",
+            args.threshold,
+            sec.log2_slack_bound,
+            sec.log2_paper_bound,
+            args.lambda,
+            if sec.meets_target { "met" } else { "NOT met" }
+        );
+    }
+    init_rayon();
+    let mut rng = os_rng()?;
+    let mut net = NetConfig::default();
+    net.messages = net.messages.with_timeout(settings.timeout);
+    let (bar, callback) = progress(args.quiet, "secure inference");
+    let rt = runtime()?;
+    let outcome = rt.block_on(async {
+        let session = connect(args.server, &pin, &net).await.map_err(failure)?;
+        fusion_over(
+            session,
+            &queries.samples,
+            &public,
+            &settings,
+            Some(callback),
+            &mut rng,
+        )
+        .await
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    println!("{}", outcome.render(queries.labels.as_deref(), &[]));
+    if let Some(path) = &args.json {
+        std::fs::write(path, outcome.to_json())
+            .map_err(|e| failure(format!("{}: {e}", path.display())))?;
+        eprintln!("fusion query: wrote the report to {}", path.display());
+    }
+    Ok(outcome.exit_code())
+}

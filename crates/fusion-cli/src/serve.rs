@@ -1,0 +1,171 @@
+//! `fusion serve`: the server of verifiable private inference. It holds a
+//! model, listens for clients over QUIC + TLS (its certificate is what clients
+//! pin, see `fusion keygen`), and serves client sessions one after another:
+//! each session runs the secure two-party engine (`fusion_nn::secure`) on the
+//! batches the client sends. A client that misbehaves or vanishes ends its own
+//! session with a logged error; the server keeps serving. Ctrl-C stops it.
+//!
+//! The server learns the batch sizes and nothing about the clients' samples or
+//! outputs; clients learn the public view of the model (architecture, shapes,
+//! fixed-point parameters, preprocessing), never its weights. `--cheat` makes
+//! the server misbehave on purpose (for demonstrations and experiments):
+//! Fusion clients detect it and abort.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use fusion_net::{Identity, NetConfig, Server};
+use fusion_nn::eval;
+use fusion_nn::secure::stats::human_bytes;
+use fusion_nn::secure::{CheatMode, HeChoice, OtKind, SecureServer, ServedModel, ServerConfig};
+use tracing::{error, info, warn};
+
+use crate::common::{CliError, failure, init_logging, init_rayon, os_rng, runtime, usage};
+
+/// Arguments of `fusion serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model directory (model.json and weights), e.g. data/models/bc-mlp.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:4433 (port 0 picks a free port; the
+    /// address is printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The server's certificate (PEM), from `fusion keygen`.
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// The server's private key (PEM), from `fusion keygen`.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Misbehave on purpose: honest; low-quality (serve the `-weak` sibling
+    /// model) or low-quality:DIR; tamper:K or tamper:K:CLASS (force class
+    /// CLASS, default 0, at K random positions of every batch); random
+    /// (random outputs).
+    #[arg(long, value_name = "MODE", default_value = "honest")]
+    cheat: CheatMode,
+    /// Ring bits l of the fixed-point encoding (Z_2^l).
+    #[arg(long, value_name = "L", default_value_t = 37)]
+    ring_bits: u32,
+    /// Fractional bits f of the fixed-point encoding.
+    #[arg(long, value_name = "F", default_value_t = 12)]
+    frac_bits: u32,
+    /// OT flavour of the non-linear layers: silent or iknp.
+    #[arg(long, value_name = "FLAVOUR", default_value = "silent")]
+    ot: OtKind,
+    /// RLWE preset of the linear layers: auto, n4096 or n8192.
+    #[arg(long, value_name = "PRESET", default_value = "auto")]
+    he: HeChoice,
+    /// Largest number of samples run through the network at once (larger
+    /// batches run in chunks).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    chunk: usize,
+    /// Largest batch accepted in one request.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    max_batch: usize,
+    /// Limit in seconds on every protocol step and message wait.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Encode the HE layers for these chunk sizes at start-up (comma separated).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    precompute: Vec<usize>,
+    /// Generate the two OT directions concurrently (needs >= 2 free cores).
+    #[arg(long)]
+    ot_parallel: bool,
+    /// Stop after this many sessions (default: serve until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    sessions: Option<u64>,
+}
+
+/// Runs `fusion serve`.
+pub fn run(args: Args) -> ExitCode {
+    init_logging("info");
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report("serve"),
+    }
+}
+
+fn serve(args: Args) -> Result<(), CliError> {
+    let fixed = eval::fixed_point(args.ring_bits, args.frac_bits).map_err(usage)?;
+    if !args.model.join("model.json").is_file() {
+        return Err(usage(format!(
+            "{} is not a model directory (no model.json)",
+            args.model.display()
+        )));
+    }
+    if args.timeout == 0 {
+        return Err(usage("--timeout must be positive"));
+    }
+    init_rayon();
+    let model = ServedModel::load(&args.model, fixed).map_err(failure)?;
+    let cheat = args.cheat.resolve(&args.model, fixed).map_err(usage)?;
+    let identity = Identity::from_pem_files(&args.cert, &args.key).map_err(usage)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let mut config = ServerConfig {
+        he: args.he,
+        ot_parallel: args.ot_parallel,
+        chunk: args.chunk,
+        max_batch: args.max_batch,
+        step_timeout: timeout,
+        ..ServerConfig::default()
+    };
+    config.ot.flavour = args.ot;
+    let server = SecureServer::new(model, config, cheat).map_err(usage)?;
+    let mut net = NetConfig::default();
+    net.messages = net.messages.with_timeout(timeout);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let mut listener = Server::bind(args.listen, &identity, net).map_err(failure)?;
+        let addr = listener.local_addr();
+        for &n in &args.precompute {
+            server.precompute(n).await.map_err(failure)?;
+        }
+        println!(
+            "fusion serve: listening on {addr} (model `{}`, {} classes, HE {}, OT {}; certificate SHA-256 {})",
+            server.model().name,
+            server.model().classes,
+            server.preset(),
+            args.ot,
+            identity.fingerprint()
+        );
+        if !matches!(args.cheat, CheatMode::Honest) {
+            warn!(mode = %server.cheat_name(), "this server CHEATS on purpose");
+        }
+        let mut served = 0u64;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let session = tokio::select! {
+                s = listener.accept() => s.map_err(failure)?,
+                _ = &mut ctrl_c => { info!("interrupted; stopping"); break; }
+            };
+            let peer = session.peer_addr();
+            info!(%peer, "session started");
+            let mut rng = os_rng()?;
+            tokio::select! {
+                r = server.serve(session, &mut rng) => match r {
+                    Ok(s) => info!(
+                        %peer,
+                        batches = s.batches,
+                        samples = s.samples,
+                        sent = %human_bytes(s.report.total.bytes_sent),
+                        received = %human_bytes(s.report.total.bytes_received),
+                        seconds = format!("{:.3}", s.report.seconds),
+                        "session finished"
+                    ),
+                    Err(e) => error!(%peer, error = %e, "session ended with an error"),
+                },
+                _ = &mut ctrl_c => { info!("interrupted during a session; stopping"); break; }
+            }
+            served += 1;
+            if args.sessions.is_some_and(|n| served >= n) {
+                info!(sessions = served, "served the requested number of sessions");
+                break;
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,329 @@
+//! The client side of a Fusion run over the secure engine, shared by
+//! `fusion query`, `fusion demo` and `fusion experiment`: connect, plan, mix,
+//! infer, verify, finish; then report (human and JSON).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use fusion_core::Threshold;
+use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
+use fusion_core::mix::Labeled;
+use fusion_core::search::DEFAULT_LAMBDA;
+use fusion_core::verify::{Report, Verdict};
+use fusion_net::{MeterReport, Session};
+use fusion_nn::secure::stats::human_bytes;
+use fusion_nn::secure::{
+    BatchStats, ClientConfig, ClientPolicy, EngineParams, ModelInfo, ProgressFn, SecureClient,
+    SecureError, SessionEnd,
+};
+use rand::{CryptoRng, Rng};
+use serde::Serialize;
+
+use crate::common::{CliError, failure, phase_table, usage};
+
+/// The client's Fusion settings.
+#[derive(Debug, Clone)]
+pub struct FusionSettings {
+    /// Accuracy threshold delta.
+    pub threshold: Threshold,
+    /// Security target 2^-lambda.
+    pub lambda: u32,
+    /// Fixed B (default: the smallest B meeting 2^-lambda, slack-aware).
+    pub copies: Option<u64>,
+    /// Largest B the automatic choice may pick.
+    pub max_copies: u64,
+    /// Samples per chunk the client asks for.
+    pub chunk: usize,
+    /// Step timeout.
+    pub timeout: Duration,
+    /// What the client requires of the server.
+    pub policy: ClientPolicy,
+}
+
+impl FusionSettings {
+    /// Defaults for a threshold.
+    pub fn new(threshold: Threshold) -> Self {
+        FusionSettings {
+            threshold,
+            lambda: DEFAULT_LAMBDA,
+            copies: None,
+            max_copies: 64,
+            chunk: fusion_nn::secure::config::DEFAULT_CHUNK,
+            timeout: fusion_nn::secure::config::DEFAULT_STEP_TIMEOUT,
+            policy: ClientPolicy::default(),
+        }
+    }
+
+    fn params(&self, classes: usize) -> FusionParams {
+        let mut p = FusionParams::new(classes, self.threshold);
+        p.lambda = self.lambda;
+        p.max_copies = self.max_copies;
+        p.copies = self.copies.map_or(Copies::Auto, Copies::Fixed);
+        p
+    }
+
+    /// Checks that a plan exists (before connecting).
+    pub fn check_plan(&self, queries: usize, public: usize) -> Result<(), CliError> {
+        if let Some(b) = self.copies {
+            if b < 2 {
+                return Err(usage("--copies must be at least 2"));
+            }
+            return Ok(());
+        }
+        plan_copies(
+            queries as u64,
+            public as u64,
+            self.threshold,
+            self.lambda,
+            self.max_copies,
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            usage(format!(
+                "{e} (give more public samples, a lower lambda, or --copies)"
+            ))
+        })
+    }
+}
+
+/// Public facts about the served model, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Classes.
+    pub classes: u64,
+    /// Input shape per sample.
+    pub input_shape: Vec<usize>,
+    /// Ring bits l.
+    pub ring_bits: u32,
+    /// Fractional bits f.
+    pub frac_bits: u32,
+    /// Steps of the program.
+    pub steps: usize,
+    /// ReLU-truncation fusions in the schedule.
+    pub fused_relu_truncations: usize,
+}
+
+/// Per-query figures of the inference batch.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerQuery {
+    /// Queries R.
+    pub queries: u64,
+    /// Wire bytes (both directions, client's meter) of the batch / R.
+    pub bytes: f64,
+    /// Wall-clock seconds of the batch / R.
+    pub seconds: f64,
+    /// Wire bytes of the whole session (setup included) / R.
+    pub bytes_with_setup: f64,
+    /// Wall-clock seconds of the whole session (connect + setup included) / R.
+    pub seconds_with_setup: f64,
+}
+
+/// Everything a Fusion run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The Fusion report (parameters, verdict, accuracy and its bound, security figures).
+    pub fusion: Report,
+    /// The served model.
+    pub model: ModelSummary,
+    /// The engine parameters the server announced.
+    pub engine: EngineParams,
+    /// The inference batch's figures (client's meter).
+    pub batch: Option<BatchStats>,
+    /// The client's meter for the whole session.
+    pub client: MeterReport,
+    /// The server's meter for the whole session, as it reported it at the end.
+    pub server: Option<MeterReport>,
+    /// Per-query figures.
+    pub per_query: Option<PerQuery>,
+}
+
+fn engine_error(e: SecureError) -> CliError {
+    match e {
+        SecureError::Mismatch(_) => usage(e),
+        _ => failure(e),
+    }
+}
+
+/// Runs Fusion on an established session: secure client setup, then
+/// [`run_fusion`], then the goodbye (which brings the server's meter back).
+pub async fn fusion_over<G: Rng + CryptoRng>(
+    session: Session,
+    queries: &[Vec<f32>],
+    public: &[Labeled<Vec<f32>>],
+    settings: &FusionSettings,
+    progress: Option<ProgressFn>,
+    rng: &mut G,
+) -> Result<Outcome, CliError> {
+    let mut policy = settings.policy.clone();
+    policy.input_len = policy.input_len.or_else(|| queries.first().map(Vec::len));
+    let config = ClientConfig {
+        chunk: settings.chunk,
+        step_timeout: settings.timeout,
+        policy,
+        ot_parallel: false,
+        progress,
+    };
+    let mut client = SecureClient::connect(session, config, rng)
+        .await
+        .map_err(engine_error)?;
+    let classes = client.classes();
+    if let Some(bad) = public.iter().find(|p| p.label >= classes) {
+        client.close();
+        return Err(usage(format!(
+            "a public sample has label {}, the model has {classes} classes",
+            bad.label
+        )));
+    }
+    let hello = client.server_hello().clone();
+    let model = summary(&hello.model, &client);
+    let params = settings.params(classes);
+    let report = match run_fusion(&mut client, queries, public, &params, rng).await {
+        Ok(r) => r,
+        Err(fusion_core::Error::Engine(e)) => {
+            client.close();
+            return Err(failure(e));
+        }
+        Err(e) => {
+            client.close();
+            return Err(usage(e));
+        }
+    };
+    let batch = client.last_batch().cloned();
+    let meter = client.meter();
+    let end: Option<SessionEnd> = client.finish().await.ok();
+    let client_report = meter.report();
+    let server = end.map(|e| e.report);
+    let per_query = batch.as_ref().map(|b| {
+        let r = report.parameters.queries.max(1) as f64;
+        let c = &client_report;
+        PerQuery {
+            queries: report.parameters.queries,
+            bytes: (b.bytes_sent + b.bytes_received) as f64 / r,
+            seconds: b.seconds / r,
+            bytes_with_setup: c.total.bytes_total() as f64 / r,
+            seconds_with_setup: c.seconds / r,
+        }
+    });
+    Ok(Outcome {
+        fusion: report,
+        model,
+        engine: hello.engine,
+        batch,
+        client: client_report,
+        server,
+        per_query,
+    })
+}
+
+fn summary(m: &ModelInfo, client: &SecureClient) -> ModelSummary {
+    let p = client.program();
+    ModelSummary {
+        name: m.name.clone(),
+        description: m.description.clone(),
+        classes: m.classes,
+        input_shape: p.input_shape.clone(),
+        ring_bits: p.fixed.ring.bits(),
+        frac_bits: p.fixed.frac_bits,
+        steps: p.steps.len(),
+        fused_relu_truncations: client.schedule().fused,
+    }
+}
+
+impl Outcome {
+    /// Exit code: 0 accept, 3 abort.
+    pub fn exit_code(&self) -> u8 {
+        if self.fusion.accepted() {
+            crate::common::EXIT_OK
+        } else {
+            crate::common::EXIT_ABORT
+        }
+    }
+
+    /// The full report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The human-readable report: verdict and checks, predictions (or abort
+    /// reasons), traffic and time per phase. `truth` adds the true label of
+    /// each query where known; `class_names` names classes.
+    pub fn render(&self, truth: Option<&[usize]>, class_names: &[&str]) -> String {
+        let mut s = String::new();
+        let m = &self.model;
+        let _ = writeln!(
+            s,
+            "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps)",
+            m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps
+        );
+        let _ = writeln!(s, "{}", self.fusion);
+        let name = |c: usize| {
+            class_names
+                .get(c)
+                .map_or_else(|| format!("class {c}"), |n| format!("{n} ({c})"))
+        };
+        match &self.fusion.verdict {
+            Verdict::Accept { outputs } => {
+                let _ = writeln!(s, "predictions (one per query):");
+                for (i, o) in outputs.iter().enumerate() {
+                    let scores: Vec<String> =
+                        o.scores().iter().map(|v| format!("{v:.3}")).collect();
+                    let t = truth
+                        .and_then(|t| t.get(i))
+                        .map(|&t| {
+                            format!(
+                                "   true: {}{}",
+                                name(t),
+                                if t == o.label() {
+                                    ""
+                                } else {
+                                    "  <- misclassified"
+                                }
+                            )
+                        })
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        s,
+                        "  query {i:>3}: {}   logits [{}]{t}",
+                        name(o.label()),
+                        scores.join(", ")
+                    );
+                }
+            }
+            Verdict::Abort { .. } => {
+                let _ = writeln!(
+                    s,
+                    "no predictions: the outputs cannot be trusted (see the reasons above)"
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "traffic and time per phase (wire bytes; client's meter and the server's own report):"
+        );
+        let _ = writeln!(s, "{}", phase_table(&self.client, self.server.as_ref()));
+        if let (Some(b), Some(q)) = (&self.batch, &self.per_query) {
+            let _ = writeln!(
+                s,
+                "inference  N = {} samples in {} chunk(s): {:.3} s, {} sent + {} received",
+                b.samples,
+                b.chunks,
+                b.seconds,
+                human_bytes(b.bytes_sent),
+                human_bytes(b.bytes_received)
+            );
+            let _ = write!(
+                s,
+                "per query  {} and {:.4} s (inference batch / R); with connection and setup: {} and {:.4} s",
+                human_bytes(q.bytes.round() as u64),
+                q.seconds,
+                human_bytes(q.bytes_with_setup.round() as u64),
+                q.seconds_with_setup
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,65 @@
+//! The secure engine's error type.
+//!
+//! The secure engine is a protocol over the network on top of three other
+//! crates, so it has its own error enum (the rest of `fusion-nn` uses
+//! [`NnError`]). The variants keep apart what a caller must tell apart: the
+//! transport failing or timing out, the peer sending malformed data, the peer
+//! announcing parameters we refuse, the server refusing us, and local mistakes.
+
+use std::time::Duration;
+
+use crate::error::NnError;
+
+/// Everything that can go wrong in a secure inference session.
+#[derive(Debug, thiserror::Error)]
+pub enum SecureError {
+    /// The connection or a message stream failed (includes the peer closing
+    /// early and fusion-net's own message timeouts).
+    #[error("network: {0}")]
+    Net(#[from] fusion_net::NetError),
+    /// A homomorphic linear layer failed (including malformed HE frames from the peer).
+    #[error("linear layer (HE): {0}")]
+    He(#[from] fusion_he::HeError),
+    /// An OT-based non-linear layer failed (including a peer running another operation).
+    #[error("non-linear layer (OT): {0}")]
+    Ot(#[from] fusion_ot::Error),
+    /// A protocol step did not finish in time.
+    #[error("timed out after {after:?} while {what}")]
+    Timeout {
+        /// The step.
+        what: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// The peer sent a message that is not what the protocol expects at this
+    /// point, or that fails validation (lengths, ranges, shapes).
+    #[error("malformed message from the peer: {0}")]
+    Malformed(String),
+    /// The peer announced parameters or a model we refuse (version, ring,
+    /// shapes, classes, OT flavour, ...).
+    #[error("refusing the peer's parameters: {0}")]
+    Mismatch(String),
+    /// The server refused our request (its stated reason).
+    #[error("the server refused: {0}")]
+    Refused(String),
+    /// A local model or program error (lowering, shapes of our own inputs).
+    #[error("model: {0}")]
+    Model(#[from] NnError),
+    /// Our own configuration or arguments are invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A background task failed.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl SecureError {
+    /// Whether the failure is the peer's announced parameters or model not
+    /// matching what we accept (a configuration problem rather than a fault).
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, SecureError::Mismatch(_))
+    }
+}
+
+/// Result with [`SecureError`].
+pub type SecureResult<T> = std::result::Result<T, SecureError>;

@@ -1,0 +1,257 @@
+//! The linear steps as HE layers: plans from public shapes, the server's
+//! encoded weights, and caches of both per batch size.
+//!
+//! A linear step of the program maps onto one fusion-he layer on the whole
+//! chunk: [`FixedOp::Dense`] onto HomFC (`[n, D] -> [n, O]`, weights `[O, D]`,
+//! bias at scale `2f`), [`FixedOp::Conv2d`] onto HomConv (NCHW, OIHW weights,
+//! explicit symmetric zero padding, bias), [`FixedOp::ChannelAffine`] onto HomBN
+//! (per-channel scale and shift). The layouts of fusion-nn's tensors and
+//! fusion-he's layers are the same (batch-major, `[C, H, W]` per sample), so
+//! shares pass through unchanged. Both parties plan from the public program
+//! with the announced HE preset and planner options, so their plans agree;
+//! the server encodes its weights once per model and batch size
+//! ([`ServerLinear`]) and keeps a few batch sizes cached.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use fusion_he::{
+    BatchNormShape, Conv2dShape, FcShape, HeError, HeParams, LayerKind, LinearPlan, Padding,
+    PlanOptions, ServerLinear,
+};
+
+use super::config::{HeChoice, HePreset};
+use super::error::{SecureError, SecureResult};
+use crate::fixed::{FixedOp, FixedProgram, OpClass};
+
+/// The fusion-he layer of linear step `step` for a batch of `n` samples.
+pub fn layer_kind(program: &FixedProgram, step: usize, n: usize) -> SecureResult<LayerKind> {
+    let s = program
+        .steps
+        .get(step)
+        .ok_or_else(|| SecureError::Config(format!("no step {step}")))?;
+    let in_shape = program.value_shape(s.inputs[0]);
+    Ok(match &s.op {
+        FixedOp::Dense(d) => LayerKind::Fc(FcShape::new(n, d.in_features, d.out_features)),
+        FixedOp::Conv2d(c) => LayerKind::Conv2d(Conv2dShape::new(
+            n,
+            c.in_channels,
+            c.in_height,
+            c.in_width,
+            c.out_channels,
+            c.kernel,
+            c.stride,
+            Padding::Explicit {
+                top: c.padding,
+                bottom: c.padding,
+                left: c.padding,
+                right: c.padding,
+            },
+        )),
+        FixedOp::ChannelAffine(a) => {
+            let [ch, h, w] = *in_shape else {
+                return Err(SecureError::Malformed(format!(
+                    "channel affine on shape {in_shape:?}"
+                )));
+            };
+            if ch != a.channels {
+                return Err(SecureError::Malformed("channel affine channels".into()));
+            }
+            LayerKind::BatchNorm(BatchNormShape::new(n, ch, h, w))
+        }
+        other => {
+            return Err(SecureError::Config(format!(
+                "`{}` is not a linear step",
+                other.tag()
+            )));
+        }
+    })
+}
+
+/// The public plans of every linear step for batch `n` (`None` for other steps).
+pub fn plans(
+    params: &HeParams,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+    n: usize,
+) -> SecureResult<Vec<Option<Arc<LinearPlan>>>> {
+    program
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if s.op.class() != OpClass::Linear {
+                return Ok(None);
+            }
+            let plan = LinearPlan::new(params, layer_kind(program, i, n)?, opts)?;
+            let expected = n * program.value_shape(s.inputs[0]).iter().product::<usize>();
+            let out = n * s.shape.iter().product::<usize>();
+            if plan.input_len() != expected || plan.output_len() != out {
+                return Err(SecureError::Config(format!(
+                    "HE plan of step `{}` has {} inputs / {} outputs, the program {expected} / {out}",
+                    s.name,
+                    plan.input_len(),
+                    plan.output_len()
+                )));
+            }
+            Ok(Some(Arc::new(plan)))
+        })
+        .collect()
+}
+
+/// The server's encoded layers for batch `n` (`program` with its coefficients).
+pub fn server_layers(
+    params: &HeParams,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+    n: usize,
+) -> SecureResult<Vec<Option<Arc<ServerLinear>>>> {
+    let plans = plans(params, opts, program, n)?;
+    program
+        .steps
+        .iter()
+        .zip(plans)
+        .map(|(s, plan)| {
+            let Some(plan) = plan else { return Ok(None) };
+            let plan = Arc::unwrap_or_clone(plan);
+            let layer = match &s.op {
+                FixedOp::Dense(d) => ServerLinear::fc(plan, &d.weight, Some(&d.bias)),
+                FixedOp::Conv2d(c) => ServerLinear::conv2d(plan, &c.weight, Some(&c.bias)),
+                FixedOp::ChannelAffine(a) => {
+                    ServerLinear::batch_norm(plan, &a.scale, Some(&a.shift))
+                }
+                _ => Err(HeError::InvalidShape("not a linear step".into())),
+            }
+            .map_err(|e| match e {
+                HeError::InputLength { .. } => SecureError::Config(format!(
+                    "step `{}` has no coefficients (a public program view cannot be served)",
+                    s.name
+                )),
+                e => SecureError::He(e),
+            })?;
+            Ok(Some(Arc::new(layer)))
+        })
+        .collect()
+}
+
+/// The HE preset for `program`: the fixed choice, or the smallest preset whose
+/// parameters exist for the ring and whose flooding holds for every layer at
+/// batch size 1.
+pub fn choose_preset(
+    choice: HeChoice,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+) -> SecureResult<HePreset> {
+    let candidates = match choice {
+        HeChoice::Fixed(p) => vec![p],
+        HeChoice::Auto => vec![HePreset::N4096, HePreset::N8192],
+    };
+    let mut last = None;
+    for p in candidates {
+        let attempt = p
+            .params(program.ring())
+            .and_then(|params| server_layers(&params, opts, program, 1));
+        match attempt {
+            Ok(_) => return Ok(p),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| SecureError::Config("no HE preset".into())))
+}
+
+/// A small cache of per-batch-size values (FIFO eviction).
+#[derive(Debug)]
+pub struct BatchCache<T> {
+    capacity: usize,
+    entries: Mutex<VecDeque<(usize, Arc<T>)>>,
+}
+
+impl<T> BatchCache<T> {
+    /// A cache of at most `capacity` (at least 1) batch sizes.
+    pub fn new(capacity: usize) -> Self {
+        BatchCache {
+            capacity: capacity.max(1),
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(usize, Arc<T>)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached value for batch size `n`.
+    pub fn get(&self, n: usize) -> Option<Arc<T>> {
+        self.lock()
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Stores the value for batch size `n` (evicting the oldest entry if full).
+    pub fn insert(&self, n: usize, v: Arc<T>) {
+        let mut e = self.lock();
+        e.retain(|(k, _)| *k != n);
+        if e.len() >= self.capacity {
+            e.pop_front();
+        }
+        e.push_back((n, v));
+    }
+
+    /// Cached batch sizes, oldest first.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.lock().iter().map(|(k, _)| *k).collect()
+    }
+}
+
+/// Runs a CPU-heavy closure on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> SecureResult<T> + Send + 'static,
+) -> SecureResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SecureError::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::default_fixed_point;
+    use crate::fixed::lower;
+
+    #[test]
+    fn plans_of_the_public_view_match_the_servers_layers() {
+        let m = crate::zoo::build("cnn-mnist", 1).expect("zoo");
+        let p = lower(&m, default_fixed_point()).expect("lower");
+        let opts = PlanOptions::default();
+        let preset = choose_preset(HeChoice::Auto, &opts, &p).expect("preset");
+        assert_eq!(preset, HePreset::N4096);
+        let params = preset.params(p.ring()).expect("params");
+        let public = plans(&params, &opts, &p.public_view(), 3).expect("plans");
+        let server = server_layers(&params, &opts, &p, 3).expect("layers");
+        assert_eq!(public.iter().flatten().count(), 4);
+        for (a, b) in public.iter().zip(&server) {
+            match (a, b) {
+                (Some(a), Some(b)) => assert_eq!(a.stats(), b.plan().stats()),
+                (None, None) => {}
+                _ => panic!("plans and layers disagree"),
+            }
+        }
+        assert!(matches!(
+            server_layers(&params, &opts, &p.public_view(), 1),
+            Err(SecureError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_sizes() {
+        let c = BatchCache::new(2);
+        c.insert(1, Arc::new(10));
+        c.insert(2, Arc::new(20));
+        c.insert(3, Arc::new(30));
+        assert_eq!(c.sizes(), vec![2, 3]);
+        assert_eq!(c.get(3).map(|v| *v), Some(30));
+        assert!(c.get(1).is_none());
+    }
+}

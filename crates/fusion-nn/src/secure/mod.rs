@@ -1,0 +1,96 @@
+//! The secure two-party inference engine (Cheetah-style, semi-honest).
+//!
+//! The server holds a model; the client holds samples. Together they run the
+//! model's lowered fixed-point program ([`crate::fixed::FixedProgram`],
+//! [`crate::fixed::lower`]) on additive shares in `Z_{2^l}`, **exactly the
+//! program the plaintext fixed-point interpreter runs**: linear steps through
+//! RLWE with coefficient encoding (fusion-he), local steps on each share, and
+//! non-linear steps through OT (fusion-ot). Only the client learns the
+//! outputs. The outputs equal the plaintext interpreter's up to the
+//! documented one-bit truncation errors (see [`crate::fixed`] for the error
+//! table; secure truncations return the floor or one less), so argmax and
+//! logits agree with the fixed-point engine up to those errors.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`server`] | [`SecureServer`]: serves sessions; HE layer encodings cached per batch size; cheat modes |
+//! | [`client`] | [`SecureClient`]: validates the server, runs batches, reconstructs outputs; implements [`fusion_core::engine::Engine`] |
+//! | [`wire`] | the session's control messages (versioned, bounded, validated) |
+//! | [`schedule`] | how the program's steps run; ReLU-truncation fusion and non-negative truncations |
+//! | [`exec`] | one pass of the schedule over a chunk, for either party |
+//! | [`linear`] | linear steps as HE layers: plans, encoded weights, caches |
+//! | [`ot`] | the OT engine of the announced flavour |
+//! | [`config`] | engine parameters, server and client settings, client policy |
+//! | [`stats`] | meter phases and per-batch figures |
+//! | [`bound`] | worst-case deviation of the secure engine from the plaintext interpreter |
+//! | [`error`] | [`SecureError`] |
+//!
+//! # A session
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fusion_nn::secure::{ClientConfig, SecureClient, SecureServer, ServedModel, ServerConfig, Cheat};
+//! use rand::{SeedableRng, rngs::ChaCha20Rng};
+//! let model = ServedModel::load("data/models/bc-mlp".as_ref(), fusion_nn::eval::default_fixed_point())?;
+//! let server = SecureServer::new(model, ServerConfig::default(), Cheat::Honest)?;
+//! let (s, c) = fusion_net::local_pair(&fusion_net::NetConfig::default()).await?;
+//! let mut srng = ChaCha20Rng::from_rng(&mut rand::rngs::SysRng); // OS-seeded in production
+//! let mut crng = ChaCha20Rng::from_rng(&mut rand::rngs::SysRng);
+//! let (served, logits) = tokio::join!(server.serve(s, &mut srng), async {
+//!     let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng).await?;
+//!     let logits = client.infer_raw(&[vec![0.0; 30]]).await?;   // raw features
+//!     client.finish().await?;
+//!     Ok::<_, fusion_nn::secure::SecureError>(logits)
+//! });
+//! # let _ = (served?, logits?); Ok(()) }
+//! ```
+//!
+//! # What each party learns
+//!
+//! * **Server**: the batch sizes, timing, and RLWE ciphertexts under the
+//!   client's key (IND-CPA under decision-RLWE) and uniformly random shares,
+//!   so nothing about the client's samples or outputs. It learns whether the
+//!   client used its outputs only if the client tells it (e.g. by aborting in
+//!   Fusion, a one-bit selective-failure channel per session).
+//! * **Client**: the public view of the program (architecture, shapes, ring and
+//!   scale, preprocessing, class count; no coefficients), the outputs (logits)
+//!   of its samples, and sizes and timing. HE replies are re-randomised and
+//!   noise-flooded (fusion-he), so they reveal only the client's output share.
+//!
+//! # Threat model
+//!
+//! The two-party protocols are **semi-honest**. Against a **malicious server**
+//! the engine gives the client's input privacy (everything the server sees is
+//! encrypted or secret-shared), but not correctness: a server can return wrong
+//! outputs (the cheat modes do exactly that). Fusion's mix-and-check
+//! ([`fusion_core::engine::run_fusion`] with this engine) is what detects a
+//! server that cheats on the outputs. The server's privacy holds against a
+//! **semi-honest client** only: a client that shifts its shares can extract
+//! weights from semi-honest protocols (MUSE, Lehmkuhl et al., USENIX Security
+//! 2021), and any client learns full logits, which help model extraction;
+//! output perturbation (the paper's use of reverse sigmoid) is not
+//! implemented. The public view, the preprocessing and the class count are
+//! public by design.
+
+pub mod bound;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod linear;
+pub mod ot;
+pub mod schedule;
+pub mod server;
+pub mod stats;
+pub mod wire;
+
+pub use client::SecureClient;
+pub use config::{
+    ClientConfig, ClientPolicy, EngineParams, HeChoice, HePreset, OtKind, OtParams, PlanParams,
+    Progress, ProgressFn, ServerConfig,
+};
+pub use error::{SecureError, SecureResult};
+pub use schedule::Schedule;
+pub use server::{Cheat, CheatMode, SecureServer, ServedModel, SessionSummary};
+pub use stats::{BatchStats, PhaseFigures};
+pub use wire::{ModelInfo, ServerHello, SessionEnd};

@@ -1,0 +1,382 @@
+//! The execution schedule: how the secure engine runs a [`FixedProgram`].
+//!
+//! Both parties derive the same schedule from the (public) program: a list of
+//! [`Action`]s in step order, each defining one value, and the values to drop
+//! after each action. Most steps map one to one onto an action of their
+//! [`OpClass`]: linear steps run through HE, local steps on each share, and
+//! non-linear steps through OT. Two rewrites save work without changing the
+//! contract:
+//!
+//! * **ReLU after truncation is fused** ([`ActionKind::ReluTruncate`]). When the
+//!   only reader of a `Truncate { bits }` value is a `Relu`, the pair runs as one
+//!   `relu_truncate(x, bits)` (fusion-ot; Cheetah's "ReLU then truncate" with the
+//!   truncation on the ReLU's flights). The reference computes
+//!   `ReLU(floor(x / 2^bits))`, which equals `floor(ReLU(x) / 2^bits)` for every
+//!   `x` (a negative `x` has a negative floor), so the fused protocol computes the
+//!   same value up to the one-bit truncation error the contract allows: `0` for
+//!   `x < 0`, else `floor(x / 2^bits)` or one less (so `0 <= x < 2^bits` may
+//!   give `-1`). The truncated value itself is never materialised.
+//! * **Truncation of values known to be non-negative** uses
+//!   `truncate_nonneg` (valid for `0 <= x < 2^(l-1)`) instead of the bounded
+//!   signed `truncate` (valid for `|x| < 2^(l-2)`): twice the headroom, same
+//!   cost. A value is *known non-negative* if it is the output of an exact
+//!   ReLU, or a max pool, window sum, global sum, reshape, sum or positive
+//!   constant multiple of known non-negative values (assuming, as the whole
+//!   fixed-point contract does, no overflow). Outputs of truncations and of
+//!   fused ReLU-truncations are *not* known non-negative (the one-bit error can
+//!   make them `-1`).
+//!
+//! Truncations by more than the OT protocols' range (`bits > l - 2`, or
+//! `> l - 1` for non-negative inputs) fall back to the exact truncation.
+
+use std::sync::Arc;
+
+use crate::fixed::{FixedOp, FixedProgram, OpClass, ValueId};
+use crate::kernels::{Window, window_for_each};
+
+use super::error::{SecureError, SecureResult};
+
+/// How an action is executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// HE linear layer of step `step`.
+    Linear,
+    /// Public linear map on each share ([`crate::fixed::Step::apply`]).
+    Local,
+    /// Exact ReLU (OT).
+    Relu,
+    /// Fused `ReLU(x >> bits)` (OT), see the module docs.
+    ReluTruncate {
+        /// The truncation's shift.
+        bits: u32,
+    },
+    /// Truncation (OT).
+    Truncate {
+        /// The shift.
+        bits: u32,
+        /// Which protocol.
+        mode: TruncMode,
+    },
+    /// Max pool (OT), with each output's in-bounds input positions of one sample.
+    MaxPool {
+        /// Windows of one sample (indices into the sample's input).
+        windows: Arc<Vec<Vec<usize>>>,
+        /// Elements of one input sample.
+        in_len: usize,
+    },
+    /// Square (OT).
+    Square,
+}
+
+/// Which truncation protocol runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruncMode {
+    /// Bounded signed input, one-bit error.
+    Signed,
+    /// Known non-negative input, one-bit error.
+    NonNeg,
+    /// Any input, exact.
+    Exact,
+}
+
+impl ActionKind {
+    /// The op class (which meter phase the action belongs to).
+    pub fn class(&self) -> OpClass {
+        match self {
+            ActionKind::Linear => OpClass::Linear,
+            ActionKind::Local => OpClass::Local,
+            _ => OpClass::NonLinear,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            ActionKind::Linear => "linear",
+            ActionKind::Local => "local",
+            ActionKind::Relu => "relu",
+            ActionKind::ReluTruncate { .. } => "relu_truncate",
+            ActionKind::Truncate {
+                mode: TruncMode::Signed,
+                ..
+            } => "truncate",
+            ActionKind::Truncate {
+                mode: TruncMode::NonNeg,
+                ..
+            } => "truncate_nonneg",
+            ActionKind::Truncate {
+                mode: TruncMode::Exact,
+                ..
+            } => "truncate_exact",
+            ActionKind::MaxPool { .. } => "max_pool",
+            ActionKind::Square => "square",
+        }
+    }
+}
+
+/// One action of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// What runs.
+    pub kind: ActionKind,
+    /// The program step whose op runs (for a fused ReLU-truncation, the
+    /// truncation step).
+    pub step: usize,
+    /// The value the action defines.
+    pub output: ValueId,
+    /// The values it reads.
+    pub inputs: Vec<ValueId>,
+}
+
+/// The schedule of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The actions, in order.
+    pub actions: Vec<Action>,
+    /// Values that are dead after action `i`.
+    pub drop_after: Vec<Vec<ValueId>>,
+    /// The program's output value.
+    pub output: ValueId,
+    /// Number of ReLU-truncation fusions.
+    pub fused: usize,
+}
+
+impl Schedule {
+    /// The schedule of `program` (see the module docs).
+    pub fn new(program: &FixedProgram) -> SecureResult<Self> {
+        let ring = program.ring();
+        let l = ring.bits();
+        let n_values = program.steps.len() + 1;
+        let output = program.output();
+        // Readers of each value.
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n_values];
+        for (i, s) in program.steps.iter().enumerate() {
+            for &v in &s.inputs {
+                readers
+                    .get_mut(v)
+                    .ok_or_else(|| SecureError::Malformed(format!("step {i} reads value {v}")))?
+                    .push(i);
+            }
+        }
+        let mut nonneg = vec![false; n_values];
+        let mut skip = vec![false; program.steps.len()];
+        let mut actions = Vec::with_capacity(program.steps.len());
+        let mut fused = 0;
+        for (i, s) in program.steps.iter().enumerate() {
+            if skip[i] {
+                continue;
+            }
+            let out = i + 1;
+            let all_nonneg = s.inputs.iter().all(|&v| nonneg[v]);
+            let kind = match (&s.op, s.op.class()) {
+                (_, OpClass::Linear) => ActionKind::Linear,
+                (FixedOp::Relu, _) => {
+                    nonneg[out] = true;
+                    ActionKind::Relu
+                }
+                (FixedOp::Truncate { bits }, _) => {
+                    let bits = *bits;
+                    let fusable = out != output
+                        && readers[out].len() == 1
+                        && matches!(program.steps[readers[out][0]].op, FixedOp::Relu)
+                        && bits < l;
+                    if fusable {
+                        let r = readers[out][0];
+                        skip[r] = true;
+                        fused += 1;
+                        actions.push(Action {
+                            kind: ActionKind::ReluTruncate { bits },
+                            step: i,
+                            output: r + 1,
+                            inputs: s.inputs.clone(),
+                        });
+                        continue;
+                    }
+                    let mode = if all_nonneg && bits < l {
+                        TruncMode::NonNeg
+                    } else if bits + 2 <= l {
+                        TruncMode::Signed
+                    } else {
+                        TruncMode::Exact
+                    };
+                    ActionKind::Truncate { bits, mode }
+                }
+                (FixedOp::MaxPool { .. }, _) => {
+                    nonneg[out] = all_nonneg;
+                    max_pool_kind(program, i)?
+                }
+                (FixedOp::Square, _) => ActionKind::Square,
+                (op, OpClass::Local) => {
+                    nonneg[out] = all_nonneg
+                        && match op {
+                            FixedOp::MulConst { factor } => !ring.msb(*factor),
+                            _ => true,
+                        };
+                    ActionKind::Local
+                }
+                (op, OpClass::NonLinear) => {
+                    return Err(SecureError::Config(format!(
+                        "no secure protocol for `{}`",
+                        op.tag()
+                    )));
+                }
+            };
+            actions.push(Action {
+                kind,
+                step: i,
+                output: out,
+                inputs: s.inputs.clone(),
+            });
+        }
+        // Liveness over the actions.
+        let mut last = vec![None::<usize>; n_values];
+        for (a, act) in actions.iter().enumerate() {
+            for &v in &act.inputs {
+                last[v] = Some(a);
+            }
+        }
+        let mut drop_after = vec![Vec::new(); actions.len()];
+        for (v, l) in last.iter().enumerate() {
+            if let Some(a) = *l
+                && v != output
+            {
+                drop_after[a].push(v);
+            }
+        }
+        if !actions.iter().any(|a| a.output == output) {
+            return Err(SecureError::Config(
+                "the schedule does not compute the program's output".into(),
+            ));
+        }
+        Ok(Schedule {
+            actions,
+            drop_after,
+            output,
+            fused,
+        })
+    }
+
+    /// Number of actions of each class `(linear, local, non-linear)`.
+    pub fn class_counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for a in &self.actions {
+            match a.kind.class() {
+                OpClass::Linear => c.0 += 1,
+                OpClass::Local => c.1 += 1,
+                OpClass::NonLinear => c.2 += 1,
+            }
+        }
+        c
+    }
+}
+
+fn max_pool_kind(program: &FixedProgram, i: usize) -> SecureResult<ActionKind> {
+    let s = &program.steps[i];
+    let FixedOp::MaxPool {
+        kernel,
+        stride,
+        padding,
+    } = s.op
+    else {
+        return Err(SecureError::Config("not a max pool".into()));
+    };
+    let shape = program.value_shape(s.inputs[0]);
+    let [c, h, w] = *shape else {
+        return Err(SecureError::Malformed(format!(
+            "max pool input of shape {shape:?}"
+        )));
+    };
+    let g = Window::new(c, h, w, kernel, stride, padding)
+        .ok_or_else(|| SecureError::Malformed("max pool window does not fit".into()))?;
+    let mut windows: Vec<Vec<usize>> = vec![Vec::with_capacity(kernel * kernel); c * g.ho * g.wo];
+    window_for_each(&g, |o, x| windows[o].push(x));
+    if windows.iter().any(Vec::is_empty) {
+        return Err(SecureError::Malformed(
+            "max pool window without in-bounds positions".into(),
+        ));
+    }
+    Ok(ActionKind::MaxPool {
+        windows: Arc::new(windows),
+        in_len: c * h * w,
+    })
+}
+
+/// The windows of a batch of `n` samples (sample `s`'s windows shifted by `s in_len`).
+pub fn batch_windows(windows: &[Vec<usize>], in_len: usize, n: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::with_capacity(windows.len() * n);
+    for s in 0..n {
+        let off = s * in_len;
+        out.extend(windows.iter().map(|w| w.iter().map(|&i| i + off).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::default_fixed_point;
+    use crate::fixed::lower;
+
+    fn schedule(name: &str) -> Schedule {
+        let m = crate::zoo::build(name, 1).expect("zoo");
+        Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("schedule")
+    }
+
+    #[test]
+    fn cnn_fuses_every_truncate_relu_pair_and_keeps_pool_truncations_signed() {
+        let s = schedule("cnn-mnist");
+        // conv/relu twice, fc1/relu: three fusions.
+        assert_eq!(s.fused, 3);
+        let tags: Vec<&str> = s.actions.iter().map(|a| a.kind.tag()).collect();
+        assert_eq!(
+            tags,
+            [
+                "linear",
+                "relu_truncate",
+                "local",
+                "truncate",
+                "linear",
+                "relu_truncate",
+                "local",
+                "truncate",
+                "local",
+                "linear",
+                "relu_truncate",
+                "linear"
+            ]
+        );
+        assert_eq!(s.actions.last().map(|a| a.output), Some(s.output));
+    }
+
+    #[test]
+    fn truncation_of_exact_relu_outputs_is_nonneg() {
+        // Relu -> avgpool: the pool's truncation reads exact ReLU outputs.
+        let mut g = crate::graph::GraphBuilder::new(vec![2, 4, 4]);
+        let x = g.input();
+        let x = g.relu("r", x);
+        let x = g.avg_pool("p", x, 2, 2, 0);
+        let x = g.flatten("f", x);
+        g.dense("d", x, 3);
+        let graph = g.finish().expect("graph");
+        let meta = crate::zoo::meta("t", &graph).expect("meta");
+        let m = crate::model::Model::init(meta, graph, 3).expect("init");
+        let s = Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("s");
+        let tags: Vec<&str> = s.actions.iter().map(|a| a.kind.tag()).collect();
+        assert_eq!(
+            tags,
+            ["relu", "local", "truncate_nonneg", "local", "linear"]
+        );
+        // Every value but the output is dropped exactly once.
+        let dropped: usize = s.drop_after.iter().map(Vec::len).sum();
+        assert_eq!(dropped, 5);
+    }
+
+    #[test]
+    fn batch_windows_shift_per_sample() {
+        let w = vec![vec![0, 1], vec![2]];
+        assert_eq!(
+            batch_windows(&w, 3, 2),
+            vec![vec![0, 1], vec![2], vec![3, 4], vec![5]]
+        );
+    }
+}

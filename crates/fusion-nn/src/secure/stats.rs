@@ -1,0 +1,152 @@
+//! Per-phase figures of a session: the meter phases the engine charges its
+//! traffic and time to, and per-batch differences of meter snapshots.
+//!
+//! Phases (names of [`fusion_net::Meter`] phases, both parties):
+//!
+//! | phase | what |
+//! |---|---|
+//! | `connect` | QUIC + TLS handshake (fusion-net) |
+//! | [`PHASE_SETUP`] | hello exchange, HE key generation and public key, OT base OTs and first ROT refill |
+//! | [`PHASE_LINEAR`] | HE linear layers (including waiting for the peer's computation) |
+//! | [`PHASE_NONLINEAR`] | OT non-linear layers, ROT refills and fences |
+//! | [`PHASE_LOCAL`] | local steps (no traffic) |
+//! | [`PHASE_OUTPUT`] | batch requests, the server's output shares, the goodbye |
+//!
+//! Bytes are wire bytes (UDP payload of QUIC datagrams, see
+//! [`fusion_net::meter`]); time is wall-clock time while the phase was current.
+
+use fusion_net::{Counters, MeterReport};
+use serde::{Deserialize, Serialize};
+
+/// Hello exchange, HE keys, OT setup.
+pub const PHASE_SETUP: &str = "setup";
+/// HE linear layers.
+pub const PHASE_LINEAR: &str = "linear";
+/// OT non-linear layers.
+pub const PHASE_NONLINEAR: &str = "nonlinear";
+/// Local steps.
+pub const PHASE_LOCAL: &str = "local";
+/// Batch requests and output shares.
+pub const PHASE_OUTPUT: &str = "output";
+
+/// One phase's figures over some interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseFigures {
+    /// Phase name.
+    pub name: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Wire bytes sent.
+    pub bytes_sent: u64,
+    /// Wire bytes received.
+    pub bytes_received: u64,
+    /// Message flights on fusion-net message streams.
+    pub rounds: u64,
+}
+
+/// One batch's figures, from the client's meter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchStats {
+    /// Samples in the batch.
+    pub samples: usize,
+    /// Chunks it ran in.
+    pub chunks: usize,
+    /// Wall-clock seconds of the whole batch.
+    pub seconds: f64,
+    /// Wire bytes sent.
+    pub bytes_sent: u64,
+    /// Wire bytes received.
+    pub bytes_received: u64,
+    /// Per phase.
+    pub phases: Vec<PhaseFigures>,
+}
+
+fn sub(a: &Counters, b: &Counters) -> Counters {
+    Counters {
+        bytes_sent: a.bytes_sent.saturating_sub(b.bytes_sent),
+        bytes_received: a.bytes_received.saturating_sub(b.bytes_received),
+        datagrams_sent: a.datagrams_sent.saturating_sub(b.datagrams_sent),
+        datagrams_received: a.datagrams_received.saturating_sub(b.datagrams_received),
+        messages_sent: a.messages_sent.saturating_sub(b.messages_sent),
+        messages_received: a.messages_received.saturating_sub(b.messages_received),
+        message_bytes_sent: a.message_bytes_sent.saturating_sub(b.message_bytes_sent),
+        message_bytes_received: a
+            .message_bytes_received
+            .saturating_sub(b.message_bytes_received),
+        rounds: a.rounds.saturating_sub(b.rounds),
+    }
+}
+
+/// The per-phase figures between two snapshots of the same meter (phases
+/// with neither time nor traffic in between are left out).
+pub fn phase_delta(before: &MeterReport, after: &MeterReport) -> Vec<PhaseFigures> {
+    after
+        .phases
+        .iter()
+        .filter_map(|p| {
+            let (c0, t0) = before
+                .phase(&p.name)
+                .map_or((Counters::default(), 0.0), |q| (q.counters, q.seconds));
+            let c = sub(&p.counters, &c0);
+            let seconds = (p.seconds - t0).max(0.0);
+            (seconds > 0.0 || c.bytes_total() > 0).then(|| PhaseFigures {
+                name: p.name.clone(),
+                seconds,
+                bytes_sent: c.bytes_sent,
+                bytes_received: c.bytes_received,
+                rounds: c.rounds,
+            })
+        })
+        .collect()
+}
+
+/// All phases of a report as [`PhaseFigures`].
+pub fn phases(report: &MeterReport) -> Vec<PhaseFigures> {
+    report
+        .phases
+        .iter()
+        .map(|p| PhaseFigures {
+            name: p.name.clone(),
+            seconds: p.seconds,
+            bytes_sent: p.counters.bytes_sent,
+            bytes_received: p.counters.bytes_received,
+            rounds: p.counters.rounds,
+        })
+        .collect()
+}
+
+/// Human-readable bytes (KiB/MiB/GiB, binary).
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b < 1024.0 {
+        format!("{b:.0} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fusion_net::{Meter, Party};
+
+    #[test]
+    fn deltas_only_show_what_happened_in_between() {
+        let m = Meter::new(Party::Client);
+        let before = m.report();
+        {
+            let _g = m.phase(PHASE_LINEAR);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let after = m.report();
+        let d = phase_delta(&before, &after);
+        assert!(d.iter().any(|p| p.name == PHASE_LINEAR && p.seconds > 0.0));
+        assert!(d.iter().all(|p| p.bytes_sent == 0));
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.00 MiB");
+    }
+}

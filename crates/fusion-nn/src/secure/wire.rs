@@ -1,0 +1,619 @@
+//! The session's control messages and their validation.
+//!
+//! Control messages travel on one fusion-net typed message stream per
+//! direction (bincode, length-prefixed, frames bounded by
+//! [`fusion_net::MessageConfig::max_frame_bytes`], every wait bounded by a
+//! timeout). The HE and OT traffic runs on their own sub-connections.
+//!
+//! # The session
+//!
+//! ```text
+//! client                                   server
+//!   Hello {protocol, version, chunk}   ->
+//!                                      <-  Hello {model, program view, engine}   (or Refused)
+//!   [HE keys: public key               ->]   [OT setup: base OTs, first ROTs <->]
+//!   Batch {samples: N}                 ->                                       (repeat)
+//!        for each chunk: the program's steps (HE / OT / local) <->
+//!                                      <-  Output {chunk, server's output share}
+//!   Finish                             ->
+//!                                      <-  Goodbye {server's meter report}
+//! ```
+//!
+//! # Validation
+//!
+//! Every field is checked by its receiver before use: the server checks the
+//! protocol name and version and the requested chunk and batch sizes; the
+//! client checks the server's [`ServerHello`] completely
+//! ([`ServerHello::validate`]): protocol and version, the public program's
+//! structure ([`FixedProgram::validate`]) and that it carries no
+//! coefficients, bounds on its size, the fixed-point parameters, the output
+//! shape against the class count, the preprocessing against the input size,
+//! the engine parameters ([`EngineParams::validate`]) and its own
+//! [`ClientPolicy`]. Output shares are checked for length and ring membership.
+
+use fusion_core::ring::FixedPoint;
+use fusion_net::MeterReport;
+use serde::{Deserialize, Serialize};
+
+use super::config::{ClientPolicy, EngineParams};
+use super::error::{SecureError, SecureResult};
+use crate::fixed::{FixedOp, FixedProgram};
+use crate::model::Preprocess;
+
+/// The protocol name both parties send.
+pub const PROTOCOL: &str = "fusion-secure-inference";
+/// The protocol version this code speaks.
+pub const VERSION: u32 = 1;
+/// Most steps an announced program may have.
+pub const MAX_STEPS: usize = 1 << 12;
+/// Most elements a per-sample value of an announced program may have.
+pub const MAX_VALUE_ELEMENTS: usize = 1 << 24;
+/// Most window entries per sample of a max pool in an announced program.
+pub const MAX_WINDOW_ENTRIES: usize = 1 << 26;
+/// Most classes an announced model may have.
+pub const MAX_CLASSES: usize = 1 << 16;
+/// Longest model name or step name, bytes.
+pub const MAX_NAME: usize = 256;
+/// Longest model description, bytes.
+pub const MAX_DESCRIPTION: usize = 4096;
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// [`PROTOCOL`].
+    pub protocol: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The chunk size the client prefers.
+    pub chunk: u64,
+}
+
+/// A batch request: the client states the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    /// Samples in the batch (`N`).
+    pub samples: u64,
+}
+
+/// Messages from the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Opens the session.
+    Hello(ClientHello),
+    /// Starts a batch.
+    Batch(BatchRequest),
+    /// Ends the session.
+    Finish,
+}
+
+/// The public facts about the served model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The model's name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Number of classes (the output width).
+    pub classes: u64,
+    /// The public preprocessing the client applies before encoding.
+    pub preprocess: Preprocess,
+}
+
+/// The server's answer to [`ClientHello`].
+///
+/// On the wire the program and the preprocessing travel as JSON text inside
+/// the bincode message (their serde representations use internally tagged
+/// enums, which bincode cannot decode); the text is parsed from the bounded
+/// frame and then validated like everything else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "WireHello", try_from = "WireHello")]
+pub struct ServerHello {
+    /// [`PROTOCOL`].
+    pub protocol: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The model's public metadata.
+    pub model: ModelInfo,
+    /// The program the parties execute, without the server's coefficients
+    /// ([`FixedProgram::public_view`]); it carries the fixed-point parameters.
+    pub program: FixedProgram,
+    /// The engine parameters both parties use.
+    pub engine: EngineParams,
+}
+
+/// [`ServerHello`] as it travels: the program and preprocessing as JSON.
+#[derive(Serialize, Deserialize)]
+struct WireHello {
+    protocol: String,
+    version: u32,
+    name: String,
+    description: String,
+    classes: u64,
+    preprocess: String,
+    program: String,
+    engine: EngineParams,
+}
+
+impl From<ServerHello> for WireHello {
+    fn from(h: ServerHello) -> Self {
+        WireHello {
+            protocol: h.protocol,
+            version: h.version,
+            name: h.model.name,
+            description: h.model.description,
+            classes: h.model.classes,
+            // Plain data: serialisation cannot fail.
+            preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
+            program: serde_json::to_string(&h.program).unwrap_or_default(),
+            engine: h.engine,
+        }
+    }
+}
+
+impl TryFrom<WireHello> for ServerHello {
+    type Error = String;
+
+    fn try_from(w: WireHello) -> Result<Self, String> {
+        Ok(ServerHello {
+            protocol: w.protocol,
+            version: w.version,
+            model: ModelInfo {
+                name: w.name,
+                description: w.description,
+                classes: w.classes,
+                preprocess: serde_json::from_str(&w.preprocess)
+                    .map_err(|e| format!("preprocessing: {e}"))?,
+            },
+            program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
+            engine: w.engine,
+        })
+    }
+}
+
+/// The server's output share of one chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputShare {
+    /// Chunk index within the batch.
+    pub chunk: u64,
+    /// `samples x classes` ring elements, batch-major.
+    pub shares: Vec<u64>,
+}
+
+/// What the server reports when the session ends. (On the wire the meter
+/// report travels as JSON text: its serde form flattens maps, which bincode
+/// cannot encode.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "WireEnd", try_from = "WireEnd")]
+pub struct SessionEnd {
+    /// Batches served in this session.
+    pub batches: u64,
+    /// Samples served in this session.
+    pub samples: u64,
+    /// The server's meter (bytes, rounds and time per phase).
+    pub report: MeterReport,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireEnd {
+    batches: u64,
+    samples: u64,
+    report: String,
+}
+
+impl From<SessionEnd> for WireEnd {
+    fn from(e: SessionEnd) -> Self {
+        WireEnd {
+            batches: e.batches,
+            samples: e.samples,
+            report: serde_json::to_string(&e.report).unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<WireEnd> for SessionEnd {
+    type Error = String;
+
+    fn try_from(w: WireEnd) -> Result<Self, String> {
+        Ok(SessionEnd {
+            batches: w.batches,
+            samples: w.samples,
+            report: serde_json::from_str(&w.report).map_err(|e| format!("meter report: {e}"))?,
+        })
+    }
+}
+
+/// Messages from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// Accepts the session.
+    Hello(Box<ServerHello>),
+    /// Refuses a request (the session then ends).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// An output share.
+    Output(OutputShare),
+    /// Ends the session.
+    Goodbye(Box<SessionEnd>),
+}
+
+impl ServerMsg {
+    /// A short name for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMsg::Hello(_) => "hello",
+            ServerMsg::Refused { .. } => "refusal",
+            ServerMsg::Output(_) => "output share",
+            ServerMsg::Goodbye(_) => "goodbye",
+        }
+    }
+}
+
+impl ClientMsg {
+    /// A short name for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMsg::Hello(_) => "hello",
+            ClientMsg::Batch(_) => "batch request",
+            ClientMsg::Finish => "finish",
+        }
+    }
+}
+
+fn mismatch(msg: impl Into<String>) -> SecureError {
+    SecureError::Mismatch(msg.into())
+}
+
+fn malformed(msg: impl Into<String>) -> SecureError {
+    SecureError::Malformed(msg.into())
+}
+
+/// Checks the protocol name and version of a peer.
+pub fn check_protocol(protocol: &str, version: u32) -> SecureResult<()> {
+    if protocol != PROTOCOL {
+        return Err(mismatch(format!(
+            "the peer speaks `{}`, not `{PROTOCOL}`",
+            protocol.chars().take(64).collect::<String>()
+        )));
+    }
+    if version != VERSION {
+        return Err(mismatch(format!(
+            "the peer speaks protocol version {version}, this build speaks {VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+impl ClientHello {
+    /// Our hello.
+    pub fn new(chunk: usize) -> Self {
+        ClientHello {
+            protocol: PROTOCOL.into(),
+            version: VERSION,
+            chunk: chunk as u64,
+        }
+    }
+}
+
+/// Checks a public program's structure and size (see the module docs).
+pub fn validate_program(p: &FixedProgram) -> SecureResult<()> {
+    if p.steps.len() > MAX_STEPS {
+        return Err(malformed(format!(
+            "the program has {} steps (at most {MAX_STEPS})",
+            p.steps.len()
+        )));
+    }
+    // The ring deserialises validated; the scale is not.
+    FixedPoint::new(p.fixed.ring, p.fixed.frac_bits).map_err(|e| mismatch(e.to_string()))?;
+    if p.fixed.ring.bits() < 4 {
+        return Err(mismatch(format!(
+            "a {}-bit ring is too small for the engine",
+            p.fixed.ring.bits()
+        )));
+    }
+    let elems = |shape: &[usize]| {
+        crate::graph::checked_numel(shape)
+            .filter(|&n| n <= MAX_VALUE_ELEMENTS)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "a value of shape {shape:?} has more than {MAX_VALUE_ELEMENTS} elements"
+                ))
+            })
+    };
+    if p.input_shape.len() > 4 || p.steps.iter().any(|s| s.shape.len() > 4) {
+        return Err(malformed("a value has more than 4 dimensions".to_string()));
+    }
+    elems(&p.input_shape)?;
+    for s in &p.steps {
+        elems(&s.shape)?;
+        if s.name.len() > MAX_NAME {
+            return Err(malformed("a step name is too long".to_string()));
+        }
+    }
+    p.validate()
+        .map_err(|e| malformed(format!("the program is inconsistent: {e}")))?;
+    let ring = p.ring();
+    for (i, s) in p.steps.iter().enumerate() {
+        let carries = match &s.op {
+            FixedOp::Dense(d) => !(d.weight.is_empty() && d.bias.is_empty()),
+            FixedOp::Conv2d(c) => !(c.weight.is_empty() && c.bias.is_empty()),
+            FixedOp::ChannelAffine(a) => !(a.scale.is_empty() && a.shift.is_empty()),
+            FixedOp::MulConst { factor } => {
+                if !ring.contains(*factor) {
+                    return Err(malformed(format!(
+                        "step {i}: constant factor outside the ring"
+                    )));
+                }
+                false
+            }
+            FixedOp::MaxPool { kernel, .. } => {
+                let windows = crate::graph::checked_numel(&s.shape).unwrap_or(usize::MAX);
+                if windows.saturating_mul(kernel.saturating_mul(*kernel)) > MAX_WINDOW_ENTRIES {
+                    return Err(malformed(format!(
+                        "step {i}: max pool with more than {MAX_WINDOW_ENTRIES} window entries"
+                    )));
+                }
+                false
+            }
+            _ => false,
+        };
+        if carries {
+            return Err(malformed(format!(
+                "step {i} (`{}`) carries coefficients: a public program view has none",
+                s.name
+            )));
+        }
+        if s.scale > 2 * p.fixed.frac_bits + 16 {
+            return Err(malformed(format!(
+                "step {i}: implausible scale {}",
+                s.scale
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ServerHello {
+    /// Checks everything the server announced, then the client's `policy`
+    /// (see the module docs).
+    pub fn validate(&self, policy: &ClientPolicy) -> SecureResult<()> {
+        check_protocol(&self.protocol, self.version)?;
+        let m = &self.model;
+        if m.name.len() > MAX_NAME || m.description.len() > MAX_DESCRIPTION {
+            return Err(malformed("model name or description too long"));
+        }
+        validate_program(&self.program)?;
+        let classes = usize::try_from(m.classes).unwrap_or(usize::MAX);
+        if !(2..=MAX_CLASSES).contains(&classes) {
+            return Err(mismatch(format!(
+                "the model has {} classes (2..={MAX_CLASSES} supported)",
+                m.classes
+            )));
+        }
+        if self.program.output_shape() != [classes] {
+            return Err(malformed(format!(
+                "the program's output has shape {:?}, the model claims {classes} classes",
+                self.program.output_shape()
+            )));
+        }
+        let input_len: usize = self.program.input_shape.iter().product();
+        m.preprocess
+            .validate(input_len)
+            .map_err(|e| malformed(format!("preprocessing: {e}")))?;
+        self.engine.validate()?;
+        self.engine.he_preset.params(self.program.ring())?;
+        let fixed = self.program.fixed;
+        if let Some(l) = policy.ring_bits
+            && l != fixed.ring.bits()
+        {
+            return Err(mismatch(format!(
+                "the server computes in Z_2^{}, we require l = {l}",
+                fixed.ring.bits()
+            )));
+        }
+        if let Some(f) = policy.frac_bits
+            && f != fixed.frac_bits
+        {
+            return Err(mismatch(format!(
+                "the server uses {} fractional bits, we require f = {f}",
+                fixed.frac_bits
+            )));
+        }
+        if let Some(ot) = policy.ot
+            && ot != self.engine.ot.flavour
+        {
+            return Err(mismatch(format!(
+                "the server runs {} OT, we require {ot}",
+                self.engine.ot.flavour
+            )));
+        }
+        if let Some(c) = policy.classes
+            && c != classes
+        {
+            return Err(mismatch(format!(
+                "the server's model `{}` has {classes} classes, we expect {c}",
+                m.name
+            )));
+        }
+        if let Some(n) = policy.input_len
+            && n != input_len
+        {
+            return Err(mismatch(format!(
+                "the server's model `{}` takes samples of shape {:?} ({input_len} values), ours have {n} values",
+                m.name, self.program.input_shape
+            )));
+        }
+        if let Some(name) = &policy.model_name
+            && name != &m.name
+        {
+            return Err(mismatch(format!(
+                "the server serves model `{}`, we expect `{name}`",
+                m.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl OutputShare {
+    /// Checks the chunk index, the length and ring membership.
+    pub fn validate(&self, chunk: usize, len: usize, fixed: FixedPoint) -> SecureResult<()> {
+        if self.chunk != chunk as u64 {
+            return Err(malformed(format!(
+                "output share for chunk {}, expected chunk {chunk}",
+                self.chunk
+            )));
+        }
+        if self.shares.len() != len {
+            return Err(malformed(format!(
+                "output share of {} values, expected {len}",
+                self.shares.len()
+            )));
+        }
+        if self.shares.iter().any(|&v| !fixed.ring.contains(v)) {
+            return Err(malformed("output share outside the ring"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secure::config::{HePreset, OtParams, PlanParams};
+
+    fn hello() -> ServerHello {
+        let model = crate::zoo::build("mlp-bc", 1).expect("zoo");
+        let program = crate::fixed::lower(&model, crate::eval::default_fixed_point())
+            .expect("lower")
+            .public_view();
+        ServerHello {
+            protocol: PROTOCOL.into(),
+            version: VERSION,
+            model: ModelInfo {
+                name: "mlp-bc".into(),
+                description: String::new(),
+                classes: 2,
+                preprocess: Preprocess::Identity,
+            },
+            program,
+            engine: EngineParams {
+                he_preset: HePreset::N4096,
+                plan: PlanParams::default(),
+                ot: OtParams::default(),
+                chunk: 16,
+                max_batch: 1000,
+            },
+        }
+    }
+
+    #[test]
+    fn a_consistent_hello_passes_and_policy_mismatches_are_refused() {
+        let h = hello();
+        assert!(h.validate(&ClientPolicy::default()).is_ok());
+        let refuse = |p: ClientPolicy| matches!(h.validate(&p), Err(SecureError::Mismatch(_)));
+        assert!(refuse(ClientPolicy {
+            ring_bits: Some(64),
+            ..ClientPolicy::default()
+        }));
+        assert!(refuse(ClientPolicy {
+            input_len: Some(784),
+            ..ClientPolicy::default()
+        }));
+        assert!(refuse(ClientPolicy {
+            classes: Some(10),
+            ..ClientPolicy::default()
+        }));
+        assert!(refuse(ClientPolicy {
+            ot: Some(crate::secure::config::OtKind::Iknp),
+            ..ClientPolicy::default()
+        }));
+        assert!(
+            h.validate(&ClientPolicy {
+                ring_bits: Some(37),
+                frac_bits: Some(12),
+                input_len: Some(30),
+                classes: Some(2),
+                ..ClientPolicy::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn inconsistent_announcements_are_refused() {
+        let mut h = hello();
+        h.version = 2;
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        h.model.classes = 3;
+        assert!(matches!(
+            h.validate(&ClientPolicy::default()),
+            Err(SecureError::Malformed(_))
+        ));
+        let mut h = hello();
+        h.program.fixed.frac_bits = 30;
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        if let FixedOp::Dense(d) = &mut h.program.steps[0].op {
+            d.weight = vec![1; 30 * 16];
+        }
+        assert!(matches!(
+            h.validate(&ClientPolicy::default()),
+            Err(SecureError::Malformed(_))
+        ));
+        let mut h = hello();
+        h.program.steps[0].inputs = vec![5];
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        h.model.preprocess = Preprocess::Standardize {
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+        };
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        h.engine.chunk = 0;
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+    }
+
+    #[test]
+    fn the_hello_survives_the_wire_and_garbage_does_not_decode() {
+        let h = hello();
+        let msg = ServerMsg::Hello(Box::new(h.clone()));
+        let bytes = fusion_net::message::encode(&msg, 1 << 20).expect("encode");
+        let back: ServerMsg = fusion_net::message::decode(&bytes).expect("decode");
+        assert_eq!(back, msg);
+        assert!(fusion_net::message::decode::<ServerMsg>(&bytes[..bytes.len() / 2]).is_err());
+        let end = ServerMsg::Goodbye(Box::new(SessionEnd {
+            batches: 2,
+            samples: 7,
+            report: fusion_net::Meter::new(fusion_net::Party::Server).report(),
+        }));
+        let bytes = fusion_net::message::encode(&end, 1 << 20).expect("encode");
+        assert_eq!(
+            fusion_net::message::decode::<ServerMsg>(&bytes).expect("decode"),
+            end
+        );
+        let mut w = WireHello::from(h);
+        w.program = "{\"steps\": 5}".into();
+        assert!(ServerHello::try_from(w).is_err());
+    }
+
+    #[test]
+    fn output_shares_are_checked() {
+        let fp = crate::eval::default_fixed_point();
+        let ok = OutputShare {
+            chunk: 1,
+            shares: vec![0, 1, fp.ring.mask()],
+        };
+        assert!(ok.validate(1, 3, fp).is_ok());
+        assert!(ok.validate(0, 3, fp).is_err());
+        assert!(ok.validate(1, 4, fp).is_err());
+        let bad = OutputShare {
+            chunk: 0,
+            shares: vec![1 << 40],
+        };
+        assert!(bad.validate(0, 1, fp).is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! The secure two-party engine against the plaintext fixed-point interpreter:
+//! both parties in one test over `fusion_net::local_pair` (real QUIC + TLS on
+//! 127.0.0.1), fixed seeds.
+//!
+//! For every network: the reconstructed outputs are within the worst-case
+//! deviation bound of the reference ([`fusion_nn::secure::bound`]) and the
+//! argmax agrees wherever the reference's margin exceeds twice the bound
+//! (here: every sample). Plus sessions with several batches and chunks, the
+//! IKNP flavour and `l = 64`, the cheat modes, and refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use fusion_core::engine::{FusionParams, run_fusion};
+use fusion_core::mix::Labeled;
+use fusion_core::ring::{FixedPoint, Ring};
+use fusion_net::{NetConfig, local_pair};
+use fusion_nn::data::{self, Part};
+use fusion_nn::fixed::{FixedProgram, argmax_signed};
+use fusion_nn::graph::GraphBuilder;
+use fusion_nn::model::{Model, ModelMeta, Preprocess};
+use fusion_nn::secure::bound::deviation_bound;
+use fusion_nn::secure::wire::{ClientHello, ClientMsg, ServerMsg};
+use fusion_nn::secure::{
+    Cheat, ClientConfig, ClientPolicy, OtKind, SecureClient, SecureError, SecureServer,
+    ServedModel, ServerConfig, SessionEnd, SessionSummary,
+};
+use fusion_nn::tensor::{RingTensor, Tensor};
+use fusion_nn::{eval, zoo};
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+
+fn rayon_threads() {
+    // OT receivers block a rayon worker while waiting for the network; both
+    // parties (and concurrently running tests) share this process's pool.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(16)
+        .build_global();
+}
+
+fn net() -> NetConfig {
+    NetConfig::default().with_timeouts(Duration::from_secs(120))
+}
+
+/// Small OT refills keep tiny sessions fast.
+fn server_config() -> ServerConfig {
+    let mut c = ServerConfig::default();
+    c.ot.min_refill = 1 << 13;
+    c
+}
+
+fn load(name: &str) -> Model {
+    Model::load(&data::data_dir().unwrap().join("models").join(name)).unwrap()
+}
+
+struct Run {
+    outputs: Vec<Vec<u64>>,
+    end: SessionEnd,
+    summary: SessionSummary,
+}
+
+/// Runs each batch of `batches` (encoded inputs) through one secure session.
+async fn secure_run(
+    served: ServedModel,
+    cheat: Cheat,
+    sc: ServerConfig,
+    cc: ClientConfig,
+    batches: Vec<RingTensor>,
+) -> Result<Run, SecureError> {
+    rayon_threads();
+    let server = SecureServer::new(served, sc, cheat)?;
+    let (s, c) = local_pair(&net()).await?;
+    let mut srng = ChaCha20Rng::seed_from_u64(11);
+    let mut crng = ChaCha20Rng::seed_from_u64(12);
+    let client = async move {
+        let mut client = SecureClient::connect(c, cc, &mut crng).await?;
+        let mut outputs = Vec::new();
+        for x in batches {
+            let n = x.batch();
+            outputs.push(client.infer_encoded(x.into_data(), n).await?);
+            let stats = client.last_batch().expect("stats");
+            assert_eq!(stats.samples, n);
+            assert!(stats.bytes_sent > 0 && stats.bytes_received > 0);
+        }
+        let end = client.finish().await?;
+        Ok::<_, SecureError>((outputs, end))
+    };
+    let (served, client) = tokio::join!(server.serve(s, &mut srng), client);
+    if let Err(e) = &served {
+        eprintln!("server: {e}");
+    }
+    let (outputs, end) = client?;
+    Ok(Run {
+        outputs,
+        end,
+        summary: served?,
+    })
+}
+
+/// Checks secure outputs against the reference for encoded inputs `x`;
+/// returns the largest deviation in units of the output's last bit.
+fn check_against_reference(program: &FixedProgram, x: &RingTensor, y: &[u64]) -> u64 {
+    let ring = program.ring();
+    let all = program.run_all(x).expect("reference");
+    let max_abs: Vec<u64> = all
+        .iter()
+        .map(|t| {
+            t.data()
+                .iter()
+                .map(|&v| ring.to_signed(v).unsigned_abs())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let bound = deviation_bound(program, &max_abs)[program.output()];
+    let reference = all.last().expect("output");
+    assert_eq!(reference.len(), y.len());
+    let mut worst = 0;
+    for (&a, &b) in reference.data().iter().zip(y) {
+        let dev = (ring.to_signed(a) - ring.to_signed(b)).unsigned_abs();
+        worst = worst.max(dev);
+        assert!(dev <= bound, "deviation {dev} above the bound {bound}");
+    }
+    let classes = program.output_shape()[0];
+    let ref_arg = argmax_signed(ring, reference);
+    let got = Tensor::new(vec![x.batch(), classes], y.to_vec()).unwrap();
+    let sec_arg = argmax_signed(ring, &got);
+    for (i, row) in reference.data().chunks(classes).enumerate() {
+        let mut s: Vec<i64> = row.iter().map(|&v| ring.to_signed(v)).collect();
+        s.sort_unstable();
+        let margin = (s[classes - 1] - s[classes - 2]).unsigned_abs();
+        if margin > 2 * bound {
+            assert_eq!(ref_arg[i], sec_arg[i], "sample {i}: argmax differs");
+        }
+    }
+    eprintln!(
+        "max deviation {worst} (bound {bound}) units of 2^-{}",
+        program.output_scale()
+    );
+    worst
+}
+
+fn encoded(model: &Model, program: &FixedProgram, raw: &Tensor<f32>) -> RingTensor {
+    program
+        .encode_input(&model.meta.preprocess.apply(raw).unwrap())
+        .unwrap()
+}
+
+async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, sc: ServerConfig) {
+    let served = ServedModel::from_model(model, fixed).unwrap();
+    let program = served.program.clone();
+    let x = encoded(model, &program, &raw);
+    let run = secure_run(
+        served,
+        Cheat::Honest,
+        sc,
+        ClientConfig::default(),
+        vec![x.clone()],
+    )
+    .await
+    .unwrap();
+    check_against_reference(&program, &x, &run.outputs[0]);
+    assert_eq!(run.end.batches, 1);
+    assert_eq!(run.summary.samples, raw.batch() as u64);
+}
+
+fn test_samples(dataset: &str, n: usize) -> Tensor<f32> {
+    data::load(&data::data_dir().unwrap(), dataset, Part::Test)
+        .unwrap()
+        .head(n)
+        .inputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bc_mlp_matches_the_fixed_point_engine_on_held_out_patients() {
+    let model = load("bc-mlp");
+    check_model(
+        &model,
+        test_samples("breast-cancer", 40),
+        eval::default_fixed_point(),
+        server_config(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mnist_cnn_matches_the_fixed_point_engine_on_test_images() {
+    let model = load("mnist-cnn");
+    check_model(
+        &model,
+        test_samples("mnist", 3),
+        eval::default_fixed_point(),
+        server_config(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zoo_mlp_mnist_matches_the_fixed_point_engine() {
+    let model = zoo::build("mlp-mnist", 5).unwrap();
+    let x = zoo::synthetic_inputs("mlp-mnist", 6, 3).unwrap();
+    check_model(&model, x, eval::default_fixed_point(), server_config()).await;
+}
+
+/// A small network with every op class: unfolded batch norm (channel affine),
+/// max pool with padding, 2x2 and 3x3 average pools (power-of-two and
+/// multiply-then-truncate division), a residual add, a square, global average
+/// pool.
+fn every_op_model() -> Model {
+    let mut g = GraphBuilder::new(vec![2, 8, 8]);
+    let x = g.input();
+    let c1 = g.conv2d("conv1", x, 4, 3, 1, 1);
+    let r1 = g.relu("relu1", c1);
+    let bn = g.batch_norm("bn", r1); // after a ReLU: not folded
+    let mp = g.max_pool("maxpool", bn, 3, 1, 1); // [4, 8, 8]
+    let c2 = g.conv2d("conv2", mp, 4, 3, 1, 1);
+    let add = g.add("add", c2, mp);
+    let sq = g.square("square", add);
+    let ap = g.avg_pool("avgpool", sq, 2, 2, 0); // [4, 4, 4]
+    let ap3 = g.avg_pool("avgpool3", ap, 3, 1, 1); // 9-window: multiply + truncate
+    let r2 = g.relu("relu2", ap3);
+    let gp = g.global_avg_pool("gap", r2); // [4]
+    g.dense("fc", gp, 3);
+    let graph = g.finish().unwrap();
+    let meta = ModelMeta {
+        name: "every-op".into(),
+        description: String::new(),
+        dataset: None,
+        classes: 3,
+        preprocess: Preprocess::Identity,
+        training: None,
+        evaluation: None,
+    };
+    let mut m = Model::init(meta, graph, 21).unwrap();
+    // Keep the square's input O(1) and the batch norm non-trivial.
+    for (name, t) in m.params.0.iter_mut() {
+        let f = if name.starts_with("bn.") { 0.7 } else { 0.5 };
+        t.data_mut().iter_mut().for_each(|v| *v *= f);
+        if name == "bn.running_var" {
+            t.data_mut().iter_mut().for_each(|v| *v = 1.3);
+        }
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_op_class_matches_the_fixed_point_engine() {
+    let model = every_op_model();
+    let program = fusion_nn::fixed::lower(&model, eval::default_fixed_point()).unwrap();
+    let tags: Vec<&str> = program.steps.iter().map(|s| s.op.tag()).collect();
+    for t in [
+        "channel_affine",
+        "max_pool",
+        "add",
+        "square",
+        "sum_pool",
+        "mul_const",
+        "global_sum_pool",
+    ] {
+        assert!(tags.contains(&t), "{t} missing from {tags:?}");
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let data: Vec<f32> = (0..3 * 128)
+        .map(|_| (fusion_nn::util::normal(&mut rng) * 0.8) as f32)
+        .collect();
+    let x = Tensor::new(vec![3, 2, 8, 8], data).unwrap();
+    check_model(&model, x, eval::default_fixed_point(), server_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn iknp_flavour_and_a_64_bit_ring_match_the_fixed_point_engine() {
+    let model = zoo::build("mlp-bc", 7).unwrap();
+    let x = zoo::synthetic_inputs("mlp-bc", 8, 4).unwrap();
+    let fixed = FixedPoint::new(Ring::new(64).unwrap(), 20).unwrap();
+    let mut sc = server_config();
+    sc.ot.flavour = OtKind::Iknp;
+    check_model(&model, x, fixed, sc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_serves_several_batches_in_chunks() {
+    let model = load("bc-mlp");
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let program = served.program.clone();
+    let raw = test_samples("breast-cancer", 12);
+    let x1 = encoded(&model, &program, &raw.slice_batch(0..7));
+    let x2 = encoded(&model, &program, &raw.slice_batch(7..12));
+    let mut sc = server_config();
+    sc.chunk = 3;
+    let run = secure_run(
+        served,
+        Cheat::Honest,
+        sc,
+        ClientConfig::default(),
+        vec![x1.clone(), x2.clone()],
+    )
+    .await
+    .unwrap();
+    check_against_reference(&program, &x1, &run.outputs[0]);
+    check_against_reference(&program, &x2, &run.outputs[1]);
+    assert_eq!((run.end.batches, run.end.samples), (2, 12));
+    // The server's own meter came back, with traffic in every phase that has some.
+    for phase in ["setup", "linear", "nonlinear", "output"] {
+        let p = run.end.report.phase(phase).expect(phase);
+        assert!(p.counters.bytes_total() > 0, "{phase}");
+    }
+}
+
+/// Runs Fusion over the secure engine against a server with `cheat`.
+async fn fusion_against(cheat: Cheat) -> fusion_core::verify::Report {
+    rayon_threads();
+    let model = load("bc-mlp");
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let server = SecureServer::new(served, server_config(), cheat).unwrap();
+    let test = data::load(&data::data_dir().unwrap(), "breast-cancer", Part::Test).unwrap();
+    let rows: Vec<Vec<f32>> = (0..test.len())
+        .map(|i| test.inputs.sample(i).to_vec())
+        .collect();
+    let queries = rows[100..104].to_vec();
+    let public: Vec<Labeled<Vec<f32>>> = rows[..100]
+        .iter()
+        .zip(&test.labels)
+        .map(|(s, &l)| Labeled::new(s.clone(), l))
+        .collect();
+    let (s, c) = local_pair(&net()).await.unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(31);
+    let mut crng = ChaCha20Rng::seed_from_u64(32);
+    let client = async move {
+        let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
+            .await
+            .unwrap();
+        let params = FusionParams::new(2, "0.95".parse().unwrap());
+        let report = run_fusion(&mut client, &queries, &public, &params, &mut crng)
+            .await
+            .unwrap();
+        client.finish().await.unwrap();
+        report
+    };
+    let (served, report) = tokio::join!(server.serve(s, &mut srng), client);
+    served.unwrap();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fusion_accepts_the_honest_server_and_catches_every_cheat_mode() {
+    let honest = fusion_against(Cheat::Honest).await;
+    assert!(honest.accepted(), "{honest}");
+    let weak = ServedModel::from_model(&load("bc-mlp-weak"), eval::default_fixed_point()).unwrap();
+    for cheat in [
+        Cheat::LowQuality(Box::new(weak)),
+        Cheat::Tamper {
+            positions: 30,
+            target: 0,
+        },
+        Cheat::Random,
+    ] {
+        let name = format!("{cheat:?}").chars().take(20).collect::<String>();
+        let r = fusion_against(cheat).await;
+        assert!(!r.accepted(), "{name}: {r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tampering_forces_the_target_label_at_exactly_k_positions() {
+    let model = load("bc-mlp");
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let program = served.program.clone();
+    let x = encoded(&model, &program, &test_samples("breast-cancer", 20));
+    let reference = argmax_signed(program.ring(), &program.run(&x).unwrap());
+    let run = secure_run(
+        served,
+        Cheat::Tamper {
+            positions: 5,
+            target: 1,
+        },
+        server_config(),
+        ClientConfig::default(),
+        vec![x.clone()],
+    )
+    .await
+    .unwrap();
+    let got = argmax_signed(
+        program.ring(),
+        &Tensor::new(vec![20, 2], run.outputs[0].clone()).unwrap(),
+    );
+    let ring = program.ring();
+    let reference_y = program.run(&x).unwrap();
+    let mut shifted = 0;
+    for i in 0..20 {
+        let d = ring.to_signed(ring.sub(run.outputs[0][2 * i + 1], reference_y.data()[2 * i + 1]));
+        if d > 1 << 30 {
+            shifted += 1;
+            assert_eq!(got[i], 1);
+        } else {
+            assert_eq!(got[i], reference[i]);
+        }
+    }
+    assert_eq!(shifted, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_refuses_a_model_that_does_not_fit_its_samples() {
+    rayon_threads();
+    let served = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
+    let server = SecureServer::new(served, server_config(), Cheat::Honest).unwrap();
+    let (s, c) = local_pair(&net()).await.unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(1);
+    let mut crng = ChaCha20Rng::seed_from_u64(2);
+    let cc = ClientConfig {
+        policy: ClientPolicy {
+            input_len: Some(784),
+            ..ClientPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    let (served, client) = tokio::join!(
+        server.serve(s, &mut srng),
+        SecureClient::connect(c, cc, &mut crng)
+    );
+    let err = client.expect_err("must refuse");
+    assert!(matches!(err, SecureError::Mismatch(_)), "{err}");
+    assert!(err.to_string().contains("784"), "{err}");
+    // The server notices the client leaving and ends the session with an error.
+    assert!(served.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_refuses_another_protocol_version_and_survives_a_vanishing_client() {
+    rayon_threads();
+    let served = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
+    let server = SecureServer::new(served, server_config(), Cheat::Honest).unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(1);
+    // Another version: refused with a reason.
+    let (s, mut c) = local_pair(&net()).await.unwrap();
+    let client = async move {
+        let (mut tx, mut rx) = c.channel::<ClientMsg, ServerMsg>().await.unwrap();
+        let mut hello = ClientHello::new(16);
+        hello.version = 99;
+        tx.send(&ClientMsg::Hello(hello)).await.unwrap();
+        let reply = rx.recv().await.unwrap();
+        c.close();
+        reply
+    };
+    let (served, reply) = tokio::join!(server.serve(s, &mut srng), client);
+    assert!(
+        matches!(served, Err(SecureError::Mismatch(_))),
+        "{served:?}"
+    );
+    assert!(
+        matches!(&reply, ServerMsg::Refused { reason } if reason.contains("version 99")),
+        "{reply:?}"
+    );
+    // A client that vanishes after the hello: the server's session fails, it
+    // does not hang.
+    let (s, mut c) = local_pair(&net()).await.unwrap();
+    let client = async move {
+        let (mut tx, mut rx) = c.channel::<ClientMsg, ServerMsg>().await.unwrap();
+        tx.send(&ClientMsg::Hello(ClientHello::new(16)))
+            .await
+            .unwrap();
+        let _ = rx.recv().await.unwrap();
+        c.close();
+    };
+    let (served, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(server.serve(s, &mut srng), client)
+    })
+    .await
+    .expect("the server gives up on a vanished client");
+    assert!(served.is_err());
+}
+
+/// LeNet (max pools) on two test images: too slow for the dev profile.
+#[cfg_attr(debug_assertions, ignore = "release only: cargo test --release")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lenet_matches_the_fixed_point_engine_on_two_test_images() {
+    let model = load("lenet");
+    check_model(
+        &model,
+        test_samples("mnist", 2),
+        eval::default_fixed_point(),
+        server_config(),
+    )
+    .await;
+}
