@@ -77,6 +77,12 @@ pub struct Args {
     /// Stop after this many sessions (default: serve until Ctrl-C).
     #[arg(long, value_name = "N")]
     sessions: Option<u64>,
+    /// Tune for the fewest bytes per inference: HE reply packing (the client
+    /// sends about 1.2 MB of Galois keys once per session), the byte-minimising
+    /// HE planner (more server memory) and 3-bit millionaires' blocks. Pays off
+    /// for large fully connected layers and large batches.
+    #[arg(long)]
+    minimise_bytes: bool,
 }
 
 /// Runs `fusion serve`.
@@ -110,7 +116,11 @@ fn serve(args: Args) -> Result<(), CliError> {
         chunk: args.chunk,
         max_batch: args.max_batch,
         step_timeout: timeout,
-        ..ServerConfig::default()
+        ..if args.minimise_bytes {
+            ServerConfig::minimise_bytes()
+        } else {
+            ServerConfig::default()
+        }
     };
     config.ot.flavour = args.ot;
     let server = SecureServer::new(model, config, cheat).map_err(usage)?;

@@ -202,6 +202,29 @@ async fn zoo_mlp_mnist_matches_the_fixed_point_engine() {
     check_model(&model, x, eval::default_fixed_point(), server_config()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
+    let model = zoo::build("mlp-mnist", 5).unwrap();
+    let x = zoo::synthetic_inputs("mlp-mnist", 6, 4).unwrap();
+    let mut sc = ServerConfig::minimise_bytes();
+    sc.ot.min_refill = 1 << 13;
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let server = SecureServer::new(served.clone(), sc.clone(), Cheat::Honest).unwrap();
+    let engine = server.engine_params(4);
+    assert!(engine.reply_packing > 0);
+    let params = engine.he_params(served.program.ring()).unwrap();
+    assert_eq!(params.reply_packing_levels(), engine.reply_packing);
+    let plans = fusion_nn::secure::linear::plans(
+        &params,
+        &engine.plan.options().unwrap(),
+        &served.program.public_view(),
+        4,
+    )
+    .unwrap();
+    assert!(plans.iter().flatten().any(|p| p.packing().is_some()));
+    check_model(&model, x, eval::default_fixed_point(), sc).await;
+}
+
 /// A small network with every op class: unfolded batch norm (channel affine),
 /// max pool with padding, 2x2 and 3x3 average pools (power-of-two and
 /// multiply-then-truncate division), a residual add, a square, global average
@@ -481,4 +504,19 @@ async fn lenet_matches_the_fixed_point_engine_on_two_test_images() {
         server_config(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zoo_timit_dnn_squares_match_the_fixed_point_engine() {
+    // Seeds whose values stay well inside Z_2^37 (three square activations can
+    // overflow it for other seeds; the bench then refuses l = 37).
+    let model = zoo::build("timit-dnn", 5).unwrap();
+    let raw = zoo::synthetic_inputs("timit-dnn", 6, 2).unwrap();
+    let fixed = eval::default_fixed_point();
+    let program = fusion_nn::fixed::lower(&model, fixed).unwrap();
+    let (_, trace) = program
+        .run_traced(&encoded(&model, &program, &raw))
+        .unwrap();
+    assert!(trace.iter().all(|s| s.bits_used + 2 < 37), "{trace:?}");
+    check_model(&model, raw, fixed, server_config()).await;
 }

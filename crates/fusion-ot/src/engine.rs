@@ -314,6 +314,69 @@ impl<F: OtFlavour> OtEngine<F> {
         (a.send, a.recv)
     }
 
+    /// ROTs (as sender, as receiver) the calls of `cost` on a batch of `n`
+    /// consume, run by run as the protocol methods split the batch.
+    fn rots_of(&self, n: usize, cost: impl Fn(&Ctx, usize) -> RotCount) -> (usize, usize) {
+        let ctx = self.ctx();
+        let total = self
+            .chunks(n, cost(&ctx, 64))
+            .fold(RotCount::default(), |t, (s, e)| t + cost(&ctx, e - s));
+        (total.send, total.recv)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::relu`] consumes on `n`
+    /// elements (public: both parties can plan a [`OtEngine::preprocess_rots`]).
+    pub fn relu_rots(&self, n: usize) -> (usize, usize) {
+        self.rots_of(n, relu::cost)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate`] consumes on
+    /// `n` elements.
+    pub fn relu_truncate_rots(&self, n: usize) -> (usize, usize) {
+        self.rots_of(n, relu_truncate::cost)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::truncate`] or
+    /// [`OtEngine::truncate_nonneg`] by `shift` consumes on `n` elements.
+    pub fn truncate_rots(&self, n: usize, shift: u32) -> (usize, usize) {
+        if shift == 0 {
+            return (0, 0);
+        }
+        self.rots_of(n, truncate::cost)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::truncate_exact`] by `shift`
+    /// consumes on `n` elements.
+    pub fn truncate_exact_rots(&self, n: usize, shift: u32) -> (usize, usize) {
+        if shift == 0 {
+            return (0, 0);
+        }
+        self.rots_of(n, |ctx, k| truncate_exact::cost(ctx, k, shift))
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::square`] consumes on `n`
+    /// elements.
+    pub fn square_rots(&self, n: usize) -> (usize, usize) {
+        self.rots_of(n, square::cost)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::max_pool`] consumes on
+    /// windows of the given sizes (one ReLU batch per tournament level).
+    pub fn max_pool_rots(&self, window_sizes: &[usize]) -> (usize, usize) {
+        let mut sizes = window_sizes.to_vec();
+        let (mut send, mut recv) = (0, 0);
+        loop {
+            let pairs: usize = sizes.iter().map(|k| k / 2).sum();
+            if pairs == 0 {
+                return (send, recv);
+            }
+            let (s, r) = self.relu_rots(pairs);
+            send += s;
+            recv += r;
+            sizes.iter_mut().for_each(|k| *k = k.div_ceil(2));
+        }
+    }
+
     fn ctx(&self) -> Ctx {
         Ctx {
             role: self.role,

@@ -638,3 +638,69 @@ async fn invalid_inputs_are_rejected_and_empty_inputs_are_fine() {
     let (y0, y1) = tokio::try_join!(s.relu(&v0), c.relu(&v1)).unwrap();
     assert_eq!(open(ring, &y0, &y1), vec![0, 5]);
 }
+
+/// The public ROT costs are exactly what the calls consume (with chunked
+/// runs), so both parties can reserve a whole schedule's ROTs up front.
+#[tokio::test]
+async fn announced_rot_costs_are_what_the_calls_consume() {
+    let cfg = OtConfig {
+        chunk: 100,
+        max_rots: 3000,
+        ..test_config()
+    };
+    let (mut s, mut c) = pair::<Silent>(37, cfg, 60).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(61);
+    let xs = inputs(ring, 250, &mut rng);
+    let (a, b) = share(ring, &xs, &mut rng);
+    let n = a.len();
+    let windows: Vec<Vec<usize>> = vec![(0..9).collect(), vec![3, 4], vec![7], (10..15).collect()];
+    let sizes: Vec<usize> = windows.iter().map(Vec::len).collect();
+    let plans = [
+        ("relu", s.relu_rots(n), c.relu_rots(n)),
+        (
+            "relu_truncate",
+            s.relu_truncate_rots(n),
+            c.relu_truncate_rots(n),
+        ),
+        ("truncate", s.truncate_rots(n, 12), c.truncate_rots(n, 12)),
+        (
+            "exact",
+            s.truncate_exact_rots(n, 12),
+            c.truncate_exact_rots(n, 12),
+        ),
+        ("square", s.square_rots(n), c.square_rots(n)),
+        ("max_pool", s.max_pool_rots(&sizes), c.max_pool_rots(&sizes)),
+    ];
+    for (name, cs, cc) in plans {
+        // Mirrored: what one sends the other receives.
+        assert_eq!((cs.0, cs.1), (cc.1, cc.0), "{name}");
+        assert!(cs.0 + cs.1 > 0, "{name}");
+        tokio::try_join!(
+            s.preprocess_rots(cs.0.max(cs.1)),
+            c.preprocess_rots(cs.0.max(cs.1))
+        )
+        .unwrap();
+        let before = s.rots_available();
+        let refills = s.stats().refills;
+        match name {
+            "relu" => drop(tokio::try_join!(s.relu(&a), c.relu(&b)).unwrap()),
+            "relu_truncate" => {
+                drop(tokio::try_join!(s.relu_truncate(&a, 12), c.relu_truncate(&b, 12)).unwrap())
+            }
+            "truncate" => drop(tokio::try_join!(s.truncate(&a, 12), c.truncate(&b, 12)).unwrap()),
+            "exact" => {
+                drop(tokio::try_join!(s.truncate_exact(&a, 12), c.truncate_exact(&b, 12)).unwrap())
+            }
+            "square" => drop(tokio::try_join!(s.square(&a), c.square(&b)).unwrap()),
+            "max_pool" => {
+                drop(tokio::try_join!(s.max_pool(&a, &windows), c.max_pool(&b, &windows)).unwrap())
+            }
+            _ => unreachable!(),
+        }
+        assert_eq!(s.stats().refills, refills, "{name}: no refill needed");
+        let after = s.rots_available();
+        assert_eq!((before.0 - after.0, before.1 - after.1), cs, "{name}");
+    }
+    assert_eq!(s.truncate_rots(10, 0), (0, 0));
+}

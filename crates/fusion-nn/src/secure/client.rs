@@ -130,7 +130,7 @@ impl SecureClient {
             )));
         }
         let schedule = Schedule::new(&hello.program)?;
-        let params = hello.engine.he_preset.params(hello.program.ring())?;
+        let params = hello.engine.he_params(hello.program.ring())?;
         let opts = hello.engine.plan.options()?;
         // Plan the first chunk size now: a program the HE layer cannot plan is
         // refused before any key material is made.

@@ -12,8 +12,9 @@
 //!   ([`crate::fixed::Step::apply`]) to its own share; no messages.
 //! * **Non-linear** (OT): both call the same fusion-ot protocol on their shares.
 //!
-//! Before an HE layer that follows OT traffic, and before the output is
-//! exchanged, both parties run an OT fence (one-byte flight), as fusion-ot
+//! At the start of a pass both parties generate the pass's ROTs in one
+//! refill (see [`super::ot`]). Before an HE layer that follows OT traffic,
+//! and before the output is exchanged, both parties run an OT fence (one-byte flight), as fusion-ot
 //! requires before switching to large transfers on other streams of the same
 //! QUIC connection. Every action is bounded by the step timeout, and its time
 //! and bytes are charged to the meter phase of its class.
@@ -122,6 +123,8 @@ impl Pass<'_> {
         }
         values[0] = Some(input);
         let schedule = self.schedule;
+        reserve_rots(self.program, schedule, self.ot, n, self.meter, self.timeout).await?;
+        *self.ot_dirty = true;
         for (a, action) in schedule.actions.iter().enumerate() {
             let step = &self.program.steps[action.step];
             let ins: Vec<&Vec<u64>> = action
@@ -241,6 +244,50 @@ impl Pass<'_> {
             .take()
             .ok_or_else(|| SecureError::Config("the output was not computed".into()))
     }
+}
+
+/// Generates the ROTs of a whole pass over a chunk of `n` samples in one
+/// refill (at most [`fusion_ot::OtConfig::max_rots`] per direction; the
+/// protocol calls top up whatever is missing). Both parties compute the same
+/// count from public sizes and mirrored pools. Charged to the non-linear phase.
+async fn reserve_rots(
+    program: &FixedProgram,
+    schedule: &Schedule,
+    ot: &mut AnyOt,
+    n: usize,
+    meter: &Meter,
+    timeout: Duration,
+) -> SecureResult<()> {
+    let (mut send, mut recv) = (0usize, 0usize);
+    for action in &schedule.actions {
+        let elems = n * step_len(program, action.inputs.first().copied().unwrap_or(0));
+        let sizes: Vec<usize> = match &action.kind {
+            ActionKind::MaxPool { windows, .. } => {
+                let one: Vec<usize> = windows.iter().map(Vec::len).collect();
+                one.repeat(n)
+            }
+            _ => Vec::new(),
+        };
+        if let Some((s, r)) = ot.action_rots(&action.kind, elems, &sizes) {
+            send = send.saturating_add(s);
+            recv = recv.saturating_add(r);
+        }
+    }
+    let (have_s, have_r) = ot.rots_available();
+    let count = send
+        .saturating_sub(have_s)
+        .max(recv.saturating_sub(have_r))
+        .min(ot.config().max_rots);
+    if count > 0 {
+        let _phase = meter.phase(PHASE_NONLINEAR);
+        timed(
+            timeout,
+            || format!("generating {count} ROTs for the pass"),
+            ot.preprocess_rots(count),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn step_len(program: &FixedProgram, v: usize) -> usize {

@@ -4,6 +4,12 @@
 //! run-time choice here (announced by the server, [`OtKind`]), so [`AnyOt`]
 //! dispatches to one of the two instantiations. Both parties call the same
 //! methods in the same order (the schedule fixes it).
+//!
+//! [`AnyOt::action_rots`] gives the ROTs a schedule action consumes (public
+//! sizes only), so both parties can generate a whole pass's ROTs in one
+//! refill ([`AnyOt::preprocess_rots`]): silent OT's communication grows
+//! sublinearly with the number of ROTs, so one large refill sends fewer bytes
+//! than several small ones.
 
 use cryprot_net::Connection;
 use fusion_core::ring::Ring;
@@ -11,6 +17,7 @@ use fusion_ot::{Iknp, OtConfig, OtEngine, Role, Silent, Stats};
 use rand::{CryptoRng, Rng};
 
 use super::config::OtKind;
+use super::schedule::{ActionKind, TruncMode};
 
 /// An OT engine of either flavour.
 #[derive(Debug)]
@@ -103,5 +110,44 @@ impl AnyOt {
     /// See [`OtEngine::square`].
     pub async fn square(&mut self, x: &[u64]) -> fusion_ot::Result<Vec<u64>> {
         dispatch!(self, e => e.square(x).await)
+    }
+
+    /// See [`OtEngine::config`].
+    pub fn config(&self) -> OtConfig {
+        dispatch!(self, e => e.config())
+    }
+
+    /// See [`OtEngine::rots_available`].
+    pub fn rots_available(&self) -> (usize, usize) {
+        dispatch!(self, e => e.rots_available())
+    }
+
+    /// See [`OtEngine::preprocess_rots`].
+    pub async fn preprocess_rots(&mut self, count: usize) -> fusion_ot::Result<()> {
+        dispatch!(self, e => e.preprocess_rots(count).await)
+    }
+
+    /// ROTs (as sender, as receiver) of a schedule action on `n` input
+    /// elements (`window_sizes`: max pool's windows over the whole chunk);
+    /// `None` for actions without OT.
+    pub fn action_rots(
+        &self,
+        kind: &ActionKind,
+        n: usize,
+        window_sizes: &[usize],
+    ) -> Option<(usize, usize)> {
+        Some(match kind {
+            ActionKind::Relu => dispatch!(self, e => e.relu_rots(n)),
+            ActionKind::ReluTruncate { .. } => dispatch!(self, e => e.relu_truncate_rots(n)),
+            ActionKind::Truncate { bits, mode } => match mode {
+                TruncMode::Signed | TruncMode::NonNeg => {
+                    dispatch!(self, e => e.truncate_rots(n, *bits))
+                }
+                TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(n, *bits)),
+            },
+            ActionKind::MaxPool { .. } => dispatch!(self, e => e.max_pool_rots(window_sizes)),
+            ActionKind::Square => dispatch!(self, e => e.square_rots(n)),
+            ActionKind::Linear | ActionKind::Local => return None,
+        })
     }
 }

@@ -202,6 +202,23 @@ impl CheatMode {
     }
 }
 
+/// The HE parameters with reply packing for `program` on `preset`: the most
+/// levels up to [`fusion_he::DEFAULT_PACKING_LEVELS`] that the preset holds
+/// for the program's ring and with which every layer encodes (`None`: none).
+fn packing_params(
+    preset: HePreset,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+) -> Option<(HeParams, u32)> {
+    (1..=fusion_he::DEFAULT_PACKING_LEVELS)
+        .rev()
+        .find_map(|levels| {
+            let params = preset.params_with_packing(program.ring(), levels).ok()?;
+            server_layers(&params, opts, program, 1).ok()?;
+            Some((params, levels))
+        })
+}
+
 /// What one served session amounted to.
 #[derive(Debug, Clone)]
 pub struct SessionSummary {
@@ -224,6 +241,8 @@ pub struct SecureServer {
     cheat: Cheat,
     config: ServerConfig,
     preset: HePreset,
+    /// Announced HE reply-packing levels (0: off).
+    packing: u32,
     params: HeParams,
     opts: PlanOptions,
     schedule: Schedule,
@@ -294,8 +313,14 @@ impl SecureServer {
         let opts = config.plan.options()?;
         let schedule = Schedule::new(&served.program)?;
         let preset = choose_preset(config.he, &opts, &served.program)?;
-        let params = preset.params(served.program.ring())?;
+        let (params, packing) = if config.reply_packing {
+            packing_params(preset, &opts, &served.program)
+        } else {
+            None
+        }
+        .map_or_else(|| preset.params(served.program.ring()).map(|p| (p, 0)), Ok)?;
         Ok(SecureServer {
+            packing,
             announced: model,
             served,
             cache: BatchCache::new(config.cache_entries),
@@ -341,6 +366,7 @@ impl SecureServer {
             ot: self.config.ot,
             chunk: chunk.clamp(1, self.config.chunk) as u64,
             max_batch: self.config.max_batch as u64,
+            reply_packing: self.packing,
         }
     }
 

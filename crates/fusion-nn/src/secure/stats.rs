@@ -6,7 +6,7 @@
 //! | phase | what |
 //! |---|---|
 //! | `connect` | QUIC + TLS handshake (fusion-net) |
-//! | [`PHASE_SETUP`] | hello exchange, HE key generation and public key, OT base OTs and first ROT refill |
+//! | [`PHASE_SETUP`] | hello exchange, HE key generation, public key and (with reply packing) Galois keys, OT base OTs and first ROT refill |
 //! | [`PHASE_LINEAR`] | HE linear layers (including waiting for the peer's computation) |
 //! | [`PHASE_NONLINEAR`] | OT non-linear layers, ROT refills and fences |
 //! | [`PHASE_LOCAL`] | local steps (no traffic) |

@@ -42,8 +42,9 @@ use crate::model::Preprocess;
 
 /// The protocol name both parties send.
 pub const PROTOCOL: &str = "fusion-secure-inference";
-/// The protocol version this code speaks.
-pub const VERSION: u32 = 1;
+/// The protocol version this code speaks (2: [`EngineParams`] announces HE
+/// reply packing, and the client then sends Galois keys at setup).
+pub const VERSION: u32 = 2;
 /// Most steps an announced program may have.
 pub const MAX_STEPS: usize = 1 << 12;
 /// Most elements a per-sample value of an announced program may have.
@@ -402,7 +403,7 @@ impl ServerHello {
             .validate(input_len)
             .map_err(|e| malformed(format!("preprocessing: {e}")))?;
         self.engine.validate()?;
-        self.engine.he_preset.params(self.program.ring())?;
+        self.engine.he_params(self.program.ring())?;
         let fixed = self.program.fixed;
         if let Some(l) = policy.ring_bits
             && l != fixed.ring.bits()
@@ -504,6 +505,7 @@ mod tests {
                 ot: OtParams::default(),
                 chunk: 16,
                 max_batch: 1000,
+                reply_packing: 0,
             },
         }
     }
@@ -544,7 +546,7 @@ mod tests {
     #[test]
     fn inconsistent_announcements_are_refused() {
         let mut h = hello();
-        h.version = 2;
+        h.version = VERSION + 1;
         assert!(h.validate(&ClientPolicy::default()).is_err());
         let mut h = hello();
         h.model.classes = 3;
@@ -575,6 +577,12 @@ mod tests {
         let mut h = hello();
         h.engine.chunk = 0;
         assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        h.engine.reply_packing = 13;
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+        let mut h = hello();
+        h.engine.reply_packing = 7;
+        assert!(h.validate(&ClientPolicy::default()).is_ok());
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! The `fusion-bench` binary end to end: `infer` over two OS processes, and
+//! `report` on the records it wrote.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fusion-bench");
+
+#[test]
+fn infer_json_has_the_required_keys_and_agrees_with_the_fixed_point_engine() {
+    let out = Command::new(BIN)
+        .args([
+            "infer",
+            "--net",
+            "mlp-bc",
+            "--batch",
+            "4",
+            "--seed",
+            "3",
+            "--reps",
+            "2",
+            "--json",
+            "--timeout",
+            "300",
+        ])
+        .output()
+        .expect("run fusion-bench");
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "net",
+        "batch",
+        "link",
+        "setup_s",
+        "setup_bytes",
+        "wall_s",
+        "bytes_server_to_client",
+        "bytes_client_to_server",
+        "per_sample_ms",
+        "per_sample_kib",
+        "argmax_agreement",
+        "max_logit_error",
+        "phases",
+        "ring_bits",
+        "frac_bits",
+        "he_preset",
+        "ot",
+        "machine",
+        "timestamp",
+    ] {
+        assert!(v.get(key).is_some(), "missing `{key}` in {v}");
+    }
+    assert_eq!(v["net"], "mlp-bc");
+    assert_eq!(v["batch"], 4);
+    assert_eq!(v["link"], "none");
+    assert_eq!(v["argmax_agreement"], 1.0);
+    assert_eq!(v["checked_samples"], 8);
+    assert!(v["bytes_server_to_client"].as_u64().expect("u64") > 0);
+    assert!(v["bytes_client_to_server"].as_u64().expect("u64") > 0);
+    assert!(v["max_logit_error"].as_f64().expect("f64") < 0.01);
+    let phases = v["phases"].as_array().expect("phases");
+    let linear = phases
+        .iter()
+        .find(|p| p["name"] == "linear")
+        .expect("a linear phase");
+    assert!(linear["bytes_server_to_client"].as_u64().expect("u64") > 0);
+    assert!(phases.iter().any(|p| p["name"] == "nonlinear"));
+
+    // The report renders a results file holding this run.
+    let dir = tempfile::tempdir().expect("tmp");
+    let line = serde_json::json!({"kind": "infer"});
+    let mut rec = v.clone();
+    if let (Some(o), Some(k)) = (rec.as_object_mut(), line.as_object()) {
+        o.extend(k.clone());
+    }
+    std::fs::write(dir.path().join("runs.jsonl"), format!("{rec}\n")).expect("write");
+    let md = dir.path().join("BENCH.md");
+    let st = Command::new(BIN)
+        .args(["report", "--in"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&md)
+        .arg("--svg-dir")
+        .arg(dir.path().join("svg"))
+        .status()
+        .expect("report");
+    assert!(st.success());
+    let text = std::fs::read_to_string(&md).expect("markdown");
+    assert!(text.contains("| mlp-bc | 4 | none |"), "{text}");
+    assert!(text.contains("cargo bench -p fusion-he --bench linear"));
+}
+
+#[test]
+fn unknown_networks_are_usage_errors() {
+    let out = Command::new(BIN)
+        .args(["infer", "--net", "no-such-net", "--batch", "1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown network"));
+}
+
+#[test]
+fn the_server_party_exits_when_its_parent_closes_stdin() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(BIN)
+        .args([
+            "party-server",
+            "--net",
+            "mlp-bc",
+            "--batch",
+            "1",
+            "--seed",
+            "0",
+            "--ot",
+            "silent",
+            "--ring-bits",
+            "37",
+            "--frac-bits",
+            "12",
+            "--he",
+            "auto",
+            "--chunk",
+            "256",
+            "--mtu",
+            "1500",
+            "--timeout",
+            "300",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("line");
+    assert!(line.starts_with("LISTENING 127.0.0.1:"), "{line:?}");
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let status = status.expect("the server party outlived its parent's stdin");
+    assert!(!status.success());
+}
