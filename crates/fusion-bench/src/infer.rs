@@ -828,7 +828,7 @@ pub struct PartyOptions {
     #[arg(long)]
     pub timeout: u64,
     /// Engine tuning.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
 }
 

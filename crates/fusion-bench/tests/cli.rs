@@ -21,6 +21,8 @@ fn infer_json_has_the_required_keys_and_agrees_with_the_fixed_point_engine() {
             "--json",
             "--timeout",
             "300",
+            "--engine",
+            "default",
         ])
         .output()
         .expect("run fusion-bench");
