@@ -458,6 +458,14 @@ impl InferResult {
     }
 }
 
+/// The seed of the synthetic inputs for weights seed `seed`. It must differ
+/// from the weights' seed: `zoo::build` and `zoo::synthetic_inputs` draw from
+/// the same ChaCha20 stream for equal seeds, which would make the inputs
+/// copies of the first layer's weight rows (and blow up square activations).
+pub fn input_seed(seed: u64) -> u64 {
+    seed ^ 0x1a9b_75ee_d000_0001
+}
+
 /// The plaintext fixed-point reference of a run: the program and the
 /// encoded inputs (computed by the client process from the seeded model).
 struct Reference {
@@ -472,7 +480,7 @@ fn reference(o: &InferOptions) -> Result<Reference> {
     let model = zoo::build(&o.net, o.seed).map_err(|e| BenchError::Usage(e.to_string()))?;
     let program =
         fusion_nn::fixed::lower(&model, fixed).map_err(|e| BenchError::Usage(e.to_string()))?;
-    let raw = zoo::synthetic_inputs(&o.net, o.seed, o.batch)
+    let raw = zoo::synthetic_inputs(&o.net, input_seed(o.seed), o.batch)
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     let pre = model
         .meta

@@ -333,6 +333,9 @@ fn channel_stats(x: &Tensor<f32>) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// A seeded batch of synthetic inputs for a zoo network (see [`input_kind`]).
+///
+/// Use a seed other than the weights' ([`build`]): both draw from the same
+/// ChaCha20 stream for equal seeds, so the inputs would copy weight rows.
 pub fn synthetic_inputs(name: &str, seed: u64, batch: usize) -> Result<Tensor<f32>> {
     let kind = input_kind(name)?;
     let g = graph(name)?;
