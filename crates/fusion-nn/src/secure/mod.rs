@@ -30,12 +30,11 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use fusion_nn::secure::{ClientConfig, SecureClient, SecureServer, ServedModel, ServerConfig, Cheat};
-//! use rand::{SeedableRng, rngs::ChaCha20Rng};
 //! let model = ServedModel::load("data/models/bc-mlp".as_ref(), fusion_nn::eval::default_fixed_point())?;
 //! let server = SecureServer::new(model, ServerConfig::default(), Cheat::Honest)?;
 //! let (s, c) = fusion_net::local_pair(&fusion_net::NetConfig::default()).await?;
-//! let mut srng = ChaCha20Rng::from_rng(&mut rand::rngs::SysRng); // OS-seeded in production
-//! let mut crng = ChaCha20Rng::from_rng(&mut rand::rngs::SysRng);
+//! let mut srng = fusion_core::mix::os_rng()?; // ChaCha20, seeded by the OS
+//! let mut crng = fusion_core::mix::os_rng()?;
 //! let (served, logits) = tokio::join!(server.serve(s, &mut srng), async {
 //!     let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng).await?;
 //!     let logits = client.infer_raw(&[vec![0.0; 30]]).await?;   // raw features
