@@ -148,6 +148,40 @@ fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
     v
 }
 
+/// Checks the header of a key message (tag, parameter fingerprint, count and
+/// total length, in that order) and returns the offset of its body;
+/// `mismatch` is the error for keys made for other parameters.
+fn check_keyed_header(
+    params: &HeParams,
+    bytes: &[u8],
+    what: &'static str,
+    tag: u8,
+    count: usize,
+    expected: usize,
+    mismatch: &str,
+) -> Result<usize, HeError> {
+    let fp = params.fingerprint();
+    if bytes.len() < 7 {
+        return Err(HeError::MessageLength {
+            what,
+            expected,
+            found: bytes.len(),
+        });
+    }
+    if bytes[0] != tag {
+        return Err(HeError::Malformed {
+            what,
+            detail: format!("tag {:#x}, expected {tag:#x}", bytes[0]),
+        });
+    }
+    let fp_len = u16::from_le_bytes([bytes[5], bytes[6]]) as usize;
+    if fp_len != fp.len() || bytes.get(7..7 + fp_len) != Some(&fp[..]) {
+        return Err(HeError::ParamMismatch(mismatch.into()));
+    }
+    check_header(bytes, what, tag, count, expected)?;
+    Ok(7 + fp.len())
+}
+
 fn check_header(
     bytes: &[u8],
     what: &'static str,
@@ -262,29 +296,16 @@ impl PublicKeyMsg {
     /// Decodes and validates a peer's public key against our parameters.
     pub fn decode(params: &HeParams, bytes: &[u8]) -> Result<PublicKey, HeError> {
         let what = "public key";
-        let fp = params.fingerprint();
         let expected = Self::expected_len(params);
-        if bytes.len() < 7 {
-            return Err(HeError::MessageLength {
-                what,
-                expected,
-                found: bytes.len(),
-            });
-        }
-        if bytes[0] != TAG_PK {
-            return Err(HeError::Malformed {
-                what,
-                detail: format!("tag {:#x}, expected {TAG_PK:#x}", bytes[0]),
-            });
-        }
-        let fp_len = u16::from_le_bytes([bytes[5], bytes[6]]) as usize;
-        if fp_len != fp.len() || bytes.get(7..7 + fp_len) != Some(&fp[..]) {
-            return Err(HeError::ParamMismatch(
-                "the peer's public key is for other parameters".into(),
-            ));
-        }
-        check_header(bytes, what, TAG_PK, 1, expected)?;
-        let off = 7 + fp.len();
+        let off = check_keyed_header(
+            params,
+            bytes,
+            what,
+            TAG_PK,
+            1,
+            expected,
+            "the peer's public key is for other parameters",
+        )?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&bytes[off..off + 32]);
         let b_ntt = unpack_polys(params, &bytes[off + 32..], 1, what)?;
@@ -344,29 +365,16 @@ impl GaloisKeyMsg {
                 "Galois keys for parameters without response packing".into(),
             ));
         }
-        let fp = params.fingerprint();
         let expected = Self::expected_len(params);
-        if bytes.len() < 7 {
-            return Err(HeError::MessageLength {
-                what,
-                expected,
-                found: bytes.len(),
-            });
-        }
-        if bytes[0] != TAG_GALOIS {
-            return Err(HeError::Malformed {
-                what,
-                detail: format!("tag {:#x}, expected {TAG_GALOIS:#x}", bytes[0]),
-            });
-        }
-        let fp_len = u16::from_le_bytes([bytes[5], bytes[6]]) as usize;
-        if fp_len != fp.len() || bytes.get(7..7 + fp_len) != Some(&fp[..]) {
-            return Err(HeError::ParamMismatch(
-                "the peer's Galois keys are for other parameters".into(),
-            ));
-        }
-        check_header(bytes, what, TAG_GALOIS, count, expected)?;
-        let off = 7 + fp.len();
+        let off = check_keyed_header(
+            params,
+            bytes,
+            what,
+            TAG_GALOIS,
+            count,
+            expected,
+            "the peer's Galois keys are for other parameters",
+        )?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&bytes[off..off + 32]);
         let b = unpack_polys(params, &bytes[off + 32..], count, what)?;
