@@ -16,23 +16,8 @@ use fusion_he::{
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (t(11) + t(12)) / 100.0
-}
+mod common;
+use common::cpu_seconds;
 
 fn main() -> Result<(), fusion_he::HeError> {
     let args: Vec<String> = std::env::args().collect();

@@ -14,6 +14,15 @@ use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
 
+/// The output the two shares open to.
+fn open(ring: Ring, client: &[u64], server: &[u64]) -> Vec<u64> {
+    client
+        .iter()
+        .zip(server)
+        .map(|(&a, &b)| ring.reconstruct(a, b))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
     let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
@@ -76,12 +85,7 @@ async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
         &wf,
         Some(&bias),
     );
-    let got: Vec<u64> = yc
-        .iter()
-        .zip(&ys)
-        .map(|(&a, &b)| ring.reconstruct(a, b))
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(open(ring, &yc, &ys), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,12 +219,7 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
         &w2,
         Some(&bias),
     );
-    let got: Vec<u64> = yc
-        .iter()
-        .zip(&ys)
-        .map(|(&a, &b)| ring.reconstruct(a, b))
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(open(ring, &yc, &ys), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,10 +341,5 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
     let y1 = reference::conv2d(ring, &conv, &x, &wc, None);
     let y2 = reference::batch_norm(ring, &bn, &y1, &sc, Some(&shift));
     let want = reference::fc(ring, &fc, &y2, &wf, None);
-    let got: Vec<u64> = yc
-        .iter()
-        .zip(&ys)
-        .map(|(&a, &b)| ring.reconstruct(a, b))
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(open(ring, &yc, &ys), want);
 }
