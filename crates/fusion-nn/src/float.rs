@@ -267,19 +267,7 @@ fn internal(e: impl std::fmt::Display) -> NnError {
 mod tests {
     use super::*;
     use crate::graph::GraphBuilder;
-    use crate::model::{ModelMeta, Preprocess};
-
-    fn meta(classes: usize) -> ModelMeta {
-        ModelMeta {
-            name: "t".into(),
-            description: String::new(),
-            dataset: None,
-            classes,
-            preprocess: Preprocess::Identity,
-            training: None,
-            evaluation: None,
-        }
-    }
+    use crate::model::ModelMeta;
 
     #[test]
     fn dense_relu_dense_by_hand() {
@@ -288,7 +276,7 @@ mod tests {
         let h = g.dense("fc1", x, 2);
         let h = g.relu("r", h);
         g.dense("fc2", h, 1);
-        let mut m = Model::init(meta(1), g.finish().expect("g"), 0).expect("init");
+        let mut m = Model::init(ModelMeta::for_tests(1), g.finish().expect("g"), 0).expect("init");
         m.params.insert(
             "fc1.weight",
             Tensor::new(vec![2, 2], vec![1., -1., 2., 0.5]).expect("t"),
@@ -313,7 +301,7 @@ mod tests {
         let mut g = GraphBuilder::new(vec![3]);
         let x = g.input();
         g.dense("fc", x, 2);
-        let m = Model::init(meta(2), g.finish().expect("g"), 0).expect("init");
+        let m = Model::init(ModelMeta::for_tests(2), g.finish().expect("g"), 0).expect("init");
         let err =
             forward(&m, &Tensor::new(vec![1, 4], vec![0.; 4]).expect("t")).expect_err("shape");
         assert!(matches!(err, NnError::InputShape { .. }));
@@ -332,7 +320,7 @@ mod tests {
         let s = g.avg_pool("ap", s, 2, 1, 0);
         let s = g.global_avg_pool("gap", s);
         g.dense("fc", s, 3);
-        let m = Model::init(meta(3), g.finish().expect("g"), 1).expect("init");
+        let m = Model::init(ModelMeta::for_tests(3), g.finish().expect("g"), 1).expect("init");
         let x = Tensor::new(
             vec![3, 2, 6, 6],
             (0..216)

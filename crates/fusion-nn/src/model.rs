@@ -205,6 +205,23 @@ pub struct ModelMeta {
     pub evaluation: Option<Evaluation>,
 }
 
+#[cfg(test)]
+impl ModelMeta {
+    /// Metadata of an anonymous test model with `classes` classes and no
+    /// preprocessing.
+    pub(crate) fn for_tests(classes: usize) -> Self {
+        ModelMeta {
+            name: "t".into(),
+            description: String::new(),
+            dataset: None,
+            classes,
+            preprocess: Preprocess::Identity,
+            training: None,
+            evaluation: None,
+        }
+    }
+}
+
 /// Storage precision of the weights file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

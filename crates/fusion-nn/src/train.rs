@@ -696,18 +696,6 @@ mod tests {
     use crate::graph::GraphBuilder;
     use crate::model::ModelMeta;
 
-    fn meta(classes: usize) -> ModelMeta {
-        ModelMeta {
-            name: "t".into(),
-            description: String::new(),
-            dataset: None,
-            classes,
-            preprocess: Preprocess::Identity,
-            training: None,
-            evaluation: None,
-        }
-    }
-
     /// A small graph with every trainable-path op: conv (stride, padding), relu,
     /// square, both pools, frozen batch norm, add, global pool, flatten, dense.
     fn all_ops() -> Model {
@@ -727,7 +715,8 @@ mod tests {
         let h2 = g.dense("fcg", gp, 5);
         let h = g.add("add2", h, h2);
         g.dense("fc2", h, 3);
-        let mut m = Model::init(meta(3), g.finish().expect("graph"), 11).expect("init");
+        let mut m =
+            Model::init(ModelMeta::for_tests(3), g.finish().expect("graph"), 11).expect("init");
         // Non-trivial frozen batch norm.
         m.params.insert(
             "bn.gamma",
@@ -809,7 +798,7 @@ mod tests {
         };
         let config = cfg(30, 16, 1e-2, 0.95, 5);
         let run = || {
-            let mut m = Model::init(meta(2), graph.clone(), 1).expect("init");
+            let mut m = Model::init(ModelMeta::for_tests(2), graph.clone(), 1).expect("init");
             let mut last_acc = 0.0;
             train(&mut m, &data, &config, &mut |p| {
                 if let Progress::Epoch { train_accuracy, .. } = p {
