@@ -35,15 +35,17 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use fusion_engine::backends::cheetah::Cheetah;
+use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::behaviour::Honest;
+use fusion_engine::{
+    Backend, ClientConfig, PhaseFigures, SecureClient, SecureServer, ServedModel, ServerConfig,
+};
 use fusion_net::{Identity, LinkConfig, NetConfig, Relay, RelayStats, Server, ServerPin, connect};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
-use fusion_nn::secure::{
-    Cheat, ClientConfig, HeChoice, OtKind, PhaseFigures, SecureClient, SecureServer, ServedModel,
-    ServerConfig,
-};
 use fusion_nn::{eval, zoo};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
@@ -109,12 +111,12 @@ impl std::str::FromStr for LinkKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EngineTuning {
-    /// [`ServerConfig::minimise_bytes`]: HE reply packing (Galois keys sent
+    /// [`CheetahConfig::minimise_bytes`]: HE reply packing (Galois keys sent
     /// once per session), the byte-minimising HE planner, 3-bit millionaires'
     /// blocks. What `fusion serve --minimise-bytes` runs.
     #[default]
     Bytes,
-    /// [`ServerConfig::default`]: no packing, the default planner and 4-bit
+    /// [`CheetahConfig::default`]: no packing, the default planner and 4-bit
     /// blocks. What `fusion serve` runs by default.
     Default,
 }
@@ -128,11 +130,11 @@ impl EngineTuning {
         }
     }
 
-    /// The server configuration it starts from.
-    pub fn server_config(self) -> ServerConfig {
+    /// The `cheetah` configuration it starts from.
+    pub fn cheetah_config(self) -> CheetahConfig {
         match self {
-            EngineTuning::Bytes => ServerConfig::minimise_bytes(),
-            EngineTuning::Default => ServerConfig::default(),
+            EngineTuning::Bytes => CheetahConfig::minimise_bytes(),
+            EngineTuning::Default => CheetahConfig::default(),
         }
     }
 }
@@ -152,7 +154,10 @@ pub struct InferOptions {
     /// Seed of the model weights and of the synthetic inputs.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// OT flavour of the non-linear layers: silent or iknp.
+    /// The two-party backend (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = "cheetah")]
+    pub backend: String,
+    /// Backend `cheetah`: OT flavour of the non-linear layers, silent or iknp.
     #[arg(long, value_name = "FLAVOUR", default_value = "silent")]
     pub ot: OtKind,
     /// Measured batches (the reported time and bytes are medians).
@@ -167,7 +172,7 @@ pub struct InferOptions {
     /// Fractional bits f.
     #[arg(long, value_name = "F", default_value_t = 12)]
     pub frac_bits: u32,
-    /// RLWE preset: auto, n4096 or n8192.
+    /// Backend `cheetah`: RLWE preset, auto, n4096 or n8192.
     #[arg(long, value_name = "PRESET", default_value = "auto")]
     pub he: String,
     /// Largest chunk of samples run through the network at once.
@@ -179,8 +184,9 @@ pub struct InferOptions {
     /// Time limit in seconds for the whole run (server process included).
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub timeout: u64,
-    /// Engine tuning of the server: `bytes` (HE reply packing, byte-minimising
-    /// planner, 3-bit millionaires' blocks) or `default` (`fusion serve`'s defaults).
+    /// Backend `cheetah`: engine tuning of the server, `bytes` (HE reply
+    /// packing, byte-minimising planner, 3-bit millionaires' blocks) or
+    /// `default` (`fusion serve`'s defaults).
     #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
 }
@@ -193,6 +199,7 @@ impl InferOptions {
             batch,
             link: LinkKind::None,
             seed: 0,
+            backend: "cheetah".into(),
             ot: OtKind::Silent,
             reps: 1,
             warmup: 0,
@@ -241,6 +248,9 @@ impl InferOptions {
         if self.engine != EngineTuning::Bytes {
             c += &format!(" --engine {}", self.engine.name());
         }
+        if self.backend != "cheetah" {
+            c += &format!(" --backend {}", self.backend);
+        }
         c + " --json"
     }
 
@@ -261,6 +271,21 @@ impl InferOptions {
         eval::fixed_point(self.ring_bits, self.frac_bits)
             .map_err(|e| BenchError::Usage(e.to_string()))?;
         self.he.parse::<HeChoice>().map_err(BenchError::Usage)?;
+        fusion_engine::backends::by_name(&self.backend)
+            .map_err(|e| BenchError::Usage(e.to_string()))?;
+        let cheetah_only = [
+            ("--ot", self.ot != OtKind::Silent),
+            ("--he", self.he != "auto"),
+            ("--engine", self.engine != EngineTuning::Bytes),
+        ];
+        if self.backend != "cheetah"
+            && let Some((flag, _)) = cheetah_only.iter().find(|(_, set)| *set)
+        {
+            return Err(BenchError::Usage(format!(
+                "{flag} belongs to backend `cheetah`, not to `{}`",
+                self.backend
+            )));
+        }
         if self.mtu() < 1200 {
             return Err(BenchError::Usage("--mtu must be at least 1200".into()));
         }
@@ -286,6 +311,8 @@ impl InferOptions {
             self.batch.to_string(),
             "--seed".into(),
             self.seed.to_string(),
+            "--backend".into(),
+            self.backend.clone(),
             "--ot".into(),
             self.ot.to_string(),
             "--ring-bits".into(),
@@ -309,7 +336,7 @@ impl InferOptions {
 /// Bytes and seconds of one engine phase in the measured batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRecord {
-    /// Phase name (`linear`, `nonlinear`, `local`, `output`, ...).
+    /// Phase name (`preprocessing`, `linear`, `nonlinear`, `local`, `output`).
     pub name: String,
     /// Client wall-clock seconds in the phase.
     pub seconds: f64,
@@ -324,7 +351,7 @@ pub struct PhaseRecord {
 impl From<&PhaseFigures> for PhaseRecord {
     fn from(p: &PhaseFigures) -> Self {
         PhaseRecord {
-            name: p.name.clone(),
+            name: p.name.as_str().into(),
             seconds: p.seconds,
             bytes_server_to_client: p.bytes_received,
             bytes_client_to_server: p.bytes_sent,
@@ -406,6 +433,17 @@ pub struct InferResult {
     pub reply_packing: u32,
     /// OT flavour.
     pub ot: String,
+    /// The two-party backend.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// Bytes of the preprocessing phase of the median batch (included in
+    /// `bytes_total`).
+    #[serde(default)]
+    pub preprocessing_bytes: u64,
+    /// Client seconds of the preprocessing phase of the median batch
+    /// (included in `wall_s`).
+    #[serde(default)]
+    pub preprocessing_s: f64,
     /// Total bytes the server reported for the whole session (its own meter).
     pub server_session_bytes: u64,
     /// Relay counters (emulated links only).
@@ -669,7 +707,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
     };
     config.policy.ring_bits = Some(o.ring_bits);
     config.policy.frac_bits = Some(o.frac_bits);
-    config.policy.ot = Some(o.ot);
+    let backend = client_backend(o)?;
     let rt = runtime()?;
     let mut rng = ChaCha20Rng::seed_from_u64(o.seed ^ 0xc11e_4700);
     let x = reference.x.clone();
@@ -681,7 +719,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
             let session = connect(addr, &pin, &net)
                 .await
                 .map_err(|e| BenchError::Session(format!("connect: {e}")))?;
-            let mut client = SecureClient::connect(session, config, &mut rng)
+            let mut client = SecureClient::connect(session, config, backend.as_ref(), &mut rng)
                 .await
                 .map_err(|e| BenchError::Session(format!("setup: {e}")))?;
             let setup_s = t0.elapsed().as_secs_f64();
@@ -707,8 +745,10 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 );
                 runs.push((secs, stats, y));
             }
-            let he_preset = client.server_hello().engine.he_preset.to_string();
-            let reply_packing = client.server_hello().engine.reply_packing;
+            let announced: serde_json::Value =
+                serde_json::from_str(&client.server_hello().announcement).unwrap_or_default();
+            let he_preset = announced["he_preset"].as_str().unwrap_or("-").to_string();
+            let reply_packing = announced["reply_packing"].as_u64().unwrap_or(0) as u32;
             let classes = client.classes();
             let end = client
                 .finish()
@@ -793,6 +833,9 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         engine: o.engine,
         reply_packing,
         ot: o.ot.to_string(),
+        backend: o.backend.clone(),
+        preprocessing_bytes: stats.preprocessing.bytes_sent + stats.preprocessing.bytes_received,
+        preprocessing_s: stats.preprocessing.seconds,
         server_session_bytes: end.report.total.bytes_total(),
         relay_stats,
         transport: "QUIC + TLS 1.3 (fusion-net, s2n-quic) over 127.0.0.1, two OS processes".into(),
@@ -800,6 +843,26 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         timestamp: timestamp(),
         command: o.command(),
     })
+}
+
+fn default_backend() -> String {
+    "cheetah".into()
+}
+
+/// The client's side of the backend of `o`.
+fn client_backend(o: &InferOptions) -> Result<Box<dyn Backend>> {
+    match o.backend.as_str() {
+        "cheetah" => {
+            let config = CheetahConfig {
+                require_ot: Some(o.ot),
+                ..CheetahConfig::default()
+            };
+            Ok(Box::new(Cheetah::new(config)))
+        }
+        other => {
+            fusion_engine::backends::by_name(other).map_err(|e| BenchError::Usage(e.to_string()))
+        }
+    }
 }
 
 /// Options of the hidden `party-server` subcommand (the child process).
@@ -814,6 +877,9 @@ pub struct PartyOptions {
     /// Weights seed.
     #[arg(long)]
     pub seed: u64,
+    /// The backend.
+    #[arg(long, default_value = "cheetah")]
+    pub backend: String,
     /// OT flavour.
     #[arg(long)]
     pub ot: OtKind,
@@ -861,14 +927,23 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
     let served =
         ServedModel::from_model(&model, fixed).map_err(|e| BenchError::Usage(e.to_string()))?;
     let timeout = Duration::from_secs(p.timeout);
-    let mut config = ServerConfig {
-        he: p.he.parse().map_err(BenchError::Usage)?,
+    let config = ServerConfig {
         chunk: p.chunk,
         step_timeout: timeout,
-        ..p.engine.server_config()
+        ..ServerConfig::default()
     };
-    config.ot.flavour = p.ot;
-    let server = SecureServer::new(served, config, Cheat::Honest)
+    let backend: Box<dyn Backend> = match p.backend.as_str() {
+        "cheetah" => {
+            let mut c = p.engine.cheetah_config();
+            c.he = p.he.parse().map_err(BenchError::Usage)?;
+            c.ot.flavour = p.ot;
+            Box::new(Cheetah::new(c))
+        }
+        other => {
+            fusion_engine::backends::by_name(other).map_err(|e| BenchError::Usage(e.to_string()))?
+        }
+    };
+    let server = SecureServer::new(served, config, vec![backend], Arc::new(Honest))
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     let identity = Identity::generate(&[]).map_err(|e| BenchError::Session(e.to_string()))?;
     let opts = InferOptions {
@@ -886,7 +961,7 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
             // Model load: encode the HE weights for this batch's chunk sizes
             // before listening, so the timed batch does not pay for it (the
             // SPU peer also encodes its weights before the first inference).
-            let mut sizes = server.engine_params(p.chunk).chunks(p.batch);
+            let mut sizes = server.session_params(p.chunk).chunks(p.batch);
             sizes.sort_unstable();
             sizes.dedup();
             for m in sizes {

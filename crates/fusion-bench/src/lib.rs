@@ -1,7 +1,7 @@
 //! # fusion-bench: benchmarks for Fusion
 //!
 //! The `fusion-bench` binary measures our secure inference engine
-//! (`fusion_nn::secure`) end to end, as two OS processes over real QUIC + TLS,
+//! (`fusion_engine`) end to end, as two OS processes over real QUIC + TLS,
 //! compares it with SecretFlow SPU's Cheetah on the same networks and machine,
 //! reproduces the shape of the Fusion paper's tables (Dong et al., NDSS 2023,
 //! Tables II-IV and VI, and the LevioSA comparison) under emulated LAN / WAN

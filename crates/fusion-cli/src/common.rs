@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use fusion_net::MeterReport;
-use fusion_nn::secure::stats::human_bytes;
-use fusion_nn::secure::{Progress, ProgressFn};
+use fusion_engine::stats::human_bytes;
+use fusion_engine::{Progress, ProgressFn};
+use fusion_net::{MeterReport, Phase};
 use fusion_nn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::ChaCha20Rng;
@@ -262,9 +262,6 @@ pub fn progress(quiet: bool, what: &str) -> (ProgressBar, ProgressFn) {
     (bar, callback)
 }
 
-/// The engine's phases in protocol order (others follow in order of use).
-const PHASE_ORDER: [&str; 6] = ["connect", "setup", "linear", "nonlinear", "local", "output"];
-
 /// A table of wire bytes and time per phase. Bytes are attributed by the
 /// *receiving* party's meter (a receiver waits for its data inside the phase,
 /// while a sender's datagrams may leave after it has moved on): client to
@@ -277,19 +274,11 @@ pub fn phase_table(client: &MeterReport, server: Option<&MeterReport>) -> String
         "  {:<10} {:>14} {:>14} {:>10} {:>10}",
         "phase", "client->server", "server->client", "client s", "server s"
     );
-    let mut names: Vec<&str> = PHASE_ORDER.to_vec();
-    for r in std::iter::once(client).chain(server) {
-        for p in &r.phases {
-            if !names.contains(&p.name.as_str()) {
-                names.push(&p.name);
-            }
-        }
-    }
-    let secs = |r: Option<&MeterReport>, name: &str| {
+    let secs = |r: Option<&MeterReport>, name: Phase| {
         r.and_then(|r| r.phase(name))
             .map_or("-".to_string(), |p| format!("{:.3}", p.seconds))
     };
-    for name in names {
+    for name in Phase::ALL {
         let c = client.phase(name);
         let sv = server.and_then(|r| r.phase(name));
         if c.is_none() && sv.is_none() {
@@ -302,7 +291,8 @@ pub fn phase_table(client: &MeterReport, server: Option<&MeterReport>) -> String
         let down = c.map_or(0, |p| p.counters.bytes_received);
         let _ = writeln!(
             s,
-            "  {name:<10} {:>14} {:>14} {:>10} {:>10}",
+            "  {:<10} {:>14} {:>14} {:>10} {:>10}",
+            name.as_str(),
             human_bytes(up),
             human_bytes(down),
             secs(Some(client), name),

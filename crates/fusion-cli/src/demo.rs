@@ -21,10 +21,13 @@ use std::process::ExitCode;
 use fusion_core::Threshold;
 use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
+use fusion_engine::{SecureServer, ServedModel, ServerConfig};
 use fusion_net::{Identity, NetConfig, Server, connect};
 use fusion_nn::data::{self, Part};
 use fusion_nn::eval;
-use fusion_nn::secure::{CheatMode, SecureServer, ServedModel, ServerConfig};
+
+use crate::backend::{CheetahOptions, build, parse_names};
+use crate::cheat::CheatMode;
 
 use crate::common::{CliError, failure, init_rayon, os_rng, progress, runtime, usage};
 use crate::query::{DEFAULT_THRESHOLD, THRESHOLD_HELP};
@@ -36,6 +39,9 @@ pub struct Args {
     /// Make the server cheat: honest, low-quality, tamper:K (or tamper:K:CLASS) or random.
     #[arg(long, value_name = "MODE", default_value = "honest")]
     cheat: CheatMode,
+    /// The two-party backend both parties run (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
     /// Number of private queries R (held-out patients).
     #[arg(long, value_name = "R", default_value_t = 8)]
     queries: usize,
@@ -69,6 +75,10 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn demo(args: Args) -> Result<u8, CliError> {
+    let backends = build(&parse_names(&args.backend)?, CheetahOptions::default())?;
+    if backends.len() != 1 {
+        return Err(usage("the demo runs exactly one backend"));
+    }
     let dir = data::data_dir().map_err(usage)?;
     let model_dir = args
         .model
@@ -76,7 +86,7 @@ fn demo(args: Args) -> Result<u8, CliError> {
         .unwrap_or_else(|| dir.join("models").join("bc-mlp"));
     let fixed = eval::default_fixed_point();
     let model = ServedModel::load(&model_dir, fixed).map_err(usage)?;
-    let cheat = args.cheat.resolve(&model_dir, fixed).map_err(usage)?;
+    let behaviour = args.cheat.resolve(&model_dir, fixed, &model)?;
     let meta = fusion_nn::Model::load(&model_dir).map_err(usage)?.meta;
     let dataset = meta
         .dataset
@@ -107,10 +117,12 @@ fn demo(args: Args) -> Result<u8, CliError> {
         .collect();
     let mut settings = FusionSettings::new(args.threshold);
     settings.lambda = args.lambda;
+    settings.backend = args.backend.clone();
     settings.check_plan(r, t)?;
 
     init_rayon();
-    let server = SecureServer::new(model, ServerConfig::default(), cheat).map_err(usage)?;
+    let server =
+        SecureServer::new(model, ServerConfig::default(), backends, behaviour).map_err(usage)?;
     let identity = Identity::generate(&[]).map_err(failure)?;
     let net = NetConfig::default();
     println!(
@@ -118,10 +130,10 @@ fn demo(args: Args) -> Result<u8, CliError> {
          patients as queries and T = {t} other held-out patients as public samples",
         server.model().name,
         server.model().description,
-        if matches!(args.cheat, CheatMode::Honest) {
+        if args.cheat.is_honest() {
             "honest".to_string()
         } else {
-            format!("CHEATING ({})", server.cheat_name())
+            format!("CHEATING ({})", server.behaviour_name())
         }
     );
     let (bar, callback) = progress(args.quiet, "secure inference");
@@ -164,10 +176,9 @@ fn demo(args: Args) -> Result<u8, CliError> {
         &[]
     };
     println!("{}", outcome.render(Some(&truth), names));
-    if let (false, fusion_core::verify::Verdict::Accept { outputs }) = (
-        matches!(args.cheat, CheatMode::Honest),
-        &outcome.fusion.verdict,
-    ) {
+    if let (false, fusion_core::verify::Verdict::Accept { outputs }) =
+        (args.cheat.is_honest(), &outcome.fusion.verdict)
+    {
         let changed = outputs
             .iter()
             .zip(&reference)

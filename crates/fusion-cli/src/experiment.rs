@@ -16,6 +16,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use fusion_core::Threshold;
@@ -24,20 +25,24 @@ use fusion_core::mix::{Labeled, uniform_below};
 use fusion_core::security::{self, Layout};
 use fusion_core::stats::{Confidence, clopper_pearson_lower};
 use fusion_core::verify::Verdict;
+use fusion_engine::backends::cheetah::config::OtKind;
+use fusion_engine::behaviour::Honest;
+use fusion_engine::bound::deviation_bound;
+use fusion_engine::cheats::Tamper;
+use fusion_engine::stats::human_bytes;
+use fusion_engine::{
+    Backend, ClientConfig, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
+};
 use fusion_net::{MeterReport, NetConfig, local_pair};
 use fusion_nn::data::{self, Part, Split};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
-use fusion_nn::secure::bound::deviation_bound;
-use fusion_nn::secure::stats::human_bytes;
-use fusion_nn::secure::{
-    Cheat, ClientConfig, OtKind, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
-};
 use fusion_nn::tensor::Tensor;
 use fusion_nn::{Model, eval};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
 
+use crate::backend::{CheetahOptions, build_one};
 use crate::common::{CliError, failure, init_rayon, os_rng, phase_table, runtime, usage};
 use crate::query::DEFAULT_THRESHOLD;
 
@@ -174,6 +179,9 @@ pub struct DetectArgs {
     /// Write the results as JSON.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
+    /// The two-party backend both parties run (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -310,20 +318,29 @@ fn detect(a: DetectArgs) -> Result<(), CliError> {
             return Err(usage(format!("tamper count {k} outside 1..=N")));
         }
         let served = ServedModel::from_model(&model, fixed).map_err(failure)?;
-        let cheat = Cheat::Tamper {
-            positions: k as usize,
-            target: a.target,
-        };
-        let server = SecureServer::new(served, ServerConfig::default(), cheat).map_err(failure)?;
+        let cheat = Tamper::new(k as usize, a.target, served.classes).map_err(usage)?;
+        let server = SecureServer::new(
+            served,
+            ServerConfig::default(),
+            vec![backend(&a.backend, None)?],
+            Arc::new(cheat),
+        )
+        .map_err(failure)?;
+        let client_backend = backend(&a.backend, None)?;
         let mut srng = rng_from(a.seed, 1000 + 2 * ki as u64)?;
         let mut crng = rng_from(a.seed, 1001 + 2 * ki as u64)?;
         let started = Instant::now();
         let (aborted, unaffected, wins) = rt.block_on(async {
             let (s, c) = local_pair(&net()).await.map_err(failure)?;
             let client = async {
-                let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
-                    .await
-                    .map_err(failure)?;
+                let mut client = SecureClient::connect(
+                    c,
+                    ClientConfig::default(),
+                    client_backend.as_ref(),
+                    &mut crng,
+                )
+                .await
+                .map_err(failure)?;
                 let (mut aborted, mut unaffected, mut wins) = (0u64, 0u64, 0u64);
                 for _ in 0..a.runs {
                     let r = run_fusion(&mut client, &queries, &public, &params, &mut crng)
@@ -419,6 +436,9 @@ pub struct HonestArgs {
     /// Threshold of the secure sessions.
     #[arg(long, value_name = "D", default_value = DEFAULT_THRESHOLD)]
     threshold: Threshold,
+    /// The two-party backend both parties run (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
     /// Seed (default: OS randomness).
     #[arg(long, value_name = "SEED")]
     seed: Option<u64>,
@@ -593,8 +613,14 @@ fn honest(a: HonestArgs) -> Result<(), CliError> {
         let rt = runtime()?;
         let mut srng = rng_from(a.seed, 8)?;
         let served = ServedModel::from_model(&model, fixed).map_err(failure)?;
-        let server =
-            SecureServer::new(served, ServerConfig::default(), Cheat::Honest).map_err(failure)?;
+        let server = SecureServer::new(
+            served,
+            ServerConfig::default(),
+            vec![backend(&a.backend, None)?],
+            Arc::new(Honest),
+        )
+        .map_err(failure)?;
+        let client_backend = backend(&a.backend, None)?;
         let params = FusionParams::new(model.meta.classes, a.threshold);
         for s in 0..a.sessions {
             let mut idx: Vec<usize> = (0..n).collect();
@@ -612,9 +638,14 @@ fn honest(a: HonestArgs) -> Result<(), CliError> {
             let report = rt.block_on(async {
                 let (ss, cs) = local_pair(&net()).await.map_err(failure)?;
                 let client = async {
-                    let mut c = SecureClient::connect(cs, ClientConfig::default(), &mut crng)
-                        .await
-                        .map_err(failure)?;
+                    let mut c = SecureClient::connect(
+                        cs,
+                        ClientConfig::default(),
+                        client_backend.as_ref(),
+                        &mut crng,
+                    )
+                    .await
+                    .map_err(failure)?;
                     let r = run_fusion(&mut c, &queries, &public, &params, &mut crng)
                         .await
                         .map_err(failure)?;
@@ -681,12 +712,15 @@ pub struct AgreementArgs {
     /// Samples per secure batch (one session runs all batches).
     #[arg(long, value_name = "B", default_value_t = 100)]
     batch: usize,
-    /// OT flavour: silent or iknp.
-    #[arg(long, value_name = "FLAVOUR", default_value = "silent")]
-    ot: OtKind,
+    /// Backend `cheetah`: OT flavour, silent or iknp [default: silent].
+    #[arg(long, value_name = "FLAVOUR")]
+    ot: Option<OtKind>,
     /// Samples per chunk.
     #[arg(long, value_name = "N", default_value_t = 256)]
     chunk: usize,
+    /// The two-party backend both parties run (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
     /// Seed (default: OS randomness).
     #[arg(long, value_name = "SEED")]
     seed: Option<u64>,
@@ -758,12 +792,18 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
         .cloned()
         .ok_or_else(|| failure("empty program"))?;
     init_rayon();
-    let mut config = ServerConfig {
+    let config = ServerConfig {
         chunk: a.chunk,
         ..ServerConfig::default()
     };
-    config.ot.flavour = a.ot;
-    let server = SecureServer::new(served, config, Cheat::Honest).map_err(failure)?;
+    let server = SecureServer::new(
+        served,
+        config,
+        vec![backend(&a.backend, a.ot)?],
+        Arc::new(Honest),
+    )
+    .map_err(failure)?;
+    let client_backend = backend(&a.backend, None)?;
     let rt = runtime()?;
     let mut srng = rng_from(a.seed, 21)?;
     let mut crng = rng_from(a.seed, 22)?;
@@ -772,9 +812,14 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
     let (y, client_report, server_report) = rt.block_on(async {
         let (s, c) = local_pair(&net()).await.map_err(failure)?;
         let client = async {
-            let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
-                .await
-                .map_err(failure)?;
+            let mut client = SecureClient::connect(
+                c,
+                ClientConfig::default(),
+                client_backend.as_ref(),
+                &mut crng,
+            )
+            .await
+            .map_err(failure)?;
             let mut y = Vec::with_capacity(count * model.meta.classes);
             let mut start = 0;
             while start < count {
@@ -851,4 +896,13 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
         write_json(p, &r)?;
     }
     Ok(())
+}
+
+/// The backend `name` (with the `cheetah` OT flavour `ot`, if given).
+fn backend(name: &str, ot: Option<OtKind>) -> Result<Box<dyn Backend>, CliError> {
+    let mut options = CheetahOptions::default().given("--ot", ot.is_some());
+    if let Some(ot) = ot {
+        options.config.ot.flavour = ot;
+    }
+    build_one(name, options)
 }

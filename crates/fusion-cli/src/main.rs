@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backend;
+mod cheat;
 mod common;
 mod demo;
 mod eval;
@@ -56,6 +58,8 @@ enum Command {
     Samples(samples::Args),
     /// Measurements: detection of a tampering server, false aborts, secure-vs-plaintext agreement.
     Experiment(experiment::Args),
+    /// List the two-party backends this build offers (for `--backend`).
+    Backends,
 }
 
 const QUERY_ABOUT: &str = "Query a `fusion serve` server with Fusion (Dong et al., NDSS 2023): \
@@ -81,5 +85,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Samples(args) => samples::run(args),
         Command::Experiment(args) => experiment::run(args),
+        Command::Backends => {
+            println!("{}", backend::list());
+            ExitCode::SUCCESS
+        }
     }
 }

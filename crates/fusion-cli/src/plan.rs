@@ -1,7 +1,7 @@
 //! `fusion plan`: choose the number of copies `B` and public samples `T` for
 //! `R` queries with the paper's `Pi_Search` (Dong et al., NDSS 2023, section
 //! IV-C, Fig. 4), and, given an accuracy threshold, with the slack-aware bound
-//! of DESIGN.md section 2 (a server may corrupt `s = T - ceil(delta T)` public
+//! of docs/DESIGN.md section 2 (a server may corrupt `s = T - ceil(delta T)` public
 //! samples for free).
 
 use std::process::ExitCode;

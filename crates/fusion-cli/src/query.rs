@@ -28,8 +28,8 @@ use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::security::Layout;
 use fusion_core::verify::SecurityFigures;
+use fusion_engine::backends::cheetah::config::OtKind;
 use fusion_net::{NetConfig, ServerPin, connect};
-use fusion_nn::secure::OtKind;
 
 use crate::common::{
     CliError, SampleFile, failure, init_rayon, os_rng, progress, read_samples, runtime, usage,
@@ -108,7 +108,11 @@ pub struct Args {
     /// Require the server to use F fractional bits.
     #[arg(long, value_name = "F")]
     frac_bits: Option<u32>,
-    /// Require the server to use this OT flavour (silent or iknp).
+    /// The two-party backend to run (see `fusion backends`); the server must
+    /// offer it.
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
+    /// Backend `cheetah`: require the server to use this OT flavour (silent or iknp).
     #[arg(long, value_name = "FLAVOUR")]
     ot: Option<OtKind>,
     /// Require the server to announce this model name.
@@ -178,8 +182,10 @@ fn query(args: Args) -> Result<u8, CliError> {
     settings.timeout = Duration::from_secs(args.timeout);
     settings.policy.ring_bits = args.ring_bits;
     settings.policy.frac_bits = args.frac_bits;
-    settings.policy.ot = args.ot;
+    settings.require_ot = args.ot;
+    settings.backend = args.backend.clone();
     settings.policy.model_name = args.expect_model.clone();
+    settings.check_backend()?;
     settings.check_plan(r, t)?;
     if let Some(b) = args.copies {
         let slack = args.threshold.slack(t as u64);

@@ -1,7 +1,7 @@
 //! `fusion serve`: the server of verifiable private inference. It holds a
 //! model, listens for clients over QUIC + TLS (its certificate is what clients
 //! pin, see `fusion keygen`), and serves client sessions one after another:
-//! each session runs the secure two-party engine (`fusion_nn::secure`) on the
+//! each session runs the secure two-party engine (`fusion_engine`) on the
 //! batches the client sends. A client that misbehaves or vanishes ends its own
 //! session with a logged error; the server keeps serving. Ctrl-C stops it.
 //!
@@ -16,10 +16,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::stats::human_bytes;
+use fusion_engine::{SecureServer, ServedModel, ServerConfig};
 use fusion_net::{Identity, NetConfig, Server};
 use fusion_nn::eval;
-use fusion_nn::secure::stats::human_bytes;
-use fusion_nn::secure::{CheatMode, HeChoice, OtKind, SecureServer, ServedModel, ServerConfig};
+
+use crate::backend::{CheetahOptions, build, parse_names};
+use crate::cheat::CheatMode;
 use tracing::{error, info, warn};
 
 use crate::common::{CliError, failure, init_logging, init_rayon, os_rng, runtime, usage};
@@ -52,12 +56,18 @@ pub struct Args {
     /// Fractional bits f of the fixed-point encoding.
     #[arg(long, value_name = "F", default_value_t = 12)]
     frac_bits: u32,
-    /// OT flavour of the non-linear layers: silent or iknp.
-    #[arg(long, value_name = "FLAVOUR", default_value = "silent")]
-    ot: OtKind,
-    /// RLWE preset of the linear layers: auto, n4096 or n8192.
-    #[arg(long, value_name = "PRESET", default_value = "auto")]
-    he: HeChoice,
+    /// The two-party backends offered (comma separated; see `fusion backends`).
+    /// The client chooses one of them.
+    #[arg(long, value_name = "NAME[,NAME...]", default_value = "cheetah")]
+    backend: String,
+    /// Backend `cheetah`: OT flavour of the non-linear layers, silent or iknp
+    /// [default: silent].
+    #[arg(long, value_name = "FLAVOUR")]
+    ot: Option<OtKind>,
+    /// Backend `cheetah`: RLWE preset of the linear layers, auto, n4096 or
+    /// n8192 [default: auto].
+    #[arg(long, value_name = "PRESET")]
+    he: Option<HeChoice>,
     /// Largest number of samples run through the network at once (larger
     /// batches run in chunks).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -71,13 +81,14 @@ pub struct Args {
     /// Encode the HE layers for these chunk sizes at start-up (comma separated).
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     precompute: Vec<usize>,
-    /// Generate the two OT directions concurrently (needs >= 2 free cores).
+    /// Backend `cheetah`: generate the two OT directions concurrently (needs
+    /// >= 2 free cores).
     #[arg(long)]
     ot_parallel: bool,
     /// Stop after this many sessions (default: serve until Ctrl-C).
     #[arg(long, value_name = "N")]
     sessions: Option<u64>,
-    /// Tune for the fewest bytes per inference: HE reply packing (the client
+    /// Backend `cheetah`: tune for the fewest bytes per inference: HE reply packing (the client
     /// sends about 1.2 MB of Galois keys once per session), the byte-minimising
     /// HE planner (more server memory) and 3-bit millionaires' blocks. Pays off
     /// for large fully connected layers and large batches.
@@ -106,24 +117,34 @@ fn serve(args: Args) -> Result<(), CliError> {
         return Err(usage("--timeout must be positive"));
     }
     init_rayon();
+    let names = parse_names(&args.backend)?;
+    let mut cheetah = if args.minimise_bytes {
+        CheetahConfig::minimise_bytes()
+    } else {
+        CheetahConfig::default()
+    };
+    cheetah.he = args.he.unwrap_or_default();
+    cheetah.ot.flavour = args.ot.unwrap_or_default();
+    cheetah.ot_parallel = args.ot_parallel;
+    let options = CheetahOptions {
+        given: Vec::new(),
+        config: cheetah,
+    }
+    .given("--ot", args.ot.is_some())
+    .given("--he", args.he.is_some())
+    .given("--ot-parallel", args.ot_parallel)
+    .given("--minimise-bytes", args.minimise_bytes);
+    let backends = build(&names, options)?;
     let model = ServedModel::load(&args.model, fixed).map_err(failure)?;
-    let cheat = args.cheat.resolve(&args.model, fixed).map_err(usage)?;
+    let behaviour = args.cheat.resolve(&args.model, fixed, &model)?;
     let identity = Identity::from_pem_files(&args.cert, &args.key).map_err(usage)?;
     let timeout = Duration::from_secs(args.timeout);
-    let mut config = ServerConfig {
-        he: args.he,
-        ot_parallel: args.ot_parallel,
+    let config = ServerConfig {
         chunk: args.chunk,
         max_batch: args.max_batch,
         step_timeout: timeout,
-        ..if args.minimise_bytes {
-            ServerConfig::minimise_bytes()
-        } else {
-            ServerConfig::default()
-        }
     };
-    config.ot.flavour = args.ot;
-    let server = SecureServer::new(model, config, cheat).map_err(usage)?;
+    let server = SecureServer::new(model, config, backends, behaviour).map_err(usage)?;
     let mut net = NetConfig::default();
     net.messages = net.messages.with_timeout(timeout);
     let rt = runtime()?;
@@ -133,16 +154,20 @@ fn serve(args: Args) -> Result<(), CliError> {
         for &n in &args.precompute {
             server.precompute(n).await.map_err(failure)?;
         }
+        let offered: Vec<String> = server
+            .backend_descriptions()
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
         println!(
-            "fusion serve: listening on {addr} (model `{}`, {} classes, HE {}, OT {}; certificate SHA-256 {})",
+            "fusion serve: listening on {addr} (model `{}`, {} classes, backends: {}; certificate SHA-256 {})",
             server.model().name,
             server.model().classes,
-            server.preset(),
-            args.ot,
+            offered.join("; "),
             identity.fingerprint()
         );
-        if !matches!(args.cheat, CheatMode::Honest) {
-            warn!(mode = %server.cheat_name(), "this server CHEATS on purpose");
+        if !args.cheat.is_honest() {
+            warn!(mode = %server.behaviour_name(), "this server CHEATS on purpose");
         }
         let mut served = 0u64;
         let ctrl_c = tokio::signal::ctrl_c();
@@ -159,6 +184,7 @@ fn serve(args: Args) -> Result<(), CliError> {
                 r = server.serve(session, &mut rng) => match r {
                     Ok(s) => info!(
                         %peer,
+                        backend = %s.backend,
                         batches = s.batches,
                         samples = s.samples,
                         sent = %human_bytes(s.report.total.bytes_sent),

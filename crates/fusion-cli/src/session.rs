@@ -10,15 +10,17 @@ use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::verify::{Report, Verdict};
-use fusion_net::{MeterReport, Session};
-use fusion_nn::secure::stats::human_bytes;
-use fusion_nn::secure::{
-    BatchStats, ClientConfig, ClientPolicy, EngineParams, ModelInfo, ProgressFn, SecureClient,
-    SecureError, SessionEnd,
+use fusion_engine::backends::cheetah::config::OtKind;
+use fusion_engine::stats::human_bytes;
+use fusion_engine::{
+    BatchStats, ClientConfig, ClientPolicy, ModelInfo, ProgressFn, SecureClient, SecureError,
+    ServerHello, SessionEnd,
 };
+use fusion_net::{MeterReport, Session};
 use rand::{CryptoRng, Rng};
 use serde::Serialize;
 
+use crate::backend::{CheetahOptions, build_one};
 use crate::common::{CliError, failure, phase_table, usage};
 
 /// The client's Fusion settings.
@@ -38,6 +40,10 @@ pub struct FusionSettings {
     pub timeout: Duration,
     /// What the client requires of the server.
     pub policy: ClientPolicy,
+    /// The backend to run.
+    pub backend: String,
+    /// Backend `cheetah`: the OT flavour the client requires.
+    pub require_ot: Option<OtKind>,
 }
 
 impl FusionSettings {
@@ -48,10 +54,23 @@ impl FusionSettings {
             lambda: DEFAULT_LAMBDA,
             copies: None,
             max_copies: 64,
-            chunk: fusion_nn::secure::config::DEFAULT_CHUNK,
-            timeout: fusion_nn::secure::config::DEFAULT_STEP_TIMEOUT,
+            chunk: fusion_engine::config::DEFAULT_CHUNK,
+            timeout: fusion_engine::config::DEFAULT_STEP_TIMEOUT,
             policy: ClientPolicy::default(),
+            backend: fusion_engine::config::DEFAULT_BACKEND.into(),
+            require_ot: None,
         }
+    }
+
+    /// Checks the backend choice (before connecting).
+    pub fn check_backend(&self) -> Result<(), CliError> {
+        self.build_backend().map(|_| ())
+    }
+
+    fn build_backend(&self) -> Result<Box<dyn fusion_engine::Backend>, CliError> {
+        let mut options = CheetahOptions::default().given("--ot", self.require_ot.is_some());
+        options.config.require_ot = self.require_ot;
+        build_one(&self.backend, options)
     }
 
     fn params(&self, classes: usize) -> FusionParams {
@@ -129,8 +148,9 @@ pub struct Outcome {
     pub fusion: Report,
     /// The served model.
     pub model: ModelSummary,
-    /// The engine parameters the server announced.
-    pub engine: EngineParams,
+    /// The parameters the server announced: `backend`, `chunk`, `max_batch`
+    /// and the backend's own parameters.
+    pub engine: serde_json::Value,
     /// The inference batch's figures (client's meter).
     pub batch: Option<BatchStats>,
     /// The client's meter for the whole session.
@@ -142,10 +162,25 @@ pub struct Outcome {
 }
 
 fn engine_error(e: SecureError) -> CliError {
-    match e {
-        SecureError::Mismatch(_) => usage(e),
-        _ => failure(e),
+    if e.is_mismatch() {
+        usage(e)
+    } else {
+        failure(e)
     }
+}
+
+/// The announced parameters as one JSON object (see [`Outcome::engine`]).
+pub fn announced_parameters(hello: &ServerHello) -> serde_json::Value {
+    let mut v = serde_json::from_str::<serde_json::Value>(&hello.announcement)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("backend".into(), hello.backend.clone().into());
+        o.insert("chunk".into(), hello.session.chunk.into());
+        o.insert("max_batch".into(), hello.session.max_batch.into());
+    }
+    v
 }
 
 /// Runs Fusion on an established session: secure client setup, then
@@ -164,10 +199,10 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
         chunk: settings.chunk,
         step_timeout: settings.timeout,
         policy,
-        ot_parallel: false,
         progress,
     };
-    let mut client = SecureClient::connect(session, config, rng)
+    let backend = settings.build_backend()?;
+    let mut client = SecureClient::connect(session, config, backend.as_ref(), rng)
         .await
         .map_err(engine_error)?;
     let classes = client.classes();
@@ -211,7 +246,7 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
     Ok(Outcome {
         fusion: report,
         model,
-        engine: hello.engine,
+        engine: announced_parameters(&hello),
         batch,
         client: client_report,
         server,

@@ -141,7 +141,7 @@ fn expected_labels() -> Vec<usize> {
 /// Connects, sends a hello of another protocol version, reads the refusal and
 /// leaves.
 fn misbehaving_client(addr: &str, cert: &Path) {
-    use fusion_nn::secure::wire::{ClientHello, ClientMsg, ServerMsg};
+    use fusion_engine::wire::{ClientHello, ClientMsg, ServerMsg};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -156,7 +156,7 @@ fn misbehaving_client(addr: &str, cert: &Path) {
             .channel::<ClientMsg, ServerMsg>()
             .await
             .expect("channel");
-        let mut hello = ClientHello::new(16);
+        let mut hello = ClientHello::new(16, "cheetah");
         hello.version = 1000;
         tx.send(&ClientMsg::Hello(hello)).await.expect("send");
         let reply = tokio::time::timeout(LIMIT, rx.recv()).await;

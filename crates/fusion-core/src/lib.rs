@@ -15,7 +15,7 @@
 //!   Fig. 4) and a variant against the slack-aware bound, in exact arithmetic;
 //! - [`security`]: exact cheating probabilities (the paper's bound, the exact
 //!   maximum over corrupted copy-groups, and the slack-aware bound of
-//!   DESIGN.md section 2 that accounts for the `s = T - ceil(delta T)` public
+//!   docs/DESIGN.md section 2 that accounts for the `s = T - ceil(delta T)` public
 //!   samples a server may corrupt for free) and a Monte Carlo simulator of the
 //!   cheating game;
 //! - [`mix`]: building the shuffled batch and keeping the secret map;

@@ -16,7 +16,7 @@
 //! `beta = 100` this reproduces the paper's Table I (tested).
 //!
 //! **Slack-aware search** ([`slack_search`]): the same optimisation against
-//! the slack-aware bound of DESIGN.md section 2 ([`crate::security::slack_bound`])
+//! the slack-aware bound of docs/DESIGN.md section 2 ([`crate::security::slack_bound`])
 //! for a threshold `delta`, where `T` also sets the slack
 //! `s = T - ceil(delta T)`. That bound is not monotone in `T` (the slack grows
 //! in steps with `T`) and, for a fixed `delta < 1`, may never drop below

@@ -23,7 +23,7 @@
 //!   `P(i) = C(R,i) / C(N, iB)`, by its value at `i = 1` summed over the
 //!   groups: [`paper_bound`] `= R / C(N, B)`.
 //! - [`exact_group_bound`] is the exact `max_i C(R,i) / C(N, iB)`.
-//! - DESIGN.md section 2 corrects the analysis for the slack:
+//! - docs/DESIGN.md section 2 corrects the analysis for the slack:
 //!   `P(k) = sum_{i >= 1, 0 <= j <= s, iB + j = k} C(R,i) C(T,j) / C(N,k)`
 //!   ([`slack_probability`]) and the bound is `max_k P(k)` ([`slack_bound`]).
 //!   With `s = 0` it equals the exact group bound; it is never below the
@@ -239,7 +239,7 @@ pub fn slack_probability(layout: Layout, slack: u64, corrupted: u64) -> Probabil
     Probability::from_parts(num, binom(layout.total(), corrupted))
 }
 
-/// The slack-aware bound `max_k P(k)` (DESIGN.md section 2), computed exactly
+/// The slack-aware bound `max_k P(k)` (docs/DESIGN.md section 2), computed exactly
 /// with the early stop proved in the module documentation.
 pub fn slack_bound(layout: Layout, slack: u64) -> WorstCase {
     let terms = Terms::new(layout, slack);

@@ -6,7 +6,7 @@
 //! from the same distribution as the queries, the number correct is
 //! `X ~ Binomial(T, p)` for the model's true accuracy `p`, and the exact
 //! one-sided Clopper-Pearson bound `p_L` satisfies `P(p >= p_L) >= c` for
-//! confidence `c` (DESIGN.md section 2, "report the accuracy check as a
+//! confidence `c` (docs/DESIGN.md section 2, "report the accuracy check as a
 //! statistical test").
 //!
 //! `p_L` is the `p` solving `P(X >= x | p) = 1 - c`, i.e. the `(1 - c)`

@@ -2,7 +2,7 @@
 //!
 //! The client accepts a batch only if at least `ceil(delta * T)` of the `T`
 //! public samples are classified correctly. The server may therefore corrupt
-//! up to `s = T - ceil(delta * T)` public samples "for free" (DESIGN.md
+//! up to `s = T - ceil(delta * T)` public samples "for free" (docs/DESIGN.md
 //! section 2): [`Threshold::slack`]. Everything here is exact: `"0.95"` parses
 //! to `19/20`, never to the nearest `f64`.
 

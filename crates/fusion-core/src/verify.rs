@@ -17,7 +17,7 @@
 //! It accepts with one output per query (copy 0's output) only if both pass,
 //! and otherwise aborts, listing every reason that applies. An abort tells the
 //! server that it was caught: one bit of selective-failure leakage per session
-//! (DESIGN.md section 6).
+//! (docs/DESIGN.md section 6).
 //!
 //! The accuracy figure is also turned into a statistical statement about the
 //! model ([`crate::stats::clopper_pearson_lower`]): what "at least 95 of 100

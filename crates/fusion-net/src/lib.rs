@@ -26,7 +26,7 @@
 //! let (mut tx, _) = client.channel::<Vec<u64>, ()>().await?;
 //! let (_, mut rx) = server.channel::<(), Vec<u64>>().await?;
 //! {
-//!     let _phase = client.meter().phase("upload");
+//!     let _phase = client.meter().phase(fusion_net::Phase::Output);
 //!     tx.send(&vec![1, 2, 3]).await?;
 //! }
 //! assert_eq!(rx.recv().await?, vec![1, 2, 3]);
@@ -56,7 +56,7 @@ pub use config::{MessageConfig, NetConfig};
 pub use conn::{Server, Session, connect, local_pair, local_pair_over_link};
 pub use error::{NetError, Result};
 pub use message::{FrameReceiver, FrameSender, MsgReceiver, MsgSender};
-pub use meter::{Counters, Meter, MeterReport, Party, PhaseGuard, PhaseReport};
+pub use meter::{Counters, Meter, MeterReport, Party, Phase, PhaseGuard, PhaseReport};
 pub use relay::{LinkConfig, Relay, RelayStats};
 pub use tls::{Fingerprint, Identity, ServerPin};
 

@@ -27,9 +27,13 @@
 //!
 //! # Phases
 //!
-//! The connection starts in phase `"connect"` (handshake). [`Meter::set_phase`]
-//! switches, [`Meter::phase`] switches and returns a guard that switches back
-//! on drop. A phase name used again accumulates into the same entry. Bytes are
+//! Phases are a closed set, [`Phase`] (one per stage of a two-party
+//! inference session: connect, setup, preprocessing, linear, non-linear,
+//! local, output), so a typo cannot open a new bucket and every report has the
+//! same names. The connection starts in [`Phase::Connect`] (handshake).
+//! [`Meter::set_phase`] switches, [`Meter::phase`] switches and returns a guard
+//! that switches back on drop. A phase used again accumulates into the same
+//! entry. Bytes are
 //! charged to the phase that is current when the datagram is sent or
 //! received; ACKs and retransmissions of data sent just before a switch may
 //! land in the next phase (a few hundred bytes per switch). The phase is per
@@ -50,6 +54,63 @@ pub enum Party {
     Server,
     /// Holds the inputs; connects.
     Client,
+}
+
+/// The stage of a session that traffic and time are charged to.
+///
+/// The set is closed on purpose: every party, backend and report uses these
+/// names (serialised in lowercase: `connect`, `setup`, `preprocessing`,
+/// `linear`, `nonlinear`, `local`, `output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// QUIC + TLS handshake (the phase a connection starts in).
+    Connect,
+    /// One-time session setup: hello, keys, base OTs.
+    Setup,
+    /// Input-independent work per batch (e.g. OT generation, offline phases).
+    Preprocessing,
+    /// Linear layers.
+    Linear,
+    /// Non-linear layers.
+    #[serde(rename = "nonlinear")]
+    NonLinear,
+    /// Local steps (no traffic by design).
+    Local,
+    /// Batch requests, output reveal, goodbye.
+    Output,
+}
+
+impl Phase {
+    /// Every phase, in session order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Connect,
+        Phase::Setup,
+        Phase::Preprocessing,
+        Phase::Linear,
+        Phase::NonLinear,
+        Phase::Local,
+        Phase::Output,
+    ];
+
+    /// The phase's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Setup => "setup",
+            Phase::Preprocessing => "preprocessing",
+            Phase::Linear => "linear",
+            Phase::NonLinear => "nonlinear",
+            Phase::Local => "local",
+            Phase::Output => "output",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Traffic counters (see the module docs for definitions).
@@ -97,8 +158,8 @@ impl Counters {
 /// One phase's share of the traffic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhaseReport {
-    /// Phase name.
-    pub name: String,
+    /// The phase.
+    pub name: Phase,
     /// Seconds during which this phase was current.
     pub seconds: f64,
     /// Traffic charged to the phase.
@@ -120,9 +181,9 @@ pub struct MeterReport {
 }
 
 impl MeterReport {
-    /// The named phase, if it was used.
-    pub fn phase(&self, name: &str) -> Option<&PhaseReport> {
-        self.phases.iter().find(|p| p.name == name)
+    /// The phase's figures, if it was used.
+    pub fn phase(&self, phase: Phase) -> Option<&PhaseReport> {
+        self.phases.iter().find(|p| p.name == phase)
     }
 
     /// Pretty JSON.
@@ -138,7 +199,7 @@ pub(crate) enum Direction {
 }
 
 struct PhaseAcc {
-    name: String,
+    name: Phase,
     counters: Counters,
     time: Duration,
 }
@@ -169,11 +230,8 @@ impl std::fmt::Debug for Meter {
     }
 }
 
-/// Name of the phase a connection starts in.
-pub const CONNECT_PHASE: &str = "connect";
-
 impl Meter {
-    /// A fresh meter in phase [`CONNECT_PHASE`].
+    /// A fresh meter in phase [`Phase::Connect`].
     pub fn new(party: Party) -> Self {
         let now = Instant::now();
         Meter(Arc::new(Inner {
@@ -183,7 +241,7 @@ impl Meter {
                 current: 0,
                 since: now,
                 phases: vec![PhaseAcc {
-                    name: CONNECT_PHASE.to_string(),
+                    name: Phase::Connect,
                     counters: Counters::default(),
                     time: Duration::ZERO,
                 }],
@@ -206,26 +264,26 @@ impl Meter {
         self.0.party
     }
 
-    /// Name of the current phase.
-    pub fn current_phase(&self) -> String {
+    /// The current phase.
+    pub fn current_phase(&self) -> Phase {
         let st = self.state();
-        st.phases[st.current].name.clone()
+        st.phases[st.current].name
     }
 
-    /// Make `name` the current phase; returns the previous phase's name.
-    pub fn set_phase(&self, name: &str) -> String {
+    /// Make `name` the current phase; returns the previous phase.
+    pub fn set_phase(&self, name: Phase) -> Phase {
         let mut st = self.state();
         let now = Instant::now();
         let cur = st.current;
         let since = st.since;
         st.phases[cur].time += now.saturating_duration_since(since);
         st.since = now;
-        let prev = st.phases[cur].name.clone();
+        let prev = st.phases[cur].name;
         let idx = match st.phases.iter().position(|p| p.name == name) {
             Some(i) => i,
             None => {
                 st.phases.push(PhaseAcc {
-                    name: name.to_string(),
+                    name,
                     counters: Counters::default(),
                     time: Duration::ZERO,
                 });
@@ -238,7 +296,7 @@ impl Meter {
 
     /// Switch to phase `name` until the guard is dropped, then back.
     #[must_use = "the phase ends when the guard is dropped"]
-    pub fn phase(&self, name: &str) -> PhaseGuard {
+    pub fn phase(&self, name: Phase) -> PhaseGuard {
         let previous = self.set_phase(name);
         PhaseGuard {
             meter: self.clone(),
@@ -262,7 +320,7 @@ impl Meter {
                     time += now.saturating_duration_since(st.since);
                 }
                 PhaseReport {
-                    name: p.name.clone(),
+                    name: p.name,
                     seconds: time.as_secs_f64(),
                     counters: p.counters,
                 }
@@ -318,12 +376,12 @@ impl Meter {
 #[derive(Debug)]
 pub struct PhaseGuard {
     meter: Meter,
-    previous: String,
+    previous: Phase,
 }
 
 impl Drop for PhaseGuard {
     fn drop(&mut self) {
-        self.meter.set_phase(&self.previous);
+        self.meter.set_phase(self.previous);
     }
 }
 
@@ -372,26 +430,29 @@ mod tests {
         let m = Meter::new(Party::Client);
         m.record_datagram(Direction::Sent, 100);
         {
-            let _g = m.phase("linear");
+            let _g = m.phase(Phase::Linear);
             m.record_datagram(Direction::Sent, 10);
             m.record_datagram(Direction::Received, 20);
             {
-                let _h = m.phase("relu");
+                let _h = m.phase(Phase::NonLinear);
                 m.record_datagram(Direction::Received, 7);
             }
-            assert_eq!(m.current_phase(), "linear");
+            assert_eq!(m.current_phase(), Phase::Linear);
         }
-        assert_eq!(m.current_phase(), CONNECT_PHASE);
-        m.set_phase("linear");
+        assert_eq!(m.current_phase(), Phase::Connect);
+        m.set_phase(Phase::Linear);
         m.record_datagram(Direction::Sent, 1);
         let r = m.report();
         assert_eq!(r.party, Party::Client);
-        let lin = r.phase("linear").map(|p| p.counters);
+        let lin = r.phase(Phase::Linear).map(|p| p.counters);
         assert_eq!(
             lin.map(|c| (c.bytes_sent, c.bytes_received)),
             Some((11, 20))
         );
-        assert_eq!(r.phase("relu").map(|p| p.counters.bytes_received), Some(7));
+        assert_eq!(
+            r.phase(Phase::NonLinear).map(|p| p.counters.bytes_received),
+            Some(7)
+        );
         assert_eq!(r.total.bytes_sent, 111);
         assert_eq!(r.total.bytes_received, 27);
         assert_eq!(r.total.datagrams_sent, 3);

@@ -16,8 +16,8 @@ use cryprot_ot::{
     random_choices,
 };
 use fusion_net::{
-    FrameReceiver, Identity, LinkConfig, MsgReceiver, NetConfig, NetError, Party, Relay, Server,
-    ServerPin, connect, local_pair, local_pair_over_link,
+    FrameReceiver, Identity, LinkConfig, MsgReceiver, NetConfig, NetError, Party, Phase, Relay,
+    Server, ServerPin, connect, local_pair, local_pair_over_link,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
@@ -63,8 +63,8 @@ async fn connect_transfer_and_meter_per_phase() -> TestResult {
             .map(|i| i.wrapping_mul(0x9e37_79b9))
             .collect();
         {
-            let _c = client.meter().phase("online");
-            let _s = server.meter().phase("online");
+            let _c = client.meter().phase(Phase::Linear);
+            let _s = server.meter().phase(Phase::Linear);
             for id in 0..3u32 {
                 let q = Msg::Query {
                     id,
@@ -86,11 +86,11 @@ async fn connect_transfer_and_meter_per_phase() -> TestResult {
         let s = server.report();
         let payload = 3 * 8 * shares.len() as u64;
         let c_on = c
-            .phase("online")
+            .phase(Phase::Linear)
             .ok_or("client has no online phase")?
             .counters;
         let s_on = s
-            .phase("online")
+            .phase(Phase::Linear)
             .ok_or("server has no online phase")?
             .counters;
         assert_eq!((c_on.messages_sent, c_on.messages_received), (3, 3));
@@ -103,7 +103,7 @@ async fn connect_transfer_and_meter_per_phase() -> TestResult {
         assert!(c_on.bytes_sent > payload, "{c_on:?}");
         assert!((c_on.bytes_sent as f64) < payload as f64 * 1.10, "{c_on:?}");
         // The handshake is charged to "connect".
-        let c_conn = c.phase("connect").ok_or("no connect phase")?.counters;
+        let c_conn = c.phase(Phase::Connect).ok_or("no connect phase")?.counters;
         assert!(c_conn.bytes_sent >= 1200 && c_conn.bytes_received > 0);
         // What one side sent, the other received (up to rare kernel drops on
         // a busy machine; the exact check against the relay is in
@@ -491,8 +491,8 @@ async fn cryprot_ot_extension_runs_over_fusion_net_sessions() -> TestResult {
     bounded(async {
         const COUNT: usize = 4096;
         let (mut server, mut client) = local_pair(&cfg()).await?;
-        let _sp = server.meter().phase("ot");
-        let _cp = client.meter().phase("ot");
+        let _sp = server.meter().phase(Phase::NonLinear);
+        let _cp = client.meter().phase(Phase::NonLinear);
         let mut sender = SemiHonestOtExtensionSender::new_with_rng(
             server.sub_connection(),
             StdRng::seed_from_u64(1),
@@ -518,7 +518,7 @@ async fn cryprot_ot_extension_runs_over_fusion_net_sessions() -> TestResult {
         // The OT traffic is metered in the "ot" phase (base OTs plus two
         // extension batches: at least 2 x 4096 x 16 bytes of correction bits).
         let ot = client.report();
-        let ot = ot.phase("ot").ok_or("no ot phase")?.counters;
+        let ot = ot.phase(Phase::NonLinear).ok_or("no ot phase")?.counters;
         assert!(ot.bytes_sent > 2 * COUNT as u64 * 16, "{ot:?}");
         Ok(())
     })

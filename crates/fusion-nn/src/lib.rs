@@ -1,9 +1,11 @@
 //! # fusion-nn: networks for Fusion
 //!
 //! Fusion's inference stack: the layer graph, an f32 engine, the fixed-point
-//! program that the two-party engine executes, model files, training, datasets
-//! and the benchmark zoo, and the secure two-party engine ([`secure`]) that runs
-//! the same [`fixed::FixedProgram`] with HE (linear) and OT (non-linear) layers.
+//! program that the two-party engine (the `fusion-engine` crate) executes, model
+//! files, training, datasets and the benchmark zoo. Everything here is
+//! plaintext: the secure engine runs the same [`fixed::FixedProgram`] on
+//! shares and lives in `fusion-engine`, which depends on this crate (never the
+//! other way round).
 //!
 //! | module | what |
 //! |---|---|
@@ -14,10 +16,9 @@
 //! | [`model`] | models: `model.json` (architecture + public metadata incl. preprocessing) + safetensors weights |
 //! | [`train`] | deterministic trainer and the recipes of the shipped models |
 //! | [`data`] | IDX / CSV loaders, dataset registry, data directory |
-//! | [`zoo`] | DESIGN.md section 4's networks with seeded random weights |
+//! | [`zoo`] | docs/DESIGN.md section 4's networks with seeded random weights |
 //! | [`eval`] | accuracy, float vs fixed point |
-//! | [`secure`] | the secure two-party engine (HE linear layers, OT non-linear layers) over fusion-net |
-//! | [`kernels`] | im2col, matrix products, window reductions |
+//! //! | [`kernels`] | im2col, matrix products, window reductions |
 //!
 //! ## A typical use
 //!
@@ -56,7 +57,6 @@ pub mod float;
 pub mod graph;
 pub mod kernels;
 pub mod model;
-pub mod secure;
 pub mod tensor;
 pub mod train;
 pub mod util;

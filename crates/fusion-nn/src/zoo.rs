@@ -1,4 +1,4 @@
-//! The benchmark networks (DESIGN.md section 4), with seeded random weights.
+//! The benchmark networks (docs/DESIGN.md section 4), with seeded random weights.
 //!
 //! Names match the SPU peer tool's `--net` names (`shared/peers/spu/nets.py`) so
 //! benchmarks compare the same shapes; our layout is CHW where SPU's is HWC, which

@@ -21,12 +21,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use fusion_engine::backends::cheetah::Cheetah;
+use fusion_engine::backends::cheetah::config::{CheetahConfig, OtKind};
+use fusion_engine::behaviour::Honest;
+use fusion_engine::{
+    ClientConfig, Progress, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
+};
 use fusion_net::{Counters, NetConfig, local_pair};
 use fusion_nn::fixed::argmax_signed;
-use fusion_nn::secure::{
-    ClientConfig, OtKind, Progress, SecureClient, SecureError, SecureServer, ServedModel,
-    ServerConfig,
-};
 use fusion_nn::tensor::RingTensor;
 use fusion_nn::{eval, zoo};
 use rand::SeedableRng;
@@ -52,7 +54,7 @@ fn parse() -> Args {
         net: "mlp-mnist".into(),
         batch: 128,
         seed: 1,
-        chunk: fusion_nn::secure::config::DEFAULT_CHUNK,
+        chunk: fusion_engine::config::DEFAULT_CHUNK,
         ot: OtKind::Silent,
         packing: None,
         steps: false,
@@ -111,14 +113,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let xe: RingTensor = program.encode_input(&x)?;
     let reference = program.run(&xe)?;
 
-    let base = if a.bytes {
-        ServerConfig::minimise_bytes()
+    let mut config = if a.bytes {
+        CheetahConfig::minimise_bytes()
     } else {
-        ServerConfig::default()
-    };
-    let mut config = ServerConfig {
-        chunk: a.chunk,
-        ..base
+        CheetahConfig::default()
     };
     if let Some(r) = a.max_rots {
         config.ot.max_rots = r;
@@ -138,7 +136,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.reply_packing = p;
     }
     let t_enc = Instant::now();
-    let server = SecureServer::new(served, config, fusion_nn::secure::Cheat::Honest)?;
+    let server_config = ServerConfig {
+        chunk: a.chunk,
+        ..ServerConfig::default()
+    };
+    let server = SecureServer::new(
+        served,
+        server_config,
+        vec![Box::new(Cheetah::new(config))],
+        Arc::new(Honest),
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -159,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 chunk,
                 ..ClientConfig::default()
             };
-            let mut client = SecureClient::connect(c, cc, &mut crng).await?;
+            let mut client = SecureClient::connect(c, cc, &Cheetah::default(), &mut crng).await?;
             let setup_s = t0.elapsed().as_secs_f64();
             let setup_report = client.report();
             let meter = client.meter();
@@ -174,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let y = client.infer_encoded(xe.data().to_vec(), batch).await?;
             let stats = client.last_batch().cloned().expect("stats");
             let schedule = client.schedule().clone();
-            let ot_stats = format!("{:?}", client.ot_stats());
+            let ot_stats = client.backend_stats().to_string();
             let end = client.finish().await?;
             Ok::<_, SecureError>((
                 y,
@@ -197,8 +204,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ga = argmax_signed(ring, &got);
     let agree = ra.iter().zip(&ga).filter(|(p, q)| p == q).count();
 
-    let setup = setup_report.phase("setup").map(|p| p.counters);
-    let connect = setup_report.phase("connect").map(|p| p.counters);
+    let setup = setup_report
+        .phase(fusion_net::Phase::Setup)
+        .map(|p| p.counters);
+    let connect = setup_report
+        .phase(fusion_net::Phase::Connect)
+        .map(|p| p.counters);
     let mut steps = Vec::new();
     if a.steps {
         let log = log.lock().expect("log");
@@ -238,10 +249,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "batch": a.batch,
         "chunk": a.chunk,
         "ot": a.ot.to_string(),
-        "block_bits": server.engine_params(a.chunk).ot.block_bits,
-        "he_preset": server.preset().to_string(),
-        "plan_bandwidth": server.engine_params(a.chunk).plan.bandwidth,
-        "reply_packing": server.engine_params(a.chunk).reply_packing,
+        "backend": server.backend_descriptions(),
         "server_encode_s": encode_s,
         "setup_s": setup_s,
         "setup_client_to_server": setup.map_or(0, |c| c.bytes_sent),

@@ -1,27 +1,34 @@
-//! The secure two-party inference engine (Cheetah-style, semi-honest).
+//! # fusion-engine: the secure two-party inference engine (Cheetah-style, semi-honest)
 //!
 //! The server holds a model; the client holds samples. Together they run the
-//! model's lowered fixed-point program ([`crate::fixed::FixedProgram`],
-//! [`crate::fixed::lower`]) on additive shares in `Z_{2^l}`, **exactly the
+//! model's lowered fixed-point program ([`fusion_nn::fixed::FixedProgram`],
+//! [`fusion_nn::fixed::lower`]) on additive shares in `Z_{2^l}`, **exactly the
 //! program the plaintext fixed-point interpreter runs**: linear steps through
 //! RLWE with coefficient encoding (fusion-he), local steps on each share, and
 //! non-linear steps through OT (fusion-ot). Only the client learns the
 //! outputs. The outputs equal the plaintext interpreter's up to the
-//! documented one-bit truncation errors (see [`crate::fixed`] for the error
+//! documented one-bit truncation errors (see [`fusion_nn::fixed`] for the error
 //! table; secure truncations return the floor or one less), so argmax and
 //! logits agree with the fixed-point engine up to those errors.
 //!
+//! The engine runs any **backend** (a semi-honest two-party protocol suite
+//! behind the per-layer seam of [`backend`]) with one session driver
+//! ([`driver`]) that both parties share. Today's backend is [`backends::cheetah`].
+//!
 //! | module | what |
 //! |---|---|
-//! | [`server`] | [`SecureServer`]: serves sessions; HE layer encodings cached per batch size; cheat modes |
-//! | [`client`] | [`SecureClient`]: validates the server, runs batches, reconstructs outputs; implements [`fusion_core::engine::Engine`] |
-//! | [`wire`] | the session's control messages (versioned, bounded, validated) |
+//! | [`backend`] | the seam: [`backend::Backend`] and the per-layer protocol traits; how to add a backend |
+//! | [`backends`] | the backends and their registry ([`backends::cheetah`]) |
+//! | [`domain`] | the share domain ([`Domain`]: `Z_2^l` or `Z_p`) and local steps on shares |
 //! | [`schedule`] | how the program's steps run; ReLU-truncation fusion and non-negative truncations |
-//! | [`exec`] | one pass of the schedule over a chunk, for either party |
-//! | [`linear`] | linear steps as HE layers: plans, encoded weights, caches |
-//! | [`ot`] | the OT engine of the announced flavour |
-//! | [`config`] | engine parameters, server and client settings, client policy |
-//! | [`stats`] | meter phases and per-batch figures |
+//! | [`driver`] | one pass of the schedule over a chunk, for either party; phases and timeouts |
+//! | [`server`] | [`SecureServer`]: offers backends, serves sessions |
+//! | [`client`] | [`SecureClient`]: names a backend, validates the server, runs batches; implements [`fusion_core::engine::Engine`] |
+//! | [`behaviour`] | the server's behaviour hook (default honest) |
+//! | [`cheats`] | cheating servers built on the hook, for tests, demos and experiments |
+//! | [`wire`] | the session's control messages (versioned, bounded, validated) |
+//! | [`config`] | session parameters, server and client settings, client policy |
+//! | [`stats`] | per-phase and per-batch figures; the cost rule |
 //! | [`bound`] | worst-case deviation of the secure engine from the plaintext interpreter |
 //! | [`error`] | [`SecureError`] |
 //!
@@ -29,17 +36,19 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use fusion_nn::secure::{ClientConfig, SecureClient, SecureServer, ServedModel, ServerConfig, Cheat};
+//! use std::sync::Arc;
+//! use fusion_engine::{backends::cheetah::Cheetah, behaviour::Honest};
+//! use fusion_engine::{ClientConfig, SecureClient, SecureServer, ServedModel, ServerConfig};
 //! let model = ServedModel::load("data/models/bc-mlp".as_ref(), fusion_nn::eval::default_fixed_point())?;
-//! let server = SecureServer::new(model, ServerConfig::default(), Cheat::Honest)?;
+//! let server = SecureServer::new(model, ServerConfig::default(), vec![Box::new(Cheetah::default())], Arc::new(Honest))?;
 //! let (s, c) = fusion_net::local_pair(&fusion_net::NetConfig::default()).await?;
 //! let mut srng = fusion_core::mix::os_rng()?; // ChaCha20, seeded by the OS
 //! let mut crng = fusion_core::mix::os_rng()?;
 //! let (served, logits) = tokio::join!(server.serve(s, &mut srng), async {
-//!     let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng).await?;
+//!     let mut client = SecureClient::connect(c, ClientConfig::default(), &Cheetah::default(), &mut crng).await?;
 //!     let logits = client.infer_raw(&[vec![0.0; 30]]).await?;   // raw features
 //!     client.finish().await?;
-//!     Ok::<_, fusion_nn::secure::SecureError>(logits)
+//!     Ok::<_, fusion_engine::SecureError>(logits)
 //! });
 //! # let _ = (served?, logits?); Ok(()) }
 //! ```
@@ -71,25 +80,27 @@
 //! implemented. The public view, the preprocessing and the class count are
 //! public by design.
 
+pub mod backend;
+pub mod backends;
+pub mod behaviour;
 pub mod bound;
+pub mod cheats;
 pub mod client;
 pub mod config;
+pub mod domain;
+pub mod driver;
 pub mod error;
-pub mod exec;
-pub mod linear;
-pub mod ot;
 pub mod schedule;
 pub mod server;
 pub mod stats;
 pub mod wire;
 
+pub use backend::Backend;
 pub use client::SecureClient;
-pub use config::{
-    ClientConfig, ClientPolicy, EngineParams, HeChoice, HePreset, OtKind, OtParams, PlanParams,
-    Progress, ProgressFn, ServerConfig,
-};
+pub use config::{ClientConfig, ClientPolicy, Progress, ProgressFn, ServerConfig, SessionParams};
+pub use domain::Domain;
 pub use error::{SecureError, SecureResult};
 pub use schedule::Schedule;
-pub use server::{Cheat, CheatMode, SecureServer, ServedModel, SessionSummary};
+pub use server::{SecureServer, ServedModel, SessionSummary};
 pub use stats::{BatchStats, PhaseFigures};
 pub use wire::{ModelInfo, ServerHello, SessionEnd};

@@ -21,8 +21,8 @@ use fusion_he::{
 };
 
 use super::config::{HeChoice, HePreset};
-use super::error::{SecureError, SecureResult};
-use crate::fixed::{FixedOp, FixedProgram, OpClass};
+use crate::error::{SecureError, SecureResult};
+use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass};
 
 /// The fusion-he layer of linear step `step` for a batch of `n` samples.
 pub fn layer_kind(program: &FixedProgram, step: usize, n: usize) -> SecureResult<LayerKind> {
@@ -217,12 +217,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::default_fixed_point;
-    use crate::fixed::lower;
+    use fusion_nn::eval::default_fixed_point;
+    use fusion_nn::fixed::lower;
 
     #[test]
     fn plans_of_the_public_view_match_the_servers_layers() {
-        let m = crate::zoo::build("cnn-mnist", 1).expect("zoo");
+        let m = fusion_nn::zoo::build("cnn-mnist", 1).expect("zoo");
         let p = lower(&m, default_fixed_point()).expect("lower");
         let opts = PlanOptions::default();
         let preset = choose_preset(HeChoice::Auto, &opts, &p).expect("preset");

@@ -1,39 +1,34 @@
-//! Per-phase figures of a session: the meter phases the engine charges its
-//! traffic and time to, and per-batch differences of meter snapshots.
+//! Per-phase figures of a session and of each batch.
 //!
-//! Phases (names of [`fusion_net::Meter`] phases, both parties):
+//! Phases ([`fusion_net::Phase`], both parties):
 //!
 //! | phase | what |
 //! |---|---|
 //! | `connect` | QUIC + TLS handshake (fusion-net) |
-//! | [`PHASE_SETUP`] | hello exchange, HE key generation, public key and (with reply packing) Galois keys, OT base OTs and first ROT refill |
-//! | [`PHASE_LINEAR`] | HE linear layers (including waiting for the peer's computation) |
-//! | [`PHASE_NONLINEAR`] | OT non-linear layers, ROT refills and fences |
-//! | [`PHASE_LOCAL`] | local steps (no traffic) |
-//! | [`PHASE_OUTPUT`] | batch requests, the server's output shares, the goodbye |
+//! | `setup` | hello exchange and the backend's one-time setup (keys, base OTs) |
+//! | `preprocessing` | the backend's input-independent work per pass (e.g. OT generation) |
+//! | `linear` | linear layers (including waiting for the peer's computation) |
+//! | `nonlinear` | non-linear layers |
+//! | `local` | local steps (no traffic) |
+//! | `output` | batch requests, output reveal, the goodbye |
 //!
 //! Bytes are wire bytes (UDP payload of QUIC datagrams, see
 //! [`fusion_net::meter`]); time is wall-clock time while the phase was current.
+//!
+//! **Cost rule (every backend)**: a batch's totals ([`BatchStats::bytes_sent`],
+//! [`BatchStats::bytes_received`], [`BatchStats::seconds`]) include everything
+//! spent on the batch, preprocessing included; only the one-time session
+//! setup (`connect`, `setup`) is reported apart. Preprocessing is also
+//! reported on its own ([`BatchStats::preprocessing`]).
 
-use fusion_net::{Counters, MeterReport};
+use fusion_net::{Counters, MeterReport, Phase};
 use serde::{Deserialize, Serialize};
-
-/// Hello exchange, HE keys, OT setup.
-pub const PHASE_SETUP: &str = "setup";
-/// HE linear layers.
-pub const PHASE_LINEAR: &str = "linear";
-/// OT non-linear layers.
-pub const PHASE_NONLINEAR: &str = "nonlinear";
-/// Local steps.
-pub const PHASE_LOCAL: &str = "local";
-/// Batch requests and output shares.
-pub const PHASE_OUTPUT: &str = "output";
 
 /// One phase's figures over some interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseFigures {
-    /// Phase name.
-    pub name: String,
+    /// The phase.
+    pub name: Phase,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Wire bytes sent.
@@ -42,6 +37,36 @@ pub struct PhaseFigures {
     pub bytes_received: u64,
     /// Message flights on fusion-net message streams.
     pub rounds: u64,
+}
+
+impl BatchStats {
+    /// The figures of a batch of `samples` samples in `chunks` chunks that
+    /// took `seconds`, from meter snapshots taken before and after it.
+    pub fn between(
+        before: &MeterReport,
+        after: &MeterReport,
+        samples: usize,
+        chunks: usize,
+        seconds: f64,
+    ) -> Self {
+        let phases = phase_delta(before, after);
+        let pre = phases.iter().find(|p| p.name == Phase::Preprocessing);
+        BatchStats {
+            samples,
+            chunks,
+            seconds,
+            bytes_sent: after.total.bytes_sent - before.total.bytes_sent,
+            bytes_received: after.total.bytes_received - before.total.bytes_received,
+            preprocessing: PhaseFigures {
+                name: Phase::Preprocessing,
+                seconds: pre.map_or(0.0, |p| p.seconds),
+                bytes_sent: pre.map_or(0, |p| p.bytes_sent),
+                bytes_received: pre.map_or(0, |p| p.bytes_received),
+                rounds: pre.map_or(0, |p| p.rounds),
+            },
+            phases,
+        }
+    }
 }
 
 /// One batch's figures, from the client's meter.
@@ -57,6 +82,8 @@ pub struct BatchStats {
     pub bytes_sent: u64,
     /// Wire bytes received.
     pub bytes_received: u64,
+    /// The preprocessing phase alone (included in the totals).
+    pub preprocessing: PhaseFigures,
     /// Per phase.
     pub phases: Vec<PhaseFigures>,
 }
@@ -85,12 +112,12 @@ pub fn phase_delta(before: &MeterReport, after: &MeterReport) -> Vec<PhaseFigure
         .iter()
         .filter_map(|p| {
             let (c0, t0) = before
-                .phase(&p.name)
+                .phase(p.name)
                 .map_or((Counters::default(), 0.0), |q| (q.counters, q.seconds));
             let c = sub(&p.counters, &c0);
             let seconds = (p.seconds - t0).max(0.0);
-            (seconds > 0.0 || c.bytes_total() > 0).then(|| PhaseFigures {
-                name: p.name.clone(),
+            (seconds > 0.0 || c.bytes_total() > 0).then_some(PhaseFigures {
+                name: p.name,
                 seconds,
                 bytes_sent: c.bytes_sent,
                 bytes_received: c.bytes_received,
@@ -106,7 +133,7 @@ pub fn phases(report: &MeterReport) -> Vec<PhaseFigures> {
         .phases
         .iter()
         .map(|p| PhaseFigures {
-            name: p.name.clone(),
+            name: p.name,
             seconds: p.seconds,
             bytes_sent: p.counters.bytes_sent,
             bytes_received: p.counters.bytes_received,
@@ -139,12 +166,12 @@ mod tests {
         let m = Meter::new(Party::Client);
         let before = m.report();
         {
-            let _g = m.phase(PHASE_LINEAR);
+            let _g = m.phase(Phase::Linear);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let after = m.report();
         let d = phase_delta(&before, &after);
-        assert!(d.iter().any(|p| p.name == PHASE_LINEAR && p.seconds > 0.0));
+        assert!(d.iter().any(|p| p.name == Phase::Linear && p.seconds > 0.0));
         assert!(d.iter().all(|p| p.bytes_sent == 0));
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 << 20), "3.00 MiB");

@@ -17,7 +17,7 @@ use fusion_ot::{Iknp, OtConfig, OtEngine, Role, Silent, Stats};
 use rand::{CryptoRng, Rng};
 
 use super::config::OtKind;
-use super::schedule::{ActionKind, TruncMode};
+use crate::schedule::{NonLinearOp, TruncMode};
 
 /// An OT engine of either flavour.
 #[derive(Debug)]
@@ -127,27 +127,46 @@ impl AnyOt {
         dispatch!(self, e => e.preprocess_rots(count).await)
     }
 
-    /// ROTs (as sender, as receiver) of a schedule action on `n` input
-    /// elements (`window_sizes`: max pool's windows over the whole chunk);
-    /// `None` for actions without OT.
-    pub fn action_rots(
-        &self,
-        kind: &ActionKind,
-        n: usize,
-        window_sizes: &[usize],
-    ) -> Option<(usize, usize)> {
-        Some(match kind {
-            ActionKind::Relu => dispatch!(self, e => e.relu_rots(n)),
-            ActionKind::ReluTruncate { .. } => dispatch!(self, e => e.relu_truncate_rots(n)),
-            ActionKind::Truncate { bits, mode } => match mode {
+    /// ROTs (as sender, as receiver) the non-linear op `op` consumes on a
+    /// chunk of `n` samples with `elems` input elements (public sizes only).
+    pub fn op_rots(&self, op: &NonLinearOp, elems: usize, n: usize) -> (usize, usize) {
+        match op {
+            NonLinearOp::Relu => dispatch!(self, e => e.relu_rots(elems)),
+            NonLinearOp::ReluTruncate { .. } => dispatch!(self, e => e.relu_truncate_rots(elems)),
+            NonLinearOp::Truncate { bits, mode } => match mode {
                 TruncMode::Signed | TruncMode::NonNeg => {
-                    dispatch!(self, e => e.truncate_rots(n, *bits))
+                    dispatch!(self, e => e.truncate_rots(elems, *bits))
                 }
-                TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(n, *bits)),
+                TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(elems, *bits)),
             },
-            ActionKind::MaxPool { .. } => dispatch!(self, e => e.max_pool_rots(window_sizes)),
-            ActionKind::Square => dispatch!(self, e => e.square_rots(n)),
-            ActionKind::Linear | ActionKind::Local => return None,
-        })
+            NonLinearOp::MaxPool { windows, .. } => {
+                let one: Vec<usize> = windows.iter().map(Vec::len).collect();
+                dispatch!(self, e => e.max_pool_rots(&one.repeat(n)))
+            }
+            NonLinearOp::Square => dispatch!(self, e => e.square_rots(elems)),
+        }
+    }
+
+    /// Runs the non-linear op `op` on this party's share `x` of `n` samples.
+    pub async fn run(
+        &mut self,
+        op: &NonLinearOp,
+        x: &[u64],
+        n: usize,
+    ) -> fusion_ot::Result<Vec<u64>> {
+        match op {
+            NonLinearOp::Relu => self.relu(x).await,
+            NonLinearOp::ReluTruncate { bits } => self.relu_truncate(x, *bits).await,
+            NonLinearOp::Truncate { bits, mode } => match mode {
+                TruncMode::Signed => self.truncate(x, *bits).await,
+                TruncMode::NonNeg => self.truncate_nonneg(x, *bits).await,
+                TruncMode::Exact => self.truncate_exact(x, *bits).await,
+            },
+            NonLinearOp::MaxPool { windows, in_len } => {
+                let w = crate::schedule::batch_windows(windows, *in_len, n);
+                self.max_pool(x, &w).await
+            }
+            NonLinearOp::Square => self.square(x).await,
+        }
     }
 }

@@ -3,18 +3,18 @@
 //! Control messages travel on one fusion-net typed message stream per
 //! direction (bincode, length-prefixed, frames bounded by
 //! [`fusion_net::MessageConfig::max_frame_bytes`], every wait bounded by a
-//! timeout). The HE and OT traffic runs on their own sub-connections.
+//! timeout). The backend's traffic runs on the streams it opens itself.
 //!
 //! # The session
 //!
 //! ```text
 //! client                                   server
-//!   Hello {protocol, version, chunk}   ->
-//!                                      <-  Hello {model, program view, engine}   (or Refused)
-//!   [HE keys: public key               ->]   [OT setup: base OTs, first ROTs <->]
+//!   Hello {protocol, version, chunk, backend} ->
+//!                      <-  Hello {model, program view, session, backend's announcement}
+//!                          (or Unavailable {offered backends}, or Refused)
+//!   [backend setup: keys, base OTs                                         <->]
 //!   Batch {samples: N}                 ->                                       (repeat)
-//!        for each chunk: the program's steps (HE / OT / local) <->
-//!                                      <-  Output {chunk, server's output share}
+//!        for each chunk: preprocessing, the program's steps, output reveal <->
 //!   Finish                             ->
 //!                                      <-  Goodbye {server's meter report}
 //! ```
@@ -28,23 +28,29 @@
 //! structure ([`FixedProgram::validate`]) and that it carries no
 //! coefficients, bounds on its size, the fixed-point parameters, the output
 //! shape against the class count, the preprocessing against the input size,
-//! the engine parameters ([`EngineParams::validate`]) and its own
-//! [`ClientPolicy`]. Output shares are checked for length and ring membership.
+//! the session parameters ([`SessionParams::validate`]) and its own
+//! [`ClientPolicy`]; the backend's announcement is checked by the backend
+//! ([`crate::backend::Backend::join`]).
 
 use fusion_core::ring::FixedPoint;
 use fusion_net::MeterReport;
 use serde::{Deserialize, Serialize};
 
-use super::config::{ClientPolicy, EngineParams};
-use super::error::{SecureError, SecureResult};
-use crate::fixed::{FixedOp, FixedProgram};
-use crate::model::Preprocess;
+use crate::backend::check_announcement;
+use crate::config::{ClientPolicy, SessionParams};
+use crate::error::{SecureError, SecureResult};
+use fusion_nn::fixed::{FixedOp, FixedProgram};
+use fusion_nn::model::Preprocess;
 
 /// The protocol name both parties send.
 pub const PROTOCOL: &str = "fusion-secure-inference";
-/// The protocol version this code speaks (2: [`EngineParams`] announces HE
-/// reply packing, and the client then sends Galois keys at setup).
-pub const VERSION: u32 = 2;
+/// The protocol version this code speaks (3: the client names a backend, the
+/// server announces the backend's parameters as its own JSON text).
+pub const VERSION: u32 = 3;
+/// Longest backend name, bytes.
+pub const MAX_BACKEND_NAME: usize = 64;
+/// Most backends a server may list in a refusal.
+pub const MAX_OFFERED: usize = 64;
 /// Most steps an announced program may have.
 pub const MAX_STEPS: usize = 1 << 12;
 /// Most elements a per-sample value of an announced program may have.
@@ -67,6 +73,8 @@ pub struct ClientHello {
     pub version: u32,
     /// The chunk size the client prefers.
     pub chunk: u64,
+    /// The backend the client wants to run.
+    pub backend: String,
 }
 
 /// A batch request: the client states the batch size.
@@ -118,8 +126,13 @@ pub struct ServerHello {
     /// The program the parties execute, without the server's coefficients
     /// ([`FixedProgram::public_view`]); it carries the fixed-point parameters.
     pub program: FixedProgram,
-    /// The engine parameters both parties use.
-    pub engine: EngineParams,
+    /// Chunking and batch limits.
+    pub session: SessionParams,
+    /// The backend that runs (the one the client asked for).
+    pub backend: String,
+    /// The backend's parameters, as the backend writes them (JSON text,
+    /// checked by [`crate::backend::Backend::join`]).
+    pub announcement: String,
 }
 
 /// [`ServerHello`] as it travels: the program and preprocessing as JSON.
@@ -132,7 +145,9 @@ struct WireHello {
     classes: u64,
     preprocess: String,
     program: String,
-    engine: EngineParams,
+    session: SessionParams,
+    backend: String,
+    announcement: String,
 }
 
 impl From<ServerHello> for WireHello {
@@ -146,7 +161,9 @@ impl From<ServerHello> for WireHello {
             // Plain data: serialisation cannot fail.
             preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
             program: serde_json::to_string(&h.program).unwrap_or_default(),
-            engine: h.engine,
+            session: h.session,
+            backend: h.backend,
+            announcement: h.announcement,
         }
     }
 }
@@ -166,18 +183,11 @@ impl TryFrom<WireHello> for ServerHello {
                     .map_err(|e| format!("preprocessing: {e}"))?,
             },
             program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
-            engine: w.engine,
+            session: w.session,
+            backend: w.backend,
+            announcement: w.announcement,
         })
     }
-}
-
-/// The server's output share of one chunk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputShare {
-    /// Chunk index within the batch.
-    pub chunk: u64,
-    /// `samples x classes` ring elements, batch-major.
-    pub shares: Vec<u64>,
 }
 
 /// What the server reports when the session ends. (On the wire the meter
@@ -233,8 +243,14 @@ pub enum ServerMsg {
         /// Why.
         reason: String,
     },
-    /// An output share.
-    Output(OutputShare),
+    /// Refuses the session: the server does not offer the backend the
+    /// client asked for.
+    Unavailable {
+        /// The backend the client asked for.
+        requested: String,
+        /// The backends the server offers.
+        offered: Vec<String>,
+    },
     /// Ends the session.
     Goodbye(Box<SessionEnd>),
 }
@@ -245,7 +261,7 @@ impl ServerMsg {
         match self {
             ServerMsg::Hello(_) => "hello",
             ServerMsg::Refused { .. } => "refusal",
-            ServerMsg::Output(_) => "output share",
+            ServerMsg::Unavailable { .. } => "backend refusal",
             ServerMsg::Goodbye(_) => "goodbye",
         }
     }
@@ -288,11 +304,12 @@ pub fn check_protocol(protocol: &str, version: u32) -> SecureResult<()> {
 
 impl ClientHello {
     /// Our hello.
-    pub fn new(chunk: usize) -> Self {
+    pub fn new(chunk: usize, backend: &str) -> Self {
         ClientHello {
             protocol: PROTOCOL.into(),
             version: VERSION,
             chunk: chunk as u64,
+            backend: backend.into(),
         }
     }
 }
@@ -314,7 +331,7 @@ pub fn validate_program(p: &FixedProgram) -> SecureResult<()> {
         )));
     }
     let elems = |shape: &[usize]| {
-        crate::graph::checked_numel(shape)
+        fusion_nn::graph::checked_numel(shape)
             .filter(|&n| n <= MAX_VALUE_ELEMENTS)
             .ok_or_else(|| {
                 malformed(format!(
@@ -349,7 +366,7 @@ pub fn validate_program(p: &FixedProgram) -> SecureResult<()> {
                 false
             }
             FixedOp::MaxPool { kernel, .. } => {
-                let windows = crate::graph::checked_numel(&s.shape).unwrap_or(usize::MAX);
+                let windows = fusion_nn::graph::checked_numel(&s.shape).unwrap_or(usize::MAX);
                 if windows.saturating_mul(kernel.saturating_mul(*kernel)) > MAX_WINDOW_ENTRIES {
                     return Err(malformed(format!(
                         "step {i}: max pool with more than {MAX_WINDOW_ENTRIES} window entries"
@@ -402,8 +419,11 @@ impl ServerHello {
         m.preprocess
             .validate(input_len)
             .map_err(|e| malformed(format!("preprocessing: {e}")))?;
-        self.engine.validate()?;
-        self.engine.he_params(self.program.ring())?;
+        self.session.validate()?;
+        if self.backend.len() > MAX_BACKEND_NAME {
+            return Err(malformed("backend name too long"));
+        }
+        check_announcement(&self.announcement)?;
         let fixed = self.program.fixed;
         if let Some(l) = policy.ring_bits
             && l != fixed.ring.bits()
@@ -419,14 +439,6 @@ impl ServerHello {
             return Err(mismatch(format!(
                 "the server uses {} fractional bits, we require f = {f}",
                 fixed.frac_bits
-            )));
-        }
-        if let Some(ot) = policy.ot
-            && ot != self.engine.ot.flavour
-        {
-            return Err(mismatch(format!(
-                "the server runs {} OT, we require {ot}",
-                self.engine.ot.flavour
             )));
         }
         if let Some(c) = policy.classes
@@ -457,36 +469,13 @@ impl ServerHello {
     }
 }
 
-impl OutputShare {
-    /// Checks the chunk index, the length and ring membership.
-    pub fn validate(&self, chunk: usize, len: usize, fixed: FixedPoint) -> SecureResult<()> {
-        if self.chunk != chunk as u64 {
-            return Err(malformed(format!(
-                "output share for chunk {}, expected chunk {chunk}",
-                self.chunk
-            )));
-        }
-        if self.shares.len() != len {
-            return Err(malformed(format!(
-                "output share of {} values, expected {len}",
-                self.shares.len()
-            )));
-        }
-        if self.shares.iter().any(|&v| !fixed.ring.contains(v)) {
-            return Err(malformed("output share outside the ring"));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secure::config::{HePreset, OtParams, PlanParams};
 
     fn hello() -> ServerHello {
-        let model = crate::zoo::build("mlp-bc", 1).expect("zoo");
-        let program = crate::fixed::lower(&model, crate::eval::default_fixed_point())
+        let model = fusion_nn::zoo::build("mlp-bc", 1).expect("zoo");
+        let program = fusion_nn::fixed::lower(&model, fusion_nn::eval::default_fixed_point())
             .expect("lower")
             .public_view();
         ServerHello {
@@ -499,14 +488,12 @@ mod tests {
                 preprocess: Preprocess::Identity,
             },
             program,
-            engine: EngineParams {
-                he_preset: HePreset::N4096,
-                plan: PlanParams::default(),
-                ot: OtParams::default(),
+            session: SessionParams {
                 chunk: 16,
                 max_batch: 1000,
-                reply_packing: 0,
             },
+            backend: "cheetah".into(),
+            announcement: "{}".into(),
         }
     }
 
@@ -525,10 +512,6 @@ mod tests {
         }));
         assert!(refuse(ClientPolicy {
             classes: Some(10),
-            ..ClientPolicy::default()
-        }));
-        assert!(refuse(ClientPolicy {
-            ot: Some(crate::secure::config::OtKind::Iknp),
             ..ClientPolicy::default()
         }));
         assert!(
@@ -575,14 +558,11 @@ mod tests {
         };
         assert!(h.validate(&ClientPolicy::default()).is_err());
         let mut h = hello();
-        h.engine.chunk = 0;
+        h.session.chunk = 0;
         assert!(h.validate(&ClientPolicy::default()).is_err());
         let mut h = hello();
-        h.engine.reply_packing = 13;
+        h.announcement = " ".repeat(crate::backend::MAX_ANNOUNCEMENT + 1);
         assert!(h.validate(&ClientPolicy::default()).is_err());
-        let mut h = hello();
-        h.engine.reply_packing = 7;
-        assert!(h.validate(&ClientPolicy::default()).is_ok());
     }
 
     #[test]
@@ -606,22 +586,5 @@ mod tests {
         let mut w = WireHello::from(h);
         w.program = "{\"steps\": 5}".into();
         assert!(ServerHello::try_from(w).is_err());
-    }
-
-    #[test]
-    fn output_shares_are_checked() {
-        let fp = crate::eval::default_fixed_point();
-        let ok = OutputShare {
-            chunk: 1,
-            shares: vec![0, 1, fp.ring.mask()],
-        };
-        assert!(ok.validate(1, 3, fp).is_ok());
-        assert!(ok.validate(0, 3, fp).is_err());
-        assert!(ok.validate(1, 4, fp).is_err());
-        let bad = OutputShare {
-            chunk: 0,
-            shares: vec![1 << 40],
-        };
-        assert!(bad.validate(0, 1, fp).is_err());
     }
 }

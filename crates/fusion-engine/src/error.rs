@@ -1,14 +1,12 @@
 //! The secure engine's error type.
 //!
-//! The secure engine is a protocol over the network on top of three other
-//! crates, so it has its own error enum (the rest of `fusion-nn` uses
-//! [`NnError`]). The variants keep apart what a caller must tell apart: the
+//! The engine's one error enum. The variants keep apart what a caller must tell apart: the
 //! transport failing or timing out, the peer sending malformed data, the peer
 //! announcing parameters we refuse, the server refusing us, and local mistakes.
 
 use std::time::Duration;
 
-use crate::error::NnError;
+use fusion_nn::error::NnError;
 
 /// Everything that can go wrong in a secure inference session.
 #[derive(Debug, thiserror::Error)]
@@ -17,10 +15,12 @@ pub enum SecureError {
     /// early and fusion-net's own message timeouts).
     #[error("network: {0}")]
     Net(#[from] fusion_net::NetError),
-    /// A homomorphic linear layer failed (including malformed HE frames from the peer).
+    /// A homomorphic linear layer failed (including malformed HE frames from
+    /// the peer; backends built on fusion-he).
     #[error("linear layer (HE): {0}")]
     He(#[from] fusion_he::HeError),
-    /// An OT-based non-linear layer failed (including a peer running another operation).
+    /// An OT-based protocol failed (including a peer running another
+    /// operation; backends built on fusion-ot).
     #[error("non-linear layer (OT): {0}")]
     Ot(#[from] fusion_ot::Error),
     /// A protocol step did not finish in time.
@@ -42,6 +42,22 @@ pub enum SecureError {
     /// The server refused our request (its stated reason).
     #[error("the server refused: {0}")]
     Refused(String),
+    /// The server does not offer the backend the client asked for.
+    #[error("the server does not offer backend `{requested}` (it offers: {offered})")]
+    BackendUnavailable {
+        /// The backend asked for.
+        requested: String,
+        /// The backends the server offers, comma-separated.
+        offered: String,
+    },
+    /// No backend of this name exists in this build.
+    #[error("unknown backend `{name}` (available: {available})")]
+    UnknownBackend {
+        /// The name given.
+        name: String,
+        /// The available backends, comma-separated.
+        available: String,
+    },
     /// A local model or program error (lowering, shapes of our own inputs).
     #[error("model: {0}")]
     Model(#[from] NnError),
@@ -57,7 +73,12 @@ impl SecureError {
     /// Whether the failure is the peer's announced parameters or model not
     /// matching what we accept (a configuration problem rather than a fault).
     pub fn is_mismatch(&self) -> bool {
-        matches!(self, SecureError::Mismatch(_))
+        matches!(
+            self,
+            SecureError::Mismatch(_)
+                | SecureError::BackendUnavailable { .. }
+                | SecureError::UnknownBackend { .. }
+        )
     }
 }
 

@@ -1,16 +1,14 @@
-//! Configuration of the secure engine: what the server announces (the engine
-//! parameters both parties must share), what each party sets locally, and
-//! what the client accepts.
+//! The `cheetah` backend's configuration: what the server announces (the
+//! parameters both parties must share) and what each party sets locally.
 //!
-//! The **server decides** the ring and fixed-point scale (by lowering its
-//! model, [`crate::fixed::lower`]), the HE parameter preset, the OT flavour and
-//! its parameters, the HE planner's options, HE reply packing and the chunk
-//! size, and announces them in its hello ([`EngineParams`]). The **client
-//! validates** them ([`EngineParams::validate`], [`ClientPolicy`]) and uses
-//! exactly them, so both derive the same HE plans and run the same OT calls.
+//! The **server decides** the HE parameter preset, the OT flavour and its
+//! parameters, the HE planner's options and HE reply packing, and announces
+//! them ([`CheetahParams`], JSON in the hello). The **client validates** them
+//! ([`CheetahParams::validate`]) and uses exactly them, so both derive the
+//! same HE plans and run the same OT calls.
 //!
-//! **Reply packing** ([`ServerConfig::reply_packing`], off by default;
-//! [`ServerConfig::minimise_bytes`] turns it on together with the
+//! **Reply packing** ([`CheetahConfig::reply_packing`], off by default;
+//! [`CheetahConfig::minimise_bytes`] turns it on together with the
 //! byte-minimising planner) makes the client send Galois keys once per session
 //! (charged to the `setup` phase) and lets the server merge reply ciphertexts
 //! before flooding and re-randomising them (fusion-he's `pack` module); the
@@ -20,22 +18,15 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use fusion_core::ring::Ring;
 use fusion_he::{HeParams, PlanOptions, Preset};
 use fusion_ot::OtConfig;
 use serde::{Deserialize, Serialize};
 
-use super::error::{SecureError, SecureResult};
+use crate::error::{SecureError, SecureResult};
 
-/// Default number of samples per chunk (see [`ServerConfig::chunk`]).
-pub const DEFAULT_CHUNK: usize = 256;
-/// Largest chunk a server may announce or a client accept.
-pub const MAX_CHUNK: usize = 1 << 16;
-/// Default largest batch a server accepts in one request.
-pub const DEFAULT_MAX_BATCH: usize = 1 << 20;
-/// Millionaires' block size of [`ServerConfig::minimise_bytes`]: at `l = 37`,
+/// Millionaires' block size of [`CheetahConfig::minimise_bytes`]: at `l = 37`,
 /// `m = 3` sends about 10 B less per comparison than `m = 4` (CrypTFlow2's
 /// cost `bits (1 + 2^(m+1)/m) + 6 q` bits), measured 11-12% fewer non-linear
 /// bytes on `mlp-mnist` and `cnn-mnist`.
@@ -43,8 +34,6 @@ pub const BYTES_BLOCK_BITS: u32 = 3;
 /// Most HE reply-packing levels a server may announce (`log2` of the
 /// smallest preset's degree).
 pub const MAX_PACKING_LEVELS: u32 = 12;
-/// Default limit on every protocol step (one HE layer, one OT layer, one message).
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The OT flavour of the non-linear layers ([`fusion_ot::OtFlavour`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -258,48 +247,30 @@ impl PlanParams {
     }
 }
 
-/// The engine parameters the server announces and both parties use.
+/// The parameters the server announces and both parties use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EngineParams {
+pub struct CheetahParams {
     /// RLWE preset of the linear layers.
     pub he_preset: HePreset,
     /// HE planner options.
     pub plan: PlanParams,
     /// OT parameters of the non-linear layers.
     pub ot: OtParams,
-    /// Samples per chunk: a batch of `N` samples runs as `ceil(N / chunk)`
-    /// passes through the program (all of `chunk` samples but the last).
-    pub chunk: u64,
-    /// The largest batch the server accepts in one request.
-    pub max_batch: u64,
     /// HE reply packing: the most merge levels (`0`: off). When on, the client
     /// sends Galois keys at setup and the planner packs a layer's replies
     /// where its cost model prefers it ([`fusion_he::LinearPlan::new`]).
-    #[serde(default)]
     pub reply_packing: u32,
 }
 
-impl EngineParams {
+impl CheetahParams {
     /// Checks every field (the client calls this on the server's announcement).
     pub fn validate(&self) -> SecureResult<()> {
         self.plan.options()?;
         self.ot.ot_config(false)?;
-        if self.chunk == 0 || self.chunk > MAX_CHUNK as u64 {
-            return Err(SecureError::Mismatch(format!(
-                "chunk of {} samples is outside 1..={MAX_CHUNK}",
-                self.chunk
-            )));
-        }
         if self.reply_packing > MAX_PACKING_LEVELS {
             return Err(SecureError::Mismatch(format!(
                 "HE reply packing of {} levels is outside 0..={MAX_PACKING_LEVELS}",
                 self.reply_packing
-            )));
-        }
-        if self.max_batch == 0 || self.max_batch > 1 << 40 {
-            return Err(SecureError::Mismatch(format!(
-                "maximum batch {} is outside 1..=2^40",
-                self.max_batch
             )));
         }
         Ok(())
@@ -309,66 +280,49 @@ impl EngineParams {
     pub fn he_params(&self, ring: Ring) -> SecureResult<HeParams> {
         self.he_preset.params_with_packing(ring, self.reply_packing)
     }
-
-    /// The chunk sizes of a batch of `n` samples.
-    pub fn chunks(&self, n: usize) -> Vec<usize> {
-        let c = usize::try_from(self.chunk).unwrap_or(usize::MAX).max(1);
-        let mut out = Vec::with_capacity(n.div_ceil(c));
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(c);
-            out.push(k);
-            left -= k;
-        }
-        out
-    }
 }
 
-/// The server's settings.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// HE preset choice.
+/// The `cheetah` backend's settings (server and client; the client uses only
+/// [`CheetahConfig::ot_parallel`] and [`CheetahConfig::require_ot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheetahConfig {
+    /// HE preset choice (server).
     pub he: HeChoice,
-    /// HE planner options (announced).
+    /// HE planner options (server, announced).
     pub plan: PlanParams,
-    /// OT parameters (announced).
+    /// OT parameters (server, announced).
     pub ot: OtParams,
     /// Generate the two OT directions concurrently (local; needs >= 2 rayon
     /// threads per party, see [`fusion_ot::OtConfig::parallel_ot`]).
     pub ot_parallel: bool,
-    /// Largest chunk the server runs at once (the client may ask for less).
-    pub chunk: usize,
-    /// Largest batch accepted in one request.
-    pub max_batch: usize,
-    /// Limit on every protocol step and message wait.
-    pub step_timeout: Duration,
-    /// How many batch sizes keep their encoded HE layers cached (at least 1).
+    /// How many batch sizes keep their encoded HE layers cached (server, at
+    /// least 1).
     pub cache_entries: usize,
     /// Enable HE reply packing ([`fusion_he::DEFAULT_PACKING_LEVELS`] levels,
-    /// announced in [`EngineParams::reply_packing`]); the server falls back to
-    /// no packing if the preset cannot hold it for the model's ring.
+    /// announced in [`CheetahParams::reply_packing`]); the server falls back
+    /// to no packing if the preset cannot hold it for the model's ring.
     pub reply_packing: bool,
+    /// The OT flavour the client requires (client; `None`: any).
+    pub require_ot: Option<OtKind>,
 }
 
-impl Default for ServerConfig {
+impl Default for CheetahConfig {
     fn default() -> Self {
-        ServerConfig {
+        CheetahConfig {
             he: HeChoice::Auto,
             plan: PlanParams::default(),
             ot: OtParams::default(),
             ot_parallel: false,
-            chunk: DEFAULT_CHUNK,
-            max_batch: DEFAULT_MAX_BATCH,
-            step_timeout: DEFAULT_STEP_TIMEOUT,
             cache_entries: 4,
             reply_packing: false,
+            require_ot: None,
         }
     }
 }
 
-impl ServerConfig {
+impl CheetahConfig {
     /// The defaults tuned for the fewest bytes per inference: HE reply packing
-    /// on ([`ServerConfig::reply_packing`]; the client sends Galois keys once
+    /// on ([`CheetahConfig::reply_packing`]; the client sends Galois keys once
     /// per session, 1.4 MB at `N = 4096`) and the byte-minimising planner
     /// ([`PlanParams::minimise_bytes`]; the server caches more kernel
     /// polynomials, up to 512 MiB per batch size), and millionaires' blocks of
@@ -378,8 +332,8 @@ impl ServerConfig {
     /// re-randomised (fusion-he), and the block size only changes how the
     /// comparison is split into 1-out-of-`2^m` OTs.
     pub fn minimise_bytes() -> Self {
-        let d = ServerConfig::default();
-        ServerConfig {
+        let d = CheetahConfig::default();
+        CheetahConfig {
             plan: PlanParams::minimise_bytes(),
             reply_packing: true,
             ot: OtParams {
@@ -391,106 +345,32 @@ impl ServerConfig {
     }
 }
 
-/// What the client accepts from a server: everything `None` accepts any
-/// valid value. The client always checks the announcement's consistency
-/// (program structure, shapes, classes, preprocessing, engine parameters).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClientPolicy {
-    /// Required ring bits `l`.
-    pub ring_bits: Option<u32>,
-    /// Required fractional bits `f`.
-    pub frac_bits: Option<u32>,
-    /// Required OT flavour.
-    pub ot: Option<OtKind>,
-    /// Required number of classes.
-    pub classes: Option<usize>,
-    /// Required per-sample input length (raw features or pixels).
-    pub input_len: Option<usize>,
-    /// Required model name.
-    pub model_name: Option<String>,
-}
-
-/// Progress of a batch, reported after every step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Steps done in this batch (over all chunks).
-    pub done: usize,
-    /// Steps in this batch (actions per pass times chunks).
-    pub total: usize,
-}
-
-/// A progress callback.
-pub type ProgressFn = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
-
-/// The client's settings.
-#[derive(Clone)]
-pub struct ClientConfig {
-    /// Preferred chunk (the server's announced chunk wins if smaller).
-    pub chunk: usize,
-    /// Limit on every protocol step and message wait.
-    pub step_timeout: Duration,
-    /// What the client accepts.
-    pub policy: ClientPolicy,
-    /// Generate the two OT directions concurrently (local).
-    pub ot_parallel: bool,
-    /// Called after every step of a batch.
-    pub progress: Option<ProgressFn>,
-}
-
-impl fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("chunk", &self.chunk)
-            .field("step_timeout", &self.step_timeout)
-            .field("policy", &self.policy)
-            .field("ot_parallel", &self.ot_parallel)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            chunk: DEFAULT_CHUNK,
-            step_timeout: DEFAULT_STEP_TIMEOUT,
-            policy: ClientPolicy::default(),
-            ot_parallel: false,
-            progress: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chunks_cover_the_batch_with_equal_chunks_but_the_last() {
-        let p = EngineParams {
+    fn announcements_outside_the_ranges_are_refused() {
+        let p = CheetahParams {
             he_preset: HePreset::N4096,
             plan: PlanParams::default(),
             ot: OtParams::default(),
-            chunk: 4,
-            max_batch: 100,
             reply_packing: 0,
         };
-        assert_eq!(p.chunks(10), vec![4, 4, 2]);
-        assert_eq!(p.chunks(4), vec![4]);
-        assert!(p.chunks(0).is_empty());
         assert!(p.validate().is_ok());
-        assert!(EngineParams { chunk: 0, ..p }.validate().is_err());
-        assert!(
-            EngineParams {
-                ot: OtParams {
-                    block_bits: 9,
-                    ..p.ot
-                },
-                ..p
-            }
-            .validate()
-            .is_err()
-        );
+        let bad_ot = CheetahParams {
+            ot: OtParams {
+                block_bits: 9,
+                ..p.ot
+            },
+            ..p
+        };
+        assert!(bad_ot.validate().is_err());
+        let bad_packing = CheetahParams {
+            reply_packing: MAX_PACKING_LEVELS + 1,
+            ..p
+        };
+        assert!(bad_packing.validate().is_err());
     }
 
     #[test]

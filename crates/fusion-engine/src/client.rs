@@ -1,14 +1,14 @@
 //! The client side: holds the inputs, learns only the outputs.
 //!
-//! [`SecureClient::connect`] runs the session's hello (validating everything
-//! the server announces, [`ServerHello::validate`]), generates the HE key pair
-//! and sends the public key, and sets up OT. [`SecureClient::infer`] then runs
-//! any number of batches on the same session: it applies the model's public
-//! preprocessing in the clear, encodes the samples at scale `f` (its shares;
-//! the server's are zero), runs the program chunk by chunk, and reconstructs
-//! and decodes the outputs with the server's output shares.
-//! [`SecureClient::finish`] ends the session and returns the server's own meter
-//! report.
+//! [`SecureClient::connect`] runs the session's hello (naming the backend and
+//! validating everything the server announces, [`ServerHello::validate`] and
+//! the backend's [`Backend::join`]) and the backend's setup (keys, base
+//! OTs). [`SecureClient::infer_raw`] then runs any number of batches on the
+//! same session: it applies the model's public preprocessing in the clear,
+//! encodes the samples at scale `f` (its shares; the server's are zero), runs
+//! the program chunk by chunk through the session driver, and receives the
+//! outputs from the backend's output stage. [`SecureClient::finish`] ends the
+//! session and returns the server's own meter report.
 //!
 //! The client implements [`fusion_core::engine::Engine`] for raw samples
 //! (`Vec<f32>`, one flattened sample as stored in the dataset: pixels
@@ -16,33 +16,29 @@
 //! drives it. The outputs are the decoded logits.
 //!
 //! **What the client learns**: the public view of the server's program
-//! (architecture, shapes, fixed-point parameters, preprocessing), the outputs
-//! (logits) of every sample it submits, and sizes and timing. Semi-honest
-//! client only: a client that deviates (shifts its shares, MUSE-style) can
-//! learn more about the weights; that is not covered (see [`super`]).
+//! (architecture, shapes, fixed-point parameters, preprocessing), the
+//! backend's parameters, the outputs (logits) of every sample it submits, and
+//! sizes and timing. Semi-honest client only: a client that deviates (shifts
+//! its shares, MUSE-style) can learn more about the weights; that is not
+//! covered (see the crate docs).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use fusion_core::engine::{Engine, Output};
-use fusion_he::{HeChannel, HeClient, HeParams, LinearPlan, PlanOptions};
-use fusion_net::{Connection, Meter, MeterReport, MsgReceiver, MsgSender, Session};
-use fusion_ot::Role;
+use fusion_net::{Meter, MeterReport, MsgReceiver, MsgSender, Phase, Session};
 use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 
-use super::config::{ClientConfig, MAX_CHUNK};
-use super::error::{SecureError, SecureResult};
-use super::exec::{LinearSide, Pass, fence_if_dirty, timed};
-use super::linear::{BatchCache, blocking, plans};
-use super::ot::AnyOt;
-use super::schedule::Schedule;
-use super::stats::{BatchStats, PHASE_OUTPUT, PHASE_SETUP, phase_delta};
-use super::wire::{BatchRequest, ClientHello, ClientMsg, ServerHello, ServerMsg, SessionEnd};
-use crate::fixed::FixedProgram;
-use crate::tensor::Tensor;
-
-type Plans = Vec<Option<Arc<LinearPlan>>>;
+use crate::backend::{Backend, PartySession, SetupLink};
+use crate::config::{ClientConfig, MAX_CHUNK};
+use crate::domain::Domain;
+use crate::driver::{Pass, reveal, timed};
+use crate::error::{SecureError, SecureResult};
+use crate::schedule::Schedule;
+use crate::stats::BatchStats;
+use crate::wire::{BatchRequest, ClientHello, ClientMsg, ServerHello, ServerMsg, SessionEnd};
+use fusion_nn::fixed::FixedProgram;
+use fusion_nn::tensor::Tensor;
 
 /// The client of a secure inference session.
 pub struct SecureClient {
@@ -50,18 +46,13 @@ pub struct SecureClient {
     meter: Meter,
     tx: MsgSender<ClientMsg>,
     rx: MsgReceiver<ServerMsg>,
-    _he_conn: Connection,
-    he: Arc<HeClient>,
-    he_channel: HeChannel,
-    ot: AnyOt,
-    ot_dirty: bool,
+    party: Box<dyn PartySession>,
+    domain: Domain,
+    backend: String,
+    backend_description: String,
     hello: ServerHello,
     schedule: Schedule,
-    params: HeParams,
-    opts: PlanOptions,
-    plans: BatchCache<Plans>,
     config: ClientConfig,
-    rng: ChaCha20Rng,
     last_batch: Option<BatchStats>,
     failed: bool,
 }
@@ -70,17 +61,20 @@ impl std::fmt::Debug for SecureClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecureClient")
             .field("model", &self.hello.model.name)
+            .field("backend", &self.backend)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }
 
 impl SecureClient {
-    /// Opens a secure inference session over `session` (see the module docs).
-    /// On failure the session is closed.
+    /// Opens a secure inference session over `session` with `backend` (which
+    /// carries the client's local settings for it; see the module docs). On
+    /// failure the session is closed.
     pub async fn connect<G: Rng + CryptoRng + ?Sized>(
         mut session: Session,
         config: ClientConfig,
+        backend: &dyn Backend,
         rng: &mut G,
     ) -> SecureResult<Self> {
         if config.chunk == 0 || config.chunk > MAX_CHUNK {
@@ -90,8 +84,22 @@ impl SecureClient {
             )));
         }
         let mut rng = ChaCha20Rng::from_rng(rng);
-        match Self::setup(&mut session, &config, &mut rng).await {
-            Ok(parts) => Ok(Self::assemble(session, config, rng, parts)),
+        match Self::setup(&mut session, &config, backend, &mut rng).await {
+            Ok(parts) => Ok(SecureClient {
+                session: Some(session),
+                meter: parts.meter,
+                tx: parts.tx,
+                rx: parts.rx,
+                party: parts.party,
+                domain: parts.domain,
+                backend: backend.name().to_string(),
+                backend_description: parts.description,
+                hello: parts.hello,
+                schedule: parts.schedule,
+                config,
+                last_batch: None,
+                failed: false,
+            }),
             Err(e) => {
                 session.close();
                 Err(e)
@@ -102,19 +110,36 @@ impl SecureClient {
     async fn setup(
         session: &mut Session,
         config: &ClientConfig,
+        backend: &dyn Backend,
         rng: &mut ChaCha20Rng,
     ) -> SecureResult<Parts> {
         let meter = session.meter().clone();
-        let _setup = meter.phase(PHASE_SETUP);
+        let _setup = meter.phase(Phase::Setup);
         let timeout = config.step_timeout;
         let (mut tx, mut rx) = session.channel::<ClientMsg, ServerMsg>().await?;
-        let mut he_conn = session.sub_connection();
-        let ot_conn = session.sub_connection();
-        tx.send(&ClientMsg::Hello(ClientHello::new(config.chunk)))
-            .await?;
+        tx.send(&ClientMsg::Hello(ClientHello::new(
+            config.chunk,
+            backend.name(),
+        )))
+        .await?;
         let hello = match rx.recv().await? {
             ServerMsg::Hello(h) => *h,
             ServerMsg::Refused { reason } => return Err(SecureError::Refused(reason)),
+            ServerMsg::Unavailable { requested, offered } => {
+                return Err(SecureError::BackendUnavailable {
+                    requested,
+                    offered: offered
+                        .iter()
+                        .take(crate::wire::MAX_OFFERED)
+                        .map(|s| {
+                            s.chars()
+                                .take(crate::wire::MAX_BACKEND_NAME)
+                                .collect::<String>()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
             other => {
                 return Err(SecureError::Malformed(format!(
                     "expected the server's hello, got a {}",
@@ -123,80 +148,42 @@ impl SecureClient {
             }
         };
         hello.validate(&config.policy)?;
-        if hello.engine.chunk > config.chunk as u64 {
+        if hello.backend != backend.name() {
+            return Err(SecureError::Mismatch(format!(
+                "we asked for backend `{}`, the server runs `{}`",
+                backend.name(),
+                hello.backend.chars().take(64).collect::<String>()
+            )));
+        }
+        if hello.session.chunk > config.chunk as u64 {
             return Err(SecureError::Mismatch(format!(
                 "the server wants chunks of {} samples, we asked for at most {}",
-                hello.engine.chunk, config.chunk
+                hello.session.chunk, config.chunk
             )));
         }
         let schedule = Schedule::new(&hello.program)?;
-        let params = hello.engine.he_params(hello.program.ring())?;
-        let opts = hello.engine.plan.options()?;
-        // Plan the first chunk size now: a program the HE layer cannot plan is
-        // refused before any key material is made.
-        let plans_cache = BatchCache::new(4);
-        {
-            let (p, program) = (params.clone(), hello.program.clone());
-            let first = usize::try_from(hello.engine.chunk).unwrap_or(1);
-            let built = blocking(move || plans(&p, &opts, &program, first)).await?;
-            plans_cache.insert(first, Arc::new(built));
-        }
-        let (he, he_channel) = timed(
+        let prepared = backend.join(&hello.program, &hello.announcement)?;
+        let link = SetupLink {
+            session,
+            rng: ChaCha20Rng::from_rng(&mut *rng),
             timeout,
-            || "sending the HE public key".into(),
-            fusion_he::client_setup(&mut he_conn, &params, rng),
-        )
-        .await?;
-        let ot = timed(
+        };
+        let party = timed(
             timeout,
-            || "setting up OT".into(),
-            AnyOt::setup(
-                hello.engine.ot.flavour,
-                ot_conn,
-                Role::Client,
-                hello.program.ring(),
-                hello.engine.ot.ot_config(config.ot_parallel)?,
-                rng,
-            ),
+            || format!("setting up backend `{}`", backend.name()),
+            prepared.open(link),
         )
         .await?;
         Ok(Parts {
             meter,
             tx,
             rx,
-            he_conn,
-            he,
-            he_channel,
-            ot,
+            party,
+            domain: prepared.domain(),
+            description: prepared.describe(),
             hello,
             schedule,
-            params,
-            opts,
-            plans: plans_cache,
         })
-    }
-
-    fn assemble(session: Session, config: ClientConfig, rng: ChaCha20Rng, p: Parts) -> Self {
-        SecureClient {
-            session: Some(session),
-            meter: p.meter,
-            tx: p.tx,
-            rx: p.rx,
-            _he_conn: p.he_conn,
-            he: p.he,
-            he_channel: p.he_channel,
-            ot: p.ot,
-            ot_dirty: true,
-            hello: p.hello,
-            schedule: p.schedule,
-            params: p.params,
-            opts: p.opts,
-            plans: p.plans,
-            config,
-            rng,
-            last_batch: None,
-            failed: false,
-        }
     }
 
     /// What the server announced.
@@ -224,14 +211,24 @@ impl SecureClient {
         self.hello.program.input_shape.iter().product()
     }
 
-    /// The OT flavour in use.
-    pub fn ot_flavour(&self) -> &'static str {
-        self.ot.flavour()
+    /// The backend that runs.
+    pub fn backend(&self) -> &str {
+        &self.backend
     }
 
-    /// OT counters of the session.
-    pub fn ot_stats(&self) -> fusion_ot::Stats {
-        self.ot.stats()
+    /// The backend's parameters, described.
+    pub fn backend_description(&self) -> &str {
+        &self.backend_description
+    }
+
+    /// The share domain.
+    pub fn domain(&self) -> Domain {
+        self.domain
+    }
+
+    /// The backend's counters so far (JSON object; e.g. OT counts).
+    pub fn backend_stats(&self) -> serde_json::Value {
+        self.party.stats()
     }
 
     /// The figures of the last batch.
@@ -252,7 +249,7 @@ impl SecureClient {
     }
 
     /// Replaces the progress callback.
-    pub fn set_progress(&mut self, progress: Option<super::config::ProgressFn>) {
+    pub fn set_progress(&mut self, progress: Option<crate::config::ProgressFn>) {
         self.config.progress = progress;
     }
 
@@ -301,9 +298,9 @@ impl SecureClient {
         Ok(self.decode(&y))
     }
 
-    /// Runs a batch of `n` encoded samples (the client's shares, e.g. from
-    /// [`FixedProgram::encode_input`]); returns the reconstructed output ring
-    /// elements (`n x classes`, at the program's output scale).
+    /// Runs a batch of `n` encoded samples (program values, e.g. from
+    /// [`FixedProgram::encode_input`]); returns the output ring elements
+    /// (`n x classes`, at the program's output scale).
     pub async fn infer_encoded(&mut self, x: Vec<u64>, n: usize) -> SecureResult<Vec<u64>> {
         if self.failed {
             return Err(SecureError::Config(
@@ -325,10 +322,10 @@ impl SecureClient {
         if n == 0 {
             return Ok(Vec::new());
         }
-        if n as u64 > self.hello.engine.max_batch {
+        if n as u64 > self.hello.session.max_batch {
             return Err(SecureError::Config(format!(
                 "batch of {n} samples, the server accepts at most {}",
-                self.hello.engine.max_batch
+                self.hello.session.max_batch
             )));
         }
         let before = self.meter.report();
@@ -337,15 +334,13 @@ impl SecureClient {
         match result {
             Ok((y, chunks)) => {
                 let after = self.meter.report();
-                let phases = phase_delta(&before, &after);
-                self.last_batch = Some(BatchStats {
-                    samples: n,
+                self.last_batch = Some(BatchStats::between(
+                    &before,
+                    &after,
+                    n,
                     chunks,
-                    seconds: started.elapsed().as_secs_f64(),
-                    bytes_sent: after.total.bytes_sent - before.total.bytes_sent,
-                    bytes_received: after.total.bytes_received - before.total.bytes_received,
-                    phases,
-                });
+                    started.elapsed().as_secs_f64(),
+                ));
                 Ok(y)
             }
             Err(e) => {
@@ -359,11 +354,9 @@ impl SecureClient {
         let timeout = self.config.step_timeout;
         let in_len = self.input_len();
         let classes = self.classes();
-        let ring = self.program().ring();
-        let fixed = self.program().fixed;
-        let chunks = self.hello.engine.chunks(n);
+        let chunks = self.hello.session.chunks(n);
         {
-            let _p = self.meter.phase(PHASE_OUTPUT);
+            let _p = self.meter.phase(Phase::Output);
             timed(
                 timeout,
                 || "sending the batch request".into(),
@@ -374,66 +367,40 @@ impl SecureClient {
         }
         let per_pass = self.schedule.actions.len();
         let total = per_pass * chunks.len();
+        let domain = self.domain;
         let mut y = Vec::with_capacity(n * classes);
         let mut start = 0usize;
         for (ci, &m) in chunks.iter().enumerate() {
-            let plans = self.plans_for(m).await?;
+            let share: Vec<u64> = x[start * in_len..(start + m) * in_len]
+                .iter()
+                .map(|&v| domain.from_program(v))
+                .collect();
             let pass = Pass {
                 program: &self.hello.program,
                 schedule: &self.schedule,
-                ot: &mut self.ot,
-                ot_dirty: &mut self.ot_dirty,
-                he_channel: &mut self.he_channel,
-                linear: LinearSide::Client {
-                    he: &self.he,
-                    plans: &plans,
-                },
+                domain,
+                backend: self.party.as_mut(),
                 meter: &self.meter,
                 timeout,
-                rng: &mut self.rng,
+                input_is_zero: false,
                 progress: self.config.progress.as_ref(),
                 progress_base: ci * per_pass,
                 progress_total: total,
             };
-            let share = x[start * in_len..(start + m) * in_len].to_vec();
             let yc = pass.run(share, m).await?;
-            fence_if_dirty(&mut self.ot, &mut self.ot_dirty, &self.meter, timeout).await?;
-            let msg = {
-                let _p = self.meter.phase(PHASE_OUTPUT);
-                timed(
-                    timeout,
-                    || "receiving the server's output share".into(),
-                    self.rx.recv(),
-                )
+            let out = reveal(self.party.as_mut(), &self.meter, timeout, yc, m)
                 .await?
-            };
-            let ys = match msg {
-                ServerMsg::Output(o) => {
-                    o.validate(ci, m * classes, fixed)?;
-                    o.shares
-                }
-                ServerMsg::Refused { reason } => return Err(SecureError::Refused(reason)),
-                other => {
-                    return Err(SecureError::Malformed(format!(
-                        "expected an output share, got a {}",
-                        other.kind()
-                    )));
-                }
-            };
-            y.extend(yc.iter().zip(&ys).map(|(&a, &b)| ring.reconstruct(a, b)));
+                .ok_or_else(|| SecureError::Config("the output stage revealed nothing".into()))?;
+            if out.len() != m * classes {
+                return Err(SecureError::Malformed(format!(
+                    "the output stage revealed {} values for {m} samples of {classes} classes",
+                    out.len()
+                )));
+            }
+            y.extend(out);
             start += m;
         }
         Ok((y, chunks.len()))
-    }
-
-    async fn plans_for(&self, m: usize) -> SecureResult<Arc<Plans>> {
-        if let Some(p) = self.plans.get(m) {
-            return Ok(p);
-        }
-        let (params, opts, program) = (self.params.clone(), self.opts, self.hello.program.clone());
-        let built = Arc::new(blocking(move || plans(&params, &opts, &program, m)).await?);
-        self.plans.insert(m, built.clone());
-        Ok(built)
     }
 
     /// After a failure, a refusal the server may have sent explains it better.
@@ -453,7 +420,7 @@ impl SecureClient {
     pub async fn finish(mut self) -> SecureResult<SessionEnd> {
         let timeout = self.config.step_timeout;
         let result = async {
-            let _p = self.meter.phase(PHASE_OUTPUT);
+            let _p = self.meter.phase(Phase::Output);
             timed(
                 timeout,
                 || "sending finish".into(),
@@ -493,15 +460,11 @@ struct Parts {
     meter: Meter,
     tx: MsgSender<ClientMsg>,
     rx: MsgReceiver<ServerMsg>,
-    he_conn: Connection,
-    he: Arc<HeClient>,
-    he_channel: HeChannel,
-    ot: AnyOt,
+    party: Box<dyn PartySession>,
+    domain: Domain,
+    description: String,
     hello: ServerHello,
     schedule: Schedule,
-    params: HeParams,
-    opts: PlanOptions,
-    plans: BatchCache<Plans>,
 }
 
 impl Engine<Vec<f32>> for SecureClient {

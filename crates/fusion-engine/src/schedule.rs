@@ -4,7 +4,7 @@
 //! [`Action`]s in step order, each defining one value, and the values to drop
 //! after each action. Most steps map one to one onto an action of their
 //! [`OpClass`]: linear steps run through HE, local steps on each share, and
-//! non-linear steps through OT. Two rewrites save work without changing the
+//! non-linear steps through the backend's interactive protocols. Two rewrites save work without changing the
 //! contract:
 //!
 //! * **ReLU after truncation is fused** ([`ActionKind::ReluTruncate`]). When the
@@ -31,41 +31,82 @@
 
 use std::sync::Arc;
 
-use crate::fixed::{FixedOp, FixedProgram, OpClass, ValueId};
-use crate::kernels::{Window, window_for_each};
+use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass, ValueId};
+use fusion_nn::kernels::{Window, window_for_each};
 
-use super::error::{SecureError, SecureResult};
+use crate::error::{SecureError, SecureResult};
 
-/// How an action is executed.
+/// A non-linear step as the backends' [`crate::backend::NonLinearLayers`]
+/// receive it: the op vocabulary every backend implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionKind {
-    /// HE linear layer of step `step`.
-    Linear,
-    /// Public linear map on each share ([`crate::fixed::Step::apply`]).
-    Local,
-    /// Exact ReLU (OT).
+pub enum NonLinearOp {
+    /// Exact ReLU.
     Relu,
-    /// Fused `ReLU(x >> bits)` (OT), see the module docs.
+    /// Fused `ReLU(x >> bits)`, see the module docs.
     ReluTruncate {
         /// The truncation's shift.
         bits: u32,
     },
-    /// Truncation (OT).
+    /// Truncation (arithmetic shift right).
     Truncate {
         /// The shift.
         bits: u32,
-        /// Which protocol.
+        /// Which protocol (what the input is known to satisfy).
         mode: TruncMode,
     },
-    /// Max pool (OT), with each output's in-bounds input positions of one sample.
+    /// Max pool, with each output's in-bounds input positions of one sample.
     MaxPool {
         /// Windows of one sample (indices into the sample's input).
         windows: Arc<Vec<Vec<usize>>>,
         /// Elements of one input sample.
         in_len: usize,
     },
-    /// Square (OT).
+    /// Square (the result is at twice the scale; a truncation follows).
     Square,
+}
+
+impl NonLinearOp {
+    /// A short name for logs and errors.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            NonLinearOp::Relu => "relu",
+            NonLinearOp::ReluTruncate { .. } => "relu_truncate",
+            NonLinearOp::Truncate {
+                mode: TruncMode::Signed,
+                ..
+            } => "truncate",
+            NonLinearOp::Truncate {
+                mode: TruncMode::NonNeg,
+                ..
+            } => "truncate_nonneg",
+            NonLinearOp::Truncate {
+                mode: TruncMode::Exact,
+                ..
+            } => "truncate_exact",
+            NonLinearOp::MaxPool { .. } => "max_pool",
+            NonLinearOp::Square => "square",
+        }
+    }
+
+    /// The max pool's windows over a whole chunk of `n` samples.
+    pub fn batch_windows(&self, n: usize) -> Option<Vec<Vec<usize>>> {
+        match self {
+            NonLinearOp::MaxPool { windows, in_len } => Some(batch_windows(windows, *in_len, n)),
+            _ => None,
+        }
+    }
+}
+
+/// How an action is executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// A linear step whose coefficients the server holds
+    /// ([`crate::backend::LinearLayers`]).
+    Linear,
+    /// Public linear map on each share ([`crate::domain::Domain::apply_local`]).
+    Local,
+    /// An interactive non-linear step ([`crate::backend::NonLinearLayers`]).
+    NonLinear(NonLinearOp),
 }
 
 /// Which truncation protocol runs.
@@ -85,7 +126,7 @@ impl ActionKind {
         match self {
             ActionKind::Linear => OpClass::Linear,
             ActionKind::Local => OpClass::Local,
-            _ => OpClass::NonLinear,
+            ActionKind::NonLinear(_) => OpClass::NonLinear,
         }
     }
 
@@ -94,22 +135,7 @@ impl ActionKind {
         match self {
             ActionKind::Linear => "linear",
             ActionKind::Local => "local",
-            ActionKind::Relu => "relu",
-            ActionKind::ReluTruncate { .. } => "relu_truncate",
-            ActionKind::Truncate {
-                mode: TruncMode::Signed,
-                ..
-            } => "truncate",
-            ActionKind::Truncate {
-                mode: TruncMode::NonNeg,
-                ..
-            } => "truncate_nonneg",
-            ActionKind::Truncate {
-                mode: TruncMode::Exact,
-                ..
-            } => "truncate_exact",
-            ActionKind::MaxPool { .. } => "max_pool",
-            ActionKind::Square => "square",
+            ActionKind::NonLinear(op) => op.tag(),
         }
     }
 }
@@ -172,7 +198,7 @@ impl Schedule {
                 (_, OpClass::Linear) => ActionKind::Linear,
                 (FixedOp::Relu, _) => {
                     nonneg[out] = true;
-                    ActionKind::Relu
+                    ActionKind::NonLinear(NonLinearOp::Relu)
                 }
                 (FixedOp::Truncate { bits }, _) => {
                     let bits = *bits;
@@ -185,7 +211,7 @@ impl Schedule {
                         skip[r] = true;
                         fused += 1;
                         actions.push(Action {
-                            kind: ActionKind::ReluTruncate { bits },
+                            kind: ActionKind::NonLinear(NonLinearOp::ReluTruncate { bits }),
                             step: i,
                             output: r + 1,
                             inputs: s.inputs.clone(),
@@ -199,13 +225,13 @@ impl Schedule {
                     } else {
                         TruncMode::Exact
                     };
-                    ActionKind::Truncate { bits, mode }
+                    ActionKind::NonLinear(NonLinearOp::Truncate { bits, mode })
                 }
                 (FixedOp::MaxPool { .. }, _) => {
                     nonneg[out] = all_nonneg;
                     max_pool_kind(program, i)?
                 }
-                (FixedOp::Square, _) => ActionKind::Square,
+                (FixedOp::Square, _) => ActionKind::NonLinear(NonLinearOp::Square),
                 (op, OpClass::Local) => {
                     nonneg[out] = all_nonneg
                         && match op {
@@ -295,10 +321,10 @@ fn max_pool_kind(program: &FixedProgram, i: usize) -> SecureResult<ActionKind> {
             "max pool window without in-bounds positions".into(),
         ));
     }
-    Ok(ActionKind::MaxPool {
+    Ok(ActionKind::NonLinear(NonLinearOp::MaxPool {
         windows: Arc::new(windows),
         in_len: c * h * w,
-    })
+    }))
 }
 
 /// The windows of a batch of `n` samples (sample `s`'s windows shifted by `s in_len`).
@@ -314,11 +340,11 @@ pub fn batch_windows(windows: &[Vec<usize>], in_len: usize, n: usize) -> Vec<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::default_fixed_point;
-    use crate::fixed::lower;
+    use fusion_nn::eval::default_fixed_point;
+    use fusion_nn::fixed::lower;
 
     fn schedule(name: &str) -> Schedule {
-        let m = crate::zoo::build(name, 1).expect("zoo");
+        let m = fusion_nn::zoo::build(name, 1).expect("zoo");
         Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("schedule")
     }
 
@@ -351,15 +377,15 @@ mod tests {
     #[test]
     fn truncation_of_exact_relu_outputs_is_nonneg() {
         // Relu -> avgpool: the pool's truncation reads exact ReLU outputs.
-        let mut g = crate::graph::GraphBuilder::new(vec![2, 4, 4]);
+        let mut g = fusion_nn::graph::GraphBuilder::new(vec![2, 4, 4]);
         let x = g.input();
         let x = g.relu("r", x);
         let x = g.avg_pool("p", x, 2, 2, 0);
         let x = g.flatten("f", x);
         g.dense("d", x, 3);
         let graph = g.finish().expect("graph");
-        let meta = crate::zoo::meta("t", &graph).expect("meta");
-        let m = crate::model::Model::init(meta, graph, 3).expect("init");
+        let meta = fusion_nn::zoo::meta("t", &graph).expect("meta");
+        let m = fusion_nn::model::Model::init(meta, graph, 3).expect("init");
         let s = Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("s");
         let tags: Vec<&str> = s.actions.iter().map(|a| a.kind.tag()).collect();
         assert_eq!(

@@ -3,7 +3,7 @@
 //! 127.0.0.1), fixed seeds.
 //!
 //! For every network: the reconstructed outputs are within the worst-case
-//! deviation bound of the reference ([`fusion_nn::secure::bound`]) and the
+//! deviation bound of the reference ([`fusion_engine::bound`]) and the
 //! argmax agrees wherever the reference's margin exceeds twice the bound
 //! (here: every sample). Plus sessions with several batches and chunks, the
 //! IKNP flavour and `l = 64`, the cheat modes, and refusals.
@@ -14,21 +14,30 @@ use std::time::Duration;
 use fusion_core::engine::{FusionParams, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_core::ring::{FixedPoint, Ring};
+use fusion_engine::backends::cheetah::Cheetah;
+use fusion_engine::backends::cheetah::config::{CheetahConfig, CheetahParams, OtKind};
+use fusion_engine::behaviour::{Honest, ServerBehaviour};
+use fusion_engine::bound::deviation_bound;
+use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper};
+use fusion_engine::wire::{ClientHello, ClientMsg, ServerMsg};
+use fusion_engine::{
+    Backend, ClientConfig, ClientPolicy, SecureClient, SecureError, SecureServer, ServedModel,
+    ServerConfig, SessionEnd, SessionSummary,
+};
+use fusion_net::Phase;
 use fusion_net::{NetConfig, local_pair};
 use fusion_nn::data::{self, Part};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
 use fusion_nn::graph::GraphBuilder;
 use fusion_nn::model::{Model, ModelMeta, Preprocess};
-use fusion_nn::secure::bound::deviation_bound;
-use fusion_nn::secure::wire::{ClientHello, ClientMsg, ServerMsg};
-use fusion_nn::secure::{
-    Cheat, ClientConfig, ClientPolicy, OtKind, SecureClient, SecureError, SecureServer,
-    ServedModel, ServerConfig, SessionEnd, SessionSummary,
-};
+use std::sync::Arc;
+
+mod support;
 use fusion_nn::tensor::{RingTensor, Tensor};
 use fusion_nn::{eval, zoo};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
+use support::dealer::{Dealer, DealerBackend};
 
 fn rayon_threads() {
     // OT receivers block a rayon worker while waiting for the network; both
@@ -42,11 +51,42 @@ fn net() -> NetConfig {
     NetConfig::default().with_timeouts(Duration::from_secs(120))
 }
 
-/// Small OT refills keep tiny sessions fast.
-fn server_config() -> ServerConfig {
-    let mut c = ServerConfig::default();
+/// Which backend a test runs.
+#[derive(Clone)]
+enum Kind {
+    /// Cheetah with this configuration.
+    Cheetah(CheetahConfig),
+    /// The trusted-dealer reference backend (tests/support/dealer.rs).
+    Dealer,
+}
+
+/// Cheetah with small OT refills (keeps tiny sessions fast).
+fn cheetah() -> Kind {
+    let mut c = CheetahConfig::default();
     c.ot.min_refill = 1 << 13;
-    c
+    Kind::Cheetah(c)
+}
+
+/// Both backends the agreement tests run.
+fn kinds() -> [Kind; 2] {
+    [cheetah(), Kind::Dealer]
+}
+
+/// The server's and the client's backend of `kind` for `served`.
+fn backends(kind: &Kind, served: &ServedModel) -> (Box<dyn Backend>, Box<dyn Backend>) {
+    match kind {
+        Kind::Cheetah(c) => (
+            Box::new(Cheetah::new(c.clone())),
+            Box::new(Cheetah::new(c.clone())),
+        ),
+        Kind::Dealer => {
+            let dealer = Dealer::new(served.program.ring(), 77);
+            (
+                Box::new(DealerBackend::new(dealer.clone())),
+                Box::new(DealerBackend::new(dealer)),
+            )
+        }
+    }
 }
 
 fn load(name: &str) -> Model {
@@ -62,18 +102,20 @@ struct Run {
 /// Runs each batch of `batches` (encoded inputs) through one secure session.
 async fn secure_run(
     served: ServedModel,
-    cheat: Cheat,
+    kind: &Kind,
+    behaviour: Arc<dyn ServerBehaviour>,
     sc: ServerConfig,
     cc: ClientConfig,
     batches: Vec<RingTensor>,
 ) -> Result<Run, SecureError> {
     rayon_threads();
-    let server = SecureServer::new(served, sc, cheat)?;
+    let (sb, cb) = backends(kind, &served);
+    let server = SecureServer::new(served, sc, vec![sb], behaviour)?;
     let (s, c) = local_pair(&net()).await?;
     let mut srng = ChaCha20Rng::seed_from_u64(11);
     let mut crng = ChaCha20Rng::seed_from_u64(12);
     let client = async move {
-        let mut client = SecureClient::connect(c, cc, &mut crng).await?;
+        let mut client = SecureClient::connect(c, cc, cb.as_ref(), &mut crng).await?;
         let mut outputs = Vec::new();
         for x in batches {
             let n = x.batch();
@@ -146,14 +188,15 @@ fn encoded(model: &Model, program: &FixedProgram, raw: &Tensor<f32>) -> RingTens
         .unwrap()
 }
 
-async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, sc: ServerConfig) {
+async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, kind: &Kind) {
     let served = ServedModel::from_model(model, fixed).unwrap();
     let program = served.program.clone();
     let x = encoded(model, &program, &raw);
     let run = secure_run(
         served,
-        Cheat::Honest,
-        sc,
+        kind,
+        Arc::new(Honest),
+        ServerConfig::default(),
         ClientConfig::default(),
         vec![x.clone()],
     )
@@ -174,55 +217,67 @@ fn test_samples(dataset: &str, n: usize) -> Tensor<f32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bc_mlp_matches_the_fixed_point_engine_on_held_out_patients() {
     let model = load("bc-mlp");
-    check_model(
-        &model,
-        test_samples("breast-cancer", 40),
-        eval::default_fixed_point(),
-        server_config(),
-    )
-    .await;
+    for kind in kinds() {
+        check_model(
+            &model,
+            test_samples("breast-cancer", 40),
+            eval::default_fixed_point(),
+            &kind,
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mnist_cnn_matches_the_fixed_point_engine_on_test_images() {
     let model = load("mnist-cnn");
-    check_model(
-        &model,
-        test_samples("mnist", 3),
-        eval::default_fixed_point(),
-        server_config(),
-    )
-    .await;
+    for kind in kinds() {
+        check_model(
+            &model,
+            test_samples("mnist", 3),
+            eval::default_fixed_point(),
+            &kind,
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zoo_mlp_mnist_matches_the_fixed_point_engine() {
     let model = zoo::build("mlp-mnist", 5).unwrap();
     let x = zoo::synthetic_inputs("mlp-mnist", 6, 3).unwrap();
-    check_model(&model, x, eval::default_fixed_point(), server_config()).await;
+    for kind in kinds() {
+        check_model(&model, x.clone(), eval::default_fixed_point(), &kind).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
     let model = zoo::build("mlp-mnist", 5).unwrap();
     let x = zoo::synthetic_inputs("mlp-mnist", 6, 4).unwrap();
-    let mut sc = ServerConfig::minimise_bytes();
-    sc.ot.min_refill = 1 << 13;
+    let mut config = CheetahConfig::minimise_bytes();
+    config.ot.min_refill = 1 << 13;
     let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
-    let server = SecureServer::new(served.clone(), sc.clone(), Cheat::Honest).unwrap();
-    let engine = server.engine_params(4);
-    assert!(engine.reply_packing > 0);
-    let params = engine.he_params(served.program.ring()).unwrap();
-    assert_eq!(params.reply_packing_levels(), engine.reply_packing);
-    let plans = fusion_nn::secure::linear::plans(
+    let (_, announcement) = Cheetah::new(config.clone()).serve(&served.program).unwrap();
+    let announced: CheetahParams = serde_json::from_str(&announcement).unwrap();
+    assert!(announced.reply_packing > 0);
+    let params = announced.he_params(served.program.ring()).unwrap();
+    assert_eq!(params.reply_packing_levels(), announced.reply_packing);
+    let plans = fusion_engine::backends::cheetah::he::plans(
         &params,
-        &engine.plan.options().unwrap(),
+        &announced.plan.options().unwrap(),
         &served.program.public_view(),
         4,
     )
     .unwrap();
     assert!(plans.iter().flatten().any(|p| p.packing().is_some()));
-    check_model(&model, x, eval::default_fixed_point(), sc).await;
+    check_model(
+        &model,
+        x,
+        eval::default_fixed_point(),
+        &Kind::Cheetah(config),
+    )
+    .await;
 }
 
 /// A small network with every op class: unfolded batch norm (channel affine),
@@ -287,7 +342,9 @@ async fn every_op_class_matches_the_fixed_point_engine() {
         .map(|_| (fusion_nn::util::normal(&mut rng) * 0.8) as f32)
         .collect();
     let x = Tensor::new(vec![3, 2, 8, 8], data).unwrap();
-    check_model(&model, x, eval::default_fixed_point(), server_config()).await;
+    for kind in kinds() {
+        check_model(&model, x.clone(), eval::default_fixed_point(), &kind).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -295,9 +352,11 @@ async fn iknp_flavour_and_a_64_bit_ring_match_the_fixed_point_engine() {
     let model = zoo::build("mlp-bc", 7).unwrap();
     let x = zoo::synthetic_inputs("mlp-bc", 8, 4).unwrap();
     let fixed = FixedPoint::new(Ring::new(64).unwrap(), 20).unwrap();
-    let mut sc = server_config();
-    sc.ot.flavour = OtKind::Iknp;
-    check_model(&model, x, fixed, sc).await;
+    let Kind::Cheetah(mut c) = cheetah() else {
+        unreachable!()
+    };
+    c.ot.flavour = OtKind::Iknp;
+    check_model(&model, x, fixed, &Kind::Cheetah(c)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -308,33 +367,59 @@ async fn one_session_serves_several_batches_in_chunks() {
     let raw = test_samples("breast-cancer", 12);
     let x1 = encoded(&model, &program, &raw.slice_batch(0..7));
     let x2 = encoded(&model, &program, &raw.slice_batch(7..12));
-    let mut sc = server_config();
-    sc.chunk = 3;
+    let sc = ServerConfig {
+        chunk: 3,
+        ..ServerConfig::default()
+    };
+    for kind in kinds() {
+        let run = secure_run(
+            served.clone(),
+            &kind,
+            Arc::new(Honest),
+            sc.clone(),
+            ClientConfig::default(),
+            vec![x1.clone(), x2.clone()],
+        )
+        .await
+        .unwrap();
+        check_against_reference(&program, &x1, &run.outputs[0]);
+        check_against_reference(&program, &x2, &run.outputs[1]);
+        assert_eq!((run.end.batches, run.end.samples), (2, 12));
+    }
+    // Cheetah: the server's own meter came back, with traffic in every phase
+    // that has some, and a preprocessing phase (the pass's ROT generation: no
+    // traffic here, the ROTs of setup's first refill cover these batches).
     let run = secure_run(
         served,
-        Cheat::Honest,
+        &cheetah(),
+        Arc::new(Honest),
         sc,
         ClientConfig::default(),
-        vec![x1.clone(), x2.clone()],
+        vec![x1],
     )
     .await
     .unwrap();
-    check_against_reference(&program, &x1, &run.outputs[0]);
-    check_against_reference(&program, &x2, &run.outputs[1]);
-    assert_eq!((run.end.batches, run.end.samples), (2, 12));
-    // The server's own meter came back, with traffic in every phase that has some.
-    for phase in ["setup", "linear", "nonlinear", "output"] {
-        let p = run.end.report.phase(phase).expect(phase);
+    assert!(run.end.report.phase(Phase::Preprocessing).is_some());
+    for phase in [Phase::Setup, Phase::Linear, Phase::NonLinear, Phase::Output] {
+        let p = run
+            .end
+            .report
+            .phase(phase)
+            .unwrap_or_else(|| panic!("{phase} missing: {:?}", run.end.report.phases));
         assert!(p.counters.bytes_total() > 0, "{phase}");
     }
 }
 
-/// Runs Fusion over the secure engine against a server with `cheat`.
-async fn fusion_against(cheat: Cheat) -> fusion_core::verify::Report {
+/// Runs Fusion over the secure engine against a server with `behaviour`.
+async fn fusion_against(
+    kind: &Kind,
+    behaviour: Arc<dyn ServerBehaviour>,
+) -> fusion_core::verify::Report {
     rayon_threads();
     let model = load("bc-mlp");
     let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
-    let server = SecureServer::new(served, server_config(), cheat).unwrap();
+    let (sb, cb) = backends(kind, &served);
+    let server = SecureServer::new(served, ServerConfig::default(), vec![sb], behaviour).unwrap();
     let test = data::load(&data::data_dir().unwrap(), "breast-cancer", Part::Test).unwrap();
     let rows: Vec<Vec<f32>> = (0..test.len())
         .map(|i| test.inputs.sample(i).to_vec())
@@ -349,7 +434,7 @@ async fn fusion_against(cheat: Cheat) -> fusion_core::verify::Report {
     let mut srng = ChaCha20Rng::seed_from_u64(31);
     let mut crng = ChaCha20Rng::seed_from_u64(32);
     let client = async move {
-        let mut client = SecureClient::connect(c, ClientConfig::default(), &mut crng)
+        let mut client = SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng)
             .await
             .unwrap();
         let params = FusionParams::new(2, "0.95".parse().unwrap());
@@ -366,20 +451,21 @@ async fn fusion_against(cheat: Cheat) -> fusion_core::verify::Report {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fusion_accepts_the_honest_server_and_catches_every_cheat_mode() {
-    let honest = fusion_against(Cheat::Honest).await;
-    assert!(honest.accepted(), "{honest}");
+    let announced = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
     let weak = ServedModel::from_model(&load("bc-mlp-weak"), eval::default_fixed_point()).unwrap();
-    for cheat in [
-        Cheat::LowQuality(Box::new(weak)),
-        Cheat::Tamper {
-            positions: 30,
-            target: 0,
-        },
-        Cheat::Random,
-    ] {
-        let name = format!("{cheat:?}").chars().take(20).collect::<String>();
-        let r = fusion_against(cheat).await;
-        assert!(!r.accepted(), "{name}: {r}");
+    for kind in kinds() {
+        let honest = fusion_against(&kind, Arc::new(Honest)).await;
+        assert!(honest.accepted(), "{honest}");
+        let cheats: [Arc<dyn ServerBehaviour>; 3] = [
+            Arc::new(LowQuality::new(weak.clone(), &announced).unwrap()),
+            Arc::new(Tamper::new(30, 0, 2).unwrap()),
+            Arc::new(RandomOutputs),
+        ];
+        for cheat in cheats {
+            let name = cheat.name();
+            let r = fusion_against(&kind, cheat).await;
+            assert!(!r.accepted(), "{name}: {r}");
+        }
     }
 }
 
@@ -392,11 +478,9 @@ async fn tampering_forces_the_target_label_at_exactly_k_positions() {
     let reference = argmax_signed(program.ring(), &program.run(&x).unwrap());
     let run = secure_run(
         served,
-        Cheat::Tamper {
-            positions: 5,
-            target: 1,
-        },
-        server_config(),
+        &cheetah(),
+        Arc::new(Tamper::new(5, 1, 2).unwrap()),
+        ServerConfig::default(),
         ClientConfig::default(),
         vec![x.clone()],
     )
@@ -425,7 +509,9 @@ async fn tampering_forces_the_target_label_at_exactly_k_positions() {
 async fn the_client_refuses_a_model_that_does_not_fit_its_samples() {
     rayon_threads();
     let served = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
-    let server = SecureServer::new(served, server_config(), Cheat::Honest).unwrap();
+    let (sb, cb) = backends(&cheetah(), &served);
+    let server =
+        SecureServer::new(served, ServerConfig::default(), vec![sb], Arc::new(Honest)).unwrap();
     let (s, c) = local_pair(&net()).await.unwrap();
     let mut srng = ChaCha20Rng::seed_from_u64(1);
     let mut crng = ChaCha20Rng::seed_from_u64(2);
@@ -438,7 +524,7 @@ async fn the_client_refuses_a_model_that_does_not_fit_its_samples() {
     };
     let (served, client) = tokio::join!(
         server.serve(s, &mut srng),
-        SecureClient::connect(c, cc, &mut crng)
+        SecureClient::connect(c, cc, cb.as_ref(), &mut crng)
     );
     let err = client.expect_err("must refuse");
     assert!(matches!(err, SecureError::Mismatch(_)), "{err}");
@@ -451,13 +537,15 @@ async fn the_client_refuses_a_model_that_does_not_fit_its_samples() {
 async fn the_server_refuses_another_protocol_version_and_survives_a_vanishing_client() {
     rayon_threads();
     let served = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
-    let server = SecureServer::new(served, server_config(), Cheat::Honest).unwrap();
+    let (sb, _) = backends(&cheetah(), &served);
+    let server =
+        SecureServer::new(served, ServerConfig::default(), vec![sb], Arc::new(Honest)).unwrap();
     let mut srng = ChaCha20Rng::seed_from_u64(1);
     // Another version: refused with a reason.
     let (s, mut c) = local_pair(&net()).await.unwrap();
     let client = async move {
         let (mut tx, mut rx) = c.channel::<ClientMsg, ServerMsg>().await.unwrap();
-        let mut hello = ClientHello::new(16);
+        let mut hello = ClientHello::new(16, "cheetah");
         hello.version = 99;
         tx.send(&ClientMsg::Hello(hello)).await.unwrap();
         let reply = rx.recv().await.unwrap();
@@ -478,7 +566,7 @@ async fn the_server_refuses_another_protocol_version_and_survives_a_vanishing_cl
     let (s, mut c) = local_pair(&net()).await.unwrap();
     let client = async move {
         let (mut tx, mut rx) = c.channel::<ClientMsg, ServerMsg>().await.unwrap();
-        tx.send(&ClientMsg::Hello(ClientHello::new(16)))
+        tx.send(&ClientMsg::Hello(ClientHello::new(16, "cheetah")))
             .await
             .unwrap();
         let _ = rx.recv().await.unwrap();
@@ -501,7 +589,7 @@ async fn lenet_matches_the_fixed_point_engine_on_two_test_images() {
         &model,
         test_samples("mnist", 2),
         eval::default_fixed_point(),
-        server_config(),
+        &cheetah(),
     )
     .await;
 }
@@ -518,5 +606,35 @@ async fn zoo_timit_dnn_squares_match_the_fixed_point_engine() {
         .run_traced(&encoded(&model, &program, &raw))
         .unwrap();
     assert!(trace.iter().all(|s| s.bits_used + 2 < 37), "{trace:?}");
-    check_model(&model, raw, fixed, server_config()).await;
+    for kind in kinds() {
+        check_model(&model, raw.clone(), fixed, &kind).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_refuses_a_backend_it_does_not_offer_and_names_its_own() {
+    rayon_threads();
+    let served = ServedModel::from_model(&load("bc-mlp"), eval::default_fixed_point()).unwrap();
+    let (sb, _) = backends(&cheetah(), &served);
+    let (_, cb) = backends(&Kind::Dealer, &served);
+    let server =
+        SecureServer::new(served, ServerConfig::default(), vec![sb], Arc::new(Honest)).unwrap();
+    let (s, c) = local_pair(&net()).await.unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(1);
+    let mut crng = ChaCha20Rng::seed_from_u64(2);
+    let (served, client) = tokio::join!(
+        server.serve(s, &mut srng),
+        SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng)
+    );
+    let err = client.expect_err("must refuse");
+    assert!(
+        matches!(&err, SecureError::BackendUnavailable { requested, offered }
+            if requested == "dealer" && offered == "cheetah"),
+        "{err}"
+    );
+    assert!(err.is_mismatch());
+    assert!(matches!(
+        served,
+        Err(SecureError::BackendUnavailable { .. })
+    ));
 }

@@ -24,7 +24,7 @@
 //! plus one for the secure protocol's error.) The bound is worst-case; the
 //! observed deviations are a few units of the last bit.
 
-use crate::fixed::{FixedOp, FixedProgram};
+use fusion_nn::fixed::{FixedOp, FixedProgram};
 
 fn abs_sum(ring: fusion_core::ring::Ring, w: &[u64]) -> u128 {
     w.iter()

@@ -1,0 +1,534 @@
+//! The `cheetah` backend: Cheetah-style semi-honest inference (Huang, Lu,
+//! Hong, Ding; USENIX Security 2022) in `Z_{2^l}`.
+//!
+//! * **Linear layers** ([`he`]): RLWE with polynomial-coefficient encoding
+//!   (fusion-he): the client encrypts its share under its own key, the server
+//!   adds its share, multiplies by its encoded weights, re-randomises,
+//!   noise-floods, mod-switches and masks the result with its output share,
+//!   and replies; the client decrypts its share. No rotations (optionally
+//!   reply packing with Galois keys, see [`config`]).
+//! * **Non-linear layers** ([`ot`]): fusion-ot's protocols (millionaires with
+//!   `m`-bit blocks, DReLU, ReLU, truncations, max pool, square) over silent
+//!   OT (CryProt's VOLE/LPN-style generation) or IKNP.
+//! * **Preprocessing**: before every pass both parties generate the ROTs the
+//!   pass consumes in one refill (silent OT's communication grows
+//!   sublinearly with the count, so one large refill sends fewer bytes than
+//!   several small ones). Input-independent, so it is reported as its own
+//!   phase.
+//! * **Output stage**: the server sends its output share; the client adds
+//!   its own (reveals the logits).
+//!
+//! **What each party learns**: the server sees RLWE ciphertexts under the
+//! client's key (IND-CPA under decision-RLWE) and uniformly random OT
+//! messages and shares; the client sees the public program, flooded and
+//! re-randomised replies that reveal only its output share, and the outputs.
+
+pub mod config;
+pub mod he;
+pub mod ot;
+
+use std::sync::Arc;
+
+use cryprot_net::Connection;
+use fusion_he::{HeChannel, HeClient, HeParams, HeServer, LinearPlan, PlanOptions, ServerLinear};
+use fusion_net::{MsgReceiver, MsgSender};
+use fusion_nn::fixed::FixedProgram;
+use fusion_ot::Role;
+use rand::rngs::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use self::config::{CheetahConfig, CheetahParams, HePreset};
+use self::he::{BatchCache, blocking, choose_preset, plans, server_layers};
+use self::ot::AnyOt;
+use crate::backend::{
+    Backend, LinearCall, LinearLayers, NonLinearLayers, OutputStage, PartySession, PassPlan,
+    PreparedBackend, Preprocessing, ProtocolFuture, SetupLink, check_announcement,
+};
+use crate::domain::Domain;
+use crate::error::{SecureError, SecureResult};
+use crate::schedule::{ActionKind, NonLinearOp};
+
+/// The backend's name.
+pub const NAME: &str = "cheetah";
+/// The backend's one-line summary.
+pub const SUMMARY: &str = "Cheetah (USENIX Sec '22): RLWE coefficient-encoded linear layers, \
+                           silent-OT (or IKNP) non-linear layers, shares in Z_2^l";
+
+/// The `cheetah` backend with its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Cheetah {
+    config: CheetahConfig,
+}
+
+impl Cheetah {
+    /// The backend with `config`.
+    pub fn new(config: CheetahConfig) -> Self {
+        Cheetah { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CheetahConfig {
+        &self.config
+    }
+}
+
+/// The HE parameters with reply packing for `program` on `preset`: the most
+/// levels up to [`fusion_he::DEFAULT_PACKING_LEVELS`] that the preset holds
+/// for the program's ring and with which every layer encodes (`None`: none).
+fn packing_params(
+    preset: HePreset,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+) -> Option<(HeParams, u32)> {
+    (1..=fusion_he::DEFAULT_PACKING_LEVELS)
+        .rev()
+        .find_map(|levels| {
+            let params = preset.params_with_packing(program.ring(), levels).ok()?;
+            server_layers(&params, opts, program, 1).ok()?;
+            Some((params, levels))
+        })
+}
+
+impl Backend for Cheetah {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn summary(&self) -> &'static str {
+        SUMMARY
+    }
+
+    fn serve(&self, program: &FixedProgram) -> SecureResult<(Arc<dyn PreparedBackend>, String)> {
+        let c = &self.config;
+        c.ot.ot_config(c.ot_parallel)?;
+        let opts = c.plan.options()?;
+        let preset = choose_preset(c.he, &opts, program)?;
+        let (params, packing) = if c.reply_packing {
+            packing_params(preset, &opts, program)
+        } else {
+            None
+        }
+        .map_or_else(|| preset.params(program.ring()).map(|p| (p, 0)), Ok)?;
+        let announced = CheetahParams {
+            he_preset: preset,
+            plan: c.plan,
+            ot: c.ot,
+            reply_packing: packing,
+        };
+        let text = serde_json::to_string(&announced)
+            .map_err(|e| SecureError::Config(format!("announcement: {e}")))?;
+        let prepared = Prepared {
+            program: Arc::new(program.clone()),
+            announced,
+            params,
+            opts,
+            ot_parallel: c.ot_parallel,
+            side: Side::Server {
+                layers: Arc::new(BatchCache::new(c.cache_entries)),
+            },
+        };
+        Ok((Arc::new(prepared), text))
+    }
+
+    fn join(
+        &self,
+        program: &FixedProgram,
+        announcement: &str,
+    ) -> SecureResult<Arc<dyn PreparedBackend>> {
+        check_announcement(announcement)?;
+        let announced: CheetahParams = serde_json::from_str(announcement)
+            .map_err(|e| SecureError::Malformed(format!("cheetah parameters: {e}")))?;
+        announced.validate()?;
+        if let Some(want) = self.config.require_ot
+            && want != announced.ot.flavour
+        {
+            return Err(SecureError::Mismatch(format!(
+                "the server runs {} OT, we require {want}",
+                announced.ot.flavour
+            )));
+        }
+        let params = announced.he_params(program.ring())?;
+        let opts = announced.plan.options()?;
+        // A program the HE layer cannot plan is refused before any key
+        // material is made.
+        plans(&params, &opts, program, 1)?;
+        Ok(Arc::new(Prepared {
+            program: Arc::new(program.clone()),
+            announced,
+            params,
+            opts,
+            ot_parallel: self.config.ot_parallel,
+            side: Side::Client {
+                plans: Arc::new(BatchCache::new(4)),
+            },
+        }))
+    }
+}
+
+type Layers = Vec<Option<Arc<ServerLinear>>>;
+type Plans = Vec<Option<Arc<LinearPlan>>>;
+
+/// What differs between the parties' prepared backends.
+enum Side {
+    /// The server: its encoded layers per chunk size.
+    Server { layers: Arc<BatchCache<Layers>> },
+    /// The client: its public plans per chunk size.
+    Client { plans: Arc<BatchCache<Plans>> },
+}
+
+/// The backend prepared for one program, on one party.
+struct Prepared {
+    /// The server's program (with coefficients) or the client's public view.
+    program: Arc<FixedProgram>,
+    announced: CheetahParams,
+    params: HeParams,
+    opts: PlanOptions,
+    ot_parallel: bool,
+    side: Side,
+}
+
+/// The server's encoded layers for chunks of `n` (from the cache, or encoded
+/// on tokio's blocking pool and cached).
+async fn encoded_layers(
+    cache: &BatchCache<Layers>,
+    params: &HeParams,
+    opts: PlanOptions,
+    program: &Arc<FixedProgram>,
+    n: usize,
+) -> SecureResult<Arc<Layers>> {
+    if let Some(l) = cache.get(n) {
+        return Ok(l);
+    }
+    let (params, program) = (params.clone(), program.clone());
+    let started = std::time::Instant::now();
+    let built = Arc::new(blocking(move || server_layers(&params, &opts, &program, n)).await?);
+    tracing::debug!(
+        batch = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "encoded HE layers"
+    );
+    cache.insert(n, built.clone());
+    Ok(built)
+}
+
+impl PreparedBackend for Prepared {
+    fn domain(&self) -> Domain {
+        Domain::Ring(self.program.ring())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cheetah (HE {}, reply packing {}, OT {} with m = {})",
+            self.announced.he_preset,
+            self.announced.reply_packing,
+            self.announced.ot.flavour,
+            self.announced.ot.block_bits
+        )
+    }
+
+    fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {
+        Box::pin(async move {
+            let Side::Server { layers } = &self.side else {
+                return Ok(());
+            };
+            encoded_layers(layers, &self.params, self.opts, &self.program, n)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
+        Box::pin(async move {
+            let SetupLink {
+                session,
+                mut rng,
+                timeout,
+            } = link;
+            let mut he_conn = session.sub_connection();
+            let ot_conn = session.sub_connection();
+            let (out_tx, out_rx) = session.channel::<OutputMsg, OutputMsg>().await?;
+            let (he, he_channel) = match &self.side {
+                Side::Client { plans } => {
+                    let (he, ch) = crate::driver::timed(
+                        timeout,
+                        || "sending the HE public key".into(),
+                        fusion_he::client_setup(&mut he_conn, &self.params, &mut rng),
+                    )
+                    .await?;
+                    (
+                        HeSide::Client {
+                            he,
+                            plans: plans.clone(),
+                        },
+                        ch,
+                    )
+                }
+                Side::Server { .. } => {
+                    let (he, ch) = crate::driver::timed(
+                        timeout,
+                        || "receiving the client's HE public key".into(),
+                        fusion_he::server_setup(&mut he_conn, &self.params),
+                    )
+                    .await?;
+                    (HeSide::Server { he }, ch)
+                }
+            };
+            let role = match self.side {
+                Side::Client { .. } => Role::Client,
+                Side::Server { .. } => Role::Server,
+            };
+            let ot = crate::driver::timed(
+                timeout,
+                || "setting up OT".into(),
+                AnyOt::setup(
+                    self.announced.ot.flavour,
+                    ot_conn,
+                    role,
+                    self.program.ring(),
+                    self.announced.ot.ot_config(self.ot_parallel)?,
+                    &mut rng,
+                ),
+            )
+            .await?;
+            let party: Box<dyn PartySession> = Box::new(Party {
+                prepared: PreparedRef {
+                    program: self.program.clone(),
+                    params: self.params.clone(),
+                    opts: self.opts,
+                    layers: match &self.side {
+                        Side::Server { layers } => Some(layers.clone()),
+                        Side::Client { .. } => None,
+                    },
+                },
+                he,
+                he_channel,
+                _he_conn: he_conn,
+                ot,
+                ot_dirty: true,
+                out_tx,
+                out_rx,
+                rng,
+            });
+            Ok(party)
+        })
+    }
+}
+
+/// The output share as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OutputMsg {
+    /// `samples x classes` ring elements, batch-major.
+    shares: Vec<u64>,
+}
+
+/// What a session needs of the prepared backend.
+struct PreparedRef {
+    program: Arc<FixedProgram>,
+    params: HeParams,
+    opts: PlanOptions,
+    /// The server's layer cache (shared across sessions).
+    layers: Option<Arc<BatchCache<Layers>>>,
+}
+
+/// This party's HE state.
+enum HeSide {
+    Client {
+        he: Arc<HeClient>,
+        plans: Arc<BatchCache<Plans>>,
+    },
+    Server {
+        he: Arc<HeServer>,
+    },
+}
+
+/// One party's cheetah session.
+struct Party {
+    prepared: PreparedRef,
+    he: HeSide,
+    he_channel: HeChannel,
+    _he_conn: Connection,
+    ot: AnyOt,
+    /// Whether OT traffic happened since the last fence.
+    ot_dirty: bool,
+    out_tx: MsgSender<OutputMsg>,
+    out_rx: MsgReceiver<OutputMsg>,
+    rng: ChaCha20Rng,
+}
+
+impl Party {
+    /// Fences the OT streams if OT traffic happened since the last fence:
+    /// before HE or output traffic, which runs on other streams of the same
+    /// QUIC connection.
+    async fn fence_if_dirty(&mut self) -> SecureResult<()> {
+        if self.ot_dirty {
+            self.ot.fence().await?;
+            self.ot_dirty = false;
+        }
+        Ok(())
+    }
+
+    async fn client_plans(&self, n: usize) -> SecureResult<Arc<Plans>> {
+        let HeSide::Client { plans: cache, .. } = &self.he else {
+            return Err(SecureError::Config("the server has no client plans".into()));
+        };
+        if let Some(p) = cache.get(n) {
+            return Ok(p);
+        }
+        let p = &self.prepared;
+        let (params, opts, program) = (p.params.clone(), p.opts, p.program.clone());
+        let built = Arc::new(blocking(move || plans(&params, &opts, &program, n)).await?);
+        cache.insert(n, built.clone());
+        Ok(built)
+    }
+
+    async fn server_layers(&self, n: usize) -> SecureResult<Arc<Layers>> {
+        let p = &self.prepared;
+        let Some(cache) = &p.layers else {
+            return Err(SecureError::Config(
+                "the client has no server layers".into(),
+            ));
+        };
+        encoded_layers(cache, &p.params, p.opts, &p.program, n).await
+    }
+
+    async fn run_linear(&mut self, call: LinearCall, x: Vec<u64>) -> SecureResult<Vec<u64>> {
+        self.fence_if_dirty().await?;
+        let missing = || SecureError::Config(format!("no HE layer for step {}", call.step));
+        match &self.he {
+            HeSide::Client { he, .. } => {
+                let he = he.clone();
+                let plans = self.client_plans(call.n).await?;
+                let plan = plans
+                    .get(call.step)
+                    .cloned()
+                    .flatten()
+                    .ok_or_else(missing)?;
+                let (y, _) =
+                    fusion_he::client_layer(&mut self.he_channel, &he, &plan, x, &mut self.rng)
+                        .await?;
+                Ok(y)
+            }
+            HeSide::Server { he } => {
+                let he = he.clone();
+                let layers = self.server_layers(call.n).await?;
+                let layer = layers
+                    .get(call.step)
+                    .cloned()
+                    .flatten()
+                    .ok_or_else(missing)?;
+                let share = (!call.input_is_zero).then_some(x);
+                let (y, _) = fusion_he::server_layer(
+                    &mut self.he_channel,
+                    &he,
+                    &layer,
+                    share,
+                    &mut self.rng,
+                )
+                .await?;
+                Ok(y)
+            }
+        }
+    }
+
+    /// Generates the ROTs of a whole pass in one refill (at most
+    /// [`fusion_ot::OtConfig::max_rots`] per direction; the protocol calls top
+    /// up whatever is missing). Both parties compute the same count from
+    /// public sizes and mirrored pools.
+    async fn reserve_rots(&mut self, plan: PassPlan<'_>) -> SecureResult<()> {
+        let (mut send, mut recv) = (0usize, 0usize);
+        for action in &plan.schedule.actions {
+            let ActionKind::NonLinear(op) = &action.kind else {
+                continue;
+            };
+            let v = action.inputs.first().copied().unwrap_or(0);
+            let elems = plan.n * plan.program.value_shape(v).iter().product::<usize>();
+            let (s, r) = self.ot.op_rots(op, elems, plan.n);
+            send = send.saturating_add(s);
+            recv = recv.saturating_add(r);
+        }
+        let (have_s, have_r) = self.ot.rots_available();
+        let count = send
+            .saturating_sub(have_s)
+            .max(recv.saturating_sub(have_r))
+            .min(self.ot.config().max_rots);
+        if count > 0 {
+            self.ot.preprocess_rots(count).await?;
+        }
+        self.ot_dirty = true;
+        Ok(())
+    }
+}
+
+impl LinearLayers for Party {
+    fn linear(&mut self, call: LinearCall, x: Vec<u64>) -> ProtocolFuture<'_, Vec<u64>> {
+        Box::pin(self.run_linear(call, x))
+    }
+}
+
+impl NonLinearLayers for Party {
+    fn nonlinear<'a>(
+        &'a mut self,
+        op: &'a NonLinearOp,
+        x: Vec<u64>,
+        n: usize,
+    ) -> ProtocolFuture<'a, Vec<u64>> {
+        Box::pin(async move {
+            self.ot_dirty = true;
+            Ok(self.ot.run(op, &x, n).await?)
+        })
+    }
+}
+
+impl Preprocessing for Party {
+    fn preprocess<'a>(&'a mut self, plan: PassPlan<'a>) -> ProtocolFuture<'a, ()> {
+        Box::pin(self.reserve_rots(plan))
+    }
+}
+
+impl OutputStage for Party {
+    fn reveal(&mut self, y: Vec<u64>, n: usize) -> ProtocolFuture<'_, Option<Vec<u64>>> {
+        Box::pin(async move {
+            self.fence_if_dirty().await?;
+            match self.he {
+                HeSide::Server { .. } => {
+                    self.out_tx.send(&OutputMsg { shares: y }).await?;
+                    Ok(None)
+                }
+                HeSide::Client { .. } => {
+                    let theirs = self.out_rx.recv().await?.shares;
+                    let ring = self.prepared.program.ring();
+                    if theirs.len() != y.len() {
+                        return Err(SecureError::Malformed(format!(
+                            "output share of {} values for {n} samples, expected {}",
+                            theirs.len(),
+                            y.len()
+                        )));
+                    }
+                    if theirs.iter().any(|&v| !ring.contains(v)) {
+                        return Err(SecureError::Malformed(
+                            "output share outside the ring".into(),
+                        ));
+                    }
+                    Ok(Some(
+                        y.iter()
+                            .zip(&theirs)
+                            .map(|(&a, &b)| ring.reconstruct(a, b))
+                            .collect(),
+                    ))
+                }
+            }
+        })
+    }
+}
+
+impl PartySession for Party {
+    fn stats(&self) -> serde_json::Value {
+        let s = self.ot.stats();
+        serde_json::json!({
+            "ot_flavour": self.ot.flavour(),
+            "rots_as_sender": s.rots_as_sender,
+            "rots_as_receiver": s.rots_as_receiver,
+            "ot_refills": s.refills,
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! The backends: named bundles of per-layer protocols behind the seam of
+//! [`crate::backend`], and the registry the command-line tools read.
+//!
+//! | name | what |
+//! |---|---|
+//! | [`cheetah`] | Cheetah: RLWE coefficient-encoded linear layers, OT non-linear layers, `Z_2^l` |
+//!
+//! A server offers one or more backends; the client names one in its hello
+//! and the server refuses a backend it does not offer
+//! ([`crate::SecureError::BackendUnavailable`]).
+
+pub mod cheetah;
+
+use crate::backend::Backend;
+use crate::error::{SecureError, SecureResult};
+
+/// A backend's entry in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// The name in the handshake and on the command line.
+    pub name: &'static str,
+    /// One line for `fusion backends`.
+    pub summary: &'static str,
+}
+
+/// Every backend this build offers.
+pub const AVAILABLE: &[BackendInfo] = &[BackendInfo {
+    name: cheetah::NAME,
+    summary: cheetah::SUMMARY,
+}];
+
+/// The names of [`AVAILABLE`].
+pub fn names() -> Vec<&'static str> {
+    AVAILABLE.iter().map(|b| b.name).collect()
+}
+
+/// The backend `name` with its default configuration; an unknown name is an
+/// error naming the available ones.
+pub fn by_name(name: &str) -> SecureResult<Box<dyn Backend>> {
+    match name {
+        cheetah::NAME => Ok(Box::new(cheetah::Cheetah::default())),
+        other => Err(SecureError::UnknownBackend {
+            name: other.chars().take(64).collect(),
+            available: names().join(", "),
+        }),
+    }
+}

@@ -1,0 +1,453 @@
+//! The server side: holds the model, serves sessions, one or more batches each.
+//!
+//! [`SecureServer`] is built once per model ([`SecureServer::new`]): it
+//! derives the schedule and prepares every offered backend for the program
+//! (each checks that it has a protocol for every step and picks its
+//! parameters). [`SecureServer::serve`] then runs one client session over a
+//! fusion-net [`Session`]: the hello exchange (the client names a backend; one
+//! the server does not offer is refused with the list it does offer), the
+//! backend's setup, any number of batches, and the goodbye, in which it sends
+//! its own meter report. Backends cache per-model work (e.g. encoded weights)
+//! across sessions ([`SecureServer::precompute`] fills the caches ahead of
+//! time).
+//!
+//! **What the server learns**: the batch sizes (and so chunk sizes), timing,
+//! the backend the client chose, and nothing about the client's inputs or
+//! outputs beyond what the backend's protocols reveal (nothing, in the
+//! semi-honest model). It sends the client the public view of its program
+//! (architecture, shapes, fixed-point parameters, preprocessing), never its
+//! coefficients.
+//!
+//! **Misbehaviour** is injected through the behaviour hook
+//! ([`crate::behaviour`], default honest; cheat modes in [`crate::cheats`]):
+//! this file has no cheat branches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fusion_core::ring::FixedPoint;
+use fusion_net::{MeterReport, Phase, Session};
+use rand::rngs::ChaCha20Rng;
+use rand::{CryptoRng, Rng, SeedableRng};
+use tracing::{debug, info};
+
+use crate::backend::{Backend, PartySession, PreparedBackend, SetupLink};
+use crate::behaviour::ServerBehaviour;
+use crate::config::{MAX_CHUNK, ServerConfig, SessionParams};
+use crate::driver::{Pass, reveal, timed};
+use crate::error::{SecureError, SecureResult};
+use crate::schedule::Schedule;
+use crate::wire::{
+    ClientHello, ClientMsg, ModelInfo, PROTOCOL, ServerHello, ServerMsg, SessionEnd, VERSION,
+    check_protocol, validate_program,
+};
+use fusion_nn::fixed::{FixedProgram, lower};
+use fusion_nn::model::{Model, Preprocess};
+
+/// A model as the server serves it: public metadata and the full program.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// Name announced to clients.
+    pub name: String,
+    /// Description announced to clients.
+    pub description: String,
+    /// Number of classes.
+    pub classes: usize,
+    /// The public preprocessing.
+    pub preprocess: Preprocess,
+    /// The lowered program, with the coefficients.
+    pub program: FixedProgram,
+}
+
+impl ServedModel {
+    /// Lowers `model` to `fixed`.
+    pub fn from_model(model: &Model, fixed: FixedPoint) -> SecureResult<Self> {
+        Ok(ServedModel {
+            name: model.meta.name.clone(),
+            description: model.meta.description.clone(),
+            classes: model.meta.classes,
+            preprocess: model.meta.preprocess.clone(),
+            program: lower(model, fixed)?,
+        })
+    }
+
+    /// Loads the model directory `dir` and lowers it to `fixed`.
+    pub fn load(dir: &std::path::Path, fixed: FixedPoint) -> SecureResult<Self> {
+        Self::from_model(&Model::load(dir)?, fixed)
+    }
+}
+
+/// What one served session amounted to.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The backend that ran.
+    pub backend: String,
+    /// Batches served.
+    pub batches: u64,
+    /// Samples served.
+    pub samples: u64,
+    /// The server's meter at the end of the session.
+    pub report: MeterReport,
+}
+
+/// A backend prepared for the served program.
+struct Offered {
+    name: &'static str,
+    prepared: Arc<dyn PreparedBackend>,
+    announcement: String,
+}
+
+/// The server of the secure engine for one model.
+pub struct SecureServer {
+    announced: ServedModel,
+    served: ServedModel,
+    behaviour: Arc<dyn ServerBehaviour>,
+    config: ServerConfig,
+    schedule: Schedule,
+    offered: Vec<Offered>,
+}
+
+impl std::fmt::Debug for SecureServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureServer")
+            .field("model", &self.announced.name)
+            .field("backends", &self.backend_names())
+            .field("behaviour", &self.behaviour.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureServer {
+    /// Prepares serving `model` with each of `backends` (at least one, names
+    /// distinct) and the behaviour `behaviour` (see the module docs). Fails if
+    /// the program cannot run securely or a backend cannot serve it.
+    pub fn new(
+        model: ServedModel,
+        config: ServerConfig,
+        backends: Vec<Box<dyn Backend>>,
+        behaviour: Arc<dyn ServerBehaviour>,
+    ) -> SecureResult<Self> {
+        config.validate()?;
+        if backends.is_empty() {
+            return Err(SecureError::Config(
+                "a server offers at least one backend".into(),
+            ));
+        }
+        let served = match behaviour.replacement() {
+            Some(weak) => {
+                if weak.program.input_shape != model.program.input_shape
+                    || weak.classes != model.classes
+                {
+                    return Err(SecureError::Config(format!(
+                        "model `{}` does not have the shape of `{}`",
+                        weak.name, model.name
+                    )));
+                }
+                ServedModel {
+                    name: model.name.clone(),
+                    description: model.description.clone(),
+                    ..weak.clone()
+                }
+            }
+            None => model.clone(),
+        };
+        if served.program.output_shape() != [served.classes] {
+            return Err(SecureError::Config(format!(
+                "model `{}`: output shape {:?} is not [{}]",
+                served.name,
+                served.program.output_shape(),
+                served.classes
+            )));
+        }
+        validate_program(&served.program.public_view())?;
+        let schedule = Schedule::new(&served.program)?;
+        let mut offered: Vec<Offered> = Vec::with_capacity(backends.len());
+        for b in &backends {
+            if offered.iter().any(|o| o.name == b.name()) {
+                return Err(SecureError::Config(format!(
+                    "backend `{}` offered twice",
+                    b.name()
+                )));
+            }
+            let (prepared, announcement) = b.serve(&served.program)?;
+            offered.push(Offered {
+                name: b.name(),
+                prepared,
+                announcement,
+            });
+        }
+        Ok(SecureServer {
+            announced: model,
+            served,
+            behaviour,
+            config,
+            schedule,
+            offered,
+        })
+    }
+
+    /// The model announced to clients.
+    pub fn model(&self) -> &ServedModel {
+        &self.announced
+    }
+
+    /// The schedule both parties run.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The behaviour's name, for logs.
+    pub fn behaviour_name(&self) -> String {
+        self.behaviour.name()
+    }
+
+    /// The offered backends' names.
+    pub fn backend_names(&self) -> Vec<&'static str> {
+        self.offered.iter().map(|o| o.name).collect()
+    }
+
+    /// Each offered backend with a description of its parameters.
+    pub fn backend_descriptions(&self) -> Vec<(&'static str, String)> {
+        self.offered
+            .iter()
+            .map(|o| (o.name, o.prepared.describe()))
+            .collect()
+    }
+
+    /// The session parameters for a client that prefers chunks of `chunk`.
+    pub fn session_params(&self, chunk: usize) -> SessionParams {
+        SessionParams {
+            chunk: chunk.clamp(1, self.config.chunk) as u64,
+            max_batch: self.config.max_batch as u64,
+        }
+    }
+
+    fn hello(&self, chunk: usize, offered: &Offered) -> ServerHello {
+        ServerHello {
+            protocol: PROTOCOL.into(),
+            version: VERSION,
+            model: ModelInfo {
+                name: self.announced.name.clone(),
+                description: self.announced.description.clone(),
+                classes: self.served.classes as u64,
+                preprocess: self.served.preprocess.clone(),
+            },
+            program: self.served.program.public_view(),
+            session: self.session_params(chunk),
+            backend: offered.name.into(),
+            announcement: offered.announcement.clone(),
+        }
+    }
+
+    /// Does every offered backend's per-model work for chunks of `n` ahead of
+    /// the first session (e.g. encoding the weights).
+    pub async fn precompute(&self, n: usize) -> SecureResult<()> {
+        for o in &self.offered {
+            o.prepared.precompute(n).await?;
+        }
+        Ok(())
+    }
+
+    /// Serves one client session to its end (see the module docs). The
+    /// session is finished on success and closed on error; the error says
+    /// what went wrong (the caller logs it and keeps serving).
+    pub async fn serve<G: Rng + CryptoRng + ?Sized>(
+        &self,
+        mut session: Session,
+        rng: &mut G,
+    ) -> SecureResult<SessionSummary> {
+        let mut rng = ChaCha20Rng::from_rng(rng);
+        let peer = session.peer_addr();
+        let mut state = ServeState::default();
+        let result = self.serve_inner(&mut session, &mut rng, &mut state).await;
+        match result {
+            Ok(()) => {
+                let report = session.report();
+                if let Err(e) = session.finish().await {
+                    debug!(%peer, error = %e, "session end");
+                }
+                Ok(SessionSummary {
+                    peer,
+                    backend: state.backend.unwrap_or_default(),
+                    batches: state.batches,
+                    samples: state.samples,
+                    report,
+                })
+            }
+            Err(e) => {
+                if state.refused {
+                    // Let the refusal reach the client: a graceful end (bounded
+                    // by the session's linger time) instead of an abrupt close.
+                    let _ = session.finish().await;
+                } else {
+                    session.close();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn serve_inner(
+        &self,
+        session: &mut Session,
+        rng: &mut ChaCha20Rng,
+        state: &mut ServeState,
+    ) -> SecureResult<()> {
+        let meter = session.meter().clone();
+        let timeout = self.config.step_timeout;
+        let setup = meter.phase(Phase::Setup);
+        let (mut tx, mut rx) = session.channel::<ServerMsg, ClientMsg>().await?;
+        let hello: ClientHello = match rx.recv().await? {
+            ClientMsg::Hello(h) => h,
+            other => {
+                return Err(SecureError::Malformed(format!(
+                    "expected a hello, got a {}",
+                    other.kind()
+                )));
+            }
+        };
+        let refuse = |reason: String| ServerMsg::Refused { reason };
+        if let Err(e) = check_protocol(&hello.protocol, hello.version) {
+            state.refused = tx.send(&refuse(e.to_string())).await.is_ok();
+            return Err(e);
+        }
+        let chunk = usize::try_from(hello.chunk)
+            .ok()
+            .filter(|c| (1..=MAX_CHUNK).contains(c))
+            .ok_or_else(|| SecureError::Malformed(format!("requested chunk {}", hello.chunk)))?;
+        let Some(offered) = self.offered.iter().find(|o| o.name == hello.backend) else {
+            let requested: String = hello.backend.chars().take(64).collect();
+            let offered: Vec<String> = self.backend_names().iter().map(|s| s.to_string()).collect();
+            state.refused = tx
+                .send(&ServerMsg::Unavailable {
+                    requested: requested.clone(),
+                    offered: offered.clone(),
+                })
+                .await
+                .is_ok();
+            return Err(SecureError::BackendUnavailable {
+                requested,
+                offered: offered.join(", "),
+            });
+        };
+        state.backend = Some(offered.name.to_string());
+        let hello = self.hello(chunk, offered);
+        let params = hello.session;
+        tx.send(&ServerMsg::Hello(Box::new(hello))).await?;
+        let link = SetupLink {
+            session: &mut *session,
+            rng: ChaCha20Rng::from_rng(&mut *rng),
+            timeout,
+        };
+        let mut party = timed(
+            timeout,
+            || format!("setting up backend `{}`", offered.name),
+            offered.prepared.open(link),
+        )
+        .await?;
+        drop(setup);
+        debug!(peer = %session.peer_addr(), backend = offered.name, "session set up");
+
+        loop {
+            let msg = {
+                let _p = meter.phase(Phase::Output);
+                rx.recv().await?
+            };
+            let req = match msg {
+                ClientMsg::Batch(b) => b,
+                ClientMsg::Finish => {
+                    let end = SessionEnd {
+                        batches: state.batches,
+                        samples: state.samples,
+                        report: meter.report(),
+                    };
+                    let _p = meter.phase(Phase::Output);
+                    tx.send(&ServerMsg::Goodbye(Box::new(end))).await?;
+                    return Ok(());
+                }
+                ClientMsg::Hello(_) => {
+                    return Err(SecureError::Malformed("a second hello".into()));
+                }
+            };
+            let n = usize::try_from(req.samples)
+                .ok()
+                .filter(|&n| n >= 1 && n as u64 <= params.max_batch)
+                .ok_or_else(|| {
+                    SecureError::Malformed(format!(
+                        "batch of {} samples (1..={} accepted)",
+                        req.samples, params.max_batch
+                    ))
+                });
+            let result = match n {
+                Ok(n) => {
+                    self.serve_batch(party.as_mut(), offered, &meter, params, n, rng)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    state.batches += 1;
+                    state.samples += req.samples;
+                    info!(peer = %session.peer_addr(), samples = req.samples, "served a batch");
+                }
+                Err(e) => {
+                    // Tell the client why (it may be waiting on the backend's
+                    // streams); the session ends either way.
+                    state.refused = tx.send(&refuse(e.to_string())).await.is_ok();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn serve_batch(
+        &self,
+        party: &mut dyn PartySession,
+        offered: &Offered,
+        meter: &fusion_net::Meter,
+        params: SessionParams,
+        n: usize,
+        rng: &mut ChaCha20Rng,
+    ) -> SecureResult<()> {
+        let timeout = self.config.step_timeout;
+        let classes = self.served.classes;
+        let in_len: usize = self.served.program.input_shape.iter().product();
+        let domain = offered.prepared.domain();
+        let mut alteration = self.behaviour.begin_batch(n, classes, rng);
+        let mut start = 0usize;
+        for m in params.chunks(n) {
+            let pass = Pass {
+                program: &self.served.program,
+                schedule: &self.schedule,
+                domain,
+                backend: &mut *party,
+                meter,
+                timeout,
+                input_is_zero: true,
+                progress: None,
+                progress_base: 0,
+                progress_total: 0,
+            };
+            let mut y = pass.run(vec![0u64; m * in_len], m).await?;
+            if let Some(a) = alteration.as_mut() {
+                a.alter(&mut y, start, m, &domain, rng);
+            }
+            reveal(&mut *party, meter, timeout, y, m).await?;
+            start += m;
+        }
+        Ok(())
+    }
+}
+
+/// What a session did so far (for its summary and error handling).
+#[derive(Debug, Default)]
+struct ServeState {
+    backend: Option<String>,
+    batches: u64,
+    samples: u64,
+    /// A refusal was sent: end the session gracefully so it arrives.
+    refused: bool,
+}

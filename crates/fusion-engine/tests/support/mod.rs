@@ -1,0 +1,3 @@
+//! Test support shared by the engine's integration tests.
+
+pub mod dealer;
