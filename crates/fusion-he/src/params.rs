@@ -98,8 +98,12 @@ impl SecurityLevel {
     }
 }
 
-/// Named parameter sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Named parameter sets: the one HE preset type of the project.
+///
+/// On the wire (serde) a preset is its variant name (`"N4096"`, `"N8192"`); as
+/// text ([`std::fmt::Display`], [`std::str::FromStr`]) it is `n4096` or `n8192`,
+/// and parsing also accepts the bare degree (`4096`, `8192`), case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Preset {
     /// `N = 4096`, `q ~ 2^109` (primes of 37, 36, 36 bits); 128-bit security.
     N4096,
@@ -162,6 +166,31 @@ impl Preset {
         match self {
             Preset::N4096 => 4096,
             Preset::N8192 => 8192,
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::N4096 => "n4096",
+            Preset::N8192 => "n8192",
+        })
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = HeError;
+
+    /// Parses `n4096`, `4096`, `n8192` or `8192` (case-insensitive, surrounding
+    /// white space ignored).
+    fn from_str(s: &str) -> Result<Self, HeError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "n4096" | "4096" => Ok(Preset::N4096),
+            "n8192" | "8192" => Ok(Preset::N8192),
+            other => Err(HeError::InvalidParams(format!(
+                "unknown HE preset `{other}` (choices: n4096, 4096, n8192, 8192)"
+            ))),
         }
     }
 }
@@ -772,6 +801,25 @@ mod tests {
                 .build()
                 .unwrap();
             assert_eq!(p.key_switch_digits(), 2);
+        }
+    }
+
+    #[test]
+    fn preset_text_and_wire_forms() {
+        for (p, text) in [(Preset::N4096, "n4096"), (Preset::N8192, "n8192")] {
+            assert_eq!(p.to_string(), text);
+            assert_eq!(text.parse::<Preset>().unwrap(), p);
+            assert_eq!(text.to_uppercase().parse::<Preset>().unwrap(), p);
+            assert_eq!(format!(" {} ", p.degree()).parse::<Preset>().unwrap(), p);
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Preset>(&json).unwrap(), p);
+        }
+        assert_eq!(serde_json::to_string(&Preset::N4096).unwrap(), "\"N4096\"");
+        let err = "n2048".parse::<Preset>().unwrap_err();
+        assert!(matches!(err, HeError::InvalidParams(_)));
+        let msg = err.to_string();
+        for choice in ["n4096", "4096", "n8192", "8192"] {
+            assert!(msg.contains(choice), "{msg}");
         }
     }
 

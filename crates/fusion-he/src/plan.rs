@@ -180,17 +180,60 @@ impl LayerKind {
 }
 
 /// Inputs of the planner's cost model (both parties must use the same options:
-/// the plan decides the message layout).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// the plan decides the message layout): the one planner-options type of the
+/// project, also on the wire.
+///
+/// On the wire (serde) the fields keep their names; `threads` travels as a `u32`
+/// and `weight_cache_bytes` as a `u64`, so that the encoding is the same on every
+/// platform. [`PlanOptions::validate`] states which values are accepted; the
+/// planner ([`LinearPlan::new`], [`LinearPlan::with_blocking`]) checks them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlanOptions {
     /// Assumed link bandwidth in bytes per second (default 382 MB/s, the LAN of
-    /// Fusion's evaluation).
+    /// Fusion's evaluation; finite, in `[1, 1e15]`).
     pub bandwidth: f64,
-    /// Cores assumed per party (default 2).
+    /// Cores assumed per party (default 2; `1..=4096`).
+    #[serde(with = "wire_u32")]
     pub threads: usize,
     /// The server keeps the kernel polynomials in evaluation form if they take at
-    /// most this many bytes (default 256 MiB), otherwise it transforms them per call.
+    /// most this many bytes (default 256 MiB; at most `2^40`), otherwise it
+    /// transforms them per call.
+    #[serde(with = "wire_u64")]
     pub weight_cache_bytes: usize,
+}
+
+/// Largest accepted [`PlanOptions::bandwidth`], bytes per second.
+const MAX_BANDWIDTH: f64 = 1e15;
+/// Largest accepted [`PlanOptions::threads`].
+const MAX_THREADS: usize = 4096;
+/// Largest accepted [`PlanOptions::weight_cache_bytes`].
+const MAX_WEIGHT_CACHE_BYTES: u64 = 1 << 40;
+
+/// `usize` fields on the wire as `u32` (platform-independent encoding).
+mod wire_u32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &usize, s: S) -> Result<S::Ok, S::Error> {
+        let v = u32::try_from(*v).map_err(serde::ser::Error::custom)?;
+        s.serialize_u32(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        usize::try_from(u32::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+/// `usize` fields on the wire as `u64` (platform-independent encoding).
+mod wire_u64 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &usize, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*v as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        usize::try_from(u64::deserialize(d)?).map_err(D::Error::custom)
+    }
 }
 
 impl Default for PlanOptions {
@@ -219,6 +262,33 @@ impl PlanOptions {
             weight_cache_bytes: 512 << 20,
             ..PlanOptions::default()
         }
+    }
+
+    /// Checks the options (the one place that says which are accepted): the
+    /// bandwidth finite and in `[1, 1e15]` bytes per second, `threads` in
+    /// `1..=4096`, the weight-cache budget at most `2^40` bytes. Errors with
+    /// [`HeError::InvalidParams`]; options from a peer should be checked with this
+    /// before use (the planner calls it too).
+    pub fn validate(&self) -> Result<(), HeError> {
+        if !(self.bandwidth.is_finite() && (1.0..=MAX_BANDWIDTH).contains(&self.bandwidth)) {
+            return Err(HeError::InvalidParams(format!(
+                "planner bandwidth {} is not a number of bytes per second in [1, 1e15]",
+                self.bandwidth
+            )));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(HeError::InvalidParams(format!(
+                "planner threads {} outside 1..={MAX_THREADS}",
+                self.threads
+            )));
+        }
+        if self.weight_cache_bytes as u64 > MAX_WEIGHT_CACHE_BYTES {
+            return Err(HeError::InvalidParams(format!(
+                "planner weight cache budget of {} bytes exceeds 2^40",
+                self.weight_cache_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -361,6 +431,7 @@ impl LinearPlan {
     /// considers packed replies (and power-of-two channel blocks, which give the
     /// results a stride) and picks whatever the cost model prefers.
     pub fn new(params: &HeParams, kind: LayerKind, opts: &PlanOptions) -> Result<Self, HeError> {
+        opts.validate()?;
         let geom = kind.geometry()?;
         let n = params.degree();
         geom.validate(n)?;
@@ -456,6 +527,7 @@ impl LinearPlan {
         pack: bool,
         opts: &PlanOptions,
     ) -> Result<Self, HeError> {
+        opts.validate()?;
         let geom = kind.geometry()?;
         let n = params.degree();
         geom.validate(n)?;
@@ -1121,6 +1193,71 @@ mod tests {
                 prop_assert_eq!(pk.reply_cts, plan.result_cts().div_ceil(pk.group));
             }
         }
+    }
+
+    #[test]
+    fn plan_options_are_validated_and_serialised() {
+        for ok in [PlanOptions::default(), PlanOptions::minimise_bytes()] {
+            ok.validate().unwrap();
+            let json = serde_json::to_string(&ok).unwrap();
+            assert_eq!(serde_json::from_str::<PlanOptions>(&json).unwrap(), ok);
+        }
+        // The wire form: the field names, threads as u32, the cache budget as u64.
+        let json = serde_json::to_value(PlanOptions::default()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"bandwidth": 382e6, "threads": 2, "weight_cache_bytes": 256u64 << 20})
+        );
+        let edge = PlanOptions {
+            bandwidth: 1e15,
+            threads: 4096,
+            weight_cache_bytes: 1 << 40,
+        };
+        edge.validate().unwrap();
+        let d = PlanOptions::default();
+        let bad = [
+            PlanOptions {
+                bandwidth: f64::NAN,
+                ..d
+            },
+            PlanOptions {
+                bandwidth: f64::INFINITY,
+                ..d
+            },
+            PlanOptions {
+                bandwidth: 0.5,
+                ..d
+            },
+            PlanOptions {
+                bandwidth: 1.1e15,
+                ..d
+            },
+            PlanOptions { threads: 0, ..d },
+            PlanOptions { threads: 4097, ..d },
+            PlanOptions {
+                weight_cache_bytes: (1 << 40) + 1,
+                ..d
+            },
+        ];
+        let params = crate::Preset::N4096.params(Ring::new(37).unwrap()).unwrap();
+        let shape = crate::FcShape::new(1, 8, 8);
+        for o in bad {
+            assert!(
+                matches!(o.validate(), Err(HeError::InvalidParams(_))),
+                "{o:?}"
+            );
+            // The planner refuses them too.
+            assert!(matches!(
+                LinearPlan::new(&params, LayerKind::Fc(shape), &o),
+                Err(HeError::InvalidParams(_))
+            ));
+        }
+        assert!(
+            serde_json::from_str::<PlanOptions>(
+                r#"{"bandwidth": 1.0, "threads": 4294967296, "weight_cache_bytes": 0}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
