@@ -20,9 +20,9 @@
 use std::borrow::Cow;
 
 use crate::HeError;
-use crate::linear::ServerLinear;
 use crate::params::HeParams;
 use crate::plan::{Geometry, LayerKind, LinearPlan, PlanOptions};
+use crate::server::ServerLinear;
 
 /// Zero padding of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,9 +18,9 @@
 //! **Learns**: as in [`crate::linear`].
 
 use crate::HeError;
-use crate::linear::ServerLinear;
 use crate::params::HeParams;
 use crate::plan::{Geometry, LayerKind, LinearPlan, PlanOptions};
+use crate::server::ServerLinear;
 
 /// The public shape of a fully connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -89,12 +89,15 @@
 //! # let _ = (y_c, y_s); Ok(()) }
 //! ```
 
+mod accumulate;
 mod arith;
 pub mod avgpool;
 pub mod batchnorm;
+pub mod client;
 pub mod conv2d;
 mod error;
 pub mod fc;
+mod finalize;
 pub mod galois;
 pub mod keys;
 pub mod linear;
@@ -105,19 +108,21 @@ pub mod params;
 pub mod plan;
 mod poly;
 pub mod reference;
+pub mod server;
 pub mod wire;
 
 pub use avgpool::{PoolShape, avg_pool_window_sum};
 pub use batchnorm::BatchNormShape;
+pub use client::HeClient;
 pub use conv2d::{Conv2dShape, Padding};
 pub use error::HeError;
 pub use fc::FcShape;
 pub use galois::GaloisKeys;
 pub use keys::{PublicKey, SecretKey};
-pub use linear::{HeClient, HeServer, ServerLinear};
 pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
 pub use noise::NoiseAnalysis;
 pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
 pub use plan::{Blocking, Geometry, LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use server::{HeServer, ServerLinear};
 pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

@@ -14,9 +14,10 @@ use rand::{CryptoRng, Rng, SeedableRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::HeError;
-use crate::linear::{HeClient, HeServer, ServerLinear};
+use crate::client::HeClient;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
+use crate::server::{HeServer, ServerLinear};
 use crate::wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};
 
 /// Sends one frame: `u64` little-endian length, then the bytes.

@@ -380,7 +380,9 @@ mod tests {
                 } else {
                     // The server's leaf treatment: re-randomisation and scaling.
                     let mut tmp = vec![0u64; stride_q];
-                    crate::linear::finish_leaf(&params, &ppk, &scale, &mut ct, &mut rng, &mut tmp);
+                    crate::finalize::finish_leaf(
+                        &params, &ppk, &scale, &mut ct, &mut rng, &mut tmp,
+                    );
                 }
                 msgs.push(m);
                 cts.extend_from_slice(&ct);
