@@ -36,7 +36,7 @@ impl Weights {
     /// Encodes `kernel` for `plan` (the cache only if the plan says so).
     pub(crate) fn new(plan: &LinearPlan, kernel: Vec<u64>) -> Self {
         let cache = plan.stats().weights_cached.then(|| {
-            let c = &plan.counts;
+            let c = &plan.layout.counts;
             (0..c.mblk * c.cblk)
                 .into_par_iter()
                 .map(|k| kernel_poly(plan, &kernel, k / c.cblk, k % c.cblk))
@@ -65,10 +65,10 @@ fn kernel_poly_into(
     coeffs: &mut [u64],
     out: &mut [u64],
 ) -> bool {
-    if !plan.kernel_block_used(mblk, cblk) {
+    if !plan.layout.kernel_block_used(mblk, cblk) {
         return false;
     }
-    if !plan.encode_kernel(kernel, mblk, cblk, coeffs) {
+    if !plan.layout.encode_kernel(kernel, mblk, cblk, coeffs) {
         return false;
     }
     let params = &plan.params;
@@ -105,7 +105,7 @@ pub(crate) fn accumulate(
     accs: &mut Vec<u64>,
 ) {
     let params = &plan.params;
-    let c = plan.counts;
+    let c = plan.layout.counts;
     let n = params.degree();
     let stride = params.primes().len() * n;
     let nprimes = params.primes().len();
@@ -124,7 +124,7 @@ pub(crate) fn accumulate(
                     region[li * 2 * CHUNK..(li + 1) * 2 * CHUNK].split_at_mut(CHUNK);
                 for cb in 0..c.cblk {
                     if let Some(w) = kernels.get(m, cb) {
-                        let at = plan.in_ct(nb, cb, ti, tj) * stride + off;
+                        let at = plan.layout.in_ct(nb, cb, ti, tj) * stride + off;
                         let w = &w[off..off + CHUNK];
                         ntt.mul_accumulate(acc_b, &inputs.b[at..at + CHUNK], w);
                         ntt.mul_accumulate(acc_a, &inputs.a[at..at + CHUNK], w);
@@ -165,7 +165,7 @@ impl<'a> KernelBuf<'a> {
             slot: if weights.cache.is_some() {
                 Vec::new()
             } else {
-                vec![usize::MAX; plan.counts.mblk]
+                vec![usize::MAX; plan.layout.counts.mblk]
             },
         }
     }
@@ -179,7 +179,7 @@ impl<'a> KernelBuf<'a> {
         let params = &plan.params;
         let n = params.degree();
         let stride = params.primes().len() * n;
-        let cblk = plan.counts.cblk;
+        let cblk = plan.layout.counts.cblk;
         self.slot.fill(usize::MAX);
         for (k, &m) in ms.iter().enumerate() {
             self.slot[m] = k;
@@ -212,7 +212,7 @@ impl<'a> KernelBuf<'a> {
     fn get(&self, m: usize, cb: usize) -> Option<&[u64]> {
         let plan = self.plan;
         match &self.weights.cache {
-            Some(cache) => cache[m * plan.counts.cblk + cb].as_deref(),
+            Some(cache) => cache[m * plan.layout.counts.cblk + cb].as_deref(),
             None => {
                 let params = &plan.params;
                 let stride = params.primes().len() * params.degree();
@@ -220,7 +220,7 @@ impl<'a> KernelBuf<'a> {
                 if s == usize::MAX {
                     return None;
                 }
-                let k = s * plan.counts.cblk + cb;
+                let k = s * plan.layout.counts.cblk + cb;
                 self.present[k].then(|| &self.buf[k * stride..(k + 1) * stride])
             }
         }

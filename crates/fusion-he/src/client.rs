@@ -119,7 +119,7 @@ impl HeClient {
             || (vec![0u64; n], vec![0u64; stride]),
             |(coeffs, a), (ct, b)| {
                 let mut r = stream_rng(&master, ct as u64);
-                plan.encode_input(&xc, ct, coeffs);
+                plan.layout.encode_input(&xc, ct, coeffs);
                 encode_scaled(params, coeffs, true, &mut r, b);
                 coeffs[..].zeroize();
                 poly::fwd(params, b);

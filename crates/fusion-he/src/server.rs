@@ -30,7 +30,7 @@ use crate::keys::{PreparedPk, PublicKey};
 use crate::linear::{check_ring, encode_scaled, stream_rng};
 use crate::noise;
 use crate::params::HeParams;
-use crate::plan::LinearPlan;
+use crate::plan::{LayerKind, LinearPlan};
 use crate::poly;
 use crate::wire::{Query, Reply, TAG_REPLY};
 
@@ -110,6 +110,78 @@ pub struct ServerLinear {
 }
 
 impl ServerLinear {
+    /// Encodes weights `[out_features][in_features]` and an optional bias
+    /// `[out_features]` for a plan made by [`LinearPlan::fc`].
+    pub fn fc(plan: LinearPlan, weights: &[u64], bias: Option<&[u64]>) -> Result<Self, HeError> {
+        let LayerKind::Fc(shape) = *plan.kind() else {
+            return Err(HeError::InvalidShape(
+                "ServerLinear::fc needs a fully connected plan".into(),
+            ));
+        };
+        let expected = shape.in_features * shape.out_features;
+        if weights.len() != expected {
+            return Err(HeError::InputLength {
+                what: "weights",
+                expected,
+                found: weights.len(),
+            });
+        }
+        ServerLinear::from_canonical(
+            plan,
+            weights.to_vec(),
+            bias.map(<[u64]>::to_vec).unwrap_or_default(),
+        )
+    }
+
+    /// Encodes convolution weights `[out_channels][in_channels][kernel_h][kernel_w]`
+    /// and an optional bias `[out_channels]` for a plan made by [`LinearPlan::conv2d`].
+    pub fn conv2d(
+        plan: LinearPlan,
+        weights: &[u64],
+        bias: Option<&[u64]>,
+    ) -> Result<Self, HeError> {
+        let LayerKind::Conv2d(shape) = *plan.kind() else {
+            return Err(HeError::InvalidShape(
+                "ServerLinear::conv2d needs a convolution plan".into(),
+            ));
+        };
+        if weights.len() != shape.weight_len() {
+            return Err(HeError::InputLength {
+                what: "weights",
+                expected: shape.weight_len(),
+                found: weights.len(),
+            });
+        }
+        let kernel = shape.canonical_kernel(weights);
+        ServerLinear::from_canonical(plan, kernel, bias.map(<[u64]>::to_vec).unwrap_or_default())
+    }
+
+    /// Encodes per-channel `scale` and optional `shift` (`[channels]` each) for a plan
+    /// made by [`LinearPlan::batch_norm`].
+    pub fn batch_norm(
+        plan: LinearPlan,
+        scale: &[u64],
+        shift: Option<&[u64]>,
+    ) -> Result<Self, HeError> {
+        let LayerKind::BatchNorm(shape) = *plan.kind() else {
+            return Err(HeError::InvalidShape(
+                "ServerLinear::batch_norm needs a batch-norm plan".into(),
+            ));
+        };
+        if scale.len() != shape.channels {
+            return Err(HeError::InputLength {
+                what: "scale",
+                expected: shape.channels,
+                found: scale.len(),
+            });
+        }
+        ServerLinear::from_canonical(
+            plan,
+            scale.to_vec(),
+            shift.map(<[u64]>::to_vec).unwrap_or_default(),
+        )
+    }
+
     /// Encodes canonical weights for `plan`; checks sizes, ring membership and the
     /// flooding's statistical security for these weights.
     pub(crate) fn from_canonical(
@@ -146,7 +218,7 @@ impl ServerLinear {
         if let Some(pk) = layer.plan.packing {
             let params = &layer.plan.params;
             let tables = params.pack_tables();
-            let leaves = layer.plan.counts.out_cts;
+            let leaves = layer.plan.layout.counts.out_cts;
             let mut depths: Vec<u32> = (0..pk.reply_cts)
                 .map(|r| crate::pack::group_depth(pk.leaves_of(r, leaves).1))
                 .collect();
@@ -233,7 +305,7 @@ impl ServerLinear {
                     || (vec![0u64; n], vec![0u64; stride]),
                     |(coeffs, tmp), (ct, b)| {
                         let mut r = stream_rng(&enc_seed, ct as u64);
-                        plan.encode_input(&xs, ct, coeffs);
+                        plan.layout.encode_input(&xs, ct, coeffs);
                         encode_scaled(params, coeffs, false, &mut r, tmp);
                         poly::fwd(params, tmp);
                         poly::add_assign(params, b, tmp);
@@ -247,7 +319,7 @@ impl ServerLinear {
             .enumerate()
             .for_each(|(ct, a)| poly::expand_uniform(params, &query.seed, ct as u64, a));
 
-        let c = plan.counts;
+        let c = plan.layout.counts;
         let mut parts: Vec<Option<ReplyPart>> = (0..plan.output_cts()).map(|_| None).collect();
         let mut kernels = KernelBuf::new(&self.plan, &self.weights);
         let (mut accs, mut leafbuf): (Vec<u64>, Vec<u64>) = self
@@ -276,7 +348,7 @@ impl ServerLinear {
                     let last = (r1 * pk.group).min(c.out_cts);
                     let mut cts: Vec<CtIndex> = (first..last)
                         .map(|ct| {
-                            let (nb, m, ti, tj) = plan.out_index(ct);
+                            let (nb, m, ti, tj) = plan.layout.out_index(ct);
                             (ct, nb, m, ti, tj)
                         })
                         .collect();

@@ -136,11 +136,6 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// Bytes of `count` values of `bits` bits, padded to a byte.
-pub(crate) fn packed_len(count: usize, bits: u32) -> usize {
-    (count * bits as usize).div_ceil(8)
-}
-
 fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(capacity);
     v.push(tag);
@@ -437,22 +432,12 @@ pub struct Reply {
 impl Reply {
     /// Bytes of the `a` part and of the `b` part of reply ciphertext `ct`.
     pub(crate) fn segment(plan: &LinearPlan, ct: usize) -> (usize, usize) {
-        let p = plan.params();
-        let l = p.ring().bits();
-        (
-            packed_len(p.degree(), l + p.reply_a_extra_bits()),
-            packed_len(plan.reply_values(ct), l + p.reply_b_extra_bits()),
-        )
+        plan.reply_segment(ct)
     }
 
     /// The exact encoded length for `plan`.
     pub fn expected_len(plan: &LinearPlan) -> usize {
-        5 + (0..plan.output_cts())
-            .map(|ct| {
-                let (a, b) = Self::segment(plan, ct);
-                a + b
-            })
-            .sum::<usize>()
+        plan.reply_len()
     }
 
     /// The encoded bytes.
@@ -521,7 +506,7 @@ mod tests {
                 w.put(v, bits);
             }
             w.finish();
-            prop_assert_eq!(buf.len(), packed_len(vals.len(), bits));
+            prop_assert_eq!(buf.len(), (vals.len() * bits as usize).div_ceil(8));
             let mut r = BitReader::new(&buf);
             for &v in &vals {
                 prop_assert_eq!(r.get(bits), v);
