@@ -19,8 +19,7 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::error::HeError;
-use crate::galois::GaloisKeys;
-use crate::keys::{PublicKey, SecretKey};
+use crate::keys::{GaloisKeys, PublicKey, SecretKey};
 use crate::linear::{check_ring, encode_scaled, stream_rng};
 use crate::params::HeParams;
 use crate::plan::LinearPlan;

@@ -91,6 +91,7 @@
 
 mod accumulate;
 mod arith;
+mod automorphism;
 pub mod avgpool;
 pub mod batchnorm;
 pub mod client;
@@ -119,8 +120,7 @@ pub use conv2d::{Conv2dShape, Padding};
 pub use encoding::{Blocking, Geometry};
 pub use error::HeError;
 pub use fc::FcShape;
-pub use galois::GaloisKeys;
-pub use keys::{PublicKey, SecretKey};
+pub use keys::{GaloisKeys, PublicKey, SecretKey};
 pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
 pub use noise::NoiseAnalysis;
 pub use pack::ReplyPacking;

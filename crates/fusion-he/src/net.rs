@@ -13,8 +13,8 @@ use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::HeError;
 use crate::client::HeClient;
+use crate::error::HeError;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
 use crate::server::{HeServer, ServerLinear};

@@ -42,8 +42,11 @@ use fusion_core::ring::Ring;
 use tfhe_ntt::prime::largest_prime_in_arithmetic_progression64;
 use tfhe_ntt::prime64::Plan;
 
-use crate::HeError;
+use std::ops::Range;
+
 use crate::arith::{Garner, ScaleToPow2, Shoup, inv_mod, pow2_mod};
+use crate::automorphism::PackTables;
+use crate::error::HeError;
 
 /// Parameter of the centred binomial error distribution (`|e| <= ETA`, variance `ETA / 2`).
 pub const CBD_ETA: u32 = 21;
@@ -133,32 +136,6 @@ impl Preset {
     /// This preset's parameters for the ring `Z_{2^l}` with the defaults.
     pub fn params(self, ring: Ring) -> Result<HeParams, HeError> {
         self.builder(ring).build()
-    }
-
-    /// The smallest preset whose flooding reaches the default 40 bits for weights
-    /// `|w| <= 2^weight_bits` in layers whose output coefficients sum at most
-    /// `noise_fan_in` weight-polynomial coefficients (see [`crate::noise`]), or an
-    /// error if none does.
-    pub fn smallest_for(
-        ring: Ring,
-        weight_bits: u32,
-        noise_fan_in: usize,
-    ) -> Result<Preset, HeError> {
-        let mut last = None;
-        for preset in [Preset::N4096, Preset::N8192] {
-            let Ok(params) = preset.params(ring) else {
-                continue;
-            };
-            match crate::noise::NoiseAnalysis::new(&params, noise_fan_in)
-                .and_then(|a| a.check_flooding(&params, weight_bits))
-            {
-                Ok(_) => return Ok(preset),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            HeError::InvalidParams(format!("no preset supports l = {}", ring.bits()))
-        }))
     }
 
     /// The ring degree.
@@ -418,12 +395,7 @@ impl ParamsBuilder {
                     self.packing_levels, self.log_n
                 ));
             }
-            match crate::galois::choose_digit_groups(
-                &primes,
-                n,
-                self.packing_levels,
-                log2_q - l as f64 - 1.0,
-            ) {
+            match choose_digit_groups(&primes, n, self.packing_levels, log2_q - l as f64 - 1.0) {
                 Some(g) => g,
                 // Arithmetic tests on small rings: one digit per prime, no noise check.
                 None if !checks => (0..primes.len()).map(|i| i..i + 1).collect(),
@@ -431,13 +403,7 @@ impl ParamsBuilder {
                     let fits = (1..self.packing_levels)
                         .rev()
                         .find(|&k| {
-                            crate::galois::choose_digit_groups(
-                                &primes,
-                                n,
-                                k,
-                                log2_q - l as f64 - 1.0,
-                            )
-                            .is_some()
+                            choose_digit_groups(&primes, n, k, log2_q - l as f64 - 1.0).is_some()
                         })
                         .unwrap_or(0);
                     return bad(format!(
@@ -478,6 +444,59 @@ impl ParamsBuilder {
     }
 }
 
+/// Worst-case key-switching noise (per coefficient, at modulus `q`) of one switch
+/// with the gadget `groups`: `sum_G (Q_G - 1)/2 * eta * N`.
+pub(crate) fn ks_noise_per_switch(primes: &[u64], groups: &[Range<usize>], n: usize) -> f64 {
+    groups
+        .iter()
+        .map(|g| {
+            let q: f64 = primes[g.clone()].iter().map(|&p| p as f64).product();
+            (q - 1.0) / 2.0 * CBD_ETA as f64 * n as f64
+        })
+        .sum()
+}
+
+/// Worst-case key-switching noise after a merge tree of `depth` levels: every
+/// level at most doubles both children's noise and adds one switch, so
+/// `n_k <= 4 n_{k-1} + B`, i.e. `B (4^depth - 1) / 3` (see [`crate::pack`]).
+pub(crate) fn ks_noise_tree(per_switch: f64, depth: u32) -> f64 {
+    per_switch * (4f64.powi(depth as i32) - 1.0) / 3.0
+}
+
+/// The gadget for `levels` merge levels: the largest prime groups (fewest digits,
+/// smallest keys) whose worst-case tree noise stays below `2^(threshold_log2 - 4)`,
+/// a sixteenth of the decryption threshold at modulus `q`, so that packing leaves
+/// the flooding's room essentially unchanged. Groups of up to three primes (Garner
+/// composition below `2^126`).
+pub(crate) fn choose_digit_groups(
+    primes: &[u64],
+    n: usize,
+    levels: u32,
+    threshold_log2: f64,
+) -> Option<Vec<Range<usize>>> {
+    let l = primes.len();
+    for size in (1..=l.min(3)).rev() {
+        let groups: Vec<Range<usize>> =
+            (0..l).step_by(size).map(|s| s..(s + size).min(l)).collect();
+        let fits_i128 = groups.iter().all(|g| {
+            primes[g.clone()]
+                .iter()
+                .map(|&p| (p as f64).log2())
+                .sum::<f64>()
+                < 126.0
+        });
+        if !fits_i128 {
+            continue;
+        }
+        let noise = ks_noise_tree(ks_noise_per_switch(primes, &groups, n), levels);
+        if noise.log2() <= threshold_log2 - 4.0 {
+            return Some(groups);
+        }
+    }
+    None
+}
+
+/// The validated parameters and their precomputed tables.
 #[derive(Debug)]
 pub(crate) struct ParamsInner {
     pub(crate) ring: Ring,
@@ -508,9 +527,9 @@ pub(crate) struct ParamsInner {
     /// Merge levels of response packing (0: off).
     pub(crate) packing_levels: u32,
     /// Key-switching gadget: contiguous groups of prime indices, one digit each.
-    pub(crate) ks_groups: Vec<std::ops::Range<usize>>,
+    pub(crate) ks_groups: Vec<Range<usize>>,
     /// Automorphism and monomial tables of the packing (built on first use).
-    pub(crate) pack_tables: std::sync::OnceLock<crate::galois::PackTables>,
+    pub(crate) pack_tables: std::sync::OnceLock<PackTables>,
 }
 
 /// Validated RLWE parameters with their precomputed tables (cheap to clone).
@@ -582,17 +601,12 @@ impl HeParams {
         self.inner.ks_groups.len()
     }
 
-    /// One-off setup bytes of the Galois keys ([`crate::GaloisKeyMsg`], without the
-    /// 8-byte frame header): `0` when packing is off.
-    pub fn galois_key_bytes(&self) -> usize {
-        crate::wire::GaloisKeyMsg::expected_len(self)
-    }
-
     /// The packing's automorphism and monomial tables (built on first use).
-    pub(crate) fn pack_tables(&self) -> &crate::galois::PackTables {
-        self.inner
-            .pack_tables
-            .get_or_init(|| crate::galois::PackTables::build(&self.inner))
+    pub(crate) fn pack_tables(&self) -> &PackTables {
+        self.inner.pack_tables.get_or_init(|| {
+            let p = &self.inner;
+            PackTables::build(p.n, &p.primes, &p.plans, p.packing_levels, &p.ks_groups)
+        })
     }
 
     /// Bits per RNS residue of prime `i` on the wire.

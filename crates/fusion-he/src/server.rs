@@ -25,8 +25,8 @@ use zeroize::Zeroize;
 use crate::accumulate::{CHUNK, CtIndex, Inputs, KernelBuf, Weights, accumulate, extract};
 use crate::error::HeError;
 use crate::finalize::{Flooding, ReplyPart, emit, finalize, finish_leaf};
-use crate::galois::{GaloisKeys, PreparedGaloisKeys};
-use crate::keys::{PreparedPk, PublicKey};
+use crate::galois::PreparedGaloisKeys;
+use crate::keys::{GaloisKeys, PreparedPk, PublicKey};
 use crate::linear::{check_ring, encode_scaled, stream_rng};
 use crate::noise;
 use crate::params::HeParams;
@@ -228,7 +228,10 @@ impl ServerLinear {
                 .into_iter()
                 .map(|d| {
                     let c = crate::galois::inv_pow2(params, d);
-                    (d, tables.scaled_monomial(params, -(pk.offset as i64), &c))
+                    (
+                        d,
+                        tables.scaled_monomial(params.primes(), -(pk.offset as i64), &c),
+                    )
                 })
                 .collect();
         }

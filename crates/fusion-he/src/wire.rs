@@ -18,9 +18,8 @@
 //!   polynomials (`levels * digits`), parameter fingerprint, 32-byte seed of the
 //!   keys' `a` polynomials, then every key's `b` polynomial like `pk0`.
 
-use crate::HeError;
-use crate::galois::GaloisKeys;
-use crate::keys::PublicKey;
+use crate::error::HeError;
+use crate::keys::{GaloisKeys, PublicKey};
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
 
@@ -487,6 +486,14 @@ impl Reply {
             }
         }
         Ok(Reply { bytes })
+    }
+}
+
+impl HeParams {
+    /// One-off setup bytes of the Galois keys ([`crate::GaloisKeyMsg`], without the
+    /// 8-byte frame header): `0` when packing is off.
+    pub fn galois_key_bytes(&self) -> usize {
+        GaloisKeyMsg::expected_len(self)
     }
 }
 
