@@ -91,6 +91,21 @@ impl HeClient {
         Ok(GaloisKeyMsg::encode(&self.galois_keys(rng)?))
     }
 
+    /// The setup messages for the server, in the order it expects them: the
+    /// public key, then, if the parameters enable response packing, fresh Galois
+    /// keys (`None` otherwise). Sent once per session.
+    pub fn setup_messages<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<(PublicKeyMsg, Option<GaloisKeyMsg>), HeError> {
+        let gk = if self.params.reply_packing_levels() > 0 {
+            Some(self.galois_key_msg(rng)?)
+        } else {
+            None
+        };
+        Ok((self.public_key_msg(), gk))
+    }
+
     /// Step 1: encrypts the client's share `x_client` (the layer's input tensor,
     /// see [`crate::plan::LayerKind::input_len`]) for `plan`.
     pub fn encrypt<R: Rng + CryptoRng + ?Sized>(
@@ -128,6 +143,25 @@ impl HeClient {
         );
         master.zeroize();
         Ok(Query { seed, cts })
+    }
+
+    /// Step 1 with its encoding: the query message for `plan` from the client's
+    /// share ([`HeClient::encrypt`] then [`Query::to_bytes`];
+    /// [`Query::expected_len`] bytes).
+    pub fn query_bytes<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        plan: &LinearPlan,
+        x_client: &[u64],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, HeError> {
+        Ok(self.encrypt(plan, x_client, rng)?.to_bytes(plan))
+    }
+
+    /// Step 3 from the received bytes: checks the reply message for `plan`
+    /// ([`Reply::from_bytes`]) and decrypts it into the client's output share
+    /// ([`HeClient::decrypt`]).
+    pub fn decrypt_bytes(&self, plan: &LinearPlan, reply: Vec<u8>) -> Result<Vec<u64>, HeError> {
+        self.decrypt(plan, &Reply::from_bytes(plan, reply)?)
     }
 
     /// Step 3: decrypts the reply into the client's output share (the layer's

@@ -32,7 +32,7 @@ use crate::noise;
 use crate::params::HeParams;
 use crate::plan::{LayerKind, LinearPlan};
 use crate::poly;
-use crate::wire::{Query, Reply, TAG_REPLY};
+use crate::wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply, TAG_REPLY};
 
 /// Memory budget of one group of output ciphertexts in [`ServerLinear::respond`],
 /// for its accumulators and (without the cache) for its kernel polynomials each.
@@ -77,6 +77,28 @@ impl HeServer {
         let _ = gk.params().pack_tables();
         server.galois = Some(Arc::new(PreparedGaloisKeys::new(gk)));
         Ok(server)
+    }
+
+    /// The session state from the client's setup messages
+    /// ([`crate::HeClient::setup_messages`]): decodes and checks the public key
+    /// ([`PublicKeyMsg::expected_len`] bytes) and, exactly when `params` enable
+    /// response packing, the Galois keys ([`GaloisKeyMsg::expected_len`] bytes).
+    pub fn from_setup_messages(
+        params: &HeParams,
+        public_key: &[u8],
+        galois_keys: Option<&[u8]>,
+    ) -> Result<Self, HeError> {
+        let pk = PublicKeyMsg::decode(params, public_key)?;
+        match (params.reply_packing_levels() > 0, galois_keys) {
+            (false, None) => Ok(HeServer::new(&pk)),
+            (true, Some(gk)) => HeServer::with_galois_keys(&pk, &GaloisKeyMsg::decode(params, gk)?),
+            (true, None) => Err(HeError::ParamMismatch(
+                "the parameters enable response packing but the client sent no Galois keys".into(),
+            )),
+            (false, Some(_)) => Err(HeError::ParamMismatch(
+                "Galois keys for parameters without response packing".into(),
+            )),
+        }
     }
 
     /// Whether the server holds the client's Galois keys (response packing).
@@ -253,6 +275,25 @@ impl ServerLinear {
     /// Achieved statistical security of the flooding per sent coefficient (bits).
     pub fn flood_security_bits(&self) -> f64 {
         self.flood_security
+    }
+
+    /// Step 2 from the received bytes: checks the query message for this layer's
+    /// plan ([`Query::from_bytes`], [`Query::expected_len`] bytes) and answers it
+    /// ([`ServerLinear::respond`]); returns the reply (send
+    /// [`Reply::as_bytes`]) and the server's output share.
+    pub fn respond_bytes<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        server: &HeServer,
+        query: &[u8],
+        x_server: Option<&[u64]>,
+        rng: &mut R,
+    ) -> Result<(Reply, Vec<u64>), HeError> {
+        self.respond(
+            server,
+            &Query::from_bytes(&self.plan, query)?,
+            x_server,
+            rng,
+        )
     }
 
     /// Step 2: the server's reply to `query`, and the server's output share

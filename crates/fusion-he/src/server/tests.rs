@@ -288,3 +288,56 @@ fn measured_noise_stays_below_the_analytic_bounds() {
         &m,
     );
 }
+
+/// The byte-level halves an async driver calls: setup messages, query bytes,
+/// reply bytes, with and without response packing.
+#[test]
+fn byte_level_halves_round_trip() {
+    let ring = Ring::new(37).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    for levels in [0, crate::DEFAULT_PACKING_LEVELS] {
+        let params = Preset::N4096
+            .builder(ring)
+            .reply_packing(levels)
+            .build()
+            .unwrap();
+        let shape = FcShape::new(4, 20, 6);
+        let plan = LinearPlan::fc(&params, shape, &PlanOptions::minimise_bytes()).unwrap();
+        let w: Vec<u64> = (0..120)
+            .map(|_| ring.from_signed(rng.random_range(-(1i64 << 15)..=(1i64 << 15))))
+            .collect();
+        let layer = ServerLinear::fc(plan.clone(), &w, None).unwrap();
+        let client = HeClient::new(&params, &mut rng);
+        let (pk, gk) = client.setup_messages(&mut rng).unwrap();
+        assert_eq!(gk.is_some(), levels > 0);
+        assert_eq!(pk.as_bytes().len(), PublicKeyMsg::expected_len(&params));
+        let gk_bytes = gk.as_ref().map(|g| g.as_bytes());
+        let server = HeServer::from_setup_messages(&params, pk.as_bytes(), gk_bytes).unwrap();
+        assert_eq!(server.has_galois_keys(), levels > 0);
+        // The Galois keys must come exactly when the parameters enable packing.
+        let wrong = if levels > 0 {
+            None
+        } else {
+            Some(pk.as_bytes())
+        };
+        assert!(matches!(
+            HeServer::from_setup_messages(&params, pk.as_bytes(), wrong),
+            Err(HeError::ParamMismatch(_))
+        ));
+        let x: Vec<u64> = (0..80).map(|_| ring.random(&mut rng)).collect();
+        let (xc, xs): (Vec<u64>, Vec<u64>) = x.iter().map(|&v| ring.share(v, &mut rng)).unzip();
+        let query = client.query_bytes(&plan, &xc, &mut rng).unwrap();
+        assert_eq!(query.len(), Query::expected_len(&plan));
+        let (reply, ys) = layer
+            .respond_bytes(&server, &query, Some(&xs), &mut rng)
+            .unwrap();
+        assert_eq!(reply.len(), Reply::expected_len(&plan));
+        let yc = client
+            .decrypt_bytes(&plan, reply.as_bytes().to_vec())
+            .unwrap();
+        let want = reference::fc(ring, &shape, &x, &w, None);
+        for i in 0..want.len() {
+            assert_eq!(ring.reconstruct(yc[i], ys[i]), want[i]);
+        }
+    }
+}
