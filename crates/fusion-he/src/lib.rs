@@ -12,15 +12,27 @@
 //! * [`batchnorm`]: per-channel scaling / batch norm (HomBN);
 //! * [`avgpool`]: average pooling's window sums, a local operation (no HE).
 //!
-//! The pieces: [`params`] (presets with their security source, validating builder),
-//! [`keys`] (ternary secret key, zeroized; public key for re-randomisation),
-//! [`galois`] and [`pack`] (automorphisms, key switching and response packing),
-//! [`plan`] (the encoding and the planner), [`linear`] (the protocol:
-//! [`HeClient::encrypt`] → [`ServerLinear::respond`] → [`HeClient::decrypt`], I/O-free),
-//! [`wire`] (messages, bounded decoding), [`noise`] (the noise bound, flooding and
-//! the server-privacy argument), [`net`] (async drivers over `cryprot_net`), and
-//! [`reference`](mod@reference) (plaintext oracle).
+//! The pieces, by role:
 //!
+//! * **Parameters**: [`params`] (presets with their security source, the
+//!   validating builder, the key-switching gadget), [`noise`] (the noise bound,
+//!   flooding and the server-privacy argument).
+//! * **Keys**: [`keys`] (ternary secret key, zeroized; public key; Galois keys).
+//! * **Encoding and plans** (public, both parties): [`encoding`] (Cheetah's
+//!   coefficient encoding of the canonical convolution), the layer shapes
+//!   [`fc`], [`conv2d`], [`batchnorm`], [`avgpool`], and [`plan`] (the planner).
+//! * **The protocol**, I/O-free: [`linear`] (what it computes and who learns
+//!   what), [`client`] (keys, queries, replies: [`HeClient::encrypt`] →
+//!   [`ServerLinear::respond`] → [`HeClient::decrypt`]), [`server`] (session keys,
+//!   encoded weights, answers; products and finalisation in private modules),
+//!   [`galois`] and [`pack`] (key switching and response packing).
+//! * **Messages**: [`wire`] (formats, bounded decoding); [`net`] (async drivers
+//!   over `cryprot_net`, built only on the byte-level halves
+//!   [`HeClient::setup_messages`], [`HeClient::query_bytes`],
+//!   [`HeClient::decrypt_bytes`], [`HeServer::from_setup_messages`],
+//!   [`ServerLinear::respond_bytes`]).
+//! * [`reference`](mod@reference): the plaintext oracle.
+
 //! # Protocol shape
 //!
 //! For every layer call the client sends one [`Query`] (its input share, encrypted,

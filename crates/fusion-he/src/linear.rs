@@ -1,5 +1,5 @@
 //! The generic linear-layer protocol on additive shares (Cheetah, Sec. 4; Fig. 2 of
-//! ePrint 2022/207), for any layer reduced to a [`LinearPlan`].
+//! ePrint 2022/207), for any layer reduced to a [`LinearPlan`](crate::LinearPlan).
 //!
 //! **Computes.** The client holds `x_c`, the server holds `x_s` and the weights `W`
 //! (and an optional bias `beta`), with `x = x_c + x_s mod 2^l`. At the end the client
@@ -25,8 +25,8 @@
 //!
 //! **Where.** The client's half is [`crate::client`] (keys, queries, replies), the
 //! server's half [`crate::server`] (session keys, encoded weights, answers), with
-//! the products in [`crate::accumulate`] and the re-randomisation, flooding,
-//! modulus switching and masking in [`crate::finalize`]; the messages are in
+//! the products in the private module `accumulate` and the re-randomisation, flooding,
+//! modulus switching and masking in the private module `finalize`; the messages are in
 //! [`crate::wire`]. This module holds what both halves share: the scaled encoding
 //! of plaintext polynomials, the share checks and the per-ciphertext randomness.
 

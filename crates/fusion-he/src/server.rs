@@ -6,10 +6,10 @@
 //!
 //! **Computes.** Per call: `Enc(x_c) + x_s = Enc(x)` (the server adds its own
 //! input share into the client's ciphertexts, as Cheetah does), the products by
-//! the encoded weights summed over channel blocks ([`crate::accumulate`]),
+//! the encoded weights summed over channel blocks (private module `accumulate`),
 //! optionally the packing of the result ciphertexts ([`crate::pack`]), then
 //! re-randomisation, flooding, modulus switching and masking
-//! ([`crate::finalize`]); the server's output share is `r + bias`. I/O-free:
+//! (private module `finalize`); the server's output share is `r + bias`. I/O-free:
 //! any driver can move the bytes (see [`crate::net`] for one).
 //!
 //! **Learns.** Ciphertexts under the client's key only (IND-CPA under
@@ -116,13 +116,13 @@ impl HeServer {
 #[derive(Debug)]
 pub struct ServerLinear {
     plan: LinearPlan,
-    /// The encoded weights ([`crate::accumulate`]).
+    /// The encoded weights (private module `accumulate`).
     weights: Weights,
     /// Bias per output channel (empty: none).
     bias: Vec<u64>,
     weight_bits: u32,
     flood_security: f64,
-    /// The flooding constants ([`crate::finalize`]).
+    /// The flooding constants (private module `finalize`).
     flood: Flooding,
     /// Accumulator and (packing) leaf memory kept between calls (avoids page
     /// faults on every call).
