@@ -18,7 +18,7 @@
 
 use fusion_core::ring::Ring;
 
-use crate::HeError;
+use crate::error::HeError;
 
 /// Shape of a pooling window over `[batch][channels][height][width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

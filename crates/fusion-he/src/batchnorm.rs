@@ -16,10 +16,8 @@
 //!
 //! **Learns**: as in [`crate::linear`].
 
-use crate::HeError;
-use crate::linear::ServerLinear;
-use crate::params::HeParams;
-use crate::plan::{Geometry, LayerKind, LinearPlan, PlanOptions};
+use crate::encoding::Geometry;
+use crate::error::HeError;
 
 /// The public shape of a batch-norm / per-channel scaling layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,44 +70,5 @@ impl BatchNormShape {
             depthwise: true,
             taps: 1,
         })
-    }
-}
-
-impl LinearPlan {
-    /// Plans a batch-norm / per-channel scaling layer.
-    pub fn batch_norm(
-        params: &HeParams,
-        shape: BatchNormShape,
-        opts: &PlanOptions,
-    ) -> Result<Self, HeError> {
-        LinearPlan::new(params, LayerKind::BatchNorm(shape), opts)
-    }
-}
-
-impl ServerLinear {
-    /// Encodes per-channel `scale` and optional `shift` (`[channels]` each) for a plan
-    /// made by [`LinearPlan::batch_norm`].
-    pub fn batch_norm(
-        plan: LinearPlan,
-        scale: &[u64],
-        shift: Option<&[u64]>,
-    ) -> Result<Self, HeError> {
-        let LayerKind::BatchNorm(shape) = *plan.kind() else {
-            return Err(HeError::InvalidShape(
-                "ServerLinear::batch_norm needs a batch-norm plan".into(),
-            ));
-        };
-        if scale.len() != shape.channels {
-            return Err(HeError::InputLength {
-                what: "scale",
-                expected: shape.channels,
-                found: scale.len(),
-            });
-        }
-        ServerLinear::from_canonical(
-            plan,
-            scale.to_vec(),
-            shift.map(<[u64]>::to_vec).unwrap_or_default(),
-        )
     }
 }

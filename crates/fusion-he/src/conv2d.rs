@@ -19,10 +19,8 @@
 
 use std::borrow::Cow;
 
-use crate::HeError;
-use crate::linear::ServerLinear;
-use crate::params::HeParams;
-use crate::plan::{Geometry, LayerKind, LinearPlan, PlanOptions};
+use crate::encoding::Geometry;
+use crate::error::HeError;
 
 /// Zero padding of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -275,42 +273,6 @@ impl Conv2dShape {
             }
         }
         out
-    }
-}
-
-impl LinearPlan {
-    /// Plans a convolution layer.
-    pub fn conv2d(
-        params: &HeParams,
-        shape: Conv2dShape,
-        opts: &PlanOptions,
-    ) -> Result<Self, HeError> {
-        LinearPlan::new(params, LayerKind::Conv2d(shape), opts)
-    }
-}
-
-impl ServerLinear {
-    /// Encodes convolution weights `[out_channels][in_channels][kernel_h][kernel_w]`
-    /// and an optional bias `[out_channels]` for a plan made by [`LinearPlan::conv2d`].
-    pub fn conv2d(
-        plan: LinearPlan,
-        weights: &[u64],
-        bias: Option<&[u64]>,
-    ) -> Result<Self, HeError> {
-        let LayerKind::Conv2d(shape) = *plan.kind() else {
-            return Err(HeError::InvalidShape(
-                "ServerLinear::conv2d needs a convolution plan".into(),
-            ));
-        };
-        if weights.len() != shape.weight_len() {
-            return Err(HeError::InputLength {
-                what: "weights",
-                expected: shape.weight_len(),
-                found: weights.len(),
-            });
-        }
-        let kernel = shape.canonical_kernel(weights);
-        ServerLinear::from_canonical(plan, kernel, bias.map(<[u64]>::to_vec).unwrap_or_default())
     }
 }
 

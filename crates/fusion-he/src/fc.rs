@@ -17,10 +17,8 @@
 //!
 //! **Learns**: as in [`crate::linear`].
 
-use crate::HeError;
-use crate::linear::ServerLinear;
-use crate::params::HeParams;
-use crate::plan::{Geometry, LayerKind, LinearPlan, PlanOptions};
+use crate::encoding::Geometry;
+use crate::error::HeError;
 
 /// The public shape of a fully connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,37 +58,5 @@ impl FcShape {
             depthwise: false,
             taps: self.in_features,
         })
-    }
-}
-
-impl LinearPlan {
-    /// Plans a fully connected layer.
-    pub fn fc(params: &HeParams, shape: FcShape, opts: &PlanOptions) -> Result<Self, HeError> {
-        LinearPlan::new(params, LayerKind::Fc(shape), opts)
-    }
-}
-
-impl ServerLinear {
-    /// Encodes weights `[out_features][in_features]` and an optional bias
-    /// `[out_features]` for a plan made by [`LinearPlan::fc`].
-    pub fn fc(plan: LinearPlan, weights: &[u64], bias: Option<&[u64]>) -> Result<Self, HeError> {
-        let LayerKind::Fc(shape) = *plan.kind() else {
-            return Err(HeError::InvalidShape(
-                "ServerLinear::fc needs a fully connected plan".into(),
-            ));
-        };
-        let expected = shape.in_features * shape.out_features;
-        if weights.len() != expected {
-            return Err(HeError::InputLength {
-                what: "weights",
-                expected,
-                found: weights.len(),
-            });
-        }
-        ServerLinear::from_canonical(
-            plan,
-            weights.to_vec(),
-            bias.map(<[u64]>::to_vec).unwrap_or_default(),
-        )
     }
 }

@@ -37,295 +37,12 @@
 //! FHE library that rotates (SEAL, fhe.rs, SPU's Cheetah). The server learns
 //! nothing else; the client learns nothing from the server here.
 
-use std::collections::HashMap;
-use std::ops::Range;
-
-use rand::{CryptoRng, Rng};
-use zeroize::Zeroize;
-
-use crate::arith::{Garner, inv_mod, mul_mod, pow_mod};
-use crate::keys::SecretKey;
-use crate::params::{CBD_ETA, HeParams, ParamsInner};
+use crate::arith::{inv_mod, pow_mod};
+use crate::automorphism::PackTables;
+pub use crate::keys::GaloisKeys;
+use crate::keys::key_stream;
+use crate::params::HeParams;
 use crate::poly;
-
-/// Stream base of the key-switching keys' `a` polynomials (own seed; stream
-/// `GK_STREAM + 64 k + digit`).
-const GK_STREAM: u64 = 0x6761_6c6f_6973_0000;
-
-/// The Galois element of merge level `k`: `N / 2^k + 1` (`k = 0`: `N + 1`).
-pub(crate) fn galois_element(n: usize, k: u32) -> usize {
-    (n >> k) + 1
-}
-
-/// `tau_g` on coefficients, over the integers (naive: the test oracle and the
-/// client's key generation): `X^j -> X^(j g mod 2N)`, with `X^N = -1`.
-pub(crate) fn automorphism_coeffs(a: &[i64], g: usize) -> Vec<i64> {
-    let n = a.len();
-    let mut out = vec![0i64; n];
-    for (j, &c) in a.iter().enumerate() {
-        let m = (j * g) % (2 * n);
-        if m < n {
-            out[m] += c;
-        } else {
-            out[m - n] -= c;
-        }
-    }
-    out
-}
-
-/// Worst-case key-switching noise (per coefficient, at modulus `q`) of one switch
-/// with the gadget `groups`: `sum_G (Q_G - 1)/2 * eta * N`.
-pub(crate) fn ks_noise_per_switch(primes: &[u64], groups: &[Range<usize>], n: usize) -> f64 {
-    groups
-        .iter()
-        .map(|g| {
-            let q: f64 = primes[g.clone()].iter().map(|&p| p as f64).product();
-            (q - 1.0) / 2.0 * CBD_ETA as f64 * n as f64
-        })
-        .sum()
-}
-
-/// Worst-case key-switching noise after a merge tree of `depth` levels: every
-/// level at most doubles both children's noise and adds one switch, so
-/// `n_k <= 4 n_{k-1} + B`, i.e. `B (4^depth - 1) / 3` (see [`crate::pack`]).
-pub(crate) fn ks_noise_tree(per_switch: f64, depth: u32) -> f64 {
-    per_switch * (4f64.powi(depth as i32) - 1.0) / 3.0
-}
-
-/// The gadget for `levels` merge levels: the largest prime groups (fewest digits,
-/// smallest keys) whose worst-case tree noise stays below `2^(threshold_log2 - 4)`,
-/// a sixteenth of the decryption threshold at modulus `q`, so that packing leaves
-/// the flooding's room essentially unchanged. Groups of up to three primes (Garner
-/// composition below `2^126`).
-pub(crate) fn choose_digit_groups(
-    primes: &[u64],
-    n: usize,
-    levels: u32,
-    threshold_log2: f64,
-) -> Option<Vec<Range<usize>>> {
-    let l = primes.len();
-    for size in (1..=l.min(3)).rev() {
-        let groups: Vec<Range<usize>> =
-            (0..l).step_by(size).map(|s| s..(s + size).min(l)).collect();
-        let fits_i128 = groups.iter().all(|g| {
-            primes[g.clone()]
-                .iter()
-                .map(|&p| (p as f64).log2())
-                .sum::<f64>()
-                < 126.0
-        });
-        if !fits_i128 {
-            continue;
-        }
-        let noise = ks_noise_tree(ks_noise_per_switch(primes, &groups, n), levels);
-        if noise.log2() <= threshold_log2 - 4.0 {
-            return Some(groups);
-        }
-    }
-    None
-}
-
-/// Evaluation-order tables of the packing for one parameter set.
-#[derive(Debug)]
-pub(crate) struct PackTables {
-    n: usize,
-    /// Per prime: `psi^e` for `e in 0..2N`, `psi` a primitive `2N`-th root.
-    pow: Vec<Vec<u64>>,
-    /// Per prime: the exponent `e_t` (odd) of evaluation slot `t`'s root.
-    exp: Vec<Vec<u32>>,
-    /// Per merge level `k` and prime: `perm[t]` with `tau_{g_k}(a)[t] = a[perm[t]]`.
-    perms: Vec<Vec<Vec<u32>>>,
-    /// Per merge level `k`: the evaluations of `X^(2^k)` times `N` (all primes,
-    /// `L * N`), for `mul_assign_normalize`.
-    mono: Vec<Vec<u64>>,
-    /// Garner composition per key-switching group of several primes.
-    garners: Vec<Option<Garner>>,
-}
-
-impl PackTables {
-    pub(crate) fn build(p: &ParamsInner) -> Self {
-        let n = p.n;
-        let two_n = 2 * n;
-        let mut pow = Vec::with_capacity(p.primes.len());
-        let mut exp = Vec::with_capacity(p.primes.len());
-        for (i, &q) in p.primes.iter().enumerate() {
-            // The transform of X holds every slot's root.
-            let mut x = vec![0u64; n];
-            x[1] = 1;
-            p.plans[i].fwd(&mut x);
-            let psi = x[0];
-            let mut pw = Vec::with_capacity(two_n);
-            let mut v = 1u64;
-            for _ in 0..two_n {
-                pw.push(v);
-                v = mul_mod(v, psi, q);
-            }
-            debug_assert_eq!(v, 1, "psi has order 2N");
-            let index: HashMap<u64, u32> =
-                (1..two_n).step_by(2).map(|e| (pw[e], e as u32)).collect();
-            let ex: Vec<u32> = x
-                .iter()
-                .map(|r| index.get(r).copied().unwrap_or(u32::MAX))
-                .collect();
-            debug_assert!(ex.iter().all(|&e| e != u32::MAX && e % 2 == 1));
-            pow.push(pw);
-            exp.push(ex);
-        }
-        let levels = p.packing_levels;
-        let mut perms = Vec::with_capacity(levels as usize);
-        let mut mono = Vec::with_capacity(levels as usize);
-        for k in 0..levels {
-            let g = galois_element(n, k);
-            let mut per_prime = Vec::with_capacity(p.primes.len());
-            let mut m = vec![0u64; p.primes.len() * n];
-            for (i, &q) in p.primes.iter().enumerate() {
-                let mut slot_of = vec![u32::MAX; two_n];
-                for (t, &e) in exp[i].iter().enumerate() {
-                    slot_of[e as usize] = t as u32;
-                }
-                per_prime.push(
-                    exp[i]
-                        .iter()
-                        .map(|&e| slot_of[(e as usize * g) % two_n])
-                        .collect::<Vec<u32>>(),
-                );
-                let n_mod = n as u64 % q;
-                for (t, &e) in exp[i].iter().enumerate() {
-                    let r = pow[i][(e as usize * (1usize << k)) % two_n];
-                    m[i * n + t] = mul_mod(r, n_mod, q);
-                }
-            }
-            perms.push(per_prime);
-            mono.push(m);
-        }
-        let garners = p
-            .ks_groups
-            .iter()
-            .map(|g| (g.len() > 1).then(|| Garner::new(&p.primes[g.clone()])))
-            .collect();
-        PackTables {
-            n,
-            pow,
-            exp,
-            perms,
-            mono,
-            garners,
-        }
-    }
-
-    /// Evaluations of `c X^m` times `N` (`L * N`, for `mul_assign_normalize`), for an
-    /// integer `m` (negative allowed) and a constant given by its residues.
-    pub(crate) fn scaled_monomial(&self, params: &HeParams, m: i64, c: &[u64]) -> Vec<u64> {
-        let n = self.n;
-        let two_n = 2 * n as i64;
-        let mut out = vec![0u64; params.primes().len() * n];
-        for (i, &q) in params.primes().iter().enumerate() {
-            let cn = mul_mod(c[i], n as u64 % q, q);
-            for t in 0..n {
-                let e = (self.exp[i][t] as i64 * m).rem_euclid(two_n) as usize;
-                out[i * n + t] = mul_mod(self.pow[i][e], cn, q);
-            }
-        }
-        out
-    }
-
-    /// `dst = tau_{g_k}(src)` in evaluation form (`L * N` residues each).
-    pub(crate) fn automorphism(&self, k: usize, src: &[u64], dst: &mut [u64]) {
-        let n = self.n;
-        for (i, perm) in self.perms[k].iter().enumerate() {
-            let s = &src[i * n..(i + 1) * n];
-            for (d, &t) in dst[i * n..(i + 1) * n].iter_mut().zip(perm) {
-                *d = s[t as usize];
-            }
-        }
-    }
-
-    /// `poly *= X^(2^k)` in evaluation form.
-    pub(crate) fn mul_monomial(&self, params: &HeParams, k: usize, poly: &mut [u64]) {
-        let n = self.n;
-        for (i, plan) in params.inner.plans.iter().enumerate() {
-            plan.mul_assign_normalize(
-                &mut poly[i * n..(i + 1) * n],
-                &self.mono[k][i * n..(i + 1) * n],
-            );
-        }
-    }
-}
-
-/// The client's Galois keys for response packing: one key-switching key per merge
-/// level and gadget digit, `b` parts in evaluation form, `a` parts from a seed.
-/// Generate with [`crate::HeClient::galois_keys`], send with [`crate::GaloisKeyMsg`].
-#[derive(Clone)]
-pub struct GaloisKeys {
-    pub(crate) params: HeParams,
-    pub(crate) seed: [u8; 32],
-    /// `levels * digits` polynomials of `L * N` residues, level-major.
-    pub(crate) b: Vec<u64>,
-}
-
-impl std::fmt::Debug for GaloisKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GaloisKeys")
-            .field("levels", &self.params.reply_packing_levels())
-            .field("digits", &self.params.key_switch_digits())
-            .finish_non_exhaustive()
-    }
-}
-
-impl GaloisKeys {
-    /// The parameters these keys belong to.
-    pub fn params(&self) -> &HeParams {
-        &self.params
-    }
-
-    /// Generates the keys of every merge level of `sk`'s parameters.
-    pub(crate) fn generate<R: Rng + CryptoRng + ?Sized>(sk: &SecretKey, rng: &mut R) -> Self {
-        let params = sk.params().clone();
-        let p = &params.inner;
-        let n = p.n;
-        let stride = p.primes.len() * n;
-        let levels = p.packing_levels;
-        let digits = p.ks_groups.len();
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
-        let mut b = vec![0u64; levels as usize * digits * stride];
-        let mut a = vec![0u64; stride];
-        let mut ts_ntt = vec![0u64; stride];
-        for k in 0..levels {
-            let g = galois_element(n, k);
-            let mut ts = automorphism_coeffs(sk.coeffs(), g);
-            poly::small_to_rns(&params, &ts, &mut ts_ntt);
-            ts.zeroize();
-            poly::fwd(&params, &mut ts_ntt);
-            for (d, group) in p.ks_groups.iter().enumerate() {
-                let out = &mut b[(k as usize * digits + d) * stride..][..stride];
-                let mut e = poly::sample_cbd(rng, n);
-                poly::small_to_rns(&params, &e, out);
-                e.zeroize();
-                poly::fwd(&params, out);
-                poly::expand_uniform(&params, &seed, key_stream(k, d), &mut a);
-                poly::mul_acc(&params, out, &a, sk.neg_s_ntt());
-                // + g_G tau(s): the gadget is 1 modulo the group's primes, 0 elsewhere.
-                for i in group.clone() {
-                    let q = p.primes[i];
-                    for (o, &t) in out[i * n..(i + 1) * n]
-                        .iter_mut()
-                        .zip(&ts_ntt[i * n..(i + 1) * n])
-                    {
-                        let s = *o + t;
-                        *o = if s >= q { s - q } else { s };
-                    }
-                }
-            }
-        }
-        ts_ntt.zeroize();
-        GaloisKeys { params, seed, b }
-    }
-}
-
-fn key_stream(level: u32, digit: usize) -> u64 {
-    GK_STREAM + 64 * level as u64 + digit as u64
-}
 
 /// The key-switching key of one level, prepared for the server: per digit `G`,
 /// `(b, a)` in evaluation form, scaled by `N^{-1}` modulo the primes outside `G` and
@@ -477,7 +194,10 @@ pub(crate) fn inv_pow2(params: &HeParams, k: u32) -> Vec<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::params::{ParamsBuilder, Preset};
+    use crate::arith::mul_mod;
+    use crate::automorphism::{automorphism_coeffs, galois_element};
+    use crate::keys::SecretKey;
+    use crate::params::{ParamsBuilder, Preset, ks_noise_per_switch};
     use fusion_core::ring::Ring;
     use proptest::prelude::*;
     use rand::SeedableRng;
@@ -526,7 +246,10 @@ pub(crate) mod tests {
         fn eval_automorphism_matches_naive_permutation(seed in any::<u64>(), k in 0u32..10) {
             let params = small_params(10);
             let n = params.degree();
-            let tables = PackTables::build(&params.inner);
+            let tables = {
+                let p = &params.inner;
+                PackTables::build(p.n, &p.primes, &p.plans, p.packing_levels, &p.ks_groups)
+            };
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
             let a: Vec<i64> = (0..n).map(|_| (rng.next_u64() % 2001) as i64 - 1000).collect();
             let want = reduce(&automorphism_coeffs(&a, galois_element(n, k)), &params);
@@ -544,7 +267,10 @@ pub(crate) mod tests {
         fn eval_monomials_match_negacyclic_shift(seed in any::<u64>(), k in 0u32..10, m in -3000i64..3000) {
             let params = small_params(10);
             let n = params.degree();
-            let tables = PackTables::build(&params.inner);
+            let tables = {
+                let p = &params.inner;
+                PackTables::build(p.n, &p.primes, &p.plans, p.packing_levels, &p.ks_groups)
+            };
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
             let a: Vec<i64> = (0..n).map(|_| (rng.next_u64() % 2001) as i64 - 1000).collect();
             let shift = |a: &[i64], m: i64| -> Vec<i64> {
@@ -559,11 +285,11 @@ pub(crate) mod tests {
             poly::fwd(&params, &mut ev);
             poly::normalize(&params, &mut ev);
             let mut x = ev.clone();
-            tables.mul_monomial(&params, k as usize, &mut x);
+            tables.mul_monomial(&params.inner.plans, k as usize, &mut x);
             poly::inv(&params, &mut x);
             prop_assert_eq!(x, reduce(&shift(&a, 1 << k), &params));
             let ones = vec![1u64; params.primes().len()];
-            let c = tables.scaled_monomial(&params, m, &ones);
+            let c = tables.scaled_monomial(params.primes(), m, &ones);
             let mut y = ev.clone();
             for (i, plan) in params.inner.plans.iter().enumerate() {
                 plan.mul_assign_normalize(&mut y[i * n..(i + 1) * n], &c[i * n..(i + 1) * n]);
@@ -601,7 +327,10 @@ pub(crate) mod tests {
             let sk = SecretKey::generate(&params, &mut rng);
             let gk = GaloisKeys::generate(&sk, &mut rng);
             let prepared = PreparedGaloisKeys::new(&gk);
-            let tables = PackTables::build(&params.inner);
+            let tables = {
+                let p = &params.inner;
+                PackTables::build(p.n, &p.primes, &p.plans, p.packing_levels, &p.ks_groups)
+            };
             let bound = ks_noise_per_switch(params.primes(), &params.inner.ks_groups, n);
             for k in [0usize, 3, 6] {
                 let g = galois_element(n, k as u32);

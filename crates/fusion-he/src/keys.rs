@@ -5,10 +5,20 @@
 //! `(pk0, pk1) = (-a s + e, a)` with `a` expanded from a 32-byte seed, so it costs one
 //! polynomial modulo `q` plus the seed on the wire. The server only ever uses it to
 //! form encryptions of zero `(u pk0 + e0, u pk1 + e1)` (see [`crate::linear`]).
+//!
+//! With response packing the client also makes **Galois keys** ([`GaloisKeys`]):
+//! per merge level `k` and gadget digit `G`, an RLWE sample
+//! `(-a s + e + g_G tau_{g_k}(s), a)` with `a` from one 32-byte seed
+//! ([`crate::galois`] has the gadget and the key switching that uses them).
+//!
+//! **Learns.** The server gets the public key and the Galois keys (RLWE samples
+//! under `s`; the Galois keys need the usual circular-security assumption) and
+//! nothing else; the secret key never leaves the client and is zeroized on drop.
 
 use rand::{CryptoRng, Rng};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::automorphism::{automorphism_coeffs, galois_element};
 use crate::params::HeParams;
 use crate::poly;
 
@@ -156,4 +166,82 @@ impl PreparedPk {
         poly::normalize(params, &mut pk1);
         PreparedPk { pk0, pk1 }
     }
+}
+
+/// Stream base of the key-switching keys' `a` polynomials (own seed; stream
+/// `GK_STREAM + 64 k + digit`).
+const GK_STREAM: u64 = 0x6761_6c6f_6973_0000;
+/// The client's Galois keys for response packing: one key-switching key per merge
+/// level and gadget digit, `b` parts in evaluation form, `a` parts from a seed.
+/// Generate with [`crate::HeClient::galois_keys`], send with [`crate::GaloisKeyMsg`].
+#[derive(Clone)]
+pub struct GaloisKeys {
+    pub(crate) params: HeParams,
+    pub(crate) seed: [u8; 32],
+    /// `levels * digits` polynomials of `L * N` residues, level-major.
+    pub(crate) b: Vec<u64>,
+}
+
+impl std::fmt::Debug for GaloisKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaloisKeys")
+            .field("levels", &self.params.reply_packing_levels())
+            .field("digits", &self.params.key_switch_digits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GaloisKeys {
+    /// The parameters these keys belong to.
+    pub fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    /// Generates the keys of every merge level of `sk`'s parameters.
+    pub(crate) fn generate<R: Rng + CryptoRng + ?Sized>(sk: &SecretKey, rng: &mut R) -> Self {
+        let params = sk.params().clone();
+        let p = &params.inner;
+        let n = p.n;
+        let stride = p.primes.len() * n;
+        let levels = p.packing_levels;
+        let digits = p.ks_groups.len();
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut b = vec![0u64; levels as usize * digits * stride];
+        let mut a = vec![0u64; stride];
+        let mut ts_ntt = vec![0u64; stride];
+        for k in 0..levels {
+            let g = galois_element(n, k);
+            let mut ts = automorphism_coeffs(sk.coeffs(), g);
+            poly::small_to_rns(&params, &ts, &mut ts_ntt);
+            ts.zeroize();
+            poly::fwd(&params, &mut ts_ntt);
+            for (d, group) in p.ks_groups.iter().enumerate() {
+                let out = &mut b[(k as usize * digits + d) * stride..][..stride];
+                let mut e = poly::sample_cbd(rng, n);
+                poly::small_to_rns(&params, &e, out);
+                e.zeroize();
+                poly::fwd(&params, out);
+                poly::expand_uniform(&params, &seed, key_stream(k, d), &mut a);
+                poly::mul_acc(&params, out, &a, sk.neg_s_ntt());
+                // + g_G tau(s): the gadget is 1 modulo the group's primes, 0 elsewhere.
+                for i in group.clone() {
+                    let q = p.primes[i];
+                    for (o, &t) in out[i * n..(i + 1) * n]
+                        .iter_mut()
+                        .zip(&ts_ntt[i * n..(i + 1) * n])
+                    {
+                        let s = *o + t;
+                        *o = if s >= q { s - q } else { s };
+                    }
+                }
+            }
+        }
+        ts_ntt.zeroize();
+        GaloisKeys { params, seed, b }
+    }
+}
+
+pub(crate) fn key_stream(level: u32, digit: usize) -> u64 {
+    GK_STREAM + 64 * level as u64 + digit as u64
 }

@@ -12,15 +12,27 @@
 //! * [`batchnorm`]: per-channel scaling / batch norm (HomBN);
 //! * [`avgpool`]: average pooling's window sums, a local operation (no HE).
 //!
-//! The pieces: [`params`] (presets with their security source, validating builder),
-//! [`keys`] (ternary secret key, zeroized; public key for re-randomisation),
-//! [`galois`] and [`pack`] (automorphisms, key switching and response packing),
-//! [`plan`] (the encoding and the planner), [`linear`] (the protocol:
-//! [`HeClient::encrypt`] → [`ServerLinear::respond`] → [`HeClient::decrypt`], I/O-free),
-//! [`wire`] (messages, bounded decoding), [`noise`] (the noise bound, flooding and
-//! the server-privacy argument), [`net`] (async drivers over `cryprot_net`), and
-//! [`reference`](mod@reference) (plaintext oracle).
+//! The pieces, by role:
 //!
+//! * **Parameters**: [`params`] (presets with their security source, the
+//!   validating builder, the key-switching gadget), [`noise`] (the noise bound,
+//!   flooding and the server-privacy argument).
+//! * **Keys**: [`keys`] (ternary secret key, zeroized; public key; Galois keys).
+//! * **Encoding and plans** (public, both parties): [`encoding`] (Cheetah's
+//!   coefficient encoding of the canonical convolution), the layer shapes
+//!   [`fc`], [`conv2d`], [`batchnorm`], [`avgpool`], and [`plan`] (the planner).
+//! * **The protocol**, I/O-free: [`linear`] (what it computes and who learns
+//!   what), [`client`] (keys, queries, replies: [`HeClient::encrypt`] →
+//!   [`ServerLinear::respond`] → [`HeClient::decrypt`]), [`server`] (session keys,
+//!   encoded weights, answers; products and finalisation in private modules),
+//!   [`galois`] and [`pack`] (key switching and response packing).
+//! * **Messages**: [`wire`] (formats, bounded decoding); [`net`] (async drivers
+//!   over `cryprot_net`, built only on the byte-level halves
+//!   [`HeClient::setup_messages`], [`HeClient::query_bytes`],
+//!   [`HeClient::decrypt_bytes`], [`HeServer::from_setup_messages`],
+//!   [`ServerLinear::respond_bytes`]).
+//! * [`reference`](mod@reference): the plaintext oracle.
+
 //! # Protocol shape
 //!
 //! For every layer call the client sends one [`Query`] (its input share, encrypted,
@@ -89,12 +101,17 @@
 //! # let _ = (y_c, y_s); Ok(()) }
 //! ```
 
+mod accumulate;
 mod arith;
+mod automorphism;
 pub mod avgpool;
 pub mod batchnorm;
+pub mod client;
 pub mod conv2d;
+pub mod encoding;
 mod error;
 pub mod fc;
+mod finalize;
 pub mod galois;
 pub mod keys;
 pub mod linear;
@@ -105,19 +122,21 @@ pub mod params;
 pub mod plan;
 mod poly;
 pub mod reference;
+pub mod server;
 pub mod wire;
 
 pub use avgpool::{PoolShape, avg_pool_window_sum};
 pub use batchnorm::BatchNormShape;
+pub use client::HeClient;
 pub use conv2d::{Conv2dShape, Padding};
+pub use encoding::{Blocking, Geometry};
 pub use error::HeError;
 pub use fc::FcShape;
-pub use galois::GaloisKeys;
-pub use keys::{PublicKey, SecretKey};
-pub use linear::{HeClient, HeServer, ServerLinear};
+pub use keys::{GaloisKeys, PublicKey, SecretKey};
 pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
 pub use noise::NoiseAnalysis;
 pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
-pub use plan::{Blocking, Geometry, LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use plan::{LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use server::{HeServer, ServerLinear};
 pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

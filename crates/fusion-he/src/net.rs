@@ -5,6 +5,14 @@
 //! anything is allocated. Reusing the stream keeps QUIC's flow-control windows
 //! warm (a fresh stream per call costs a window ramp-up on larger messages). The
 //! CPU-heavy steps run on tokio's blocking pool (they use rayon inside).
+//!
+//! The drivers only move bytes: every step is a public I/O-free function of
+//! the client's half ([`HeClient::setup_messages`], [`HeClient::query_bytes`],
+//! [`HeClient::decrypt_bytes`]) or the server's half
+//! ([`HeServer::from_setup_messages`], [`ServerLinear::respond_bytes`]), with
+//! the frame lengths from [`PublicKeyMsg::expected_len`],
+//! [`GaloisKeyMsg::expected_len`], [`Query::expected_len`] and
+//! [`Reply::expected_len`], so that another driver can call them directly.
 
 use std::sync::Arc;
 
@@ -13,10 +21,11 @@ use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::HeError;
-use crate::linear::{HeClient, HeServer, ServerLinear};
+use crate::client::HeClient;
+use crate::error::HeError;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
+use crate::server::{HeServer, ServerLinear};
 use crate::wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};
 
 /// Sends one frame: `u64` little-endian length, then the bytes.
@@ -95,12 +104,7 @@ pub async fn client_setup<R: Rng + CryptoRng + ?Sized>(
     let mut r = fork(rng);
     let (client, msg, gk) = blocking(move || {
         let client = HeClient::new(&params, &mut r);
-        let msg = client.public_key_msg();
-        let gk = if params.reply_packing_levels() > 0 {
-            Some(client.galois_key_msg(&mut r)?)
-        } else {
-            None
-        };
+        let (msg, gk) = client.setup_messages(&mut r)?;
         Ok((client, msg, gk))
     })
     .await?;
@@ -134,11 +138,11 @@ pub async fn server_setup(
     };
     let params = params.clone();
     let server = blocking(move || {
-        let pk = PublicKeyMsg::decode(&params, &bytes)?;
-        Ok(Arc::new(match gk {
-            None => HeServer::new(&pk),
-            Some(gk) => HeServer::with_galois_keys(&pk, &GaloisKeyMsg::decode(&params, &gk)?)?,
-        }))
+        Ok(Arc::new(HeServer::from_setup_messages(
+            &params,
+            &bytes,
+            gk.as_deref(),
+        )?))
     })
     .await?;
     Ok((server, ch))
@@ -163,7 +167,7 @@ pub async fn client_layer<R: Rng + CryptoRng + ?Sized>(
 ) -> Result<(Vec<u64>, LayerTraffic), HeError> {
     let mut r = fork(rng);
     let (c, p) = (client.clone(), plan.clone());
-    let query = blocking(move || Ok(c.encrypt(&p, &x_client, &mut r)?.to_bytes(&p))).await?;
+    let query = blocking(move || c.query_bytes(&p, &x_client, &mut r)).await?;
     send_frame(&mut ch.tx, &query).await?;
     let bytes = recv_frame(&mut ch.rx, "reply", Reply::expected_len(plan)).await?;
     let traffic = LayerTraffic {
@@ -171,11 +175,7 @@ pub async fn client_layer<R: Rng + CryptoRng + ?Sized>(
         server_to_client: bytes.len() + 8,
     };
     let (c, p) = (client.clone(), plan.clone());
-    let share = blocking(move || {
-        let reply = Reply::from_bytes(&p, bytes)?;
-        c.decrypt(&p, &reply)
-    })
-    .await?;
+    let share = blocking(move || c.decrypt_bytes(&p, bytes)).await?;
     Ok((share, traffic))
 }
 
@@ -192,11 +192,8 @@ pub async fn server_layer<R: Rng + CryptoRng + ?Sized>(
     let up = bytes.len() + 8;
     let mut r = fork(rng);
     let (s, l) = (server.clone(), layer.clone());
-    let (reply, share) = blocking(move || {
-        let query = Query::from_bytes(l.plan(), &bytes)?;
-        l.respond(&s, &query, x_server.as_deref(), &mut r)
-    })
-    .await?;
+    let (reply, share) =
+        blocking(move || l.respond_bytes(&s, &bytes, x_server.as_deref(), &mut r)).await?;
     send_frame(&mut ch.tx, reply.as_bytes()).await?;
     Ok((
         share,

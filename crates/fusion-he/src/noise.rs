@@ -108,8 +108,10 @@
 //! The flooding width stays `2^70` (`2^152`), so the flooding's statistical
 //! security is unchanged by packing.
 
-use crate::HeError;
-use crate::params::{CBD_ETA, HeParams};
+use fusion_core::ring::Ring;
+
+use crate::error::HeError;
+use crate::params::{CBD_ETA, HeParams, Preset};
 
 /// Rounding error bound of the RNS modulus switch (see `arith::ScaleToPow2`).
 pub(crate) const EPS_SWITCH: f64 = 0.5 + 1.0 / (1u64 << 48) as f64;
@@ -242,6 +244,34 @@ pub fn weight_bits(params: &HeParams, weights: impl IntoIterator<Item = u64>) ->
         0
     } else {
         64 - (max - 1).leading_zeros()
+    }
+}
+
+impl Preset {
+    /// The smallest preset whose flooding reaches the default 40 bits for weights
+    /// `|w| <= 2^weight_bits` in layers whose output coefficients sum at most
+    /// `noise_fan_in` weight-polynomial coefficients (see [`crate::noise`]), or an
+    /// error if none does.
+    pub fn smallest_for(
+        ring: Ring,
+        weight_bits: u32,
+        noise_fan_in: usize,
+    ) -> Result<Preset, HeError> {
+        let mut last = None;
+        for preset in [Preset::N4096, Preset::N8192] {
+            let Ok(params) = preset.params(ring) else {
+                continue;
+            };
+            match NoiseAnalysis::new(&params, noise_fan_in)
+                .and_then(|a| a.check_flooding(&params, weight_bits))
+            {
+                Ok(_) => return Ok(preset),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            HeError::InvalidParams(format!("no preset supports l = {}", ring.bits()))
+        }))
     }
 }
 

@@ -100,7 +100,8 @@
 
 use rayon::prelude::*;
 
-use crate::galois::{KsScratch, PackTables, PreparedGaloisKeys, key_switch};
+use crate::automorphism::PackTables;
+use crate::galois::{KsScratch, PreparedGaloisKeys, key_switch};
 use crate::params::HeParams;
 
 /// How a plan packs its replies (see [`crate::pack`]).
@@ -150,7 +151,7 @@ impl ReplyPacking {
                     .sum::<usize>()
             })
             .sum();
-        let per = crate::galois::ks_noise_per_switch(
+        let per = crate::params::ks_noise_per_switch(
             params.primes(),
             &params.inner.ks_groups,
             params.degree(),
@@ -162,7 +163,7 @@ impl ReplyPacking {
             depth,
             reply_cts,
             key_switches,
-            key_switch_noise_log2: crate::galois::ks_noise_tree(per, depth).log2(),
+            key_switch_noise_log2: crate::params::ks_noise_tree(per, depth).log2(),
         })
     }
 
@@ -267,8 +268,8 @@ fn merge(
     s.t2.copy_from_slice(e);
     if let Some(o) = o {
         let (ob, oa) = o.split_at_mut(stride);
-        tables.mul_monomial(params, k, ob);
-        tables.mul_monomial(params, k, oa);
+        tables.mul_monomial(&params.inner.plans, k, ob);
+        tables.mul_monomial(&params.inner.plans, k, oa);
         sub_assign(params, &mut s.t2, o);
         add_assign(params, e, o);
     }
@@ -350,7 +351,7 @@ mod tests {
             (3, 2, 64, 63),
         ] {
             let c = crate::galois::inv_pow2(&params, depth);
-            let scale = tables.scaled_monomial(&params, -(off as i64), &c);
+            let scale = tables.scaled_monomial(params.primes(), -(off as i64), &c);
             let mut msgs = Vec::new();
             let mut cts: Vec<u64> = Vec::new();
             for _ in 0..leaves {
@@ -380,7 +381,9 @@ mod tests {
                 } else {
                     // The server's leaf treatment: re-randomisation and scaling.
                     let mut tmp = vec![0u64; stride_q];
-                    crate::linear::finish_leaf(&params, &ppk, &scale, &mut ct, &mut rng, &mut tmp);
+                    crate::finalize::finish_leaf(
+                        &params, &ppk, &scale, &mut ct, &mut rng, &mut tmp,
+                    );
                 }
                 msgs.push(m);
                 cts.extend_from_slice(&ct);

@@ -42,8 +42,11 @@ use fusion_core::ring::Ring;
 use tfhe_ntt::prime::largest_prime_in_arithmetic_progression64;
 use tfhe_ntt::prime64::Plan;
 
-use crate::HeError;
+use std::ops::Range;
+
 use crate::arith::{Garner, ScaleToPow2, Shoup, inv_mod, pow2_mod};
+use crate::automorphism::PackTables;
+use crate::error::HeError;
 
 /// Parameter of the centred binomial error distribution (`|e| <= ETA`, variance `ETA / 2`).
 pub const CBD_ETA: u32 = 21;
@@ -98,8 +101,12 @@ impl SecurityLevel {
     }
 }
 
-/// Named parameter sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Named parameter sets: the one HE preset type of the project.
+///
+/// On the wire (serde) a preset is its variant name (`"N4096"`, `"N8192"`); as
+/// text ([`std::fmt::Display`], [`std::str::FromStr`]) it is `n4096` or `n8192`,
+/// and parsing also accepts the bare degree (`4096`, `8192`), case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Preset {
     /// `N = 4096`, `q ~ 2^109` (primes of 37, 36, 36 bits); 128-bit security.
     N4096,
@@ -131,37 +138,36 @@ impl Preset {
         self.builder(ring).build()
     }
 
-    /// The smallest preset whose flooding reaches the default 40 bits for weights
-    /// `|w| <= 2^weight_bits` in layers whose output coefficients sum at most
-    /// `noise_fan_in` weight-polynomial coefficients (see [`crate::noise`]), or an
-    /// error if none does.
-    pub fn smallest_for(
-        ring: Ring,
-        weight_bits: u32,
-        noise_fan_in: usize,
-    ) -> Result<Preset, HeError> {
-        let mut last = None;
-        for preset in [Preset::N4096, Preset::N8192] {
-            let Ok(params) = preset.params(ring) else {
-                continue;
-            };
-            match crate::noise::NoiseAnalysis::new(&params, noise_fan_in)
-                .and_then(|a| a.check_flooding(&params, weight_bits))
-            {
-                Ok(_) => return Ok(preset),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            HeError::InvalidParams(format!("no preset supports l = {}", ring.bits()))
-        }))
-    }
-
     /// The ring degree.
     pub fn degree(self) -> usize {
         match self {
             Preset::N4096 => 4096,
             Preset::N8192 => 8192,
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::N4096 => "n4096",
+            Preset::N8192 => "n8192",
+        })
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = HeError;
+
+    /// Parses `n4096`, `4096`, `n8192` or `8192` (case-insensitive, surrounding
+    /// white space ignored).
+    fn from_str(s: &str) -> Result<Self, HeError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "n4096" | "4096" => Ok(Preset::N4096),
+            "n8192" | "8192" => Ok(Preset::N8192),
+            other => Err(HeError::InvalidParams(format!(
+                "unknown HE preset `{other}` (choices: n4096, 4096, n8192, 8192)"
+            ))),
         }
     }
 }
@@ -389,12 +395,7 @@ impl ParamsBuilder {
                     self.packing_levels, self.log_n
                 ));
             }
-            match crate::galois::choose_digit_groups(
-                &primes,
-                n,
-                self.packing_levels,
-                log2_q - l as f64 - 1.0,
-            ) {
+            match choose_digit_groups(&primes, n, self.packing_levels, log2_q - l as f64 - 1.0) {
                 Some(g) => g,
                 // Arithmetic tests on small rings: one digit per prime, no noise check.
                 None if !checks => (0..primes.len()).map(|i| i..i + 1).collect(),
@@ -402,13 +403,7 @@ impl ParamsBuilder {
                     let fits = (1..self.packing_levels)
                         .rev()
                         .find(|&k| {
-                            crate::galois::choose_digit_groups(
-                                &primes,
-                                n,
-                                k,
-                                log2_q - l as f64 - 1.0,
-                            )
-                            .is_some()
+                            choose_digit_groups(&primes, n, k, log2_q - l as f64 - 1.0).is_some()
                         })
                         .unwrap_or(0);
                     return bad(format!(
@@ -449,6 +444,59 @@ impl ParamsBuilder {
     }
 }
 
+/// Worst-case key-switching noise (per coefficient, at modulus `q`) of one switch
+/// with the gadget `groups`: `sum_G (Q_G - 1)/2 * eta * N`.
+pub(crate) fn ks_noise_per_switch(primes: &[u64], groups: &[Range<usize>], n: usize) -> f64 {
+    groups
+        .iter()
+        .map(|g| {
+            let q: f64 = primes[g.clone()].iter().map(|&p| p as f64).product();
+            (q - 1.0) / 2.0 * CBD_ETA as f64 * n as f64
+        })
+        .sum()
+}
+
+/// Worst-case key-switching noise after a merge tree of `depth` levels: every
+/// level at most doubles both children's noise and adds one switch, so
+/// `n_k <= 4 n_{k-1} + B`, i.e. `B (4^depth - 1) / 3` (see [`crate::pack`]).
+pub(crate) fn ks_noise_tree(per_switch: f64, depth: u32) -> f64 {
+    per_switch * (4f64.powi(depth as i32) - 1.0) / 3.0
+}
+
+/// The gadget for `levels` merge levels: the largest prime groups (fewest digits,
+/// smallest keys) whose worst-case tree noise stays below `2^(threshold_log2 - 4)`,
+/// a sixteenth of the decryption threshold at modulus `q`, so that packing leaves
+/// the flooding's room essentially unchanged. Groups of up to three primes (Garner
+/// composition below `2^126`).
+pub(crate) fn choose_digit_groups(
+    primes: &[u64],
+    n: usize,
+    levels: u32,
+    threshold_log2: f64,
+) -> Option<Vec<Range<usize>>> {
+    let l = primes.len();
+    for size in (1..=l.min(3)).rev() {
+        let groups: Vec<Range<usize>> =
+            (0..l).step_by(size).map(|s| s..(s + size).min(l)).collect();
+        let fits_i128 = groups.iter().all(|g| {
+            primes[g.clone()]
+                .iter()
+                .map(|&p| (p as f64).log2())
+                .sum::<f64>()
+                < 126.0
+        });
+        if !fits_i128 {
+            continue;
+        }
+        let noise = ks_noise_tree(ks_noise_per_switch(primes, &groups, n), levels);
+        if noise.log2() <= threshold_log2 - 4.0 {
+            return Some(groups);
+        }
+    }
+    None
+}
+
+/// The validated parameters and their precomputed tables.
 #[derive(Debug)]
 pub(crate) struct ParamsInner {
     pub(crate) ring: Ring,
@@ -479,9 +527,9 @@ pub(crate) struct ParamsInner {
     /// Merge levels of response packing (0: off).
     pub(crate) packing_levels: u32,
     /// Key-switching gadget: contiguous groups of prime indices, one digit each.
-    pub(crate) ks_groups: Vec<std::ops::Range<usize>>,
+    pub(crate) ks_groups: Vec<Range<usize>>,
     /// Automorphism and monomial tables of the packing (built on first use).
-    pub(crate) pack_tables: std::sync::OnceLock<crate::galois::PackTables>,
+    pub(crate) pack_tables: std::sync::OnceLock<PackTables>,
 }
 
 /// Validated RLWE parameters with their precomputed tables (cheap to clone).
@@ -553,17 +601,12 @@ impl HeParams {
         self.inner.ks_groups.len()
     }
 
-    /// One-off setup bytes of the Galois keys ([`crate::GaloisKeyMsg`], without the
-    /// 8-byte frame header): `0` when packing is off.
-    pub fn galois_key_bytes(&self) -> usize {
-        crate::wire::GaloisKeyMsg::expected_len(self)
-    }
-
     /// The packing's automorphism and monomial tables (built on first use).
-    pub(crate) fn pack_tables(&self) -> &crate::galois::PackTables {
-        self.inner
-            .pack_tables
-            .get_or_init(|| crate::galois::PackTables::build(&self.inner))
+    pub(crate) fn pack_tables(&self) -> &PackTables {
+        self.inner.pack_tables.get_or_init(|| {
+            let p = &self.inner;
+            PackTables::build(p.n, &p.primes, &p.plans, p.packing_levels, &p.ks_groups)
+        })
     }
 
     /// Bits per RNS residue of prime `i` on the wire.
@@ -618,169 +661,4 @@ impl HeParams {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ring(l: u32) -> Ring {
-        Ring::new(l).unwrap()
-    }
-
-    #[test]
-    fn presets_meet_the_standard_table() {
-        for (preset, l) in [
-            (Preset::N4096, 37),
-            (Preset::N8192, 37),
-            (Preset::N8192, 64),
-        ] {
-            let p = preset.params(ring(l)).unwrap();
-            assert!(p.log2_q() <= SecurityLevel::Bits128.max_log_q(p.degree()).unwrap() as f64);
-            assert!(
-                p.log2_q() > SecurityLevel::Bits128.max_log_q(p.degree()).unwrap() as f64 - 0.1
-            );
-            for &q in p.primes() {
-                assert_eq!(q % (2 * p.degree() as u64), 1);
-            }
-            assert!(p.security_note().contains("HomomorphicEncryption.org"));
-        }
-    }
-
-    #[test]
-    fn builder_rejects_moduli_above_the_table() {
-        let err = ParamsBuilder::new(ring(37), 12, vec![40, 40, 40])
-            .build()
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                HeError::InsecureModulus {
-                    n: 4096,
-                    max_log_q: 109,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let err = Preset::N4096
-            .builder(ring(37))
-            .security(SecurityLevel::Bits192)
-            .build()
-            .unwrap_err();
-        assert!(matches!(err, HeError::InsecureModulus { .. }));
-    }
-
-    #[test]
-    fn builder_rejects_inconsistent_combinations() {
-        // t = 2^64 leaves no flooding room in 109 bits.
-        assert!(matches!(
-            Preset::N4096.params(ring(64)),
-            Err(HeError::InvalidParams(_))
-        ));
-        assert!(ParamsBuilder::new(ring(37), 9, vec![30]).build().is_err());
-        assert!(
-            ParamsBuilder::new(ring(37), 12, vec![62, 40])
-                .build()
-                .is_err()
-        );
-        assert!(
-            Preset::N4096
-                .builder(ring(37))
-                .reply_b_extra_bits(0)
-                .build()
-                .is_err()
-        );
-        assert!(
-            Preset::N4096
-                .builder(ring(37))
-                .reply_a_extra_bits(3)
-                .reply_b_extra_bits(4)
-                .build()
-                .is_err()
-        );
-        assert!(
-            Preset::N4096
-                .builder(ring(37))
-                .stat_sec_bits(10)
-                .build()
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn smallest_preset_follows_ring_and_weights() {
-        assert_eq!(
-            Preset::smallest_for(ring(37), 16, 1 << 14).unwrap(),
-            Preset::N4096
-        );
-        assert_eq!(
-            Preset::smallest_for(ring(37), 36, 1 << 14).unwrap(),
-            Preset::N8192
-        );
-        assert_eq!(
-            Preset::smallest_for(ring(64), 16, 1 << 14).unwrap(),
-            Preset::N8192
-        );
-        assert_eq!(
-            Preset::smallest_for(ring(64), 63, 1 << 14).unwrap(),
-            Preset::N8192
-        );
-    }
-
-    #[test]
-    fn packing_depth_is_checked_against_the_noise_room() {
-        let p = Preset::N4096
-            .builder(ring(37))
-            .reply_packing(DEFAULT_PACKING_LEVELS)
-            .build()
-            .unwrap();
-        assert_eq!((p.reply_packing_levels(), p.key_switch_digits()), (7, 3));
-        assert_eq!(
-            p.galois_key_bytes(),
-            7 + p.fingerprint().len() + 32 + 21 * p.poly_bytes()
-        );
-        // Packing changes the fingerprint, so that both parties must agree on it.
-        assert_ne!(p, Preset::N4096.params(ring(37)).unwrap());
-        assert_eq!(
-            Preset::N4096.params(ring(37)).unwrap().galois_key_bytes(),
-            0
-        );
-        // l = 41 leaves room for 5 levels only; the error says so.
-        let err = Preset::N4096
-            .builder(ring(41))
-            .reply_packing(7)
-            .build()
-            .unwrap_err();
-        assert!(err.to_string().contains("at most 5 levels"), "{err}");
-        assert!(
-            Preset::N4096
-                .builder(ring(41))
-                .reply_packing(5)
-                .build()
-                .is_ok()
-        );
-        assert!(
-            Preset::N4096
-                .builder(ring(37))
-                .reply_packing(13)
-                .build()
-                .is_err()
-        );
-        // N = 8192: two digits of three primes, every l.
-        for l in [37, 64] {
-            let p = Preset::N8192
-                .builder(ring(l))
-                .reply_packing(DEFAULT_PACKING_LEVELS)
-                .build()
-                .unwrap();
-            assert_eq!(p.key_switch_digits(), 2);
-        }
-    }
-
-    #[test]
-    fn fingerprint_distinguishes_parameter_sets() {
-        let a = Preset::N4096.params(ring(37)).unwrap();
-        let b = Preset::N4096.params(ring(41)).unwrap();
-        let c = Preset::N4096.params(ring(37)).unwrap();
-        assert_ne!(a, b);
-        assert_eq!(a, c);
-    }
-}
+mod tests;

@@ -18,9 +18,8 @@
 //!   polynomials (`levels * digits`), parameter fingerprint, 32-byte seed of the
 //!   keys' `a` polynomials, then every key's `b` polynomial like `pk0`.
 
-use crate::HeError;
-use crate::galois::GaloisKeys;
-use crate::keys::PublicKey;
+use crate::error::HeError;
+use crate::keys::{GaloisKeys, PublicKey};
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
 
@@ -134,11 +133,6 @@ impl<'a> BitReader<'a> {
     pub(crate) fn padding_is_zero(&self) -> bool {
         self.acc == 0
     }
-}
-
-/// Bytes of `count` values of `bits` bits, padded to a byte.
-pub(crate) fn packed_len(count: usize, bits: u32) -> usize {
-    (count * bits as usize).div_ceil(8)
 }
 
 fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
@@ -437,22 +431,12 @@ pub struct Reply {
 impl Reply {
     /// Bytes of the `a` part and of the `b` part of reply ciphertext `ct`.
     pub(crate) fn segment(plan: &LinearPlan, ct: usize) -> (usize, usize) {
-        let p = plan.params();
-        let l = p.ring().bits();
-        (
-            packed_len(p.degree(), l + p.reply_a_extra_bits()),
-            packed_len(plan.reply_values(ct), l + p.reply_b_extra_bits()),
-        )
+        plan.reply_segment(ct)
     }
 
     /// The exact encoded length for `plan`.
     pub fn expected_len(plan: &LinearPlan) -> usize {
-        5 + (0..plan.output_cts())
-            .map(|ct| {
-                let (a, b) = Self::segment(plan, ct);
-                a + b
-            })
-            .sum::<usize>()
+        plan.reply_len()
     }
 
     /// The encoded bytes.
@@ -505,6 +489,14 @@ impl Reply {
     }
 }
 
+impl HeParams {
+    /// One-off setup bytes of the Galois keys ([`crate::GaloisKeyMsg`], without the
+    /// 8-byte frame header): `0` when packing is off.
+    pub fn galois_key_bytes(&self) -> usize {
+        GaloisKeyMsg::expected_len(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,7 +513,7 @@ mod tests {
                 w.put(v, bits);
             }
             w.finish();
-            prop_assert_eq!(buf.len(), packed_len(vals.len(), bits));
+            prop_assert_eq!(buf.len(), (vals.len() * bits as usize).div_ceil(8));
             let mut r = BitReader::new(&buf);
             for &v in &vals {
                 prop_assert_eq!(r.get(bits), v);
