@@ -16,6 +16,8 @@
 //! | [`data`] | IDX / CSV loaders, dataset registry, data directory |
 //! | [`zoo`] | DESIGN.md section 4's networks with seeded random weights |
 //! | [`eval`] | accuracy, float vs fixed point |
+//! | [`onnx`] | ONNX import: decode (hand-written prost messages), map the graph to layers |
+//! | [`calibrate`] | per-layer value ranges in float and fixed point, headroom against the ring, choice of `f` |
 //! | [`secure`] | the secure two-party engine (HE linear layers, OT non-linear layers) over fusion-net |
 //! | [`kernels`] | im2col, matrix products, window reductions |
 //!
@@ -48,6 +50,7 @@
 //! trains to 98.9% test accuracy in 2 epochs, about 7 minutes on 2 cores shared
 //! with other jobs; the MNIST CNN to 99.3% in 85 s (see `data/models/README.md`).
 
+pub mod calibrate;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -56,6 +59,7 @@ pub mod float;
 pub mod graph;
 pub mod kernels;
 pub mod model;
+pub mod onnx;
 pub mod secure;
 pub mod tensor;
 pub mod train;
