@@ -3,7 +3,7 @@
 //!
 //! For a model, a fixed-point format `(l, f)` and raw calibration samples,
 //! [`calibrate`] reports for the encoded input and for every step of the
-//! lowered [`FixedProgram`](crate::fixed::FixedProgram):
+//! lowered [`FixedProgram`]:
 //!
 //! * the largest `|value|` of the fixed-point engine (decoded at the step's
 //!   scale), and the float engine's largest `|value|` of the graph node the step
