@@ -18,6 +18,8 @@ mod common;
 mod demo;
 mod eval;
 mod experiment;
+mod import;
+mod inspect;
 mod keygen;
 mod netem;
 mod plan;
@@ -56,6 +58,10 @@ enum Command {
     Demo(demo::Args),
     /// Export dataset samples as CSV files for `fusion query`.
     Samples(samples::Args),
+    /// Import an ONNX model: map it to layers, calibrate the fixed-point format, write a model directory.
+    Import(import::Args),
+    /// Show a model's layer graph, shapes, parameters and fixed-point program.
+    Inspect(inspect::Args),
     /// Measurements: detection of a tampering server, false aborts, secure-vs-plaintext agreement.
     Experiment(experiment::Args),
     /// List the two-party backends this build offers (for `--backend`).
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Samples(args) => samples::run(args),
         Command::Experiment(args) => experiment::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Backends => {
             println!("{}", backend::list());
             ExitCode::SUCCESS

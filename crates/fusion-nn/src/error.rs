@@ -130,6 +130,25 @@ pub enum NnError {
     /// Training failed or was asked something it cannot do.
     #[error("training: {0}")]
     Training(String),
+    /// An ONNX file that cannot be decoded or is inconsistent (truncated, not
+    /// ONNX, a tensor whose data does not match its dimensions, ...).
+    #[error("malformed ONNX file: {0}")]
+    Onnx(String),
+    /// A well-formed ONNX graph with something the importer does not map
+    /// (an operator, an attribute value, a dynamic dimension, ...).
+    #[error("ONNX node `{node}` ({op}): {msg}")]
+    OnnxUnsupported {
+        /// The node's name (or `(graph)` / `(model)`).
+        node: String,
+        /// The operator type.
+        op: String,
+        /// What is not supported, and what is.
+        msg: String,
+    },
+    /// Calibration found that a fixed-point format cannot hold the values
+    /// (too little headroom), or the calibration data does not fit the model.
+    #[error("calibration: {0}")]
+    Calibration(String),
     /// An argument out of its domain.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
