@@ -1,7 +1,7 @@
 //! Linear extrapolation of measured batches: `cost(n) = a + b n`.
 //!
 //! A secure batch of `n` samples costs a fixed part `a` (round trips, per-batch
-//! messages, OT fences) plus a part `b n` that grows with the samples (HE
+//! messages, OT generation barriers) plus a part `b n` that grows with the samples (HE
 //! ciphertexts and OT traffic per sample). Fitting time and bytes on two (or
 //! more) measured batch sizes by least squares and evaluating at the paper's
 //! `N = RB + T` is how `fusion-bench tables` fills cells too large to run on a

@@ -936,7 +936,7 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
         "cheetah" => {
             let mut c = p.engine.cheetah_config();
             c.he = p.he.parse().map_err(BenchError::Usage)?;
-            c.ot.flavour = p.ot;
+            c.ot_flavour = p.ot;
             Box::new(Cheetah::new(c))
         }
         other => {

@@ -902,7 +902,7 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
 fn backend(name: &str, ot: Option<OtKind>) -> Result<Box<dyn Backend>, CliError> {
     let mut options = CheetahOptions::default().given("--ot", ot.is_some());
     if let Some(ot) = ot {
-        options.config.ot.flavour = ot;
+        options.config.ot_flavour = ot;
     }
     build_one(name, options)
 }

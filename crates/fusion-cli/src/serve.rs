@@ -124,8 +124,8 @@ fn serve(args: Args) -> Result<(), CliError> {
         CheetahConfig::default()
     };
     cheetah.he = args.he.unwrap_or_default();
-    cheetah.ot.flavour = args.ot.unwrap_or_default();
-    cheetah.ot_parallel = args.ot_parallel;
+    cheetah.ot_flavour = args.ot.unwrap_or_default();
+    cheetah.ot.parallel_ot = args.ot_parallel;
     let options = CheetahOptions {
         given: Vec::new(),
         config: cheetah,

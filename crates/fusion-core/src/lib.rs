@@ -49,6 +49,7 @@
 pub mod engine;
 pub mod error;
 pub mod mix;
+pub mod output;
 pub mod ring;
 pub mod search;
 pub mod security;

@@ -32,8 +32,8 @@ use num_rational::Ratio;
 use serde::Serialize;
 
 use crate::Threshold;
-use crate::engine::Output;
 use crate::mix::Unmixed;
+use crate::output::Output;
 use crate::security::{self, Layout};
 use crate::stats::{Confidence, clopper_pearson_lower};
 
@@ -432,6 +432,16 @@ impl fmt::Display for Report {
                 )
             }
         }
+    }
+}
+
+impl Prediction for Output {
+    fn label(&self) -> usize {
+        Output::label(self)
+    }
+
+    fn scores(&self) -> &[f64] {
+        Output::scores(self)
     }
 }
 

@@ -45,7 +45,7 @@ struct Args {
     steps: bool,
     bandwidth: Option<f64>,
     block_bits: Option<u32>,
-    max_rots: Option<u64>,
+    max_rots: Option<usize>,
     bytes: bool,
 }
 
@@ -124,13 +124,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(m) = a.block_bits {
         config.ot.block_bits = m;
     }
-    config.ot.flavour = a.ot;
+    config.ot_flavour = a.ot;
     if let Some(b) = a.bandwidth {
         config.plan.bandwidth = b;
         config.plan.weight_cache_bytes = config
             .plan
             .weight_cache_bytes
-            .max(fusion_he::PlanOptions::minimise_bytes().weight_cache_bytes as u64);
+            .max(fusion_he::PlanOptions::minimise_bytes().weight_cache_bytes);
     }
     if let Some(p) = a.packing {
         config.reply_packing = p;

@@ -265,7 +265,7 @@ async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
     assert_eq!(params.reply_packing_levels(), announced.reply_packing);
     let plans = fusion_engine::backends::cheetah::he::plans(
         &params,
-        &announced.plan.options().unwrap(),
+        &announced.plan,
         &served.program.public_view(),
         4,
     )
@@ -355,7 +355,7 @@ async fn iknp_flavour_and_a_64_bit_ring_match_the_fixed_point_engine() {
     let Kind::Cheetah(mut c) = cheetah() else {
         unreachable!()
     };
-    c.ot.flavour = OtKind::Iknp;
+    c.ot_flavour = OtKind::Iknp;
     check_model(&model, x, fixed, &Kind::Cheetah(c)).await;
 }
 

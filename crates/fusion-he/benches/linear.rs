@@ -1,8 +1,10 @@
 //! Linear-layer benchmarks at `l = 37` (`N = 4096`; `FUSION_HE_L=64` uses `N = 8192`): FC 784 -> 128 at batch 128,
 //! the MNIST CNN's first convolution (28x28x1, 5x5, 16 filters, VALID) and LeNet's
 //! second convolution (14x14x32, 5x5, 64 filters, SAME), each split into the three
-//! steps (client encrypt, server respond, client decrypt) and end to end over a
-//! local QUIC connection. Bytes per direction are printed once per layer.
+//! steps (client encrypt, server respond, client decrypt) and end to end in
+//! one process over the byte-level halves (query bytes, reply bytes; the
+//! network is measured by `fusion-bench infer`). Bytes per direction are
+//! printed once per layer.
 //!
 //! `cargo bench -p fusion-he --bench linear` (convolutions at batch 1;
 //! `FUSION_HE_CONV_BATCH=128` for batch 128)
@@ -11,19 +13,18 @@
 //! `mlp-mnist` and `cnn-mnist` layers at `l = 37`: FC 784 -> 128, 128 -> 128 and
 //! 128 -> 10 at batch 128, and the MNIST CNN's two convolutions at batch 16, each
 //! `plain` (packing off, the default time objective) and `packed` (packing on,
-//! `PlanOptions::minimise_bytes`), end to end over a local QUIC connection. Bytes per
+//! `PlanOptions::minimise_bytes`), end to end in one process. Bytes per
 //! direction and the one-off Galois-key setup bytes are printed.
 //! `cargo bench -p fusion-he --bench linear -- packing` runs only these.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusion_core::ring::Ring;
 use fusion_he::{
     Conv2dShape, DEFAULT_PACKING_LEVELS, FcShape, GaloisKeyMsg, HeClient, HeParams, HeServer,
     LayerKind, LinearPlan, Padding, PlanOptions, Preset, PublicKeyMsg, Query, Reply, ServerLinear,
-    client_layer, client_setup, server_layer, server_setup,
 };
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
@@ -151,27 +152,47 @@ fn steps(c: &mut Criterion, cases: &[Case]) {
     }
 }
 
+/// The client and server of `params` after the setup messages.
+fn session(params: &HeParams) -> (HeClient, HeServer) {
+    let mut crng = ChaCha20Rng::seed_from_u64(2);
+    let client = HeClient::new(params, &mut crng);
+    let (pk, gk) = client.setup_messages(&mut crng).expect("setup messages");
+    let server =
+        HeServer::from_setup_messages(params, pk.as_bytes(), gk.as_ref().map(|g| g.as_bytes()))
+            .expect("server setup");
+    (client, server)
+}
+
+/// One layer end to end over the byte-level halves; returns the bytes
+/// up and down (with the transport's frame headers, as the plan counts them).
+fn layer_call(
+    client: &HeClient,
+    server: &HeServer,
+    plan: &LinearPlan,
+    layer: &ServerLinear,
+    xc: &[u64],
+    xs: &[u64],
+    rng: &mut ChaCha20Rng,
+) -> (usize, usize) {
+    let q = client.query_bytes(plan, xc, rng).expect("query");
+    let (reply, _) = layer
+        .respond_bytes(server, &q, Some(xs), rng)
+        .expect("respond");
+    let down = reply.as_bytes().len();
+    client
+        .decrypt_bytes(plan, reply.as_bytes().to_vec())
+        .expect("decrypt");
+    let frame = fusion_he::FRAME_HEADER_BYTES;
+    (q.len() + frame, down + frame)
+}
+
 fn end_to_end(c: &mut Criterion, cases: Vec<Case>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let params = cases[0].plan.params().clone();
     let ring = params.ring();
-    let (mut sconn, mut cconn) = rt
-        .block_on(cryprot_net::testing::local_conn())
-        .expect("local connection");
-    let ((client, mut cch), (server, mut sch)) = rt.block_on(async {
-        let mut crng = ChaCha20Rng::seed_from_u64(2);
-        let (c, s) = tokio::join!(
-            client_setup(&mut cconn, &params, &mut crng),
-            server_setup(&mut sconn, &params)
-        );
-        (c.expect("client setup"), s.expect("server setup"))
-    });
+    let (client, server) = session(&params);
     for case in cases {
-        let plan = Arc::new(case.plan.clone());
-        let layer = Arc::new(case.layer);
+        let plan = case.plan;
+        let layer = case.layer;
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let xc: Vec<u64> = (0..plan.input_len())
             .map(|_| ring.random(&mut rng))
@@ -181,23 +202,12 @@ fn end_to_end(c: &mut Criterion, cases: Vec<Case>) {
             .collect();
         let mut g = c.benchmark_group(case.name);
         g.sample_size(10).measurement_time(Duration::from_secs(10));
-        g.bench_function("end_to_end_local_quic", |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut crng = ChaCha20Rng::seed_from_u64(4);
-                    let mut srng = ChaCha20Rng::seed_from_u64(5);
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let (cres, sres) = tokio::join!(
-                            client_layer(&mut cch, &client, &plan, xc.clone(), &mut crng),
-                            server_layer(&mut sch, &server, &layer, Some(xs.clone()), &mut srng)
-                        );
-                        let ((_, t), _) = (cres.expect("client"), sres.expect("server"));
-                        assert_eq!(t.client_to_server, plan.stats().bytes_up);
-                        assert_eq!(t.server_to_client, plan.stats().bytes_down);
-                    }
-                    start.elapsed()
-                })
+        g.bench_function("end_to_end_in_process", |b| {
+            let mut rng = ChaCha20Rng::seed_from_u64(4);
+            b.iter(|| {
+                let (up, down) = layer_call(&client, &server, &plan, &layer, &xc, &xs, &mut rng);
+                assert_eq!(up, plan.stats().bytes_up);
+                assert_eq!(down, plan.stats().bytes_down);
             })
         });
         g.finish();
@@ -234,26 +244,12 @@ fn packing(c: &mut Criterion) {
             LayerKind::Conv2d(Conv2dShape::new(16, 16, 12, 12, 16, 5, 1, Padding::Valid)),
         ),
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let configs: [(&str, &HeParams, PlanOptions); 2] = [
         ("plain", &plain, PlanOptions::default()),
         ("packed", &packed, PlanOptions::minimise_bytes()),
     ];
     for (cname, params, opts) in configs {
-        let (mut sconn, mut cconn) = rt
-            .block_on(cryprot_net::testing::local_conn())
-            .expect("local connection");
-        let ((client, mut cch), (server, mut sch)) = rt.block_on(async {
-            let mut crng = ChaCha20Rng::seed_from_u64(2);
-            let (c, s) = tokio::join!(
-                client_setup(&mut cconn, params, &mut crng),
-                server_setup(&mut sconn, params)
-            );
-            (c.expect("client setup"), s.expect("server setup"))
-        });
+        let (client, server) = session(params);
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         for (name, kind) in layers {
             let plan = Arc::new(LinearPlan::new(params, kind, &opts).expect("plan"));
@@ -297,29 +293,13 @@ fn packing(c: &mut Criterion) {
                 .collect();
             let mut g = c.benchmark_group(format!("packing/{name}"));
             g.sample_size(10).measurement_time(Duration::from_secs(6));
-            g.bench_function(format!("{cname}_end_to_end_local_quic"), |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut crng = ChaCha20Rng::seed_from_u64(4);
-                        let mut srng = ChaCha20Rng::seed_from_u64(5);
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let (cres, sres) = tokio::join!(
-                                client_layer(&mut cch, &client, &plan, xc.clone(), &mut crng),
-                                server_layer(
-                                    &mut sch,
-                                    &server,
-                                    &layer,
-                                    Some(xs.clone()),
-                                    &mut srng
-                                )
-                            );
-                            let ((_, t), _) = (cres.expect("client"), sres.expect("server"));
-                            assert_eq!(t.client_to_server, plan.stats().bytes_up);
-                            assert_eq!(t.server_to_client, plan.stats().bytes_down);
-                        }
-                        start.elapsed()
-                    })
+            g.bench_function(format!("{cname}_end_to_end_in_process"), |b| {
+                let mut rng = ChaCha20Rng::seed_from_u64(4);
+                b.iter(|| {
+                    let (up, down) =
+                        layer_call(&client, &server, &plan, &layer, &xc, &xs, &mut rng);
+                    assert_eq!(up, plan.stats().bytes_up);
+                    assert_eq!(down, plan.stats().bytes_down);
                 })
             });
             g.bench_function(format!("{cname}_server_respond"), |b| {

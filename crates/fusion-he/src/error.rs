@@ -95,12 +95,6 @@ pub enum HeError {
         /// What is wrong.
         detail: String,
     },
-    /// Connection setup failed.
-    #[error("connection error: {0}")]
-    Connection(#[from] cryprot_net::ConnectionError),
-    /// Reading or writing a stream failed.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -26,11 +26,12 @@
 //!   [`ServerLinear::respond`] → [`HeClient::decrypt`]), [`server`] (session keys,
 //!   encoded weights, answers; products and finalisation in private modules),
 //!   [`galois`] and [`pack`] (key switching and response packing).
-//! * **Messages**: [`wire`] (formats, bounded decoding); [`net`] (async drivers
-//!   over `cryprot_net`, built only on the byte-level halves
+//! * **Messages**: [`wire`] (formats, bounded decoding). The crate does no
+//!   I/O: a driver moves the messages of the byte-level halves
 //!   [`HeClient::setup_messages`], [`HeClient::query_bytes`],
 //!   [`HeClient::decrypt_bytes`], [`HeServer::from_setup_messages`],
-//!   [`ServerLinear::respond_bytes`]).
+//!   [`ServerLinear::respond_bytes`] (fusion-engine's `cheetah` backend drives
+//!   them over its protocol channel).
 //! * [`reference`](mod@reference): the plaintext oracle.
 
 //! # Protocol shape
@@ -78,8 +79,8 @@
 //! # let _ = server; Ok(()) }
 //! ```
 //!
-//! Over a connection, [`client_setup`] and [`server_setup`] exchange the Galois keys
-//! by themselves when the parameters enable packing.
+//! [`HeClient::setup_messages`] returns the Galois keys along with the public key
+//! exactly when the parameters enable packing.
 //!
 //! ```no_run
 //! use fusion_core::ring::Ring;
@@ -115,7 +116,6 @@ mod finalize;
 pub mod galois;
 pub mod keys;
 pub mod linear;
-pub mod net;
 pub mod noise;
 pub mod pack;
 pub mod params;
@@ -133,10 +133,9 @@ pub use encoding::{Blocking, Geometry};
 pub use error::HeError;
 pub use fc::FcShape;
 pub use keys::{GaloisKeys, PublicKey, SecretKey};
-pub use net::{HeChannel, LayerTraffic, client_layer, client_setup, server_layer, server_setup};
 pub use noise::NoiseAnalysis;
 pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
-pub use plan::{LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use plan::{FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats};
 pub use server::{HeServer, ServerLinear};
 pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

@@ -62,6 +62,11 @@ impl LayerKind {
     }
 }
 
+/// Transport overhead per message that the plan's byte counts include: the
+/// 4-byte length header of a fusion-net frame (the one framing layer every
+/// protocol message goes through).
+pub const FRAME_HEADER_BYTES: usize = 4;
+
 /// Inputs of the planner's cost model (both parties must use the same options:
 /// the plan decides the message layout): the one planner-options type of the
 /// project, also on the wire.
@@ -476,7 +481,7 @@ impl LinearPlan {
             plan.reply_offsets = plan.out_offsets.clone();
         }
         // Exact reply size (each part is padded to a byte).
-        plan.stats.bytes_down = plan.reply_len() + 8;
+        plan.stats.bytes_down = plan.reply_len() + FRAME_HEADER_BYTES;
         Ok(plan)
     }
 
@@ -562,12 +567,12 @@ impl LinearPlan {
         let client = client + outputs as f64 * cost::PER_OUTPUT_CLIENT;
         let k_a = params.ring().bits() + params.reply_a_extra_bits();
         let k_b = params.ring().bits() + params.reply_b_extra_bits();
-        let bytes_up = 5 + 32 + c.in_cts * params.poly_bytes() + 8;
+        let bytes_up = 5 + 32 + c.in_cts * params.poly_bytes() + FRAME_HEADER_BYTES;
         let bytes_down = 5
             + reply_cts * (n * k_a as usize).div_ceil(8)
             + (outputs * k_b as usize).div_ceil(8)
-            + 8;
-        let bytes_down_uncompressed = 5 + reply_cts * 2 * params.poly_bytes() + 8;
+            + FRAME_HEADER_BYTES;
+        let bytes_down_uncompressed = 5 + reply_cts * 2 * params.poly_bytes() + FRAME_HEADER_BYTES;
         let threads = opts.threads.max(1) as f64;
         let est_seconds = (server + client) * 1e-9 / threads
             + (bytes_up + bytes_down) as f64 / opts.bandwidth.max(1.0);

@@ -87,7 +87,7 @@ fn run(
     };
     let q = client.encrypt(plan, &xc, &mut crng).expect("encrypt");
     let qb = q.to_bytes(plan);
-    assert_eq!(qb.len(), plan.stats().bytes_up - 8);
+    assert_eq!(qb.len(), plan.stats().bytes_up - fusion_he::FRAME_HEADER_BYTES);
     let q = Query::from_bytes(plan, &qb).expect("query decodes");
     let (reply, ys) = layer
         .respond(
@@ -97,7 +97,10 @@ fn run(
             &mut srng,
         )
         .expect("respond");
-    assert_eq!(reply.len() + 8, plan.stats().bytes_down);
+    assert_eq!(
+        reply.len() + fusion_he::FRAME_HEADER_BYTES,
+        plan.stats().bytes_down
+    );
     let reply = Reply::from_bytes(plan, reply.as_bytes().to_vec()).expect("reply decodes");
     let yc = client.decrypt(plan, &reply).expect("decrypt");
     yc.iter()

@@ -8,8 +8,8 @@
 //!
 //! | limit | default | reason |
 //! |---|---|---|
-//! | connection receive window (`data_window`) | 32 MiB | > 18 x WAN BDP, so the connection never waits for flow-control credit; also covers loopback runs at > 1 GB/s with ms-scale RTT under load |
-//! | per-stream receive window (`stream_window`) | 16 MiB | one bulk stream alone can fill the WAN pipe (9 x BDP) |
+//! | connection receive window (`data_window`) | 64 MiB | at least [`MAX_ACTIVE_STREAMS`] x `stream_window` (checked): streams the receiver is not reading yet can never exhaust it, so switching between protocol channels needs no barriers (see [`crate::channel`]) |
+//! | per-stream receive window (`stream_window`) | 4 MiB | one bulk stream alone can fill the WAN pipe (2.3 x BDP) and a loopback link at > 1 GB/s with ms-scale RTT |
 //! | per-stream send buffer (`send_buffer`) | 16 MiB | unacknowledged data a stream may hold: must exceed BDP or the sender stalls every RTT (s2n-quic's default of 4 MiB already would for 2-3 WAN streams in parallel; CryProt's own test setup uses 12 MiB) |
 //! | concurrent unidirectional streams per direction (`max_streams`) | 65 536 | every `byte_stream()` of every `sub_connection()` opens one stream per direction; s2n-quic's default of 100 would stall the engine |
 //! | OS socket buffers (`socket_buffer`) | 4 MiB | absorbs bursts at LAN rates (Linux clamps it to `net.core.{r,w}mem_max`) |
@@ -22,6 +22,13 @@
 //! Memory: a peer can make us buffer at most `data_window` bytes of unread
 //! data per connection; our own unacknowledged send data is at most
 //! `send_buffer` per open stream.
+
+/// How many streams of one connection may hold unread data at once without
+/// any of them being starved by the connection-level window: the control
+/// messages, a backend's channels and OT generation's streams together stay
+/// below it. [`NetConfig`] refuses `data_window < MAX_ACTIVE_STREAMS x
+/// stream_window`.
+pub const MAX_ACTIVE_STREAMS: u64 = 16;
 
 use std::time::Duration;
 
@@ -100,8 +107,8 @@ impl Default for NetConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Some(Duration::from_secs(10)),
-            data_window: 32 << 20,
-            stream_window: 16 << 20,
+            data_window: 64 << 20,
+            stream_window: 4 << 20,
             send_buffer: 16 << 20,
             max_streams: 1 << 16,
             max_mtu: 1500,
@@ -139,6 +146,13 @@ impl NetConfig {
             return Err(NetError::InvalidParameter(
                 "keep_alive period must be positive and below idle_timeout".into(),
             ));
+        }
+        if self.data_window < MAX_ACTIVE_STREAMS.saturating_mul(self.stream_window) {
+            return Err(NetError::InvalidParameter(format!(
+                "data_window ({}) must be at least {MAX_ACTIVE_STREAMS} x stream_window ({}): \
+                 otherwise unread streams can starve the one being read (see fusion_net::channel)",
+                self.data_window, self.stream_window
+            )));
         }
         if self.max_mtu < 1200 {
             return Err(NetError::InvalidParameter(

@@ -151,6 +151,13 @@ impl Session {
         message::channel(self.conn_mut(), Some(&meter), &messages).await
     }
 
+    /// Open a protocol [`crate::Channel`] (metered on this session's meter,
+    /// with the session's message limits).
+    pub async fn protocol_channel(&mut self) -> Result<crate::Channel> {
+        let (meter, messages) = (self.meter.clone(), self.messages.clone());
+        crate::Channel::open(self.conn_mut(), Some(&meter), &messages).await
+    }
+
     /// Open a raw frame stream pair.
     pub async fn frame_channel(&mut self) -> Result<(FrameSender, FrameReceiver)> {
         let (meter, messages) = (self.meter.clone(), self.messages.clone());

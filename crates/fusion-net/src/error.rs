@@ -7,7 +7,7 @@
 
 use std::{io, net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::tls::Fingerprint;
+use crate::fingerprint::{Fingerprint, FingerprintParseError};
 
 /// Result alias for this crate.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
@@ -179,5 +179,11 @@ impl NetError {
             self,
             NetError::Timeout { .. } | NetError::IdleTimeout { .. }
         )
+    }
+}
+
+impl From<FingerprintParseError> for NetError {
+    fn from(e: FingerprintParseError) -> Self {
+        NetError::InvalidParameter(e.to_string())
     }
 }

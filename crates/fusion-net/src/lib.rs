@@ -13,6 +13,9 @@
 //!   module docs).
 //! * [`message`]: length-prefixed frames and bincode-typed messages with a
 //!   maximum frame size and timeouts on every wait.
+//! * [`channel`]: [`Channel`], the one framing layer every protocol message
+//!   goes through (frames of known length, flights, typed messages), and the
+//!   flow-control rule that lets protocols switch channels without barriers.
 //! * [`meter`]: wire bytes (UDP payload of QUIC datagrams), messages and
 //!   rounds per named phase, as a serialisable [`MeterReport`].
 //! * [`relay`]: UDP relay emulating a link (delay, token-bucket rate, drop-tail
@@ -43,16 +46,19 @@
 //! 4 GiB once per stream. Our own message decoding is bounded (see
 //! [`message`]).
 
+pub mod channel;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod fingerprint;
 pub mod measure;
 pub mod message;
 pub mod meter;
 pub mod relay;
 pub mod tls;
 
-pub use config::{MessageConfig, NetConfig};
+pub use channel::Channel;
+pub use config::{MAX_ACTIVE_STREAMS, MessageConfig, NetConfig};
 pub use conn::{Server, Session, connect, local_pair, local_pair_over_link};
 pub use error::{NetError, Result};
 pub use message::{FrameReceiver, FrameSender, MsgReceiver, MsgSender};

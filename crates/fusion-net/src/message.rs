@@ -182,6 +182,14 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
 
     /// Receive one frame (bounded by `max_frame_bytes` and `recv_timeout`).
     pub async fn recv_frame(&mut self) -> Result<Vec<u8>> {
+        let max = self.config.max_frame_bytes;
+        self.recv_frame_at_most(max).await
+    }
+
+    /// Receive one frame of at most `max` bytes (and at most
+    /// `max_frame_bytes`): a longer announced frame is
+    /// [`NetError::FrameTooLarge`] before any body byte is read.
+    pub async fn recv_frame_at_most(&mut self, max: u32) -> Result<Vec<u8>> {
         match self.state {
             RecvState::Ready => {}
             RecvState::Broken => return Err(NetError::StreamBroken),
@@ -189,7 +197,7 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
         }
         self.state = RecvState::Broken;
         let t = self.config.recv_timeout;
-        let max = self.config.max_frame_bytes;
+        let max = max.min(self.config.max_frame_bytes);
         match tokio::time::timeout(t, read_frame(&mut self.stream, max)).await {
             Err(_) => Err(NetError::Timeout {
                 what: "receiving a message",

@@ -42,7 +42,6 @@ use std::{
     fs::{self, File},
     io::Write,
     path::{Path, PathBuf},
-    str::FromStr,
     sync::{Arc, Mutex},
 };
 
@@ -52,10 +51,10 @@ use rustls::{
     crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs},
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject},
 };
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{NetError, Result};
+pub use crate::fingerprint::Fingerprint;
 
 /// ALPN protocol identifier of Fusion's two-party connections.
 pub const ALPN: &[u8] = b"fusion/1";
@@ -68,63 +67,6 @@ pub const SERVER_NAME: &str = "fusion-server";
 pub const CERT_FILE: &str = "cert.pem";
 /// File name of the private key written by [`Identity::write_pem_files`].
 pub const KEY_FILE: &str = "key.pem";
-
-/// SHA-256 fingerprint of a DER-encoded certificate.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    /// Fingerprint of the given DER bytes.
-    pub fn of_der(der: &[u8]) -> Self {
-        Fingerprint(Sha256::digest(der).into())
-    }
-
-    /// Lowercase hex with colons between bytes (`ab:cd:...`), as some tools
-    /// print it. [`FromStr`] accepts both this and plain hex.
-    pub fn to_colon_hex(&self) -> String {
-        self.0
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    /// Plain lowercase hex, 64 characters.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-impl FromStr for Fingerprint {
-    type Err = NetError;
-
-    /// Parse 64 hex digits, optionally separated by `:`, case-insensitive, with
-    /// an optional `sha256:` prefix.
-    fn from_str(s: &str) -> Result<Self> {
-        let s = s.trim();
-        let s = s
-            .strip_prefix("sha256:")
-            .or_else(|| s.strip_prefix("SHA256:"))
-            .unwrap_or(s);
-        let digits: String = s.chars().filter(|c| *c != ':').collect();
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(&digits, &mut out).map_err(|e| {
-            NetError::InvalidParameter(format!(
-                "certificate fingerprint must be 64 hex digits (SHA-256), got {:?}: {e}",
-                s
-            ))
-        })?;
-        Ok(Fingerprint(out))
-    }
-}
 
 /// A server's TLS identity: a certificate and its private key.
 ///
@@ -364,7 +306,7 @@ impl ServerPin {
         Ok(ServerPin(Fingerprint::of_der(&der)))
     }
 
-    /// Pin a hex SHA-256 fingerprint (see [`Fingerprint::from_str`]).
+    /// Pin a hex SHA-256 fingerprint (see [`Fingerprint`]'s `FromStr`).
     pub fn from_fingerprint_hex(s: &str) -> Result<Self> {
         Ok(ServerPin(s.parse()?))
     }

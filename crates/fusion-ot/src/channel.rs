@@ -1,27 +1,27 @@
-//! The thin I/O driver: persistent QUIC stream pairs to the peer, used in
-//! *flights*.
+//! The thin I/O driver: the OT protocols' flights over fusion-net's
+//! [`fusion_net::Channel`], the one framing layer of every protocol message.
 //!
-//! A flight is one simultaneous exchange: both parties write their message and
-//! read the peer's, whose length is computed from public parameters only (never
-//! from a length field sent by the peer). A flight costs one one-way network
-//! latency; the protocols in this crate are written so that every flight is
-//! symmetric where possible, so that both directions are used at once.
+//! A flight is one simultaneous exchange: both parties send one frame and
+//! read the peer's, whose length is computed from public parameters only
+//! (a frame of another length is an error, and nothing larger is buffered).
+//! A flight costs one one-way network latency; the protocols in this crate
+//! are written so that every flight is symmetric where possible, so that
+//! both directions are used at once. Frames are metered on the session's
+//! meter when the engine was set up with one ([`crate::OtEngine::setup_on`]).
 //!
-//! A session keeps its protocol streams for its whole life (rather than a new
-//! stream per call), so that protocol data always arrives in order on one
-//! stream and a message of call `k + 1` can never hold QUIC's shared
-//! connection-level flow-control window while the peer still waits for the
-//! tail of call `k` on another stream. (With s2n-quic's default windows,
-//! where one stream may take the whole connection window, that interleaving
-//! can deadlock.) The same concern makes the engine fence OT generation, which
-//! runs on CryProt's own streams, with barrier flights.
+//! A session keeps its protocol channels for its whole life, so protocol data
+//! always arrives in order. Switching between these channels, CryProt's OT
+//! generation streams and other protocols' channels on the same QUIC
+//! connection needs no barrier: fusion-net sizes the connection's
+//! flow-control window so that streams not being read cannot starve the one
+//! being read (see [`fusion_net::channel`]).
 //!
 //! The first flight of every call carries an 18-byte [`CallHeader`] in both
 //! directions, so that a peer running a different operation, size or parameter
 //! set is detected ([`Error::PeerMismatch`]) instead of desynchronising.
 
-use cryprot_net::{Connection, ReceiveStreamBytes, SendStreamBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use cryprot_net::Connection;
+use fusion_net::{MessageConfig, Meter};
 
 use crate::error::{Error, Result};
 
@@ -119,28 +119,33 @@ impl CallHeader {
     }
 }
 
-/// A pair of byte streams to the peer.
+/// Largest flight frame: the flights' lengths are exact (computed from
+/// public sizes), so this only caps what a call may ask for.
+const MAX_FLIGHT: u32 = 1 << 30;
+
+/// A protocol channel to the peer, with flight counters.
 pub(crate) struct Channel {
-    tx: SendStreamBytes,
-    rx: ReceiveStreamBytes,
+    ch: fusion_net::Channel,
     header: Option<[u8; HEADER_LEN]>,
-    /// Bytes written to the peer so far.
+    /// Bytes written to the peer so far (frames, headers included).
     pub sent: u64,
-    /// Bytes read from the peer so far.
+    /// Bytes read from the peer so far (frames, headers included).
     pub received: u64,
     /// Flights performed so far.
     pub flights: u64,
 }
 
 impl Channel {
-    /// Opens the streams on a fresh sub-connection of `conn`; both parties
-    /// must open their channels in the same order.
-    pub(crate) async fn open(conn: &mut Connection) -> Result<Channel> {
-        let mut sub = conn.sub_connection();
-        let (tx, rx) = sub.byte_stream().await?;
+    /// Opens the channel on `conn` (both parties open their channels in the
+    /// same order), metered on `meter`.
+    pub(crate) async fn open(conn: &mut Connection, meter: Option<&Meter>) -> Result<Channel> {
+        let config = MessageConfig {
+            max_frame_bytes: MAX_FLIGHT,
+            ..MessageConfig::default()
+        };
+        let ch = fusion_net::Channel::open(conn, meter, &config).await?;
         Ok(Channel {
-            tx,
-            rx,
+            ch,
             header: None,
             sent: 0,
             received: 0,
@@ -153,45 +158,55 @@ impl Channel {
         self.header = Some(header.encode());
     }
 
-    /// One flight: sends `out` and receives exactly `in_len` bytes, concurrently.
-    /// On the first flight the peer's header is read and checked before the
-    /// payload, so a peer expecting a different length is reported as a
-    /// mismatch rather than a stalled read.
+    /// One flight: sends `out` and receives exactly `in_len` bytes,
+    /// concurrently. On the first flight of a call the header travels in
+    /// front of the payload and the peer's is compared first, so a peer
+    /// running something else is reported as a mismatch rather than as a
+    /// length error.
     pub(crate) async fn exchange(&mut self, out: &[u8], in_len: usize) -> Result<Vec<u8>> {
-        let header = self.header.take();
-        let hlen = if header.is_some() { HEADER_LEN } else { 0 };
-        let mut buf = vec![0u8; in_len];
-        let tx = &mut self.tx;
-        let rx = &mut self.rx;
-        let write = async {
-            if let Some(h) = &header {
-                tx.write_all(h).await?;
+        let frame = fusion_net::message::HEADER_BYTES;
+        let buf = match self.header.take() {
+            None => {
+                if out.len() > MAX_FLIGHT as usize || in_len > MAX_FLIGHT as usize {
+                    return Err(Error::Malformed {
+                        what: "flight",
+                        detail: "a flight larger than 1 GiB",
+                    });
+                }
+                let buf = self.ch.exchange(out, in_len).await?;
+                self.sent += (out.len() + frame) as u64;
+                self.received += (buf.len() + frame) as u64;
+                buf
             }
-            if !out.is_empty() {
-                tx.write_all(out).await?;
-            }
-            AsyncWriteExt::flush(tx).await?;
-            Ok::<_, Error>(())
-        };
-        let read = async {
-            if let Some(ours) = &header {
-                let mut theirs = [0u8; HEADER_LEN];
-                rx.read_exact(&mut theirs).await?;
-                if theirs != *ours {
+            Some(ours) => {
+                let mut msg = Vec::with_capacity(HEADER_LEN + out.len());
+                msg.extend_from_slice(&ours);
+                msg.extend_from_slice(out);
+                let got = self.ch.exchange_any(&msg).await?;
+                self.sent += (msg.len() + frame) as u64;
+                self.received += (got.len() + frame) as u64;
+                let theirs: [u8; HEADER_LEN] = got
+                    .get(..HEADER_LEN)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or(Error::Malformed {
+                        what: "call header",
+                        detail: "the peer's first flight is shorter than a header",
+                    })?;
+                if theirs != ours {
                     return Err(Error::PeerMismatch {
-                        ours: CallHeader::render(ours),
+                        ours: CallHeader::render(&ours),
                         theirs: CallHeader::render(&theirs),
                     });
                 }
+                if got.len() != HEADER_LEN + in_len {
+                    return Err(Error::Malformed {
+                        what: "flight",
+                        detail: "the peer's flight has another length",
+                    });
+                }
+                got[HEADER_LEN..].to_vec()
             }
-            if !buf.is_empty() {
-                rx.read_exact(&mut buf).await?;
-            }
-            Ok::<_, Error>(())
         };
-        tokio::try_join!(write, read)?;
-        self.sent += (out.len() + hlen) as u64;
-        self.received += (buf.len() + hlen) as u64;
         self.flights += 1;
         Ok(buf)
     }

@@ -18,8 +18,14 @@ use crate::{
     relu, relu_truncate, square, truncate, truncate_exact,
 };
 
+/// Most a size parameter of [`OtConfig`] (`chunk`, `max_rots`, `min_refill`)
+/// may be: `2^26`.
+pub const MAX_CONFIG_SIZE: usize = 1 << 26;
+
 /// Session parameters; both parties must use the same (checked at setup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialisable so that a server can announce them; [`OtConfig::validate`]
+/// is the one place that says which values are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OtConfig {
     /// Millionaires' block size `m` in bits, `1..=6` (default 4, as in
     /// CrypTFlow2 and Cheetah). Leaf tables cost `2^{m+1}` bits per `m` input
@@ -43,7 +49,8 @@ pub struct OtConfig {
     /// once needs at least 2 rayon threads per party *in each process* (4 when
     /// both parties share a process, as in tests), or the two parties can
     /// deadlock. Turn on when each party runs in its own process with `>= 2`
-    /// worker threads.
+    /// worker threads. Local to each party (not serialised).
+    #[serde(skip)]
     pub parallel_ot: bool,
 }
 
@@ -60,16 +67,29 @@ impl Default for OtConfig {
 }
 
 impl OtConfig {
-    fn validate(&self, ring: Ring) -> Result<()> {
+    /// Checks the parameters: `block_bits` in `1..=6`; `chunk`, `max_rots`
+    /// and `min_refill` in `1..=`[`MAX_CONFIG_SIZE`].
+    pub fn validate(&self) -> Result<()> {
         if !(1..=6).contains(&self.block_bits) {
             return Err(param(format!(
                 "block size m = {} outside 1..=6",
                 self.block_bits
             )));
         }
-        if self.chunk == 0 || self.min_refill == 0 || self.max_rots == 0 {
-            return Err(param("chunk, max_rots and min_refill must be positive"));
+        for (what, v) in [
+            ("chunk", self.chunk),
+            ("max_rots", self.max_rots),
+            ("min_refill", self.min_refill),
+        ] {
+            if !(1..=MAX_CONFIG_SIZE).contains(&v) {
+                return Err(param(format!("{what} = {v} outside 1..=2^26")));
+            }
         }
+        Ok(())
+    }
+
+    fn validate_for(&self, ring: Ring) -> Result<()> {
+        self.validate()?;
         if ring.bits() < 2 {
             return Err(param("the OT protocols need a ring of at least 2 bits"));
         }
@@ -171,19 +191,33 @@ impl<F: OtFlavour> OtEngine<F> {
 
     /// [`OtEngine::setup`] with an explicit configuration.
     pub async fn setup_with<R: Rng + CryptoRng + ?Sized>(
-        mut conn: Connection,
+        conn: Connection,
         role: Role,
         ring: Ring,
         config: OtConfig,
         rng: &mut R,
     ) -> Result<Self> {
-        config.validate(ring)?;
+        Self::setup_on(conn, None, role, ring, config, rng).await
+    }
+
+    /// [`OtEngine::setup_with`], metering the protocol channels' frames
+    /// (messages and rounds) on `meter` (the session's; CryProt's OT
+    /// generation shows up in its wire bytes either way).
+    pub async fn setup_on<R: Rng + CryptoRng + ?Sized>(
+        mut conn: Connection,
+        meter: Option<&fusion_net::Meter>,
+        role: Role,
+        ring: Ring,
+        config: OtConfig,
+        rng: &mut R,
+    ) -> Result<Self> {
+        config.validate_for(ring)?;
         let mut rng = ChaCha20Rng::from_rng(rng);
         let c0 = conn.sub_connection();
         let c1 = conn.sub_connection();
         let mut proto = conn.sub_connection();
-        let main = Channel::open(&mut proto).await?;
-        let side = Channel::open(&mut proto).await?;
+        let main = Channel::open(&mut proto, meter).await?;
+        let side = Channel::open(&mut proto, meter).await?;
         let (sender, receiver) = if role.is_p0() {
             (F::sender(c0, &mut rng), F::receiver(c1, &mut rng))
         } else {
@@ -292,22 +326,6 @@ impl<F: OtFlavour> OtEngine<F> {
         Ok(())
     }
 
-    /// A fence: a one-byte flight after which the peer has read everything we
-    /// sent on the protocol streams. Call it (both parties) before switching to
-    /// another protocol that writes large messages on *other* streams of the
-    /// same QUIC connection (e.g. HE ciphertexts), unless the connection's
-    /// data window is much larger than its stream windows: with s2n-quic's
-    /// defaults one unread stream can hold the whole connection window and the
-    /// two parties can deadlock (see `crate::channel`).
-    pub async fn fence(&mut self) -> Result<()> {
-        if self.in_call {
-            return Err(Error::Poisoned);
-        }
-        Self::barrier(&mut self.main).await?;
-        self.stats.fence_flights += 1;
-        Ok(())
-    }
-
     /// ROTs available in the pools (as sender, as receiver).
     pub fn rots_available(&self) -> (usize, usize) {
         let a = self.pool.available();
@@ -413,8 +431,10 @@ impl<F: OtFlavour> OtEngine<F> {
             return Ok(());
         }
         let mut rrng = fork(&mut self.rng);
-        // Fence: the peer has read all earlier protocol data before OT data
-        // flows (see `crate::channel` on QUIC flow control).
+        // Barrier: both parties start generating at the same point (CryProt's
+        // receivers and IKNP senders block a rayon worker while they wait for
+        // the peer, so neither party should enter generation while the other
+        // still computes a protocol step on the same pool).
         Self::barrier(&mut self.main).await?;
         self.stats.fence_flights += 1;
         let sender = &mut self.sender;
@@ -448,7 +468,7 @@ impl<F: OtFlavour> OtEngine<F> {
             self.stats.fence_flights += 1;
             (send.await?, r)
         };
-        // Fence: the peer has read all OT data before protocol data flows.
+        // Barrier: both parties leave generation together (same reason).
         Self::barrier(&mut self.main).await?;
         self.stats.fence_flights += 1;
         self.pool.extend(sent, recv, choices);

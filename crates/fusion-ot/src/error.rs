@@ -11,6 +11,10 @@ pub enum Error {
     /// Reading from or writing to the peer failed (includes the peer closing early).
     #[error("i/o error talking to the peer: {0}")]
     Io(#[from] std::io::Error),
+    /// The protocol channel failed: the connection, a timeout, or a frame
+    /// from the peer that is malformed or of the wrong length.
+    #[error("channel: {0}")]
+    Net(#[from] fusion_net::NetError),
     /// The underlying OT extension (silent OT or IKNP) failed.
     #[error("{flavour} OT extension failed: {source}")]
     Ot {

@@ -70,10 +70,14 @@
 //!   one process, as in the tests); [`OtConfig::parallel_ot`] needs twice that.
 //! - **QUIC flow control.** With s2n-quic's defaults a single stream may hold
 //!   the whole connection-level window, so two protocols on different streams
-//!   whose phases overlap can deadlock. The engine keeps its protocol streams
-//!   for the whole session and fences OT generation with one-byte barrier
-//!   flights; [`OtEngine::fence`] lets the caller do the same before switching
-//!   to another protocol (e.g. HE) on the same connection.
+//!   whose phases overlap could deadlock. fusion-net sizes the connection
+//!   window to at least [`fusion_net::MAX_ACTIVE_STREAMS`] stream windows
+//!   (checked), so no stream that is not being read can starve the one that
+//!   is: the engine's flights, CryProt's generation streams and other
+//!   protocols (HE) on the same connection need no barriers between them.
+//!   OT generation is still bracketed by one-byte barrier flights, so that
+//!   both parties enter and leave it together (see above: CryProt blocks
+//!   rayon workers while it waits).
 //! - **Speed.** CryProt's silent-OT encoder has an SSE4.1 fast path that is
 //!   only compiled in with `-C target-feature=+sse4.1` (or
 //!   `-C target-cpu=native`).
@@ -134,6 +138,6 @@ pub mod truncate_exact;
 
 pub use bits::Bits;
 pub use ctx::Role;
-pub use engine::{OtConfig, OtEngine, Stats};
+pub use engine::{MAX_CONFIG_SIZE, OtConfig, OtEngine, Stats};
 pub use error::{Error, Result};
 pub use flavour::{Iknp, OtFlavour, Silent};

@@ -66,47 +66,14 @@ impl FromStr for OtKind {
     }
 }
 
-/// An RLWE parameter preset ([`fusion_he::Preset`]) as it travels on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum HePreset {
-    /// `N = 4096`, `log2 q = 109` (128-bit security; `l <= 41` with fixed-point weights).
-    N4096,
-    /// `N = 8192`, `log2 q = 218` (128-bit security; needed for `l = 64`).
-    N8192,
-}
-
-impl HePreset {
-    /// The fusion-he preset.
-    pub fn preset(self) -> Preset {
-        match self {
-            HePreset::N4096 => Preset::N4096,
-            HePreset::N8192 => Preset::N8192,
-        }
+/// The HE parameters of `preset` for `ring` with HE reply packing of up to
+/// `levels` merge levels (`0`: no packing; see
+/// [`fusion_he::ParamsBuilder::reply_packing`]).
+pub fn he_params(preset: Preset, ring: Ring, levels: u32) -> SecureResult<HeParams> {
+    if levels == 0 {
+        return Ok(preset.params(ring)?);
     }
-
-    /// The preset's parameters for `ring`.
-    pub fn params(self, ring: Ring) -> SecureResult<HeParams> {
-        Ok(self.preset().params(ring)?)
-    }
-
-    /// The preset's parameters for `ring` with HE reply packing of up to
-    /// `levels` merge levels (`0`: no packing, the same as [`HePreset::params`];
-    /// see [`fusion_he::ParamsBuilder::reply_packing`]).
-    pub fn params_with_packing(self, ring: Ring, levels: u32) -> SecureResult<HeParams> {
-        if levels == 0 {
-            return self.params(ring);
-        }
-        Ok(self.preset().builder(ring).reply_packing(levels).build()?)
-    }
-}
-
-impl fmt::Display for HePreset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HePreset::N4096 => "n4096",
-            HePreset::N8192 => "n8192",
-        })
-    }
+    Ok(preset.builder(ring).reply_packing(levels).build()?)
 }
 
 /// How the server picks the HE preset.
@@ -116,134 +83,18 @@ pub enum HeChoice {
     #[default]
     Auto,
     /// This preset (the server refuses to start if a layer does not fit it).
-    Fixed(HePreset),
+    Fixed(Preset),
 }
 
 impl FromStr for HeChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(HeChoice::Auto),
-            "n4096" | "4096" => Ok(HeChoice::Fixed(HePreset::N4096)),
-            "n8192" | "8192" => Ok(HeChoice::Fixed(HePreset::N8192)),
-            other => Err(format!(
-                "unknown HE preset `{other}` (auto, n4096 or n8192)"
-            )),
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(HeChoice::Auto);
         }
-    }
-}
-
-/// The OT session parameters both parties must use (checked again by the OT
-/// engine's own setup handshake).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OtParams {
-    /// The flavour.
-    pub flavour: OtKind,
-    /// Millionaires' block size `m` (1..=6).
-    pub block_bits: u32,
-    /// Largest batch one OT protocol run handles.
-    pub chunk: u64,
-    /// Most ROTs one run may consume per direction.
-    pub max_rots: u64,
-    /// Minimum ROTs generated per refill and direction.
-    pub min_refill: u64,
-}
-
-impl Default for OtParams {
-    fn default() -> Self {
-        let c = OtConfig::default();
-        OtParams {
-            flavour: OtKind::Silent,
-            block_bits: c.block_bits,
-            chunk: c.chunk as u64,
-            max_rots: c.max_rots as u64,
-            min_refill: c.min_refill as u64,
-        }
-    }
-}
-
-impl OtParams {
-    /// The fusion-ot configuration (`parallel` is local to each party).
-    pub fn ot_config(&self, parallel: bool) -> SecureResult<OtConfig> {
-        let size = |v: u64, what: &str| {
-            usize::try_from(v)
-                .ok()
-                .filter(|&v| (1..=1 << 26).contains(&v))
-                .ok_or_else(|| SecureError::Mismatch(format!("OT {what} {v} is outside 1..=2^26")))
-        };
-        if !(1..=6).contains(&self.block_bits) {
-            return Err(SecureError::Mismatch(format!(
-                "OT block size {} is outside 1..=6",
-                self.block_bits
-            )));
-        }
-        Ok(OtConfig {
-            block_bits: self.block_bits,
-            chunk: size(self.chunk, "chunk")?,
-            max_rots: size(self.max_rots, "max_rots")?,
-            min_refill: size(self.min_refill, "min_refill")?,
-            parallel_ot: parallel,
-        })
-    }
-}
-
-/// The HE planner's options as they travel on the wire (both parties must
-/// plan with the same options: the plan fixes the message layout).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PlanParams {
-    /// Assumed bandwidth, bytes per second.
-    pub bandwidth: f64,
-    /// Assumed cores per party.
-    pub threads: u32,
-    /// Kernel-cache budget of the server, bytes.
-    pub weight_cache_bytes: u64,
-}
-
-impl Default for PlanParams {
-    fn default() -> Self {
-        let o = PlanOptions::default();
-        PlanParams {
-            bandwidth: o.bandwidth,
-            threads: o.threads as u32,
-            weight_cache_bytes: o.weight_cache_bytes as u64,
-        }
-    }
-}
-
-impl PlanParams {
-    /// The byte-minimising planner options ([`PlanOptions::minimise_bytes`]).
-    pub fn minimise_bytes() -> Self {
-        let o = PlanOptions::minimise_bytes();
-        PlanParams {
-            bandwidth: o.bandwidth,
-            threads: o.threads as u32,
-            weight_cache_bytes: o.weight_cache_bytes as u64,
-        }
-    }
-
-    /// The fusion-he options, validated.
-    pub fn options(&self) -> SecureResult<PlanOptions> {
-        if !(self.bandwidth.is_finite() && self.bandwidth >= 1.0 && self.bandwidth <= 1e15) {
-            return Err(SecureError::Mismatch(format!(
-                "HE planner bandwidth {} is not a sane number of bytes per second",
-                self.bandwidth
-            )));
-        }
-        if !(1..=4096).contains(&self.threads) {
-            return Err(SecureError::Mismatch(format!(
-                "HE planner threads {} outside 1..=4096",
-                self.threads
-            )));
-        }
-        let cache = usize::try_from(self.weight_cache_bytes)
-            .ok()
-            .filter(|&c| c <= 1 << 40)
-            .ok_or_else(|| SecureError::Mismatch("HE weight cache budget too large".into()))?;
-        Ok(PlanOptions {
-            bandwidth: self.bandwidth,
-            threads: self.threads as usize,
-            weight_cache_bytes: cache,
-        })
+        s.parse::<Preset>()
+            .map(HeChoice::Fixed)
+            .map_err(|_| format!("unknown HE preset `{}` (auto, n4096 or n8192)", s.trim()))
     }
 }
 
@@ -251,11 +102,15 @@ impl PlanParams {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CheetahParams {
     /// RLWE preset of the linear layers.
-    pub he_preset: HePreset,
-    /// HE planner options.
-    pub plan: PlanParams,
-    /// OT parameters of the non-linear layers.
-    pub ot: OtParams,
+    pub he_preset: Preset,
+    /// HE planner options (both parties must plan with the same options: the
+    /// plan fixes the message layout).
+    pub plan: PlanOptions,
+    /// OT flavour of the non-linear layers.
+    pub ot_flavour: OtKind,
+    /// OT parameters of the non-linear layers (checked again by the OT
+    /// engine's own setup handshake; `parallel_ot` is local and not sent).
+    pub ot: OtConfig,
     /// HE reply packing: the most merge levels (`0`: off). When on, the client
     /// sends Galois keys at setup and the planner packs a layer's replies
     /// where its cost model prefers it ([`fusion_he::LinearPlan::new`]).
@@ -265,8 +120,12 @@ pub struct CheetahParams {
 impl CheetahParams {
     /// Checks every field (the client calls this on the server's announcement).
     pub fn validate(&self) -> SecureResult<()> {
-        self.plan.options()?;
-        self.ot.ot_config(false)?;
+        self.plan
+            .validate()
+            .map_err(|e| SecureError::Mismatch(format!("HE planner options: {e}")))?;
+        self.ot
+            .validate()
+            .map_err(|e| SecureError::Mismatch(format!("OT parameters: {e}")))?;
         if self.reply_packing > MAX_PACKING_LEVELS {
             return Err(SecureError::Mismatch(format!(
                 "HE reply packing of {} levels is outside 0..={MAX_PACKING_LEVELS}",
@@ -278,23 +137,24 @@ impl CheetahParams {
 
     /// The HE parameters of this session for `ring` (preset and reply packing).
     pub fn he_params(&self, ring: Ring) -> SecureResult<HeParams> {
-        self.he_preset.params_with_packing(ring, self.reply_packing)
+        he_params(self.he_preset, ring, self.reply_packing)
     }
 }
 
 /// The `cheetah` backend's settings (server and client; the client uses only
-/// [`CheetahConfig::ot_parallel`] and [`CheetahConfig::require_ot`]).
+/// `ot.parallel_ot` and [`CheetahConfig::require_ot`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheetahConfig {
     /// HE preset choice (server).
     pub he: HeChoice,
     /// HE planner options (server, announced).
-    pub plan: PlanParams,
-    /// OT parameters (server, announced).
-    pub ot: OtParams,
-    /// Generate the two OT directions concurrently (local; needs >= 2 rayon
-    /// threads per party, see [`fusion_ot::OtConfig::parallel_ot`]).
-    pub ot_parallel: bool,
+    pub plan: PlanOptions,
+    /// OT flavour (server, announced).
+    pub ot_flavour: OtKind,
+    /// OT parameters (server, announced); `parallel_ot` (generate the two
+    /// directions concurrently, needs >= 2 rayon threads per party) is local
+    /// to each party.
+    pub ot: OtConfig,
     /// How many batch sizes keep their encoded HE layers cached (server, at
     /// least 1).
     pub cache_entries: usize,
@@ -310,9 +170,9 @@ impl Default for CheetahConfig {
     fn default() -> Self {
         CheetahConfig {
             he: HeChoice::Auto,
-            plan: PlanParams::default(),
-            ot: OtParams::default(),
-            ot_parallel: false,
+            plan: PlanOptions::default(),
+            ot_flavour: OtKind::Silent,
+            ot: OtConfig::default(),
             cache_entries: 4,
             reply_packing: false,
             require_ot: None,
@@ -324,7 +184,7 @@ impl CheetahConfig {
     /// The defaults tuned for the fewest bytes per inference: HE reply packing
     /// on ([`CheetahConfig::reply_packing`]; the client sends Galois keys once
     /// per session, 1.4 MB at `N = 4096`) and the byte-minimising planner
-    /// ([`PlanParams::minimise_bytes`]; the server caches more kernel
+    /// ([`PlanOptions::minimise_bytes`]; the server caches more kernel
     /// polynomials, up to 512 MiB per batch size), and millionaires' blocks of
     /// [`BYTES_BLOCK_BITS`] bits (fewer bits on the wire per comparison than
     /// fusion-ot's default of 4, for about 10% more ROTs). Same security as the
@@ -334,9 +194,9 @@ impl CheetahConfig {
     pub fn minimise_bytes() -> Self {
         let d = CheetahConfig::default();
         CheetahConfig {
-            plan: PlanParams::minimise_bytes(),
+            plan: PlanOptions::minimise_bytes(),
             reply_packing: true,
-            ot: OtParams {
+            ot: OtConfig {
                 block_bits: BYTES_BLOCK_BITS,
                 ..d.ot
             },
@@ -352,14 +212,15 @@ mod tests {
     #[test]
     fn announcements_outside_the_ranges_are_refused() {
         let p = CheetahParams {
-            he_preset: HePreset::N4096,
-            plan: PlanParams::default(),
-            ot: OtParams::default(),
+            he_preset: Preset::N4096,
+            plan: PlanOptions::default(),
+            ot_flavour: OtKind::Silent,
+            ot: OtConfig::default(),
             reply_packing: 0,
         };
         assert!(p.validate().is_ok());
         let bad_ot = CheetahParams {
-            ot: OtParams {
+            ot: OtConfig {
                 block_bits: 9,
                 ..p.ot
             },
@@ -380,7 +241,7 @@ mod tests {
         assert_eq!("auto".parse::<HeChoice>(), Ok(HeChoice::Auto));
         assert_eq!(
             "n8192".parse::<HeChoice>(),
-            Ok(HeChoice::Fixed(HePreset::N8192))
+            Ok(HeChoice::Fixed(Preset::N8192))
         );
     }
 }

@@ -20,7 +20,9 @@ use fusion_he::{
     PlanOptions, ServerLinear,
 };
 
-use super::config::{HeChoice, HePreset};
+use fusion_he::Preset;
+
+use super::config::HeChoice;
 use crate::error::{SecureError, SecureResult};
 use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass};
 
@@ -141,15 +143,16 @@ pub fn choose_preset(
     choice: HeChoice,
     opts: &PlanOptions,
     program: &FixedProgram,
-) -> SecureResult<HePreset> {
+) -> SecureResult<Preset> {
     let candidates = match choice {
         HeChoice::Fixed(p) => vec![p],
-        HeChoice::Auto => vec![HePreset::N4096, HePreset::N8192],
+        HeChoice::Auto => vec![Preset::N4096, Preset::N8192],
     };
     let mut last = None;
     for p in candidates {
         let attempt = p
             .params(program.ring())
+            .map_err(SecureError::He)
             .and_then(|params| server_layers(&params, opts, program, 1));
         match attempt {
             Ok(_) => return Ok(p),
@@ -226,7 +229,7 @@ mod tests {
         let p = lower(&m, default_fixed_point()).expect("lower");
         let opts = PlanOptions::default();
         let preset = choose_preset(HeChoice::Auto, &opts, &p).expect("preset");
-        assert_eq!(preset, HePreset::N4096);
+        assert_eq!(preset, Preset::N4096);
         let params = preset.params(p.ring()).expect("params");
         let public = plans(&params, &opts, &p.public_view(), 3).expect("plans");
         let server = server_layers(&params, &opts, &p, 3).expect("layers");

@@ -25,19 +25,21 @@
 
 pub mod config;
 pub mod he;
+pub mod he_driver;
 pub mod ot;
 
 use std::sync::Arc;
 
-use cryprot_net::Connection;
-use fusion_he::{HeChannel, HeClient, HeParams, HeServer, LinearPlan, PlanOptions, ServerLinear};
-use fusion_net::{MsgReceiver, MsgSender};
+use fusion_he::{HeClient, HeParams, HeServer, LinearPlan, PlanOptions, ServerLinear};
+use fusion_net::Channel;
 use fusion_nn::fixed::FixedProgram;
 use fusion_ot::Role;
 use rand::rngs::ChaCha20Rng;
-use serde::{Deserialize, Serialize};
 
-use self::config::{CheetahConfig, CheetahParams, HePreset};
+use fusion_he::Preset;
+use fusion_ot::OtConfig;
+
+use self::config::{CheetahConfig, CheetahParams, he_params};
 use self::he::{BatchCache, blocking, choose_preset, plans, server_layers};
 use self::ot::AnyOt;
 use crate::backend::{
@@ -76,14 +78,14 @@ impl Cheetah {
 /// levels up to [`fusion_he::DEFAULT_PACKING_LEVELS`] that the preset holds
 /// for the program's ring and with which every layer encodes (`None`: none).
 fn packing_params(
-    preset: HePreset,
+    preset: Preset,
     opts: &PlanOptions,
     program: &FixedProgram,
 ) -> Option<(HeParams, u32)> {
     (1..=fusion_he::DEFAULT_PACKING_LEVELS)
         .rev()
         .find_map(|levels| {
-            let params = preset.params_with_packing(program.ring(), levels).ok()?;
+            let params = he_params(preset, program.ring(), levels).ok()?;
             server_layers(&params, opts, program, 1).ok()?;
             Some((params, levels))
         })
@@ -100,18 +102,23 @@ impl Backend for Cheetah {
 
     fn serve(&self, program: &FixedProgram) -> SecureResult<(Arc<dyn PreparedBackend>, String)> {
         let c = &self.config;
-        c.ot.ot_config(c.ot_parallel)?;
-        let opts = c.plan.options()?;
+        c.ot.validate()
+            .map_err(|e| SecureError::Config(format!("OT parameters: {e}")))?;
+        c.plan
+            .validate()
+            .map_err(|e| SecureError::Config(format!("HE planner options: {e}")))?;
+        let opts = c.plan;
         let preset = choose_preset(c.he, &opts, program)?;
         let (params, packing) = if c.reply_packing {
             packing_params(preset, &opts, program)
         } else {
             None
         }
-        .map_or_else(|| preset.params(program.ring()).map(|p| (p, 0)), Ok)?;
+        .map_or_else(|| he_params(preset, program.ring(), 0).map(|p| (p, 0)), Ok)?;
         let announced = CheetahParams {
             he_preset: preset,
             plan: c.plan,
+            ot_flavour: c.ot_flavour,
             ot: c.ot,
             reply_packing: packing,
         };
@@ -122,7 +129,7 @@ impl Backend for Cheetah {
             announced,
             params,
             opts,
-            ot_parallel: c.ot_parallel,
+            ot_parallel: c.ot.parallel_ot,
             side: Side::Server {
                 layers: Arc::new(BatchCache::new(c.cache_entries)),
             },
@@ -140,15 +147,15 @@ impl Backend for Cheetah {
             .map_err(|e| SecureError::Malformed(format!("cheetah parameters: {e}")))?;
         announced.validate()?;
         if let Some(want) = self.config.require_ot
-            && want != announced.ot.flavour
+            && want != announced.ot_flavour
         {
             return Err(SecureError::Mismatch(format!(
                 "the server runs {} OT, we require {want}",
-                announced.ot.flavour
+                announced.ot_flavour
             )));
         }
         let params = announced.he_params(program.ring())?;
-        let opts = announced.plan.options()?;
+        let opts = announced.plan;
         // A program the HE layer cannot plan is refused before any key
         // material is made.
         plans(&params, &opts, program, 1)?;
@@ -157,7 +164,7 @@ impl Backend for Cheetah {
             announced,
             params,
             opts,
-            ot_parallel: self.config.ot_parallel,
+            ot_parallel: self.config.ot.parallel_ot,
             side: Side::Client {
                 plans: Arc::new(BatchCache::new(4)),
             },
@@ -221,7 +228,7 @@ impl PreparedBackend for Prepared {
             "cheetah (HE {}, reply packing {}, OT {} with m = {})",
             self.announced.he_preset,
             self.announced.reply_packing,
-            self.announced.ot.flavour,
+            self.announced.ot_flavour,
             self.announced.ot.block_bits
         )
     }
@@ -244,33 +251,30 @@ impl PreparedBackend for Prepared {
                 mut rng,
                 timeout,
             } = link;
-            let mut he_conn = session.sub_connection();
             let ot_conn = session.sub_connection();
-            let (out_tx, out_rx) = session.channel::<OutputMsg, OutputMsg>().await?;
-            let (he, he_channel) = match &self.side {
+            let meter = session.meter().clone();
+            let mut channel = session.protocol_channel().await?;
+            let he = match &self.side {
                 Side::Client { plans } => {
-                    let (he, ch) = crate::driver::timed(
+                    let he = crate::driver::timed(
                         timeout,
                         || "sending the HE public key".into(),
-                        fusion_he::client_setup(&mut he_conn, &self.params, &mut rng),
+                        he_driver::client_setup(&mut channel, &self.params, &mut rng),
                     )
                     .await?;
-                    (
-                        HeSide::Client {
-                            he,
-                            plans: plans.clone(),
-                        },
-                        ch,
-                    )
+                    HeSide::Client {
+                        he,
+                        plans: plans.clone(),
+                    }
                 }
                 Side::Server { .. } => {
-                    let (he, ch) = crate::driver::timed(
+                    let he = crate::driver::timed(
                         timeout,
                         || "receiving the client's HE public key".into(),
-                        fusion_he::server_setup(&mut he_conn, &self.params),
+                        he_driver::server_setup(&mut channel, &self.params),
                     )
                     .await?;
-                    (HeSide::Server { he }, ch)
+                    HeSide::Server { he }
                 }
             };
             let role = match self.side {
@@ -281,11 +285,15 @@ impl PreparedBackend for Prepared {
                 timeout,
                 || "setting up OT".into(),
                 AnyOt::setup(
-                    self.announced.ot.flavour,
+                    self.announced.ot_flavour,
                     ot_conn,
+                    &meter,
                     role,
                     self.program.ring(),
-                    self.announced.ot.ot_config(self.ot_parallel)?,
+                    OtConfig {
+                        parallel_ot: self.ot_parallel,
+                        ..self.announced.ot
+                    },
                     &mut rng,
                 ),
             )
@@ -301,24 +309,13 @@ impl PreparedBackend for Prepared {
                     },
                 },
                 he,
-                he_channel,
-                _he_conn: he_conn,
+                channel,
                 ot,
-                ot_dirty: true,
-                out_tx,
-                out_rx,
                 rng,
             });
             Ok(party)
         })
     }
-}
-
-/// The output share as it travels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct OutputMsg {
-    /// `samples x classes` ring elements, batch-major.
-    shares: Vec<u64>,
 }
 
 /// What a session needs of the prepared backend.
@@ -345,28 +342,13 @@ enum HeSide {
 struct Party {
     prepared: PreparedRef,
     he: HeSide,
-    he_channel: HeChannel,
-    _he_conn: Connection,
+    /// The protocol channel of the HE layers and the output stage.
+    channel: Channel,
     ot: AnyOt,
-    /// Whether OT traffic happened since the last fence.
-    ot_dirty: bool,
-    out_tx: MsgSender<OutputMsg>,
-    out_rx: MsgReceiver<OutputMsg>,
     rng: ChaCha20Rng,
 }
 
 impl Party {
-    /// Fences the OT streams if OT traffic happened since the last fence:
-    /// before HE or output traffic, which runs on other streams of the same
-    /// QUIC connection.
-    async fn fence_if_dirty(&mut self) -> SecureResult<()> {
-        if self.ot_dirty {
-            self.ot.fence().await?;
-            self.ot_dirty = false;
-        }
-        Ok(())
-    }
-
     async fn client_plans(&self, n: usize) -> SecureResult<Arc<Plans>> {
         let HeSide::Client { plans: cache, .. } = &self.he else {
             return Err(SecureError::Config("the server has no client plans".into()));
@@ -392,7 +374,6 @@ impl Party {
     }
 
     async fn run_linear(&mut self, call: LinearCall, x: Vec<u64>) -> SecureResult<Vec<u64>> {
-        self.fence_if_dirty().await?;
         let missing = || SecureError::Config(format!("no HE layer for step {}", call.step));
         match &self.he {
             HeSide::Client { he, .. } => {
@@ -404,7 +385,7 @@ impl Party {
                     .flatten()
                     .ok_or_else(missing)?;
                 let (y, _) =
-                    fusion_he::client_layer(&mut self.he_channel, &he, &plan, x, &mut self.rng)
+                    he_driver::client_layer(&mut self.channel, &he, &plan, x, &mut self.rng)
                         .await?;
                 Ok(y)
             }
@@ -417,14 +398,9 @@ impl Party {
                     .flatten()
                     .ok_or_else(missing)?;
                 let share = (!call.input_is_zero).then_some(x);
-                let (y, _) = fusion_he::server_layer(
-                    &mut self.he_channel,
-                    &he,
-                    &layer,
-                    share,
-                    &mut self.rng,
-                )
-                .await?;
+                let (y, _) =
+                    he_driver::server_layer(&mut self.channel, &he, &layer, share, &mut self.rng)
+                        .await?;
                 Ok(y)
             }
         }
@@ -454,7 +430,6 @@ impl Party {
         if count > 0 {
             self.ot.preprocess_rots(count).await?;
         }
-        self.ot_dirty = true;
         Ok(())
     }
 }
@@ -472,10 +447,7 @@ impl NonLinearLayers for Party {
         x: Vec<u64>,
         n: usize,
     ) -> ProtocolFuture<'a, Vec<u64>> {
-        Box::pin(async move {
-            self.ot_dirty = true;
-            Ok(self.ot.run(op, &x, n).await?)
-        })
+        Box::pin(async move { Ok(self.ot.run(op, &x, n).await?) })
     }
 }
 
@@ -488,22 +460,28 @@ impl Preprocessing for Party {
 impl OutputStage for Party {
     fn reveal(&mut self, y: Vec<u64>, n: usize) -> ProtocolFuture<'_, Option<Vec<u64>>> {
         Box::pin(async move {
-            self.fence_if_dirty().await?;
             match self.he {
                 HeSide::Server { .. } => {
-                    self.out_tx.send(&OutputMsg { shares: y }).await?;
+                    let bytes: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    self.channel.send_frame(&bytes).await?;
                     Ok(None)
                 }
                 HeSide::Client { .. } => {
-                    let theirs = self.out_rx.recv().await?.shares;
-                    let ring = self.prepared.program.ring();
-                    if theirs.len() != y.len() {
-                        return Err(SecureError::Malformed(format!(
-                            "output share of {} values for {n} samples, expected {}",
-                            theirs.len(),
+                    let bytes = self.channel.recv_exact(8 * y.len()).await.map_err(|e| {
+                        SecureError::Malformed(format!(
+                            "output share for {n} samples ({} values): {e}",
                             y.len()
-                        )));
-                    }
+                        ))
+                    })?;
+                    let theirs: Vec<u64> = bytes
+                        .chunks_exact(8)
+                        .map(|c| {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(c);
+                            u64::from_le_bytes(b)
+                        })
+                        .collect();
+                    let ring = self.prepared.program.ring();
                     if theirs.iter().any(|&v| !ring.contains(v)) {
                         return Err(SecureError::Malformed(
                             "output share outside the ring".into(),

@@ -43,6 +43,7 @@ impl AnyOt {
     pub async fn setup<R: Rng + CryptoRng + ?Sized>(
         kind: OtKind,
         conn: Connection,
+        meter: &fusion_net::Meter,
         role: Role,
         ring: Ring,
         config: OtConfig,
@@ -50,10 +51,10 @@ impl AnyOt {
     ) -> fusion_ot::Result<Self> {
         Ok(match kind {
             OtKind::Silent => AnyOt::Silent(Box::new(
-                OtEngine::<Silent>::setup_with(conn, role, ring, config, rng).await?,
+                OtEngine::<Silent>::setup_on(conn, Some(meter), role, ring, config, rng).await?,
             )),
             OtKind::Iknp => AnyOt::Iknp(Box::new(
-                OtEngine::<Iknp>::setup_with(conn, role, ring, config, rng).await?,
+                OtEngine::<Iknp>::setup_on(conn, Some(meter), role, ring, config, rng).await?,
             )),
         })
     }
@@ -66,11 +67,6 @@ impl AnyOt {
     /// The engine's counters.
     pub fn stats(&self) -> Stats {
         dispatch!(self, e => e.stats())
-    }
-
-    /// See [`OtEngine::fence`].
-    pub async fn fence(&mut self) -> fusion_ot::Result<()> {
-        dispatch!(self, e => e.fence().await)
     }
 
     /// See [`OtEngine::relu`].

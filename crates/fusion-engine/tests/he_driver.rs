@@ -1,18 +1,54 @@
-//! Both parties over a real local QUIC connection (`cryprot_net::testing::local_conn`),
-//! chaining layers the way the engine does (with and without response packing), and
+//! The `cheetah` backend's HE driver ([`fusion_engine::backends::cheetah::he_driver`]):
+//! both parties over a real local QUIC connection
+//! (`cryprot_net::testing::local_conn`) and fusion-net's protocol channel, chaining
+//! layers the way the engine does (with and without response packing), and
 //! malformed frames from the peer.
 
 use std::sync::Arc;
 
+use cryprot_net::Connection;
 use fusion_core::ring::Ring;
+use fusion_engine::SecureError;
+use fusion_engine::backends::cheetah::he_driver::{self, client_layer, server_layer};
 use fusion_he::{
-    BatchNormShape, Blocking, Conv2dShape, FcShape, HeError, LayerKind, LinearPlan, Padding,
-    PlanOptions, Preset, ServerLinear, client_layer, client_setup, reference, server_layer,
-    server_setup,
+    BatchNormShape, Blocking, Conv2dShape, FcShape, HeClient, HeError, HeParams, HeServer,
+    LayerKind, LinearPlan, Padding, PlanOptions, Preset, ServerLinear, reference,
 };
+use fusion_net::{Channel, MessageConfig, NetError};
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
+
+/// The protocol channel on a connection (the engine opens it on the session).
+async fn channel(conn: &mut Connection) -> Result<Channel, SecureError> {
+    Ok(Channel::open(conn, None, &MessageConfig::default()).await?)
+}
+
+/// Opens the channel and runs the client's setup.
+async fn client_setup(
+    conn: &mut Connection,
+    params: &HeParams,
+    rng: &mut ChaCha20Rng,
+) -> Result<(Arc<HeClient>, Channel), SecureError> {
+    let mut ch = channel(conn).await?;
+    let he = he_driver::client_setup(&mut ch, params, rng).await?;
+    Ok((he, ch))
+}
+
+/// Opens the channel and runs the server's setup.
+async fn server_setup(
+    conn: &mut Connection,
+    params: &HeParams,
+) -> Result<(Arc<HeServer>, Channel), SecureError> {
+    let mut ch = channel(conn).await?;
+    let he = he_driver::server_setup(&mut ch, params).await?;
+    Ok((he, ch))
+}
+
+/// A frame header (fusion-net: 4-byte big-endian length).
+fn header(len: u32) -> [u8; 4] {
+    len.to_be_bytes()
+}
 
 /// The output the two shares open to.
 fn open(ring: Ring, client: &[u64], server: &[u64]) -> Vec<u64> {
@@ -63,7 +99,7 @@ async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
             assert_eq!(t1.client_to_server, conv_plan.stats().bytes_up);
             assert_eq!(t1.server_to_client, conv_plan.stats().bytes_down);
             let (y2, _) = client_layer(&mut ch, &he, &fc_plan, y1, &mut rng).await?;
-            Ok::<_, HeError>(y2)
+            Ok::<_, SecureError>(y2)
         }
     };
     let server = {
@@ -73,7 +109,7 @@ async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
             let (he, mut ch) = server_setup(&mut sconn, &params).await?;
             let (y1, _) = server_layer(&mut ch, &he, &conv_layer, None, &mut rng).await?;
             let (y2, _) = server_layer(&mut ch, &he, &fc_layer, Some(y1), &mut rng).await?;
-            Ok::<_, HeError>(y2)
+            Ok::<_, SecureError>(y2)
         }
     };
     let (yc, ys) = tokio::join!(client, server);
@@ -101,17 +137,17 @@ async fn server_rejects_a_query_frame_of_the_wrong_size() {
     let layer = Arc::new(ServerLinear::fc(plan, &[1; 16], None).expect("layer"));
     let client = async move {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
-        // The setup by hand, then a frame that claims 1 TB: the server must refuse
+        // The setup by hand, then a frame that claims 2 GiB: the server must refuse
         // before allocating.
         let client = fusion_he::HeClient::new(&params, &mut rng);
         let pk = client.public_key_msg();
         let (mut tx, rx) = cconn.byte_stream().await.expect("stream");
-        tx.write_all(&(pk.as_bytes().len() as u64).to_le_bytes())
+        tx.write_all(&header(pk.as_bytes().len() as u32))
             .await
             .expect("write");
         tx.write_all(pk.as_bytes()).await.expect("write");
         // The server may reset the stream before our flush completes.
-        let _ = tx.write_all(&(1u64 << 40).to_le_bytes()).await;
+        let _ = tx.write_all(&header(1 << 31)).await;
         let _ = tx.flush().await;
         (cconn, tx, rx)
     };
@@ -125,7 +161,10 @@ async fn server_rejects_a_query_frame_of_the_wrong_size() {
     };
     let (_c, res) = tokio::join!(client, server);
     assert!(
-        matches!(res, Err(HeError::MessageLength { what: "query", .. })),
+        matches!(
+            res,
+            Err(SecureError::Net(NetError::FrameTooLarge { len, .. })) if len == 1 << 31
+        ),
         "{res:?}"
     );
 }
@@ -152,7 +191,10 @@ async fn server_refuses_a_public_key_for_other_parameters() {
     };
     let (c, s) = tokio::join!(client, server);
     assert!(c.is_ok());
-    assert!(matches!(s, Err(HeError::ParamMismatch(_))), "{s:?}");
+    assert!(
+        matches!(s, Err(SecureError::He(HeError::ParamMismatch(_)))),
+        "{s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +238,7 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
             assert_eq!(t1.server_to_client, p1.stats().bytes_down);
             let (y2, t2) = client_layer(&mut ch, &he, &p2, y1, &mut rng).await?;
             assert_eq!(t2.server_to_client, p2.stats().bytes_down);
-            Ok::<_, HeError>(y2)
+            Ok::<_, SecureError>(y2)
         }
     };
     let server = {
@@ -207,7 +249,7 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
             assert!(he.has_galois_keys());
             let (y1, _) = server_layer(&mut ch, &he, &l1, None, &mut rng).await?;
             let (y2, _) = server_layer(&mut ch, &he, &l2, Some(y1), &mut rng).await?;
-            Ok::<_, HeError>(y2)
+            Ok::<_, SecureError>(y2)
         }
     };
     let (yc, ys) = tokio::join!(client, server);
@@ -238,13 +280,13 @@ async fn server_refuses_an_oversized_galois_key_frame() {
         let client = fusion_he::HeClient::new(&p, &mut rng);
         let pk = client.public_key_msg();
         let (mut tx, rx) = cconn.byte_stream().await.expect("stream");
-        tx.write_all(&(pk.as_bytes().len() as u64).to_le_bytes())
+        tx.write_all(&header(pk.as_bytes().len() as u32))
             .await
             .expect("write");
         tx.write_all(pk.as_bytes()).await.expect("write");
-        // A Galois-key frame that claims 1 TB: refused before any allocation (the
+        // A Galois-key frame that claims 2 GiB: refused before any allocation (the
         // server may reset the stream before our flush completes).
-        let _ = tx.write_all(&(1u64 << 40).to_le_bytes()).await;
+        let _ = tx.write_all(&header(1 << 31)).await;
         let _ = tx.flush().await;
         (cconn, tx, rx)
     };
@@ -252,12 +294,9 @@ async fn server_refuses_an_oversized_galois_key_frame() {
     let (_c, res) = tokio::join!(client, server);
     assert!(
         matches!(
-            res,
-            Err(HeError::MessageLength {
-                what: "Galois keys",
-                ..
-            })
-        ),
+                    res,
+        Err(SecureError::Net(NetError::FrameTooLarge { len, .. })) if len == 1 << 31
+                ),
         "{res:?}"
     );
 }
@@ -322,7 +361,7 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
                 assert_eq!(t.server_to_client, plan.stats().bytes_down);
                 y = out;
             }
-            Ok::<_, HeError>(y)
+            Ok::<_, SecureError>(y)
         }
     };
     let server = {
@@ -333,7 +372,7 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
             let (y1, _) = server_layer(&mut ch, &he, &lc, None, &mut rng).await?;
             let (y2, _) = server_layer(&mut ch, &he, &lb, Some(y1), &mut rng).await?;
             let (y3, _) = server_layer(&mut ch, &he, &lf, Some(y2), &mut rng).await?;
-            Ok::<_, HeError>(y3)
+            Ok::<_, SecureError>(y3)
         }
     };
     let (yc, ys) = tokio::join!(client, server);
