@@ -271,7 +271,7 @@ pub fn phase_table(client: &MeterReport, server: Option<&MeterReport>) -> String
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  {:<10} {:>14} {:>14} {:>10} {:>10}",
+        "  {:<13} {:>14} {:>14} {:>10} {:>10}",
         "phase", "client->server", "server->client", "client s", "server s"
     );
     let secs = |r: Option<&MeterReport>, name: Phase| {
@@ -291,7 +291,7 @@ pub fn phase_table(client: &MeterReport, server: Option<&MeterReport>) -> String
         let down = c.map_or(0, |p| p.counters.bytes_received);
         let _ = writeln!(
             s,
-            "  {:<10} {:>14} {:>14} {:>10} {:>10}",
+            "  {:<13} {:>14} {:>14} {:>10} {:>10}",
             name.as_str(),
             human_bytes(up),
             human_bytes(down),
@@ -302,7 +302,7 @@ pub fn phase_table(client: &MeterReport, server: Option<&MeterReport>) -> String
     let up = server.map_or(client.total.bytes_sent, |r| r.total.bytes_received);
     let _ = write!(
         s,
-        "  {:<10} {:>14} {:>14} {:>10} {:>10}",
+        "  {:<13} {:>14} {:>14} {:>10} {:>10}",
         "total",
         human_bytes(up),
         human_bytes(client.total.bytes_received),

@@ -23,7 +23,7 @@ use fusion_core::Threshold;
 use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
 use fusion_core::mix::{Labeled, uniform_below};
 use fusion_core::security::{self, Layout};
-use fusion_core::stats::{Confidence, clopper_pearson_lower};
+use fusion_core::stats::{binomial_tail, clopper_pearson_interval95 as ci95, hypergeometric_tail};
 use fusion_core::verify::Verdict;
 use fusion_engine::backends::cheetah::config::OtKind;
 use fusion_engine::behaviour::Honest;
@@ -121,22 +121,6 @@ fn fixed_logits(
 
 fn net() -> NetConfig {
     NetConfig::default()
-}
-
-/// Two-sided 95% Clopper-Pearson interval.
-fn ci95(x: u64, n: u64) -> (f64, f64) {
-    let c = Confidence::new(0.975).unwrap_or_default();
-    let lo = if x == 0 {
-        0.0
-    } else {
-        clopper_pearson_lower(x, n, c)
-    };
-    let hi = if x == n {
-        1.0
-    } else {
-        1.0 - clopper_pearson_lower(n - x, n, c)
-    };
-    (lo, hi)
 }
 
 // ---------------------------------------------------------------- detect
@@ -474,40 +458,6 @@ struct HonestReport {
     secure_sessions: u64,
     secure_aborts: u64,
     secure_queries: usize,
-}
-
-fn ln_binom(n: u64, k: u64) -> f64 {
-    if k > n {
-        return f64::NEG_INFINITY;
-    }
-    let k = k.min(n - k);
-    (0..k)
-        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
-        .sum()
-}
-
-/// `P(X > s)` for `X ~ Hypergeometric(n, w, t)` (wrong samples among `t` drawn from `n` with `w` wrong).
-fn hypergeometric_tail(n: u64, w: u64, t: u64, s: u64) -> f64 {
-    let total = ln_binom(n, t);
-    // `+ 0.0` turns the empty sum's -0.0 into 0.0.
-    ((s + 1)..=t.min(w))
-        .map(|x| (ln_binom(w, x) + ln_binom(n - w, t - x) - total).exp())
-        .sum::<f64>()
-        + 0.0
-}
-
-/// `P(X > s)` for `X ~ Binomial(t, q)`.
-fn binomial_tail(t: u64, q: f64, s: u64) -> f64 {
-    if q <= 0.0 {
-        return 0.0;
-    }
-    if q >= 1.0 {
-        return if s < t { 1.0 } else { 0.0 };
-    }
-    ((s + 1)..=t)
-        .map(|x| (ln_binom(t, x) + x as f64 * q.ln() + (t - x) as f64 * (1.0 - q).ln()).exp())
-        .sum::<f64>()
-        + 0.0
 }
 
 fn honest(a: HonestArgs) -> Result<(), CliError> {

@@ -174,6 +174,61 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
     h
 }
 
+/// Two-sided 95% Clopper-Pearson interval for `x` successes in `n` trials
+/// (each side at 97.5%; `[0, hi]` for `x = 0`, `[lo, 1]` for `x = n`).
+pub fn clopper_pearson_interval95(x: u64, n: u64) -> (f64, f64) {
+    let c = Confidence::new(0.975).unwrap_or_default();
+    let lo = if x == 0 {
+        0.0
+    } else {
+        clopper_pearson_lower(x, n, c)
+    };
+    let hi = if x >= n {
+        1.0
+    } else {
+        1.0 - clopper_pearson_lower(n - x, n, c)
+    };
+    (lo, hi)
+}
+
+/// `ln C(n, k)` in floating point (`-inf` for `k > n`).
+pub fn ln_binom(n: u64, k: u64) -> f64 {
+    if k > n {
+        return f64::NEG_INFINITY;
+    }
+    let k = k.min(n - k);
+    (0..k)
+        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
+        .sum()
+}
+
+/// `P(X > s)` for `X ~ Hypergeometric(n, w, t)`: more than `s` wrong among
+/// `t` drawn without replacement from `n` of which `w` are wrong (the
+/// false-abort probability of a public set of `t` held-out samples with
+/// slack `s`).
+pub fn hypergeometric_tail(n: u64, w: u64, t: u64, s: u64) -> f64 {
+    let total = ln_binom(n, t);
+    // `+ 0.0` turns the empty sum's -0.0 into 0.0.
+    ((s + 1)..=t.min(w))
+        .map(|x| (ln_binom(w, x) + ln_binom(n - w, t - x) - total).exp())
+        .sum::<f64>()
+        + 0.0
+}
+
+/// `P(X > s)` for `X ~ Binomial(t, q)` (fresh samples at error rate `q`).
+pub fn binomial_tail(t: u64, q: f64, s: u64) -> f64 {
+    if q <= 0.0 {
+        return 0.0;
+    }
+    if q >= 1.0 {
+        return if s < t { 1.0 } else { 0.0 };
+    }
+    ((s + 1)..=t)
+        .map(|x| (ln_binom(t, x) + x as f64 * q.ln() + (t - x) as f64 * (1.0 - q).ln()).exp())
+        .sum::<f64>()
+        + 0.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +298,25 @@ mod tests {
         assert!(Confidence::new(1.0).is_err());
         assert!(Confidence::new(f64::NAN).is_err());
         assert_eq!(Confidence::default().level(), 0.95);
+    }
+
+    #[test]
+    fn tails_match_hand_computed_values() {
+        // Binomial(3, 0.5): P(X > 1) = 4/8.
+        assert!((binomial_tail(3, 0.5, 1) - 0.5).abs() < 1e-12);
+        assert_eq!(binomial_tail(3, 0.0, 0), 0.0);
+        assert_eq!(binomial_tail(3, 1.0, 2), 1.0);
+        // Hypergeometric(n = 5, w = 2, t = 2): P(X > 0) = 1 - C(3,2)/C(5,2) = 0.7.
+        assert!((hypergeometric_tail(5, 2, 2, 0) - 0.7).abs() < 1e-12);
+        assert_eq!(hypergeometric_tail(5, 2, 2, 2), 0.0);
+        assert!((ln_binom(10, 3) - 120f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_95_interval_brackets_the_rate_and_closes_at_the_ends() {
+        let (lo, hi) = clopper_pearson_interval95(50, 100);
+        assert!(lo < 0.5 && 0.5 < hi && hi - lo < 0.25);
+        assert_eq!(clopper_pearson_interval95(0, 10).0, 0.0);
+        assert_eq!(clopper_pearson_interval95(10, 10).1, 1.0);
     }
 }

@@ -87,7 +87,10 @@ fn run(
     };
     let q = client.encrypt(plan, &xc, &mut crng).expect("encrypt");
     let qb = q.to_bytes(plan);
-    assert_eq!(qb.len(), plan.stats().bytes_up - fusion_he::FRAME_HEADER_BYTES);
+    assert_eq!(
+        qb.len(),
+        plan.stats().bytes_up - fusion_he::FRAME_HEADER_BYTES
+    );
     let q = Query::from_bytes(plan, &qb).expect("query decodes");
     let (reply, ys) = layer
         .respond(
