@@ -95,7 +95,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fusion_net::Session;
-use fusion_nn::fixed::FixedProgram;
+use fusion_nn::fixed::{FixedProgram, PublicProgram};
 use rand::rngs::ChaCha20Rng;
 
 use crate::domain::Domain;
@@ -128,7 +128,7 @@ pub trait Backend: Send + Sync {
     /// `program` (no coefficients) and prepares the client's side.
     fn join(
         &self,
-        program: &FixedProgram,
+        program: &PublicProgram,
         announcement: &str,
     ) -> SecureResult<Arc<dyn PreparedBackend>>;
 }
@@ -211,7 +211,7 @@ pub trait NonLinearLayers {
 #[derive(Debug, Clone, Copy)]
 pub struct PassPlan<'a> {
     /// The public program.
-    pub program: &'a FixedProgram,
+    pub program: &'a PublicProgram,
     /// The schedule both parties walk.
     pub schedule: &'a Schedule,
     /// Samples in the chunk.

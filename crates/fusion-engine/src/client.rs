@@ -37,7 +37,7 @@ use crate::error::{SecureError, SecureResult};
 use crate::schedule::Schedule;
 use crate::stats::BatchStats;
 use crate::wire::{BatchRequest, ClientHello, ClientMsg, ServerHello, ServerMsg, SessionEnd};
-use fusion_nn::fixed::FixedProgram;
+use fusion_nn::fixed::PublicProgram;
 use fusion_nn::tensor::Tensor;
 
 /// The client of a secure inference session.
@@ -192,7 +192,7 @@ impl SecureClient {
     }
 
     /// The public program both parties run.
-    pub fn program(&self) -> &FixedProgram {
+    pub fn program(&self) -> &PublicProgram {
         &self.hello.program
     }
 
@@ -299,7 +299,7 @@ impl SecureClient {
     }
 
     /// Runs a batch of `n` encoded samples (program values, e.g. from
-    /// [`FixedProgram::encode_input`]); returns the output ring elements
+    /// [`PublicProgram::encode_input`]); returns the output ring elements
     /// (`n x classes`, at the program's output scale).
     pub async fn infer_encoded(&mut self, x: Vec<u64>, n: usize) -> SecureResult<Vec<u64>> {
         if self.failed {

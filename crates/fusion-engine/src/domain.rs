@@ -23,7 +23,7 @@
 //! reduced mod `p`.
 
 use fusion_core::ring::Ring;
-use fusion_nn::fixed::{FixedOp, FixedProgram};
+use fusion_nn::fixed::{FixedOp, PublicProgram};
 use fusion_nn::kernels::{Window, window_for_each};
 use fusion_nn::tensor::RingTensor;
 use rand::{CryptoRng, Rng};
@@ -215,7 +215,7 @@ impl Domain {
     /// party's shares `ins` of a chunk of `n` samples.
     pub fn apply_local(
         &self,
-        program: &FixedProgram,
+        program: &PublicProgram,
         step: usize,
         ins: &[&[u64]],
         n: usize,
@@ -245,11 +245,14 @@ impl Domain {
                     })
                     .collect::<fusion_nn::Result<_>>()?;
                 let refs: Vec<&RingTensor> = tensors.iter().collect();
-                Ok(s.apply(*ring, &refs)?.into_data())
+                Ok(s.apply_local(*ring, &refs)?.into_data())
             }
             Domain::Field { field, ring } => {
                 let in_shape = program.value_shape(s.inputs[0]);
-                field_local(*field, *ring, &s.op, &s.name, in_shape, &s.shape, ins, n)
+                let op = s.op.local_op().ok_or_else(|| {
+                    SecureError::Config(format!("step `{}` is not a local step", s.name))
+                })?;
+                field_local(*field, *ring, &op, &s.name, in_shape, &s.shape, ins, n)
             }
         }
     }
@@ -363,7 +366,9 @@ mod tests {
     #[test]
     fn field_local_steps_match_the_ring_reference_on_shares() {
         let model = fusion_nn::zoo::build("cnn-mnist", 5).expect("zoo");
-        let program = lower(&model, default_fixed_point()).expect("lower");
+        let program = lower(&model, default_fixed_point())
+            .expect("lower")
+            .public();
         let ring = program.ring();
         let d = Domain::field(PrimeField::new((1 << 61) - 1).expect("p"), ring).expect("d");
         let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(9);

@@ -33,7 +33,7 @@
 use std::time::Duration;
 
 use fusion_net::{Meter, Phase};
-use fusion_nn::fixed::FixedProgram;
+use fusion_nn::fixed::PublicProgram;
 
 use crate::backend::{LinearCall, PartySession, PassPlan};
 use crate::config::{Progress, ProgressFn};
@@ -58,7 +58,7 @@ pub(crate) async fn timed<T, E: Into<SecureError>>(
 
 /// Everything one pass over a chunk needs.
 pub(crate) struct Pass<'a> {
-    pub program: &'a FixedProgram,
+    pub program: &'a PublicProgram,
     pub schedule: &'a Schedule,
     pub domain: Domain,
     pub backend: &'a mut dyn PartySession,
@@ -194,6 +194,6 @@ pub(crate) async fn reveal(
     .await
 }
 
-fn step_len(program: &FixedProgram, v: usize) -> usize {
+fn step_len(program: &PublicProgram, v: usize) -> usize {
     program.value_shape(v).iter().product()
 }

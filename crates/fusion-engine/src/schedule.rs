@@ -1,4 +1,4 @@
-//! The execution schedule: how the secure engine runs a [`FixedProgram`].
+//! The execution schedule: how the secure engine runs a [`PublicProgram`].
 //!
 //! Both parties derive the same schedule from the (public) program: a list of
 //! [`Action`]s in step order, each defining one value, and the values to drop
@@ -31,7 +31,7 @@
 
 use std::sync::Arc;
 
-use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass, ValueId};
+use fusion_nn::fixed::{OpClass, PublicOp, PublicProgram, ValueId};
 use fusion_nn::kernels::{Window, window_for_each};
 
 use crate::error::{SecureError, SecureResult};
@@ -169,7 +169,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// The schedule of `program` (see the module docs).
-    pub fn new(program: &FixedProgram) -> SecureResult<Self> {
+    pub fn new(program: &PublicProgram) -> SecureResult<Self> {
         let ring = program.ring();
         let l = ring.bits();
         let n_values = program.steps.len() + 1;
@@ -196,15 +196,15 @@ impl Schedule {
             let all_nonneg = s.inputs.iter().all(|&v| nonneg[v]);
             let kind = match (&s.op, s.op.class()) {
                 (_, OpClass::Linear) => ActionKind::Linear,
-                (FixedOp::Relu, _) => {
+                (PublicOp::Relu, _) => {
                     nonneg[out] = true;
                     ActionKind::NonLinear(NonLinearOp::Relu)
                 }
-                (FixedOp::Truncate { bits }, _) => {
+                (PublicOp::Truncate { bits }, _) => {
                     let bits = *bits;
                     let fusable = out != output
                         && readers[out].len() == 1
-                        && matches!(program.steps[readers[out][0]].op, FixedOp::Relu)
+                        && matches!(program.steps[readers[out][0]].op, PublicOp::Relu)
                         && bits < l;
                     if fusable {
                         let r = readers[out][0];
@@ -227,15 +227,15 @@ impl Schedule {
                     };
                     ActionKind::NonLinear(NonLinearOp::Truncate { bits, mode })
                 }
-                (FixedOp::MaxPool { .. }, _) => {
+                (PublicOp::MaxPool { .. }, _) => {
                     nonneg[out] = all_nonneg;
                     max_pool_kind(program, i)?
                 }
-                (FixedOp::Square, _) => ActionKind::NonLinear(NonLinearOp::Square),
+                (PublicOp::Square, _) => ActionKind::NonLinear(NonLinearOp::Square),
                 (op, OpClass::Local) => {
                     nonneg[out] = all_nonneg
                         && match op {
-                            FixedOp::MulConst { factor } => !ring.msb(*factor),
+                            PublicOp::MulConst { factor } => !ring.msb(*factor),
                             _ => true,
                         };
                     ActionKind::Local
@@ -296,9 +296,9 @@ impl Schedule {
     }
 }
 
-fn max_pool_kind(program: &FixedProgram, i: usize) -> SecureResult<ActionKind> {
+fn max_pool_kind(program: &PublicProgram, i: usize) -> SecureResult<ActionKind> {
     let s = &program.steps[i];
-    let FixedOp::MaxPool {
+    let PublicOp::MaxPool {
         kernel,
         stride,
         padding,
@@ -345,7 +345,7 @@ mod tests {
 
     fn schedule(name: &str) -> Schedule {
         let m = fusion_nn::zoo::build(name, 1).expect("zoo");
-        Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("schedule")
+        Schedule::new(&lower(&m, default_fixed_point()).expect("lower").public()).expect("schedule")
     }
 
     #[test]
@@ -386,7 +386,8 @@ mod tests {
         let graph = g.finish().expect("graph");
         let meta = fusion_nn::zoo::meta("t", &graph).expect("meta");
         let m = fusion_nn::model::Model::init(meta, graph, 3).expect("init");
-        let s = Schedule::new(&lower(&m, default_fixed_point()).expect("lower")).expect("s");
+        let s =
+            Schedule::new(&lower(&m, default_fixed_point()).expect("lower").public()).expect("s");
         let tags: Vec<&str> = s.actions.iter().map(|a| a.kind.tag()).collect();
         assert_eq!(
             tags,

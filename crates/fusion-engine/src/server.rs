@@ -41,7 +41,7 @@ use crate::wire::{
     ClientHello, ClientMsg, ModelInfo, PROTOCOL, ServerHello, ServerMsg, SessionEnd, VERSION,
     check_protocol, validate_program,
 };
-use fusion_nn::fixed::{FixedProgram, lower};
+use fusion_nn::fixed::{FixedProgram, PublicProgram, lower};
 use fusion_nn::model::{Model, Preprocess};
 
 /// A model as the server serves it: public metadata and the full program.
@@ -103,6 +103,9 @@ struct Offered {
 pub struct SecureServer {
     announced: ServedModel,
     served: ServedModel,
+    /// The served program's public view (what clients get and the schedule
+    /// both parties walk).
+    public: PublicProgram,
     behaviour: Arc<dyn ServerBehaviour>,
     config: ServerConfig,
     schedule: Schedule,
@@ -161,8 +164,9 @@ impl SecureServer {
                 served.classes
             )));
         }
-        validate_program(&served.program.public_view())?;
-        let schedule = Schedule::new(&served.program)?;
+        let public = served.program.public();
+        validate_program(&public)?;
+        let schedule = Schedule::new(&public)?;
         let mut offered: Vec<Offered> = Vec::with_capacity(backends.len());
         for b in &backends {
             if offered.iter().any(|o| o.name == b.name()) {
@@ -181,6 +185,7 @@ impl SecureServer {
         Ok(SecureServer {
             announced: model,
             served,
+            public,
             behaviour,
             config,
             schedule,
@@ -234,7 +239,7 @@ impl SecureServer {
                 classes: self.served.classes as u64,
                 preprocess: self.served.preprocess.clone(),
             },
-            program: self.served.program.public_view(),
+            program: self.public.clone(),
             session: self.session_params(chunk),
             backend: offered.name.into(),
             announcement: offered.announcement.clone(),
@@ -420,7 +425,7 @@ impl SecureServer {
         let mut start = 0usize;
         for m in params.chunks(n) {
             let pass = Pass {
-                program: &self.served.program,
+                program: &self.public,
                 schedule: &self.schedule,
                 domain,
                 backend: &mut *party,

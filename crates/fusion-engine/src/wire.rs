@@ -25,8 +25,8 @@
 //! protocol name and version and the requested chunk and batch sizes; the
 //! client checks the server's [`ServerHello`] completely
 //! ([`ServerHello::validate`]): protocol and version, the public program's
-//! structure ([`FixedProgram::validate`]) and that it carries no
-//! coefficients, bounds on its size, the fixed-point parameters, the output
+//! structure ([`PublicProgram::validate`]; its type has no room for
+//! coefficients), bounds on its size, the fixed-point parameters, the output
 //! shape against the class count, the preprocessing against the input size,
 //! the session parameters ([`SessionParams::validate`]) and its own
 //! [`ClientPolicy`]; the backend's announcement is checked by the backend
@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::check_announcement;
 use crate::config::{ClientPolicy, SessionParams};
 use crate::error::{SecureError, SecureResult};
-use fusion_nn::fixed::{FixedOp, FixedProgram};
+use fusion_nn::fixed::{PublicOp, PublicProgram};
 use fusion_nn::model::Preprocess;
 
 /// The protocol name both parties send.
@@ -124,8 +124,9 @@ pub struct ServerHello {
     /// The model's public metadata.
     pub model: ModelInfo,
     /// The program the parties execute, without the server's coefficients
-    /// ([`FixedProgram::public_view`]); it carries the fixed-point parameters.
-    pub program: FixedProgram,
+    /// (a [`PublicProgram`], which cannot hold any); it carries the
+    /// fixed-point parameters.
+    pub program: PublicProgram,
     /// Chunking and batch limits.
     pub session: SessionParams,
     /// The backend that runs (the one the client asked for).
@@ -315,7 +316,7 @@ impl ClientHello {
 }
 
 /// Checks a public program's structure and size (see the module docs).
-pub fn validate_program(p: &FixedProgram) -> SecureResult<()> {
+pub fn validate_program(p: &PublicProgram) -> SecureResult<()> {
     if p.steps.len() > MAX_STEPS {
         return Err(malformed(format!(
             "the program has {} steps (at most {MAX_STEPS})",
@@ -353,34 +354,21 @@ pub fn validate_program(p: &FixedProgram) -> SecureResult<()> {
         .map_err(|e| malformed(format!("the program is inconsistent: {e}")))?;
     let ring = p.ring();
     for (i, s) in p.steps.iter().enumerate() {
-        let carries = match &s.op {
-            FixedOp::Dense(d) => !(d.weight.is_empty() && d.bias.is_empty()),
-            FixedOp::Conv2d(c) => !(c.weight.is_empty() && c.bias.is_empty()),
-            FixedOp::ChannelAffine(a) => !(a.scale.is_empty() && a.shift.is_empty()),
-            FixedOp::MulConst { factor } => {
-                if !ring.contains(*factor) {
-                    return Err(malformed(format!(
-                        "step {i}: constant factor outside the ring"
-                    )));
-                }
-                false
+        match &s.op {
+            PublicOp::MulConst { factor } if !ring.contains(*factor) => {
+                return Err(malformed(format!(
+                    "step {i}: constant factor outside the ring"
+                )));
             }
-            FixedOp::MaxPool { kernel, .. } => {
+            PublicOp::MaxPool { kernel, .. } => {
                 let windows = fusion_nn::graph::checked_numel(&s.shape).unwrap_or(usize::MAX);
                 if windows.saturating_mul(kernel.saturating_mul(*kernel)) > MAX_WINDOW_ENTRIES {
                     return Err(malformed(format!(
                         "step {i}: max pool with more than {MAX_WINDOW_ENTRIES} window entries"
                     )));
                 }
-                false
             }
-            _ => false,
-        };
-        if carries {
-            return Err(malformed(format!(
-                "step {i} (`{}`) carries coefficients: a public program view has none",
-                s.name
-            )));
+            _ => {}
         }
         if s.scale > 2 * p.fixed.frac_bits + 16 {
             return Err(malformed(format!(
@@ -477,7 +465,7 @@ mod tests {
         let model = fusion_nn::zoo::build("mlp-bc", 1).expect("zoo");
         let program = fusion_nn::fixed::lower(&model, fusion_nn::eval::default_fixed_point())
             .expect("lower")
-            .public_view();
+            .public();
         ServerHello {
             protocol: PROTOCOL.into(),
             version: VERSION,
@@ -541,9 +529,7 @@ mod tests {
         h.program.fixed.frac_bits = 30;
         assert!(h.validate(&ClientPolicy::default()).is_err());
         let mut h = hello();
-        if let FixedOp::Dense(d) = &mut h.program.steps[0].op {
-            d.weight = vec![1; 30 * 16];
-        }
+        h.program.steps[0].op = PublicOp::MulConst { factor: 1 << 40 };
         assert!(matches!(
             h.validate(&ClientPolicy::default()),
             Err(SecureError::Malformed(_))
@@ -585,6 +571,13 @@ mod tests {
         );
         let mut w = WireHello::from(h);
         w.program = "{\"steps\": 5}".into();
+        assert!(ServerHello::try_from(w).is_err());
+        // A server's program with its coefficients is not a public program.
+        let model = fusion_nn::zoo::build("mlp-bc", 1).expect("zoo");
+        let server =
+            fusion_nn::fixed::lower(&model, fusion_nn::eval::default_fixed_point()).expect("lower");
+        let mut w = WireHello::from(hello());
+        w.program = serde_json::to_string(&server).expect("json");
         assert!(ServerHello::try_from(w).is_err());
     }
 }

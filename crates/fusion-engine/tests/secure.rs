@@ -266,7 +266,7 @@ async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
     let plans = fusion_engine::backends::cheetah::he::plans(
         &params,
         &announced.plan,
-        &served.program.public_view(),
+        &served.program.public(),
         4,
     )
     .unwrap();

@@ -27,7 +27,7 @@ use fusion_engine::domain::{Domain, PrimeField};
 use fusion_engine::schedule::NonLinearOp;
 use fusion_engine::{SecureError, SecureResult};
 use fusion_net::{MsgReceiver, MsgSender};
-use fusion_nn::fixed::FixedProgram;
+use fusion_nn::fixed::{FixedProgram, PublicProgram};
 use fusion_nn::tensor::RingTensor;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
@@ -193,7 +193,11 @@ impl Backend for DealerBackend {
         Ok((Arc::new(prepared), format!("{{\"p\":{PRIME}}}")))
     }
 
-    fn join(&self, _: &FixedProgram, announcement: &str) -> SecureResult<Arc<dyn PreparedBackend>> {
+    fn join(
+        &self,
+        _: &PublicProgram,
+        announcement: &str,
+    ) -> SecureResult<Arc<dyn PreparedBackend>> {
         let v: serde_json::Value = serde_json::from_str(announcement)
             .map_err(|e| SecureError::Malformed(format!("dealer parameters: {e}")))?;
         if v["p"].as_u64() != Some(PRIME) {

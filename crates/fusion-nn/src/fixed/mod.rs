@@ -82,8 +82,10 @@
 
 mod exec;
 mod lower;
+mod public;
 
 pub use lower::lower;
+pub use public::{PublicOp, PublicProgram, PublicStep};
 
 use fusion_core::ring::{FixedPoint, Ring};
 use serde::{Deserialize, Serialize};
@@ -346,31 +348,6 @@ impl FixedProgram {
             }
         }
         c
-    }
-
-    /// The program without the server's private coefficients (weights, biases,
-    /// batch-norm scales emptied): what a client may know. [`FixedProgram::run`]
-    /// refuses it.
-    pub fn public_view(&self) -> FixedProgram {
-        let mut p = self.clone();
-        for s in &mut p.steps {
-            match &mut s.op {
-                FixedOp::Dense(d) => {
-                    d.weight.clear();
-                    d.bias.clear();
-                }
-                FixedOp::Conv2d(c) => {
-                    c.weight.clear();
-                    c.bias.clear();
-                }
-                FixedOp::ChannelAffine(a) => {
-                    a.scale.clear();
-                    a.shift.clear();
-                }
-                _ => {}
-            }
-        }
-        p
     }
 
     /// Checks the structure: references, arities, shapes and coefficient lengths

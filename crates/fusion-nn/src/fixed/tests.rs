@@ -320,19 +320,21 @@ fn program_structure_of_the_mnist_cnn() {
     assert_eq!(p.steps[3].shape, vec![16, 12, 12]);
     p.validate().expect("valid");
 
-    // Round trip through JSON, and the public view hides the weights and refuses to run.
+    // Round trip through JSON, and the public view has the structure only.
     let back: FixedProgram =
         serde_json::from_str(&serde_json::to_string(&p).expect("ser")).expect("de");
     assert_eq!(back, p);
-    let public = p.public_view();
+    let public = p.public();
     public
         .validate()
         .expect("public view is structurally valid");
-    assert!(matches!(&public.steps[0].op, FixedOp::Conv2d(c) if c.weight.is_empty()));
-    let x = p
-        .encode_input(&crate::zoo::synthetic_inputs("cnn-mnist", 2, 1).expect("x"))
-        .expect("enc");
-    assert!(public.run(&x).is_err());
+    assert!(matches!(
+        &public.steps[0].op,
+        crate::fixed::PublicOp::Conv2d {
+            out_channels: 16,
+            ..
+        }
+    ));
 
     // A broken program is rejected.
     let mut bad = p.clone();

@@ -24,44 +24,55 @@ use fusion_he::Preset;
 
 use super::config::HeChoice;
 use crate::error::{SecureError, SecureResult};
-use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass};
+use fusion_nn::fixed::{FixedOp, FixedProgram, OpClass, PublicOp, PublicProgram};
 
 /// The fusion-he layer of linear step `step` for a batch of `n` samples.
-pub fn layer_kind(program: &FixedProgram, step: usize, n: usize) -> SecureResult<LayerKind> {
+pub fn layer_kind(program: &PublicProgram, step: usize, n: usize) -> SecureResult<LayerKind> {
     let s = program
         .steps
         .get(step)
         .ok_or_else(|| SecureError::Config(format!("no step {step}")))?;
     let in_shape = program.value_shape(s.inputs[0]);
-    Ok(match &s.op {
-        FixedOp::Dense(d) => LayerKind::Fc(FcShape::new(n, d.in_features, d.out_features)),
-        FixedOp::Conv2d(c) => LayerKind::Conv2d(Conv2dShape::new(
+    Ok(match s.op {
+        PublicOp::Dense {
+            in_features,
+            out_features,
+        } => LayerKind::Fc(FcShape::new(n, in_features, out_features)),
+        PublicOp::Conv2d {
+            in_channels,
+            in_height,
+            in_width,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        } => LayerKind::Conv2d(Conv2dShape::new(
             n,
-            c.in_channels,
-            c.in_height,
-            c.in_width,
-            c.out_channels,
-            c.kernel,
-            c.stride,
+            in_channels,
+            in_height,
+            in_width,
+            out_channels,
+            kernel,
+            stride,
             Padding::Explicit {
-                top: c.padding,
-                bottom: c.padding,
-                left: c.padding,
-                right: c.padding,
+                top: padding,
+                bottom: padding,
+                left: padding,
+                right: padding,
             },
         )),
-        FixedOp::ChannelAffine(a) => {
+        PublicOp::ChannelAffine { channels } => {
             let [ch, h, w] = *in_shape else {
                 return Err(SecureError::Malformed(format!(
                     "channel affine on shape {in_shape:?}"
                 )));
             };
-            if ch != a.channels {
+            if ch != channels {
                 return Err(SecureError::Malformed("channel affine channels".into()));
             }
             LayerKind::BatchNorm(BatchNormShape::new(n, ch, h, w))
         }
-        other => {
+        ref other => {
             return Err(SecureError::Config(format!(
                 "`{}` is not a linear step",
                 other.tag()
@@ -74,7 +85,7 @@ pub fn layer_kind(program: &FixedProgram, step: usize, n: usize) -> SecureResult
 pub fn plans(
     params: &HeParams,
     opts: &PlanOptions,
-    program: &FixedProgram,
+    program: &PublicProgram,
     n: usize,
 ) -> SecureResult<Vec<Option<Arc<LinearPlan>>>> {
     program
@@ -108,7 +119,7 @@ pub fn server_layers(
     program: &FixedProgram,
     n: usize,
 ) -> SecureResult<Vec<Option<Arc<ServerLinear>>>> {
-    let plans = plans(params, opts, program, n)?;
+    let plans = plans(params, opts, &program.public(), n)?;
     program
         .steps
         .iter()
@@ -231,7 +242,7 @@ mod tests {
         let preset = choose_preset(HeChoice::Auto, &opts, &p).expect("preset");
         assert_eq!(preset, Preset::N4096);
         let params = preset.params(p.ring()).expect("params");
-        let public = plans(&params, &opts, &p.public_view(), 3).expect("plans");
+        let public = plans(&params, &opts, &p.public(), 3).expect("plans");
         let server = server_layers(&params, &opts, &p, 3).expect("layers");
         assert_eq!(public.iter().flatten().count(), 4);
         for (a, b) in public.iter().zip(&server) {
@@ -241,8 +252,13 @@ mod tests {
                 _ => panic!("plans and layers disagree"),
             }
         }
+        // A program whose coefficients are missing cannot be served.
+        let mut stripped = p.clone();
+        if let FixedOp::Conv2d(c) = &mut stripped.steps[0].op {
+            c.weight.clear();
+        }
         assert!(matches!(
-            server_layers(&params, &opts, &p.public_view(), 1),
+            server_layers(&params, &opts, &stripped, 1),
             Err(SecureError::Config(_))
         ));
     }

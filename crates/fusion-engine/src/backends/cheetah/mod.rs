@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use fusion_he::{HeClient, HeParams, HeServer, LinearPlan, PlanOptions, ServerLinear};
 use fusion_net::Channel;
-use fusion_nn::fixed::FixedProgram;
+use fusion_nn::fixed::{FixedProgram, PublicProgram};
 use fusion_ot::Role;
 use rand::rngs::ChaCha20Rng;
 
@@ -125,12 +125,13 @@ impl Backend for Cheetah {
         let text = serde_json::to_string(&announced)
             .map_err(|e| SecureError::Config(format!("announcement: {e}")))?;
         let prepared = Prepared {
-            program: Arc::new(program.clone()),
+            public: Arc::new(program.public()),
             announced,
             params,
             opts,
             ot_parallel: c.ot.parallel_ot,
             side: Side::Server {
+                program: Arc::new(program.clone()),
                 layers: Arc::new(BatchCache::new(c.cache_entries)),
             },
         };
@@ -139,7 +140,7 @@ impl Backend for Cheetah {
 
     fn join(
         &self,
-        program: &FixedProgram,
+        program: &PublicProgram,
         announcement: &str,
     ) -> SecureResult<Arc<dyn PreparedBackend>> {
         check_announcement(announcement)?;
@@ -160,7 +161,7 @@ impl Backend for Cheetah {
         // material is made.
         plans(&params, &opts, program, 1)?;
         Ok(Arc::new(Prepared {
-            program: Arc::new(program.clone()),
+            public: Arc::new(program.clone()),
             announced,
             params,
             opts,
@@ -177,16 +178,20 @@ type Plans = Vec<Option<Arc<LinearPlan>>>;
 
 /// What differs between the parties' prepared backends.
 enum Side {
-    /// The server: its encoded layers per chunk size.
-    Server { layers: Arc<BatchCache<Layers>> },
+    /// The server: its program with the coefficients, and its encoded layers
+    /// per chunk size.
+    Server {
+        program: Arc<FixedProgram>,
+        layers: Arc<BatchCache<Layers>>,
+    },
     /// The client: its public plans per chunk size.
     Client { plans: Arc<BatchCache<Plans>> },
 }
 
 /// The backend prepared for one program, on one party.
 struct Prepared {
-    /// The server's program (with coefficients) or the client's public view.
-    program: Arc<FixedProgram>,
+    /// The program's public view.
+    public: Arc<PublicProgram>,
     announced: CheetahParams,
     params: HeParams,
     opts: PlanOptions,
@@ -220,7 +225,7 @@ async fn encoded_layers(
 
 impl PreparedBackend for Prepared {
     fn domain(&self) -> Domain {
-        Domain::Ring(self.program.ring())
+        Domain::Ring(self.public.ring())
     }
 
     fn describe(&self) -> String {
@@ -235,10 +240,10 @@ impl PreparedBackend for Prepared {
 
     fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {
         Box::pin(async move {
-            let Side::Server { layers } = &self.side else {
+            let Side::Server { program, layers } = &self.side else {
                 return Ok(());
             };
-            encoded_layers(layers, &self.params, self.opts, &self.program, n)
+            encoded_layers(layers, &self.params, self.opts, program, n)
                 .await
                 .map(|_| ())
         })
@@ -246,65 +251,46 @@ impl PreparedBackend for Prepared {
 
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         Box::pin(async move {
+            // The driver bounds the whole setup by the step timeout.
             let SetupLink {
-                session,
-                mut rng,
-                timeout,
+                session, mut rng, ..
             } = link;
             let ot_conn = session.sub_connection();
             let meter = session.meter().clone();
             let mut channel = session.protocol_channel().await?;
             let he = match &self.side {
-                Side::Client { plans } => {
-                    let he = crate::driver::timed(
-                        timeout,
-                        || "sending the HE public key".into(),
-                        he_driver::client_setup(&mut channel, &self.params, &mut rng),
-                    )
-                    .await?;
-                    HeSide::Client {
-                        he,
-                        plans: plans.clone(),
-                    }
-                }
-                Side::Server { .. } => {
-                    let he = crate::driver::timed(
-                        timeout,
-                        || "receiving the client's HE public key".into(),
-                        he_driver::server_setup(&mut channel, &self.params),
-                    )
-                    .await?;
-                    HeSide::Server { he }
-                }
+                Side::Client { plans } => HeSide::Client {
+                    he: he_driver::client_setup(&mut channel, &self.params, &mut rng).await?,
+                    plans: plans.clone(),
+                },
+                Side::Server { .. } => HeSide::Server {
+                    he: he_driver::server_setup(&mut channel, &self.params).await?,
+                },
             };
             let role = match self.side {
                 Side::Client { .. } => Role::Client,
                 Side::Server { .. } => Role::Server,
             };
-            let ot = crate::driver::timed(
-                timeout,
-                || "setting up OT".into(),
-                AnyOt::setup(
-                    self.announced.ot_flavour,
-                    ot_conn,
-                    &meter,
-                    role,
-                    self.program.ring(),
-                    OtConfig {
-                        parallel_ot: self.ot_parallel,
-                        ..self.announced.ot
-                    },
-                    &mut rng,
-                ),
+            let ot = AnyOt::setup(
+                self.announced.ot_flavour,
+                ot_conn,
+                &meter,
+                role,
+                self.public.ring(),
+                OtConfig {
+                    parallel_ot: self.ot_parallel,
+                    ..self.announced.ot
+                },
+                &mut rng,
             )
             .await?;
             let party: Box<dyn PartySession> = Box::new(Party {
                 prepared: PreparedRef {
-                    program: self.program.clone(),
+                    public: self.public.clone(),
                     params: self.params.clone(),
                     opts: self.opts,
-                    layers: match &self.side {
-                        Side::Server { layers } => Some(layers.clone()),
+                    server: match &self.side {
+                        Side::Server { program, layers } => Some((program.clone(), layers.clone())),
                         Side::Client { .. } => None,
                     },
                 },
@@ -320,11 +306,11 @@ impl PreparedBackend for Prepared {
 
 /// What a session needs of the prepared backend.
 struct PreparedRef {
-    program: Arc<FixedProgram>,
+    public: Arc<PublicProgram>,
     params: HeParams,
     opts: PlanOptions,
-    /// The server's layer cache (shared across sessions).
-    layers: Option<Arc<BatchCache<Layers>>>,
+    /// The server's program and layer cache (shared across sessions).
+    server: Option<(Arc<FixedProgram>, Arc<BatchCache<Layers>>)>,
 }
 
 /// This party's HE state.
@@ -357,7 +343,7 @@ impl Party {
             return Ok(p);
         }
         let p = &self.prepared;
-        let (params, opts, program) = (p.params.clone(), p.opts, p.program.clone());
+        let (params, opts, program) = (p.params.clone(), p.opts, p.public.clone());
         let built = Arc::new(blocking(move || plans(&params, &opts, &program, n)).await?);
         cache.insert(n, built.clone());
         Ok(built)
@@ -365,12 +351,12 @@ impl Party {
 
     async fn server_layers(&self, n: usize) -> SecureResult<Arc<Layers>> {
         let p = &self.prepared;
-        let Some(cache) = &p.layers else {
+        let Some((program, cache)) = &p.server else {
             return Err(SecureError::Config(
                 "the client has no server layers".into(),
             ));
         };
-        encoded_layers(cache, &p.params, p.opts, &p.program, n).await
+        encoded_layers(cache, &p.params, p.opts, program, n).await
     }
 
     async fn run_linear(&mut self, call: LinearCall, x: Vec<u64>) -> SecureResult<Vec<u64>> {
@@ -481,7 +467,7 @@ impl OutputStage for Party {
                             u64::from_le_bytes(b)
                         })
                         .collect();
-                    let ring = self.prepared.program.ring();
+                    let ring = self.prepared.public.ring();
                     if theirs.iter().any(|&v| !ring.contains(v)) {
                         return Err(SecureError::Malformed(
                             "output share outside the ring".into(),
