@@ -19,7 +19,7 @@ pub struct Args {
     /// Recipe to run (see --list): bc-mlp, bc-mlp-weak, mnist-cnn, mnist-cnn-weak, lenet, fmnist-cnn.
     #[arg(long, value_name = "NAME", required_unless_present = "list")]
     recipe: Option<String>,
-    /// Output model directory (default: <data dir>/models/<recipe>).
+    /// Output model directory (default: `<data dir>/models/<recipe>`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Override the recipe's number of epochs.

@@ -5,7 +5,7 @@
 //! model, [`fusion_nn::fixed::lower`]), the chunk size and the largest batch
 //! ([`SessionParams`]) and, per backend, that backend's parameters (each
 //! backend's own configuration type, e.g.
-//! [`crate::backends::cheetah::CheetahConfig`]). It announces them in its
+//! [`crate::backends::cheetah::config::CheetahConfig`]). It announces them in its
 //! hello; the **client validates** them ([`SessionParams::validate`],
 //! [`ClientPolicy`], the backend's [`crate::backend::Backend::join`]) and uses
 //! exactly them.

@@ -7,7 +7,7 @@
 //! non-linear steps through the backend's interactive protocols. Two rewrites save work without changing the
 //! contract:
 //!
-//! * **ReLU after truncation is fused** ([`ActionKind::ReluTruncate`]). When the
+//! * **ReLU after truncation is fused** ([`NonLinearOp::ReluTruncate`]). When the
 //!   only reader of a `Truncate { bits }` value is a `Relu`, the pair runs as one
 //!   `relu_truncate(x, bits)` (fusion-ot; Cheetah's "ReLU then truncate" with the
 //!   truncation on the ReLU's flights). The reference computes

@@ -8,7 +8,7 @@
 //! ([`HeClient::encrypt`], or [`HeClient::query_bytes`] for its encoding) and,
 //! from the reply, the output share `W x - r` ([`HeClient::decrypt`], or
 //! [`HeClient::decrypt_bytes`] from the received bytes). I/O-free: any driver can
-//! move the bytes (see [`crate::net`] for one).
+//! move the bytes (fusion-engine's `cheetah` backend has one).
 //!
 //! **Learns.** Only its output share `W x - r` (uniform); the reply is
 //! simulatable from it (see [`crate::noise`]). The secret key never leaves this

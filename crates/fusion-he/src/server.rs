@@ -10,7 +10,7 @@
 //! optionally the packing of the result ciphertexts ([`crate::pack`]), then
 //! re-randomisation, flooding, modulus switching and masking
 //! (private module `finalize`); the server's output share is `r + bias`. I/O-free:
-//! any driver can move the bytes (see [`crate::net`] for one).
+//! any driver can move the bytes (fusion-engine's `cheetah` backend has one).
 //!
 //! **Learns.** Ciphertexts under the client's key only (IND-CPA under
 //! decision-RLWE): nothing about the client's share. The client's public key and

@@ -5,7 +5,7 @@
 //! dispatches to one of the two instantiations. Both parties call the same
 //! methods in the same order (the schedule fixes it).
 //!
-//! [`AnyOt::action_rots`] gives the ROTs a schedule action consumes (public
+//! [`AnyOt::op_rots`] gives the ROTs a schedule action consumes (public
 //! sizes only), so both parties can generate a whole pass's ROTs in one
 //! refill ([`AnyOt::preprocess_rots`]): silent OT's communication grows
 //! sublinearly with the number of ROTs, so one large refill sends fewer bytes
