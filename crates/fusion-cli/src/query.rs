@@ -80,10 +80,15 @@ pub struct Args {
     #[doc = "Accuracy threshold delta in (0, 1]."]
     #[arg(long, value_name = "D", default_value = DEFAULT_THRESHOLD, long_help = THRESHOLD_HELP)]
     threshold: Threshold,
-    /// Use exactly B copies per query instead of planning B (the report says
-    /// whether 2^-lambda is met).
+    /// Use exactly B copies per query instead of planning B. A B whose bound
+    /// misses 2^-lambda for these R and T is refused unless --allow-weaker;
+    /// the achieved bound is printed either way.
     #[arg(long, value_name = "B")]
     copies: Option<u64>,
+    /// Run with --copies (or --public-count) even if the bound then misses
+    /// 2^-lambda; the report flags it.
+    #[arg(long)]
+    allow_weaker: bool,
     /// Use only the first T public samples of the file.
     #[arg(long, value_name = "T")]
     public_count: Option<usize>,
@@ -185,6 +190,7 @@ fn query(args: Args) -> Result<u8, CliError> {
     settings.require_ot = args.ot;
     settings.backend = args.backend.clone();
     settings.policy.model_name = args.expect_model.clone();
+    settings.allow_weaker = args.allow_weaker;
     settings.check_backend()?;
     settings.check_plan(r, t)?;
     if let Some(b) = args.copies {

@@ -144,7 +144,8 @@ fn serve(args: Args) -> Result<(), CliError> {
         max_batch: args.max_batch,
         step_timeout: timeout,
     };
-    let server = SecureServer::new(model, config, backends, behaviour).map_err(usage)?;
+    let server =
+        std::sync::Arc::new(SecureServer::new(model, config, backends, behaviour).map_err(usage)?);
     let mut net = NetConfig::default();
     net.messages = net.messages.with_timeout(timeout);
     let rt = runtime()?;
@@ -172,16 +173,25 @@ fn serve(args: Args) -> Result<(), CliError> {
         let mut served = 0u64;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        // One session at a time (admission control for more comes with the
+        // service work); each runs in its own task, so a client whose bytes
+        // make the session fail or even panic ends only its own session.
+        let admission = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
         loop {
+            let permit = std::sync::Arc::clone(&admission)
+                .acquire_owned()
+                .await
+                .map_err(|e| failure(format!("admission: {e}")))?;
             let session = tokio::select! {
                 s = listener.accept() => s.map_err(failure)?,
                 _ = &mut ctrl_c => { info!("interrupted; stopping"); break; }
             };
             let peer = session.peer_addr();
+            let meter = session.meter().clone();
             info!(%peer, "session started");
             let mut rng = os_rng()?;
             tokio::select! {
-                r = server.serve(session, &mut rng) => match r {
+                r = server.serve_isolated(session, &mut rng) => match r {
                     Ok(s) => info!(
                         %peer,
                         backend = %s.backend,
@@ -192,10 +202,16 @@ fn serve(args: Args) -> Result<(), CliError> {
                         seconds = format!("{:.3}", s.report.seconds),
                         "session finished"
                     ),
-                    Err(e) => error!(%peer, error = %e, "session ended with an error"),
+                    Err(e) => error!(
+                        %peer,
+                        phase = %meter.last_entered(),
+                        error = %e,
+                        "session ended with an error"
+                    ),
                 },
                 _ = &mut ctrl_c => { info!("interrupted during a session; stopping"); break; }
             }
+            drop(permit);
             served += 1;
             if args.sessions.is_some_and(|n| served >= n) {
                 info!(sessions = served, "served the requested number of sessions");

@@ -9,6 +9,8 @@ use fusion_core::Threshold;
 use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
+use fusion_core::security::Layout;
+use fusion_core::verify::SecurityFigures;
 use fusion_core::verify::{Report, Verdict};
 use fusion_engine::backends::cheetah::config::OtKind;
 use fusion_engine::stats::human_bytes;
@@ -44,6 +46,9 @@ pub struct FusionSettings {
     pub backend: String,
     /// Backend `cheetah`: the OT flavour the client requires.
     pub require_ot: Option<OtKind>,
+    /// Accept a fixed `copies` (or too few public samples) whose bound misses
+    /// 2^-lambda (default: refuse before connecting).
+    pub allow_weaker: bool,
 }
 
 impl FusionSettings {
@@ -59,6 +64,7 @@ impl FusionSettings {
             policy: ClientPolicy::default(),
             backend: fusion_engine::config::DEFAULT_BACKEND.into(),
             require_ot: None,
+            allow_weaker: false,
         }
     }
 
@@ -81,13 +87,41 @@ impl FusionSettings {
         p
     }
 
-    /// Checks that a plan exists (before connecting).
-    pub fn check_plan(&self, queries: usize, public: usize) -> Result<(), CliError> {
+    /// Checks that a plan exists (before connecting). A fixed `copies`
+    /// whose slack-aware bound misses 2^-lambda for these `queries` and
+    /// `public` samples is refused unless `allow_weaker`; returns the
+    /// achieved bound's log2 for a fixed `copies` (for the caller to print).
+    pub fn check_plan(&self, queries: usize, public: usize) -> Result<Option<f64>, CliError> {
         if let Some(b) = self.copies {
             if b < 2 {
                 return Err(usage("--copies must be at least 2"));
             }
-            return Ok(());
+            let slack = self.threshold.slack(public as u64);
+            let layout = Layout::new(queries as u64, b, public as u64).map_err(usage)?;
+            let sec = SecurityFigures::compute(layout, slack, self.lambda);
+            if !sec.meets_target && !self.allow_weaker {
+                let planned = plan_copies(
+                    queries as u64,
+                    public as u64,
+                    self.threshold,
+                    self.lambda,
+                    self.max_copies,
+                )
+                .ok()
+                .map_or_else(
+                    || format!("no B <= {} reaches it with T = {public}", self.max_copies),
+                    |(b, _, w)| {
+                        format!("the planner's B = {b} gives 2^{:.2}", w.probability.log2())
+                    },
+                );
+                return Err(usage(format!(
+                    "B = {b} copies of R = {queries} queries with T = {public} public samples \
+                     bound undetected cheating by only 2^{:.2}, above the target 2^-{} \
+                     ({planned}); pass --allow-weaker to run it anyway",
+                    sec.log2_slack_bound, self.lambda
+                )));
+            }
+            return Ok(Some(sec.log2_slack_bound));
         }
         plan_copies(
             queries as u64,
@@ -96,7 +130,7 @@ impl FusionSettings {
             self.lambda,
             self.max_copies,
         )
-        .map(|_| ())
+        .map(|_| None)
         .map_err(|e| {
             usage(format!(
                 "{e} (give more public samples, a lower lambda, or --copies)"

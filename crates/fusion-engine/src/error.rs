@@ -67,6 +67,15 @@ pub enum SecureError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A session's task panicked (in our code or in a dependency); only that
+    /// session ended.
+    #[error("session panicked during {phase}: {message}")]
+    Panicked {
+        /// The phase the session had last entered.
+        phase: fusion_net::Phase,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl SecureError {

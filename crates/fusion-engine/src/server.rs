@@ -18,6 +18,12 @@
 //! (architecture, shapes, fixed-point parameters, preprocessing), never its
 //! coefficients.
 //!
+//! **Isolation**: [`SecureServer::serve_isolated`] runs a session in its own
+//! task, so an error *or a panic* while serving one client (in our code or
+//! in a dependency, caused by whatever bytes that client sent) ends that
+//! session only, reported as [`SecureError::Panicked`] with the phase it was
+//! in; `fusion serve` uses it for every session.
+//!
 //! **Misbehaviour** is injected through the behaviour hook
 //! ([`crate::behaviour`], default honest; cheat modes in [`crate::cheats`]):
 //! this file has no cheat branches.
@@ -294,6 +300,31 @@ impl SecureServer {
         }
     }
 
+    /// [`SecureServer::serve`] in a task of its own: a panic anywhere in
+    /// the session (including inside a dependency, on a runtime worker or a
+    /// rayon thread that propagates it) ends this session only and comes back
+    /// as [`SecureError::Panicked`] naming the phase the session had last
+    /// entered; the server stays usable. If the returned future is dropped
+    /// the session is aborted. The session's randomness is drawn from `rng`.
+    pub async fn serve_isolated<G: Rng + CryptoRng + ?Sized>(
+        self: &Arc<Self>,
+        session: Session,
+        rng: &mut G,
+    ) -> SecureResult<SessionSummary> {
+        let mut task_rng = ChaCha20Rng::from_rng(rng);
+        let meter = session.meter().clone();
+        let this = Arc::clone(self);
+        let handle = tokio::spawn(async move { this.serve(session, &mut task_rng).await });
+        match AbortOnDrop(handle).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(SecureError::Panicked {
+                phase: meter.last_entered(),
+                message: panic_message(e.into_panic().as_ref()),
+            }),
+            Err(e) => Err(SecureError::Task(format!("session task: {e}"))),
+        }
+    }
+
     async fn serve_inner(
         &self,
         session: &mut Session,
@@ -444,6 +475,37 @@ impl SecureServer {
             start += m;
         }
         Ok(())
+    }
+}
+
+/// Aborts a spawned session when dropped (e.g. the server is interrupted).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
     }
 }
 

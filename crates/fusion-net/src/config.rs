@@ -11,7 +11,7 @@
 //! | connection receive window (`data_window`) | 64 MiB | at least [`MAX_ACTIVE_STREAMS`] x `stream_window` (checked): streams the receiver is not reading yet can never exhaust it, so switching between protocol channels needs no barriers (see [`crate::channel`]) |
 //! | per-stream receive window (`stream_window`) | 4 MiB | one bulk stream alone can fill the WAN pipe (2.3 x BDP) and a loopback link at > 1 GB/s with ms-scale RTT |
 //! | per-stream send buffer (`send_buffer`) | 16 MiB | unacknowledged data a stream may hold: must exceed BDP or the sender stalls every RTT (s2n-quic's default of 4 MiB already would for 2-3 WAN streams in parallel; CryProt's own test setup uses 12 MiB) |
-//! | concurrent unidirectional streams per direction (`max_streams`) | 65 536 | every `byte_stream()` of every `sub_connection()` opens one stream per direction; s2n-quic's default of 100 would stall the engine |
+//! | concurrent unidirectional streams per direction (`max_streams`) | 64 | what the protocols need with a wide margin: every `byte_stream()` of every `sub_connection()` opens one stream per direction and the engine's sessions keep at most 8 open at once (the engine tests pass at 8 and stall at 2); a peer cannot hold more than this many streams (and their per-stream state) open against us |
 //! | OS socket buffers (`socket_buffer`) | 4 MiB | absorbs bursts at LAN rates (Linux clamps it to `net.core.{r,w}mem_max`) |
 //! | maximum IP packet size (`max_mtu`) | 1500 | Ethernet (UDP payload up to 1472 bytes over IPv4); s2n-quic probes the path MTU up to this. Raise to 9000 for jumbo-frame LANs or loopback experiments |
 //! | handshake limit (`connect_timeout`) | 10 s | |
@@ -110,7 +110,7 @@ impl Default for NetConfig {
             data_window: 64 << 20,
             stream_window: 4 << 20,
             send_buffer: 16 << 20,
-            max_streams: 1 << 16,
+            max_streams: 64,
             max_mtu: 1500,
             socket_buffer: 4 << 20,
             close_linger: Duration::from_secs(5),

@@ -105,6 +105,15 @@ impl Session {
         }
     }
 
+    /// Installs a send filter on the connection: every stream opened from
+    /// now on (by us, our backends and CryProt alike) passes its outgoing
+    /// bytes through it. For fault-injection tests only (a test plays a peer
+    /// that corrupts a chosen stream at a chosen offset); the product never
+    /// calls it.
+    pub fn set_send_filter(&mut self, filter: std::sync::Arc<dyn cryprot_net::SendFilter>) {
+        self.conn_mut().set_send_filter(filter);
+    }
+
     /// Which side this is.
     pub fn party(&self) -> Party {
         self.meter.party()

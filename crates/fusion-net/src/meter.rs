@@ -206,6 +206,9 @@ struct PhaseAcc {
 
 struct State {
     current: usize,
+    /// The phase most recently entered with [`Meter::phase`] (not restored
+    /// when its guard drops: after a failure it says where the session was).
+    entered: Phase,
     since: Instant,
     phases: Vec<PhaseAcc>,
     last_message: Option<Direction>,
@@ -239,6 +242,7 @@ impl Meter {
             created: now,
             state: Mutex::new(State {
                 current: 0,
+                entered: Phase::Connect,
                 since: now,
                 phases: vec![PhaseAcc {
                     name: Phase::Connect,
@@ -270,6 +274,13 @@ impl Meter {
         st.phases[st.current].name
     }
 
+    /// The phase most recently entered with [`Meter::phase`], even if its
+    /// guard has since been dropped (say, by a panic unwinding): where a
+    /// failed session was when it failed.
+    pub fn last_entered(&self) -> Phase {
+        self.state().entered
+    }
+
     /// Make `name` the current phase; returns the previous phase.
     pub fn set_phase(&self, name: Phase) -> Phase {
         let mut st = self.state();
@@ -298,6 +309,7 @@ impl Meter {
     #[must_use = "the phase ends when the guard is dropped"]
     pub fn phase(&self, name: Phase) -> PhaseGuard {
         let previous = self.set_phase(name);
+        self.state().entered = name;
         PhaseGuard {
             meter: self.clone(),
             previous,
