@@ -9,12 +9,13 @@ use std::sync::Arc;
 use fusion_core::ring::FixedPoint;
 use fusion_engine::ServedModel;
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
-use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper};
+use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper, Targeted};
 
 use crate::common::{CliError, usage};
 
 /// A cheat mode as given on a command line (before loading models):
-/// `honest`, `low-quality[:DIR]`, `tamper:K[:CLASS]` or `random`.
+/// `honest`, `low-quality[:DIR]`, `tamper:K[:CLASS]`, `random` or
+/// `targeted:A[:B]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CheatMode {
     /// Honest.
@@ -32,6 +33,14 @@ pub enum CheatMode {
     },
     /// Random outputs.
     Random,
+    /// Every sample the honest model labels `from` is labelled `to` (default
+    /// `(from + 1) mod classes`): a model change.
+    Targeted {
+        /// `A`.
+        from: usize,
+        /// `B`.
+        to: Option<usize>,
+    },
 }
 
 impl FromStr for CheatMode {
@@ -69,8 +78,23 @@ impl FromStr for CheatMode {
                 Ok(CheatMode::Tamper { positions, target })
             }
             ("tamper", None) => Err("tamper needs a count: tamper:K (e.g. tamper:10)".into()),
+            ("targeted", Some(r)) => {
+                let class = |t: &str| {
+                    t.parse::<usize>()
+                        .map_err(|_| format!("targeted:A[:B] needs class indices, got `{t}`"))
+                };
+                let (from, to) = match r.split_once(':') {
+                    Some((a, b)) => (class(a)?, Some(class(b)?)),
+                    None => (class(r)?, None),
+                };
+                Ok(CheatMode::Targeted { from, to })
+            }
+            ("targeted", None) => {
+                Err("targeted needs a class: targeted:A[:B] (e.g. targeted:3:5)".into())
+            }
             _ => Err(format!(
-                "unknown cheat mode `{s}` (honest, low-quality[:DIR], tamper:K[:CLASS], random)"
+                "unknown cheat mode `{s}` (honest, low-quality[:DIR], tamper:K[:CLASS], random, \
+                 targeted:A[:B])"
             )),
         }
     }
@@ -94,6 +118,11 @@ impl CheatMode {
         Ok(match self {
             CheatMode::Honest => Arc::new(Honest),
             CheatMode::Random => Arc::new(RandomOutputs),
+            CheatMode::Targeted { from, to } => {
+                let model = fusion_nn::Model::load(model_dir).map_err(usage)?;
+                let to = to.unwrap_or((from + 1) % announced.classes.max(1));
+                Arc::new(Targeted::new(&model, fixed, *from, to).map_err(usage)?)
+            }
             CheatMode::Tamper { positions, target } => {
                 Arc::new(Tamper::new(*positions, *target, announced.classes).map_err(usage)?)
             }
@@ -119,5 +148,39 @@ impl CheatMode {
                 Arc::new(LowQuality::new(weak, announced).map_err(usage)?)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targeted_parses_with_and_without_the_destination_class() {
+        assert_eq!(
+            "targeted:3".parse::<CheatMode>(),
+            Ok(CheatMode::Targeted { from: 3, to: None })
+        );
+        assert_eq!(
+            "targeted:3:5".parse::<CheatMode>(),
+            Ok(CheatMode::Targeted {
+                from: 3,
+                to: Some(5)
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_targeted_modes_are_refused_with_the_expected_form() {
+        for bad in [
+            "targeted",
+            "targeted:",
+            "targeted:x",
+            "targeted:1:y",
+            "targeted:1:2:3",
+        ] {
+            let err = bad.parse::<CheatMode>().expect_err(bad);
+            assert!(err.contains("targeted"), "{bad}: {err}");
+        }
     }
 }

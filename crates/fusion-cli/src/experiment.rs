@@ -10,6 +10,11 @@
 //!   under a binomial model of fresh samples; plus real secure sessions.
 //! * `agreement`: the secure engine against the fixed-point engine on many
 //!   test samples: argmax agreement and largest logit error.
+//! * `targeted`: how often the public-accuracy check catches a **targeted
+//!   misclassification** (`--cheat targeted:A:B`, a model change the cheating
+//!   bound does not cover) as a function of T and the threshold: exactly
+//!   (hypergeometric) and over random public subsets of the held-out split
+//!   from the fixed-point engine, plus real secure sessions.
 //!
 //! All sessions run both parties in this process over real QUIC + TLS on
 //! 127.0.0.1 (`fusion_net::local_pair`).
@@ -28,7 +33,7 @@ use fusion_core::verify::Verdict;
 use fusion_engine::backends::cheetah::config::OtKind;
 use fusion_engine::behaviour::Honest;
 use fusion_engine::bound::deviation_bound;
-use fusion_engine::cheats::Tamper;
+use fusion_engine::cheats::{Tamper, Targeted};
 use fusion_engine::stats::human_bytes;
 use fusion_engine::{
     Backend, ClientConfig, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
@@ -61,6 +66,8 @@ enum Which {
     Honest(HonestArgs),
     /// Secure engine vs fixed-point engine: argmax agreement and logit error.
     Agreement(AgreementArgs),
+    /// Detection of a targeted misclassification by the public-accuracy check.
+    Targeted(TargetedArgs),
 }
 
 /// Runs `fusion experiment`.
@@ -70,6 +77,7 @@ pub fn run(args: Args) -> ExitCode {
         Which::Detect(a) => detect(a),
         Which::Honest(a) => honest(a),
         Which::Agreement(a) => agreement(a),
+        Which::Targeted(a) => targeted(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -643,6 +651,398 @@ fn honest(a: HonestArgs) -> Result<(), CliError> {
         )?;
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- targeted
+
+/// Arguments of `fusion experiment targeted`.
+#[derive(clap::Args, Debug)]
+pub struct TargetedArgs {
+    /// Model directory (default: the shipped mnist-cnn).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// The class A whose samples the server relabels.
+    #[arg(long, value_name = "A", default_value_t = 3)]
+    from: usize,
+    /// The label B it gives them [default: (A + 1) mod classes].
+    #[arg(long, value_name = "B")]
+    to: Option<usize>,
+    /// Public sample counts T to evaluate (comma separated).
+    #[arg(
+        long,
+        value_name = "T,...",
+        value_delimiter = ',',
+        default_value = "10,25,50,100,200"
+    )]
+    public: Vec<usize>,
+    /// Thresholds to evaluate (comma separated).
+    #[arg(
+        long,
+        value_name = "D,...",
+        value_delimiter = ',',
+        default_value = "0.8,0.9,0.95"
+    )]
+    thresholds: Vec<Threshold>,
+    /// Random public subsets per (T, threshold) (fixed-point engine).
+    #[arg(long, value_name = "M", default_value_t = 20_000)]
+    subsets: u64,
+    /// Held-out samples to use (default: the whole split).
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Real secure Fusion sessions against the targeted server.
+    #[arg(long, value_name = "S", default_value_t = 2)]
+    sessions: u64,
+    /// Queries R of each secure session (held-out samples the honest model
+    /// labels A, so that every query is one the cheat changes).
+    #[arg(long, value_name = "R", default_value_t = 4)]
+    session_queries: usize,
+    /// Public samples T of each secure session.
+    #[arg(long, value_name = "T", default_value_t = 50)]
+    session_public: usize,
+    /// Copies B of each secure session. The copy check cannot catch a model
+    /// change (all copies agree), so the default is the smallest B; the
+    /// position-based bound is then weak, on purpose (flagged in the output).
+    #[arg(long, value_name = "B", default_value_t = 2)]
+    session_copies: u64,
+    /// Threshold of the secure sessions.
+    #[arg(long, value_name = "D", default_value = DEFAULT_THRESHOLD)]
+    threshold: Threshold,
+    /// The two-party backend both parties run (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = fusion_engine::config::DEFAULT_BACKEND)]
+    backend: String,
+    /// Seed (default: OS randomness).
+    #[arg(long, value_name = "SEED")]
+    seed: Option<u64>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetedRow {
+    public: usize,
+    threshold: Threshold,
+    slack: u64,
+    subsets: u64,
+    detected: u64,
+    detection_rate: f64,
+    ci95_low: f64,
+    ci95_high: f64,
+    detection_exact_hypergeometric: f64,
+    detection_binomial_model: f64,
+    honest_false_abort_exact: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetedSecure {
+    public: usize,
+    queries: usize,
+    copies: u64,
+    threshold: Threshold,
+    sessions: u64,
+    aborted: u64,
+    undetected: u64,
+    accepted_unaffected: u64,
+    flag: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetedReport {
+    model: String,
+    from: usize,
+    to: usize,
+    samples: usize,
+    honest_wrong: usize,
+    targeted_wrong: usize,
+    relabelled: usize,
+    fraction_relabelled: f64,
+    bound_scope: &'static str,
+    note: &'static str,
+    rows: Vec<TargetedRow>,
+    secure: Option<TargetedSecure>,
+}
+
+const TARGETED_NOTE: &str = "the server runs the honest model plus a gadget that relabels every \
+sample the honest model labels A as B (a model change: all copies agree, so the cheating bound, \
+whose scope is position-based tampering, does not apply). Only the public-accuracy check can \
+catch it: the server is caught iff more than s = T - ceil(delta T) public samples come out wrong. \
+Public samples are drawn uniformly from the held-out split, which the server is assumed unable \
+to single out; a server that could recognise them would answer them honestly and never be \
+caught. detection_exact_hypergeometric: public sets drawn without replacement from this split; \
+binomial: fresh samples at the same error rate; honest_false_abort_exact: the same check against \
+the honest model.";
+
+const TARGETED_FLAG: &str = "weak on purpose: B is fixed (the copy check cannot see a model \
+change) and the position-based bound is not met; the sessions measure the public-accuracy check";
+
+fn targeted(a: TargetedArgs) -> Result<(), CliError> {
+    if a.public.is_empty() || a.public.contains(&0) || a.thresholds.is_empty() {
+        return Err(usage(
+            "--public needs positive counts and --thresholds at least one",
+        ));
+    }
+    let dir = model_dir(&a.model, "mnist-cnn")?;
+    let fixed = eval::default_fixed_point();
+    let model = Model::load(&dir).map_err(usage)?;
+    let classes = model.meta.classes;
+    if a.from >= classes {
+        return Err(usage(format!("--from {} of {classes} classes", a.from)));
+    }
+    let to = a.to.unwrap_or((a.from + 1) % classes);
+    let cheat = Targeted::new(&model, fixed, a.from, to).map_err(usage)?;
+    let honest_program = fusion_nn::fixed::lower(&model, fixed).map_err(failure)?;
+    let mut test = held_out(&model)?;
+    if let Some(c) = a.count {
+        if c == 0 {
+            return Err(usage("--count must be positive"));
+        }
+        test = test.head(c);
+    }
+    let n = test.len();
+    if let Some(&t) = a.public.iter().find(|&&t| t > n) {
+        return Err(usage(format!(
+            "--public {t} exceeds the {n} held-out samples"
+        )));
+    }
+    let started = Instant::now();
+    let honest_pred = eval::predict_fixed(&model, &honest_program, &test).map_err(failure)?;
+    let cheat_pred =
+        eval::predict_fixed(&model, &cheat.served().program, &test).map_err(failure)?;
+    let honest_wrong = honest_pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, l)| p != l)
+        .count();
+    let wrong: Vec<bool> = cheat_pred
+        .iter()
+        .zip(&test.labels)
+        .map(|(p, l)| p != l)
+        .collect();
+    let targeted_wrong = wrong.iter().filter(|&&w| w).count();
+    let relabelled = honest_pred
+        .iter()
+        .zip(&cheat_pred)
+        .filter(|(h, c)| h != c)
+        .count();
+    println!(
+        "targeted misclassification {}->{to}: model `{}` on {n} held-out samples (fixed point, {:.1} s): \
+         honest {} wrong, targeted {} wrong; the cheat changes {} labels ({:.2}% of queries from this distribution)",
+        a.from,
+        model.meta.name,
+        started.elapsed().as_secs_f64(),
+        honest_wrong,
+        targeted_wrong,
+        relabelled,
+        100.0 * relabelled as f64 / n as f64
+    );
+    println!("{TARGETED_NOTE}");
+    println!(
+        "{:>5} {:>7} {:>6} {:>9} {:>10} {:>19} {:>12} {:>12} {:>14}",
+        "T", "delta", "slack", "subsets", "detected", "95% CI", "exact", "binomial", "honest abort"
+    );
+    let mut rng = rng_from(a.seed, 21)?;
+    let mut rows = Vec::new();
+    let q = targeted_wrong as f64 / n as f64;
+    for &t in &a.public {
+        for &delta in &a.thresholds {
+            let slack = delta.slack(t as u64);
+            let mut idx: Vec<usize> = (0..n).collect();
+            let mut detected = 0u64;
+            for _ in 0..a.subsets {
+                let mut wrong_in = 0u64;
+                for i in 0..t {
+                    let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+                    idx.swap(i, j);
+                    wrong_in += u64::from(wrong[idx[i]]);
+                }
+                detected += u64::from(wrong_in > slack);
+            }
+            let rate = detected as f64 / a.subsets.max(1) as f64;
+            let (lo, hi) = ci95(detected, a.subsets.max(1));
+            let exact = hypergeometric_tail(n as u64, targeted_wrong as u64, t as u64, slack);
+            let binom = binomial_tail(t as u64, q, slack);
+            let false_abort = hypergeometric_tail(n as u64, honest_wrong as u64, t as u64, slack);
+            println!(
+                "{t:>5} {:>7} {slack:>6} {:>9} {rate:>10.4} [{lo:>7.4}, {hi:>7.4}] {exact:>12.4} {binom:>12.4} {false_abort:>14.3e}",
+                delta.to_string(),
+                a.subsets
+            );
+            rows.push(TargetedRow {
+                public: t,
+                threshold: delta,
+                slack,
+                subsets: a.subsets,
+                detected,
+                detection_rate: rate,
+                ci95_low: lo,
+                ci95_high: hi,
+                detection_exact_hypergeometric: exact,
+                detection_binomial_model: binom,
+                honest_false_abort_exact: false_abort,
+            });
+        }
+    }
+    let secure = if a.sessions > 0 {
+        Some(targeted_sessions(
+            &a,
+            &model,
+            fixed,
+            &cheat,
+            &test,
+            &honest_pred,
+            to,
+            &mut rng,
+        )?)
+    } else {
+        None
+    };
+    if let Some(p) = &a.json {
+        write_json(
+            p,
+            &TargetedReport {
+                model: model.meta.name.clone(),
+                from: a.from,
+                to,
+                samples: n,
+                honest_wrong,
+                targeted_wrong,
+                relabelled,
+                fraction_relabelled: relabelled as f64 / n as f64,
+                bound_scope: fusion_core::verify::BOUND_SCOPE,
+                note: TARGETED_NOTE,
+                rows,
+                secure,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Real secure Fusion sessions against the targeted server: queries the
+/// honest model labels A, public samples drawn at random from the rest.
+#[allow(clippy::too_many_arguments)]
+fn targeted_sessions(
+    a: &TargetedArgs,
+    model: &Model,
+    fixed: fusion_core::ring::FixedPoint,
+    cheat: &Targeted,
+    test: &Split,
+    honest_pred: &[usize],
+    to: usize,
+    rng: &mut ChaCha20Rng,
+) -> Result<TargetedSecure, CliError> {
+    let n = test.len();
+    let sources: Vec<usize> = (0..n).filter(|&i| honest_pred[i] == a.from).collect();
+    if a.session_queries == 0 || a.session_public == 0 || a.session_copies < 2 {
+        return Err(usage(
+            "--session-queries and --session-public must be positive, --session-copies >= 2",
+        ));
+    }
+    if sources.len() < a.session_queries || n < a.session_queries + a.session_public {
+        return Err(usage(format!(
+            "{} held-out samples of class {} for {} queries, {n} samples for R + T",
+            sources.len(),
+            a.from,
+            a.session_queries
+        )));
+    }
+    println!(
+        "secure sessions: R = {} queries the honest model labels {}, B = {}, T = {} random public samples, delta = {} ({TARGETED_FLAG})",
+        a.session_queries, a.from, a.session_copies, a.session_public, a.threshold
+    );
+    init_rayon();
+    let rt = runtime()?;
+    let served = ServedModel::from_model(model, fixed).map_err(failure)?;
+    let server = SecureServer::new(
+        served,
+        ServerConfig::default(),
+        vec![backend(&a.backend, None)?],
+        Arc::new(cheat.clone()),
+    )
+    .map_err(failure)?;
+    let client_backend = backend(&a.backend, None)?;
+    let mut params = FusionParams::new(model.meta.classes, a.threshold);
+    params.copies = Copies::Fixed(a.session_copies);
+    let (mut aborted, mut undetected, mut unaffected) = (0u64, 0u64, 0u64);
+    let mut srng = rng_from(a.seed, 22)?;
+    for s in 0..a.sessions {
+        // R distinct source-class queries, then T public samples from the rest.
+        let mut src = sources.clone();
+        for i in 0..a.session_queries {
+            let j = i + uniform_below(rng, (src.len() - i) as u64) as usize;
+            src.swap(i, j);
+        }
+        let chosen = &src[..a.session_queries];
+        let mut rest: Vec<usize> = (0..n).filter(|i| !chosen.contains(i)).collect();
+        for i in 0..a.session_public {
+            let j = i + uniform_below(rng, (rest.len() - i) as u64) as usize;
+            rest.swap(i, j);
+        }
+        let queries = sample_rows(test, chosen);
+        let public: Vec<Labeled<Vec<f32>>> = rest[..a.session_public]
+            .iter()
+            .map(|&i| Labeled::new(test.inputs.sample(i).to_vec(), test.labels[i]))
+            .collect();
+        let mut crng = rng_from(a.seed.map(|v| v ^ (s + 1)), 23)?;
+        let started = Instant::now();
+        let report = rt.block_on(async {
+            let (ss, cs) = local_pair(&net()).await.map_err(failure)?;
+            let client = async {
+                let mut c = SecureClient::connect(
+                    cs,
+                    ClientConfig::default(),
+                    client_backend.as_ref(),
+                    &mut crng,
+                )
+                .await
+                .map_err(failure)?;
+                let r = run_fusion(&mut c, &queries, &public, &params, &mut crng)
+                    .await
+                    .map_err(failure)?;
+                c.finish().await.map_err(failure)?;
+                Ok::<_, CliError>(r)
+            };
+            let (srv, cli) = tokio::join!(server.serve(ss, &mut srng), client);
+            srv.map_err(failure)?;
+            cli
+        })?;
+        let verdict = match &report.verdict {
+            Verdict::Abort { .. } => {
+                aborted += 1;
+                "ABORT (caught)".to_string()
+            }
+            Verdict::Accept { outputs } => {
+                let moved = outputs.iter().filter(|o| o.label() == to).count();
+                if moved > 0 {
+                    undetected += 1;
+                } else {
+                    unaffected += 1;
+                }
+                format!(
+                    "accept, {moved}/{} query labels moved to {to} (undetected)",
+                    outputs.len()
+                )
+            }
+        };
+        println!(
+            "  session {}: {verdict}; public accuracy {}/{} in {:.2} s",
+            s + 1,
+            report.accuracy.correct,
+            report.accuracy.total,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(TargetedSecure {
+        public: a.session_public,
+        queries: a.session_queries,
+        copies: a.session_copies,
+        threshold: a.threshold,
+        sessions: a.sessions,
+        aborted,
+        undetected,
+        accepted_unaffected: unaffected,
+        flag: TARGETED_FLAG,
+    })
 }
 
 // ---------------------------------------------------------------- agreement

@@ -47,7 +47,9 @@ pub struct Args {
     /// Misbehave on purpose: honest; low-quality (serve the `-weak` sibling
     /// model) or low-quality:DIR; tamper:K or tamper:K:CLASS (force class
     /// CLASS, default 0, at K random positions of every batch); random
-    /// (random outputs).
+    /// (random outputs); targeted:A or targeted:A:B (every sample the honest
+    /// model labels A is labelled B, default (A+1) mod classes: a model change
+    /// that only the public-accuracy check can catch).
     #[arg(long, value_name = "MODE", default_value = "honest")]
     cheat: CheatMode,
     /// Ring bits l of the fixed-point encoding (Z_2^l).

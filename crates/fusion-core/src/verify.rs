@@ -305,7 +305,18 @@ pub struct SecurityFigures {
     pub worst_corrupted: u64,
     /// Whether the slack-aware bound is `<= 2^-lambda` (exact).
     pub meets_target: bool,
+    /// What the bounds cover: [`BOUND_SCOPE`]. A server that deviates the same
+    /// way on every sample of a kind (a substitute model, a targeted
+    /// misclassification) makes all copies agree; only the public-accuracy
+    /// check stands against it (docs/SECURITY.md).
+    pub bound_scope: &'static str,
 }
+
+/// The scope of the cheating bounds (the JSON key `bound_scope`): they bound
+/// the probability that corrupting chosen *positions* of the shuffled batch
+/// goes undetected (the paper's Theorem, section IV-C). They say nothing
+/// about input-dependent deviations that treat all copies alike.
+pub const BOUND_SCOPE: &str = "position-based tampering";
 
 impl SecurityFigures {
     /// Computes the three bounds for `layout` with slack `s`.
@@ -319,6 +330,7 @@ impl SecurityFigures {
             log2_slack_bound: worst.probability.log2(),
             worst_corrupted: worst.corrupted,
             meets_target: worst.probability.is_at_most_pow2_neg(lambda),
+            bound_scope: BOUND_SCOPE,
         }
     }
 }
@@ -398,14 +410,17 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  cheating   undetected-corruption probability <= 2^{:.2} (slack-aware, s = {}, \
-             worst k = {}); paper bound 2^{:.2}, exact group bound 2^{:.2}; target 2^-{} {}",
+             worst k = {}); paper bound 2^{:.2}, exact group bound 2^{:.2}; target 2^-{} {}\n  \
+             scope      {} only: a deviation applied alike to every copy (a substitute model, \
+             one class relabelled) is caught only by the public-accuracy check",
             s.log2_slack_bound,
             p.slack,
             s.worst_corrupted,
             s.log2_paper_bound,
             s.log2_exact_group_bound,
             p.lambda,
-            if s.meets_target { "met" } else { "NOT met" }
+            if s.meets_target { "met" } else { "NOT met" },
+            s.bound_scope
         )?;
         match &self.verdict {
             Verdict::Accept { outputs } => {

@@ -18,7 +18,7 @@ use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, CheetahParams, OtKind};
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
 use fusion_engine::bound::deviation_bound;
-use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper};
+use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper, Targeted};
 use fusion_engine::wire::{ClientHello, ClientMsg, ServerMsg};
 use fusion_engine::{
     Backend, ClientConfig, ClientPolicy, SecureClient, SecureError, SecureServer, ServedModel,
@@ -503,6 +503,38 @@ async fn tampering_forces_the_target_label_at_exactly_k_positions() {
         }
     }
     assert_eq!(shifted, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn targeted_cheat_relabels_the_source_class_in_a_secure_session() {
+    let model = load("mnist-cnn");
+    let fixed = eval::default_fixed_point();
+    let served = ServedModel::from_model(&model, fixed).unwrap();
+    let program = served.program.clone();
+    let x = encoded(&model, &program, &test_samples("mnist", 4));
+    let honest = argmax_signed(program.ring(), &program.run(&x).unwrap());
+    // Relabel the first image's class; the others keep theirs unless they
+    // share it.
+    let (from, to) = (honest[0], (honest[0] + 1) % 10);
+    let cheat = Targeted::new(&model, fixed, from, to).unwrap();
+    let run = secure_run(
+        served,
+        &cheetah(),
+        Arc::new(cheat),
+        ServerConfig::default(),
+        ClientConfig::default(),
+        vec![x],
+    )
+    .await
+    .unwrap();
+    let got = argmax_signed(
+        program.ring(),
+        &Tensor::new(vec![4, 10], run.outputs[0].clone()).unwrap(),
+    );
+    for i in 0..4 {
+        let want = if honest[i] == from { to } else { honest[i] };
+        assert_eq!(got[i], want, "sample {i}: honest {}", honest[i]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
