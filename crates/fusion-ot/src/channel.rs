@@ -45,6 +45,7 @@ pub(crate) enum Op {
     OneOfN = 14,
     Acot = 15,
     Setup = 16,
+    BlockOt = 17,
 }
 
 impl Op {
@@ -67,6 +68,7 @@ impl Op {
             14 => OneOfN,
             15 => Acot,
             16 => Setup,
+            17 => BlockOt,
             _ => return None,
         })
     }

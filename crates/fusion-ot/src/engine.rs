@@ -7,6 +7,7 @@ use rand::{CryptoRng, Rng, SeedableRng, rngs::ChaCha20Rng};
 use crate::{
     acot, and, avgpool, b2a,
     bits::Bits,
+    block_ot,
     channel::{CallHeader, Channel, Op},
     ctx::{Ctx, Role, fork, mask},
     drelu,
@@ -910,6 +911,36 @@ impl<F: OtFlavour> OtEngine<F> {
             .map(|i| u64::from(choices.get(i)))
             .collect();
         self.ot_1_of_n_receive(1, bits, &idx).await
+    }
+
+    /// Chosen-message 1-out-of-2 OT of 128-bit blocks, sender side (the peer
+    /// calls [`OtEngine::ot_receive_blocks`]): transfers `msgs[i][c_i]`, e.g.
+    /// garbled-circuit wire labels ([`crate::block_ot`]). The receiver learns
+    /// only its chosen blocks, the sender nothing. Cost: 2 flights, 1 ROT,
+    /// `1 + 256` bits per transfer.
+    pub async fn ot_send_blocks(&mut self, msgs: &[[u128; 2]]) -> Result<()> {
+        for (s, e) in self.chunks(msgs.len(), RotCount::both(64)) {
+            let cost = RotCount::new(e - s, 0);
+            let (mut rots, _) = self.begin(Op::BlockOt, e - s, 128, cost).await?;
+            let srots = rots.take_send(e - s)?;
+            block_ot::send(&mut self.main, msgs[s..e].to_vec(), srots).await?;
+            self.end(&rots)?;
+        }
+        Ok(())
+    }
+
+    /// Chosen-message 1-out-of-2 OT of 128-bit blocks, receiver side:
+    /// `msgs[i][choices[i]]`.
+    pub async fn ot_receive_blocks(&mut self, choices: &Bits) -> Result<Vec<u128>> {
+        let mut out = Vec::with_capacity(choices.len());
+        for (s, e) in self.chunks(choices.len(), RotCount::both(64)) {
+            let cost = RotCount::new(0, e - s);
+            let (mut rots, _) = self.begin(Op::BlockOt, e - s, 128, cost).await?;
+            let rrots = rots.take_recv(e - s)?;
+            out.extend(block_ot::receive(&mut self.main, choices.slice(s, e), rrots).await?);
+            self.end(&rots)?;
+        }
+        Ok(out)
     }
 
     /// 1-out-of-`2^m` OT of `bits`-bit messages (`m <= 8`, `bits <= 64`),

@@ -36,6 +36,7 @@
 //! | block | file | flights | ROTs | bits on the wire |
 //! |---|---|---|---|---|
 //! | chosen-message 1-of-2 OT | [`one_of_n`] (`m = 1`) | 2 | 1 | `1 + 2t` |
+//! | chosen-message 1-of-2 OT of 128-bit blocks | [`block_ot`] | 2 | 1 | `1 + 256` |
 //! | 1-of-`2^m` OT of `t`-bit messages | [`one_of_n`] | 2 | `m` | `m + 2^m·t` |
 //! | arithmetic COT over `Z_{2^k}` | [`acot`] | 1 (random choice) or 2 | 1 | `k` (`+1`) |
 //! | AND of shared bits | [`and`], [`triples`] | 1 | 2 | 4 |
@@ -115,6 +116,7 @@ pub mod and;
 pub mod avgpool;
 pub mod b2a;
 mod bits;
+pub mod block_ot;
 mod channel;
 mod ctx;
 pub mod drelu;

@@ -334,6 +334,14 @@ async fn check_ot_blocks<F: OtFlavour>(l: u32) {
     for i in 0..N {
         assert_eq!(got[i], msgs[i][usize::from(ch.get(i))]);
     }
+    // chosen-message 1-of-2 OT of 128-bit blocks
+    let blocks: Vec<[u128; 2]> = (0..N)
+        .map(|_| [rng.random::<u128>(), rng.random::<u128>()])
+        .collect();
+    let ((), got) = tokio::try_join!(s.ot_send_blocks(&blocks), c.ot_receive_blocks(&ch)).unwrap();
+    for i in 0..N {
+        assert_eq!(got[i], blocks[i][usize::from(ch.get(i))]);
+    }
     // 1-of-16 OT of 5-bit messages, and 1-of-256 of 64-bit messages (key expansion)
     for (m, t) in [(4u32, 5u32), (8, 64)] {
         let nn = 1usize << m;
