@@ -5,8 +5,8 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GcError {
-    /// The channel to the peer failed (connection, timeout, or a frame of a
-    /// length other than the one computed from the public circuit).
+    /// The channel to the peer failed (connection lost, timeout, stream
+    /// closed). A frame of the wrong length is [`GcError::Malformed`].
     #[error("channel: {0}")]
     Io(#[from] fusion_net::NetError),
     /// The oblivious transfer of the evaluator's input labels failed.
@@ -43,7 +43,8 @@ pub enum GcError {
         /// Labels supplied.
         got: usize,
     },
-    /// Other peer data that does not parse (a bad header, non-zero padding).
+    /// Other peer data that does not parse: a frame of another length than
+    /// the public circuit implies, a bad header, non-zero padding bits.
     #[error("malformed {what} from the peer: {detail}")]
     Malformed {
         /// Which message.

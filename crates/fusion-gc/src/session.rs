@@ -27,7 +27,7 @@
 //! of each kind apart (tables, labels, decoding bits, headers, frame headers
 //! and the OT's protocol messages).
 
-use fusion_net::Channel;
+use fusion_net::{Channel, NetError};
 use fusion_ot::{Bits, Iknp, OtEngine};
 use rand::{CryptoRng, Rng};
 use zeroize::Zeroize;
@@ -46,6 +46,8 @@ pub const MAX_TABLE_FRAME: usize = 1 << 20;
 
 /// Bytes of the frame header fusion-net puts before every frame payload.
 pub const FRAME_HEADER_BYTES: u64 = 4;
+
+const HEADER_WHAT: &str = "garbled-circuit header";
 
 const MAGIC: u64 = u64::from_le_bytes(*b"FUSIONGC");
 
@@ -130,7 +132,7 @@ impl Header {
     fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() != HEADER_BYTES {
             return Err(GcError::Malformed {
-                what: "garbled-circuit header",
+                what: HEADER_WHAT,
                 detail: format!("{} bytes where {HEADER_BYTES} were expected", bytes.len()),
             });
         }
@@ -142,7 +144,7 @@ impl Header {
         }
         if f[0] != MAGIC {
             return Err(GcError::Malformed {
-                what: "garbled-circuit header",
+                what: HEADER_WHAT,
                 detail: "bad magic".into(),
             });
         }
@@ -183,6 +185,20 @@ impl Header {
     }
 }
 
+/// A channel error while receiving `what`: a frame of another length than
+/// the public circuit implies is malformed peer data
+/// ([`GcError::Malformed`]); anything else is I/O ([`GcError::Io`]).
+fn recv_err(what: &'static str) -> impl FnOnce(NetError) -> GcError {
+    move |e| match e {
+        NetError::Malformed(detail) => GcError::Malformed { what, detail },
+        NetError::FrameTooLarge { len, max } => GcError::Malformed {
+            what,
+            detail: format!("a frame of {len} bytes where at most {max} were expected"),
+        },
+        e => GcError::Io(e),
+    }
+}
+
 /// The table frame size for this channel (module docs).
 fn frame_size(ch: &Channel) -> Result<usize> {
     let max = usize::try_from(ch.config().max_frame_bytes).unwrap_or(usize::MAX);
@@ -207,11 +223,16 @@ async fn send_chunked(ch: &mut Channel, bytes: &[u8], frame: usize) -> Result<u6
 
 /// Receives exactly `total` bytes in frames of exactly `min(frame, rest)`
 /// bytes (as [`send_chunked`] sends them).
-async fn recv_chunked(ch: &mut Channel, total: usize, frame: usize) -> Result<Vec<u8>> {
+async fn recv_chunked(
+    ch: &mut Channel,
+    total: usize,
+    frame: usize,
+    what: &'static str,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(total);
     while out.len() < total {
         let len = frame.min(total - out.len());
-        out.extend_from_slice(&ch.recv_exact(len).await?);
+        out.extend_from_slice(&ch.recv_exact(len).await.map_err(recv_err(what))?);
     }
     Ok(out)
 }
@@ -235,7 +256,11 @@ pub async fn garble_remote<R: Rng + CryptoRng + ?Sized>(
     let frame = frame_size(ch)?;
     let id = garbler.next_id();
     let ours = Header::new(circuit, id, frame, 0);
-    let theirs = Header::decode(&ch.exchange(&ours.encode(), HEADER_BYTES).await?)?;
+    let theirs = Header::decode(
+        &ch.exchange(&ours.encode(), HEADER_BYTES)
+            .await
+            .map_err(recv_err(HEADER_WHAT))?,
+    )?;
     ours.check_shape(&theirs)?;
     if id < theirs.floor {
         return Err(GcError::RepeatedCircuit { id });
@@ -293,7 +318,11 @@ pub async fn evaluate_remote(
     )?;
     let frame = frame_size(ch)?;
     let ours = Header::new(circuit, 0, frame, evaluator.floor());
-    let theirs = Header::decode(&ch.exchange(&ours.encode(), HEADER_BYTES).await?)?;
+    let theirs = Header::decode(
+        &ch.exchange(&ours.encode(), HEADER_BYTES)
+            .await
+            .map_err(recv_err(HEADER_WHAT))?,
+    )?;
     ours.check_shape(&theirs)?;
     let id = theirs.id;
     if id < ours.floor {
@@ -312,12 +341,18 @@ pub async fn evaluate_remote(
     let label_len = n_g
         .checked_mul(LABEL_BYTES)
         .ok_or_else(|| GcError::Param("too many garbler inputs".into()))?;
-    let mut label_bytes = recv_chunked(ch, label_len, frame).await?;
+    let mut label_bytes = recv_chunked(ch, label_len, frame, "garbler input labels").await?;
     let garbler_labels = Labels::from_bytes(&label_bytes, n_g, "garbler input labels");
     label_bytes.zeroize();
     let garbler_labels = garbler_labels?;
-    let decoding = recv_chunked(ch, circuit.output_count().div_ceil(8), frame).await?;
-    let tables = recv_chunked(ch, circuit.table_bytes(), frame).await?;
+    let decoding = recv_chunked(
+        ch,
+        circuit.output_count().div_ceil(8),
+        frame,
+        "output decoding bits",
+    )
+    .await?;
+    let tables = recv_chunked(ch, circuit.table_bytes(), frame, "garbled tables").await?;
     let gc = GarbledCircuit::from_bytes(circuit, id, &tables, &decoding)?;
     stats.garbler_label_bytes = label_len as u64;
     stats.decoding_bytes = decoding.len() as u64;

@@ -14,7 +14,7 @@ use fusion_gc::gadgets::relu::relu_circuit;
 use fusion_gc::gadgets::{bits_to_values, values_to_bits};
 use fusion_gc::session::{FRAME_HEADER_BYTES, HEADER_BYTES};
 use fusion_gc::{Evaluator, Garbler, GcError, evaluate_remote, garble_remote};
-use fusion_net::{Channel, Meter, NetConfig, Party, local_pair};
+use fusion_net::{Channel, Meter, NetConfig, Party, Session, local_pair};
 use fusion_ot::{Iknp, OtConfig, OtEngine, Role};
 use rand::{RngExt, SeedableRng, rngs::ChaCha20Rng};
 
@@ -27,7 +27,19 @@ async fn driver_runs_relu_on_shares_over_fusion_net_with_iknp_ot() {
         .expect("driver test timed out");
 }
 
-async fn run() {
+/// Both parties of one loopback session: IKNP OT engines and a metered
+/// garbled-circuit channel each (the sessions are kept alive with them).
+struct Parties {
+    ot_g: OtEngine<Iknp>,
+    ot_e: OtEngine<Iknp>,
+    ch_g: Channel,
+    ch_e: Channel,
+    meter_g: Meter,
+    meter_e: Meter,
+    _sessions: (Session, Session),
+}
+
+async fn parties() -> Parties {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(8)
         .build_global();
@@ -38,7 +50,7 @@ async fn run() {
         ..OtConfig::default()
     };
     let (mut r0, mut r1) = (ChaCha20Rng::seed_from_u64(1), ChaCha20Rng::seed_from_u64(2));
-    let (mut ot_g, mut ot_e) = tokio::try_join!(
+    let (ot_g, ot_e) = tokio::try_join!(
         OtEngine::<Iknp>::setup_on(srv.sub_connection(), None, Role::Server, ring, cfg, &mut r0),
         OtEngine::<Iknp>::setup_on(cli.sub_connection(), None, Role::Client, ring, cfg, &mut r1),
     )
@@ -46,12 +58,32 @@ async fn run() {
     // The garbled-circuit channel, metered on its own meters.
     let (meter_g, meter_e) = (Meter::new(Party::Server), Meter::new(Party::Client));
     let (mut cs, mut cc) = (srv.sub_connection(), cli.sub_connection());
-    let (mut ch_g, mut ch_e) = tokio::try_join!(
+    let (ch_g, ch_e) = tokio::try_join!(
         Channel::open(&mut cs, Some(&meter_g), srv.message_config()),
         Channel::open(&mut cc, Some(&meter_e), cli.message_config()),
     )
     .unwrap();
+    Parties {
+        ot_g,
+        ot_e,
+        ch_g,
+        ch_e,
+        meter_g,
+        meter_e,
+        _sessions: (srv, cli),
+    }
+}
 
+async fn run() {
+    let Parties {
+        mut ot_g,
+        mut ot_e,
+        mut ch_g,
+        mut ch_e,
+        meter_g,
+        meter_e,
+        _sessions,
+    } = parties().await;
     let n = 300;
     let circuit = relu_circuit(L, n).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
@@ -181,4 +213,101 @@ async fn run() {
         let want = if x >> (L - 1) == 0 { x } else { 0 };
         assert_eq!(z2[i].wrapping_add(r[i]) & mask(L), want);
     }
+}
+
+/// The header a garbler would send for `c` with id `id` (magic, id, shape,
+/// 1 MiB table frames, floor 0), as 8 little-endian `u64`s.
+fn header(c: &fusion_gc::Circuit, id: u64) -> Vec<u8> {
+    [
+        u64::from_le_bytes(*b"FUSIONGC"),
+        id,
+        c.and_count() as u64,
+        c.garbler_input_count() as u64,
+        c.evaluator_input_count() as u64,
+        c.output_count() as u64,
+        1 << 20,
+        0,
+    ]
+    .iter()
+    .flat_map(|v| v.to_le_bytes())
+    .collect()
+}
+
+#[tokio::test]
+async fn driver_reports_malformed_peer_frames_as_typed_errors() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let Parties {
+            mut ot_e,
+            mut ch_g,
+            mut ch_e,
+            _sessions,
+            ..
+        } = parties().await;
+        let c = relu_circuit(8, 2).unwrap();
+        let ebits = vec![false; c.evaluator_input_count()];
+        let mut ev = Evaluator::new();
+        // A bad magic.
+        let mut h = header(&c, 0);
+        h[0] ^= 1;
+        let (sent, got) = tokio::join!(
+            ch_g.exchange(&h, HEADER_BYTES),
+            evaluate_remote(&mut ch_e, &mut ot_e, &mut ev, &c, &ebits),
+        );
+        sent.unwrap();
+        assert!(matches!(got, Err(GcError::Malformed { .. })), "{got:?}");
+        // A header of the wrong length.
+        let cut = header(&c, 0);
+        let (sent, got) = tokio::join!(
+            ch_g.exchange(&cut[..40], HEADER_BYTES),
+            evaluate_remote(&mut ch_e, &mut ot_e, &mut ev, &c, &ebits),
+        );
+        sent.unwrap();
+        assert!(matches!(got, Err(GcError::Malformed { .. })), "{got:?}");
+        // Garbler labels one byte short.
+        let short = vec![0u8; 16 * c.garbler_input_count() - 1];
+        let fake = async {
+            ch_g.exchange(&header(&c, 0), HEADER_BYTES).await.unwrap();
+            ch_g.send_frame(&short).await.unwrap();
+        };
+        let ((), got) = tokio::join!(
+            fake,
+            evaluate_remote(&mut ch_e, &mut ot_e, &mut ev, &c, &ebits)
+        );
+        assert!(
+            matches!(
+                got,
+                Err(GcError::Malformed {
+                    what: "garbler input labels",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        // Tables one AND gate too long.
+        let labels = vec![0u8; 16 * c.garbler_input_count()];
+        let long = vec![0u8; c.table_bytes() + 32];
+        let fake = async {
+            ch_g.exchange(&header(&c, 0), HEADER_BYTES).await.unwrap();
+            ch_g.send_frame(&labels).await.unwrap();
+            ch_g.send_frame(&[0u8; 2]).await.unwrap();
+            ch_g.send_frame(&long).await.unwrap();
+        };
+        let ((), got) = tokio::join!(
+            fake,
+            evaluate_remote(&mut ch_e, &mut ot_e, &mut ev, &c, &ebits)
+        );
+        assert!(
+            matches!(
+                got,
+                Err(GcError::Malformed {
+                    what: "garbled tables",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        assert!(!ev.has_used(0), "nothing was evaluated");
+    })
+    .await
+    .expect("malformed-frame test timed out");
 }
