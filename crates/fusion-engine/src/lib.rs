@@ -90,6 +90,9 @@ pub mod config;
 pub mod domain;
 pub mod driver;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod schedule;
 pub mod server;
 pub mod stats;

@@ -113,6 +113,9 @@ pub mod encoding;
 mod error;
 pub mod fc;
 mod finalize;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod galois;
 pub mod keys;
 pub mod linear;

@@ -246,8 +246,8 @@ impl ParamsBuilder {
     }
 
     /// Builds without the security-table and noise-room checks (tests of the
-    /// arithmetic on small rings only).
-    #[cfg(test)]
+    /// arithmetic on small rings, and the fuzzing entry points, only).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn build_unchecked(self) -> HeParams {
         match self.build_with(false) {
             Ok(p) => p,

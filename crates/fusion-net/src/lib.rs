@@ -51,6 +51,9 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod fingerprint;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod measure;
 pub mod message;
 pub mod meter;

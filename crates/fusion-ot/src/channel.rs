@@ -89,7 +89,7 @@ const VERSION: u8 = 1;
 pub(crate) const HEADER_LEN: usize = 18;
 
 impl CallHeader {
-    fn encode(&self) -> [u8; HEADER_LEN] {
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..2].copy_from_slice(&MAGIC);
         b[2] = VERSION;
@@ -187,29 +187,39 @@ impl Channel {
                 let got = self.ch.exchange_any(&msg).await?;
                 self.sent += (msg.len() + frame) as u64;
                 self.received += (got.len() + frame) as u64;
-                let theirs: [u8; HEADER_LEN] = got
-                    .get(..HEADER_LEN)
-                    .and_then(|h| h.try_into().ok())
-                    .ok_or(Error::Malformed {
-                        what: "call header",
-                        detail: "the peer's first flight is shorter than a header",
-                    })?;
-                if theirs != ours {
-                    return Err(Error::PeerMismatch {
-                        ours: CallHeader::render(&ours),
-                        theirs: CallHeader::render(&theirs),
-                    });
-                }
-                if got.len() != HEADER_LEN + in_len {
-                    return Err(Error::Malformed {
-                        what: "flight",
-                        detail: "the peer's flight has another length",
-                    });
-                }
-                got[HEADER_LEN..].to_vec()
+                first_flight_payload(&ours, &got, in_len)?
             }
         };
         self.flights += 1;
         Ok(buf)
     }
+}
+
+/// Checks the peer's first flight of a call, `got`: its header must be
+/// `ours`, then exactly `in_len` payload bytes follow, which are returned.
+pub(crate) fn first_flight_payload(
+    ours: &[u8; HEADER_LEN],
+    got: &[u8],
+    in_len: usize,
+) -> Result<Vec<u8>> {
+    let theirs: [u8; HEADER_LEN] = got
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Error::Malformed {
+            what: "call header",
+            detail: "the peer's first flight is shorter than a header",
+        })?;
+    if theirs != *ours {
+        return Err(Error::PeerMismatch {
+            ours: CallHeader::render(ours),
+            theirs: CallHeader::render(&theirs),
+        });
+    }
+    if got.len() != HEADER_LEN + in_len {
+        return Err(Error::Malformed {
+            what: "flight",
+            detail: "the peer's flight has another length",
+        });
+    }
+    Ok(got[HEADER_LEN..].to_vec())
 }

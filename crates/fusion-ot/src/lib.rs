@@ -123,6 +123,9 @@ pub mod drelu;
 mod engine;
 mod error;
 pub mod flavour;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod maxpool;
 pub mod millionaires;
 pub mod mul;
