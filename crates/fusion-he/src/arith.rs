@@ -56,6 +56,43 @@ impl Shoup {
         let r = a.wrapping_mul(self.w).wrapping_sub(q.wrapping_mul(p));
         if r >= p { r - p } else { r }
     }
+
+    /// [`Shoup::mul`] without a branch on `a` or the result (for secret `a`).
+    #[inline]
+    pub(crate) fn mul_ct(self, a: u64, p: u64) -> u64 {
+        let q = ((a as u128 * self.w_shoup as u128) >> 64) as u64;
+        reduce_once(a.wrapping_mul(self.w).wrapping_sub(q.wrapping_mul(p)), p)
+    }
+}
+
+/// `v mod p` for `v < 2p` (`p < 2^63`), without a branch on `v`: the
+/// subtraction's borrow becomes a mask that adds `p` back. Used wherever `v`
+/// may depend on a secret key or on noise.
+///
+/// The mask passes through [`black_box`](std::hint::black_box): without it
+/// LLVM recognises the pattern as a select and x86's cmov conversion turns
+/// it back into a conditional jump (seen in the dudect bench).
+#[inline]
+pub(crate) fn reduce_once(v: u64, p: u64) -> u64 {
+    let (d, borrow) = v.overflowing_sub(p);
+    let mask = std::hint::black_box(0u64.wrapping_sub(u64::from(borrow)));
+    d.wrapping_add(p & mask)
+}
+
+/// `c mod p` for a small signed `c` (`|c| < p`), without a branch on `c`: the
+/// sign bit, spread over the word (through the same barrier as
+/// [`reduce_once`]), selects whether `p` is added.
+#[inline]
+pub(crate) fn signed_residue(c: i64, p: u64) -> u64 {
+    let neg = std::hint::black_box((c >> 63) as u64);
+    (c as u64).wrapping_add(p & neg)
+}
+
+/// `(x + c) mod p` for `x < p` and a small signed `c` (`|c| < p`), without a
+/// branch on either.
+#[inline]
+pub(crate) fn add_signed_mod(x: u64, c: i64, p: u64) -> u64 {
+    reduce_once(x + signed_residue(c, p), p)
 }
 
 /// The inverse of an odd `a` modulo `2^128` (Newton iteration).
@@ -297,6 +334,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn branch_free_reductions_match_the_former_branching_forms() {
+        let primes = [P[0], P[1], (1 << 30) - 35, (1u64 << 61) - 1, 3];
+        for &p in &primes {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for k in 0..10_000u64 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let v = match k {
+                    0 => 0,
+                    1 => p - 1,
+                    2 => p,
+                    3 => 2 * p - 1,
+                    _ => x % (2 * p),
+                };
+                assert_eq!(reduce_once(v, p), if v >= p { v - p } else { v });
+                let c = ((x >> 7) % 43) as i64 - 21;
+                let c = if p <= 21 { c % p as i64 } else { c };
+                let old = if c >= 0 {
+                    c as u64
+                } else {
+                    p - c.unsigned_abs()
+                };
+                assert_eq!(signed_residue(c, p), old);
+                let y = (x >> 3) % p;
+                let old_add = {
+                    let v = y + old;
+                    if v >= p { v - p } else { v }
+                };
+                assert_eq!(add_signed_mod(y, c, p), old_add);
+            }
+        }
+    }
+
+    #[test]
     fn slice_helpers_match_scalar_arithmetic() {
         let (p, q) = (P[0], P[1]);
         let a: Vec<u64> = (0..1000u64)
@@ -346,6 +416,7 @@ mod tests {
                 let s = Shoup::new(w, p);
                 for a in [0u64, 1, p - 1, p, 2 * p + 5, u64::MAX, u64::MAX / 3] {
                     assert_eq!(s.mul(a, p), mul_mod(a % p, w % p, p), "p {p} w {w} a {a}");
+                    assert_eq!(s.mul_ct(a, p), s.mul(a, p), "p {p} w {w} a {a}");
                 }
             }
         }

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use rand::Rng;
 use rand::rngs::ChaCha20Rng;
 
+use crate::arith::{Shoup, add_signed_mod, reduce_once};
 use crate::keys::PreparedPk;
 use crate::params::HeParams;
 use crate::plan::LinearPlan;
@@ -131,14 +132,8 @@ pub(crate) fn emit(
     let (sa, sb) = Reply::segment(plan, r);
     let mut seg = Vec::with_capacity(sa + sb);
     let mut res = [0u64; 16];
-    let add_small = |x: u64, e: i64, q: u64| -> u64 {
-        let v = if e >= 0 {
-            x + e as u64
-        } else {
-            x + q - e.unsigned_abs()
-        };
-        if v >= q { v - q } else { v }
-    };
+    // Noise and flooding are secret: added and reduced without branches.
+    let add_small = add_signed_mod;
     if add_e1 {
         for j in 0..n {
             let e1 = poly::cbd(rng);
@@ -196,24 +191,8 @@ pub(crate) fn emit(
             }
             for i in 0..nprimes {
                 let q = p.primes[i];
-                // F = U - 2^beta with U uniform in [0, 2^(beta+1)).
-                let mut f = 0u64;
-                for (k, &limb) in limbs.iter().enumerate().take(flood_limbs) {
-                    f += p.pow2_64[i][k].mul(limb, q);
-                    if f >= q {
-                        f -= q;
-                    }
-                }
-                f = if f >= flood.two_beta[i] {
-                    f - flood.two_beta[i]
-                } else {
-                    f + q - flood.two_beta[i]
-                };
-                let mut x = add_small(acc_b[i * n + coef], e0, q) + f;
-                if x >= q {
-                    x -= q;
-                }
-                res[i] = x;
+                let f = flood_residue(&p.pow2_64[i], &limbs[..flood_limbs], flood.two_beta[i], q);
+                res[i] = reduce_once(add_small(acc_b[i * n + coef], e0, q) + f, q);
             }
             let v = p.scale_b.apply(res[..nprimes].iter().copied(), &p.primes);
             let r = ring.random(rng);
@@ -227,6 +206,18 @@ pub(crate) fn emit(
     #[cfg(test)]
     flood.probe_finish(probed);
     (seg, masks)
+}
+
+/// The flooding term `F = U - 2^beta mod q` of one coefficient, `U` given by
+/// its little-endian 64-bit `limbs` (`pow2[k] = 2^(64 k) mod q`, `two_beta =
+/// 2^beta mod q`), without a branch on `U`.
+#[inline]
+pub(crate) fn flood_residue(pow2: &[Shoup], limbs: &[u64], two_beta: u64, q: u64) -> u64 {
+    let mut f = 0u64;
+    for (w, &limb) in pow2.iter().zip(limbs) {
+        f = reduce_once(f + w.mul_ct(limb, q), q);
+    }
+    reduce_once(f + q - two_beta, q)
 }
 
 /// A leaf of the packing ([`crate::pack`], step 1): adds an encryption of zero

@@ -18,6 +18,7 @@
 use rand::{CryptoRng, Rng};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::arith::{reduce_once, signed_residue};
 use crate::automorphism::{automorphism_coeffs, galois_element};
 use crate::params::HeParams;
 use crate::poly;
@@ -59,11 +60,7 @@ impl SecretKey {
         for (i, block) in s_dec_ntt.chunks_exact_mut(n).enumerate() {
             let p = params.primes()[i];
             for (o, &c) in block.iter_mut().zip(&s) {
-                *o = match c {
-                    1 => 1,
-                    -1 => p - 1,
-                    _ => 0,
-                };
+                *o = signed_residue(c, p);
             }
             params.inner.plans[i].fwd(block);
         }
@@ -231,8 +228,7 @@ impl GaloisKeys {
                         .iter_mut()
                         .zip(&ts_ntt[i * n..(i + 1) * n])
                     {
-                        let s = *o + t;
-                        *o = if s >= q { s - q } else { s };
+                        *o = reduce_once(*o + t, q);
                     }
                 }
             }

@@ -126,6 +126,8 @@ pub mod plan;
 mod poly;
 pub mod reference;
 pub mod server;
+#[doc(hidden)]
+pub mod timing;
 pub mod wire;
 
 pub use avgpool::{PoolShape, avg_pool_window_sum};

@@ -33,6 +33,7 @@
 use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 
+use crate::arith::{reduce_once, signed_residue};
 use crate::error::HeError;
 use crate::params::HeParams;
 use crate::poly;
@@ -61,20 +62,10 @@ pub(crate) fn encode_scaled<R: Rng + CryptoRng + ?Sized>(
         let e = if noise { poly::cbd(rng) } else { 0 };
         for i in 0..nprimes {
             let pi = p.primes[i];
-            let r = p.ones[i].mul(rho, pi);
-            let e_mod = if e >= 0 {
-                e as u64
-            } else {
-                pi - e.unsigned_abs()
-            };
-            let mut v = p.neg_t_inv[i].mul(r, pi) + bump + e_mod;
-            if v >= pi {
-                v -= pi;
-            }
-            if v >= pi {
-                v -= pi;
-            }
-            out[i * n + j] = v;
+            let r = p.ones[i].mul_ct(rho, pi);
+            // The message and the noise are secret: no branches.
+            let v = p.neg_t_inv[i].mul_ct(r, pi) + bump + signed_residue(e, pi);
+            out[i * n + j] = reduce_once(reduce_once(v, pi), pi);
         }
     }
 }

@@ -13,6 +13,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 
+use crate::arith::{reduce_once, signed_residue};
 use crate::params::{CBD_ETA, HeParams};
 
 /// Forward transform of every residue block of `poly` (coefficients to evaluations).
@@ -68,43 +69,52 @@ pub(crate) fn add_assign(params: &HeParams, acc: &mut [u64], rhs: &[u64]) {
         .zip(rhs.chunks_exact(n))
     {
         for (x, &y) in a.iter_mut().zip(r) {
-            let s = *x + y;
-            *x = if s >= p { s - p } else { s };
+            *x = reduce_once(*x + y, p);
         }
     }
 }
 
-/// Writes the residues of small signed coefficients (`|c| < min p_i`) into `out`.
+/// Writes the residues of small signed coefficients (`|c| < min p_i`) into `out`,
+/// without a branch on the coefficients (they are secret key or noise).
 pub(crate) fn small_to_rns(params: &HeParams, coeffs: &[i64], out: &mut [u64]) {
     let n = params.inner.n;
     for (&p, block) in params.inner.primes.iter().zip(out.chunks_exact_mut(n)) {
         for (o, &c) in block.iter_mut().zip(coeffs) {
             debug_assert!(c.unsigned_abs() < p);
-            *o = if c >= 0 {
-                c as u64
-            } else {
-                p - c.unsigned_abs()
-            };
+            *o = signed_residue(c, p);
         }
     }
 }
 
-/// `n` coefficients uniform in `{-1, 0, 1}`.
+/// `n` coefficients uniform in `{-1, 0, 1}`, with no branch or index on a
+/// sampled value.
+///
+/// Each random byte `b < 255` gives `b mod 3 - 1` (`255 = 3 * 85` is rejected
+/// so that the residue is uniform). The rejection is on uniform public-size
+/// bytes and is independent of the values kept: the output is a sequence of
+/// i.i.d. uniform ternary values whichever bytes were rejected, so the number
+/// of words drawn (the only thing the rejections change) carries no
+/// information about it. Every byte is written unconditionally at the next
+/// free position, which advances by the acceptance bit (no branch); the
+/// bytes of the last word past `n` are dropped, as before, so the output is
+/// bit-identical to the former branching sampler's for the same stream.
 pub(crate) fn sample_ternary<R: Rng + CryptoRng + ?Sized>(rng: &mut R, n: usize) -> Vec<i64> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
+    let mut out = vec![0i64; n + 8];
+    let mut len = 0usize;
+    while len < n {
         let word = rng.next_u64();
         for byte in word.to_le_bytes() {
-            // 255 = 3 * 85: reject it so that byte % 3 is uniform.
-            if byte < 255 && out.len() < n {
-                out.push((byte % 3) as i64 - 1);
-            }
+            out[len] = i64::from(byte % 3) - 1;
+            len += usize::from(byte != 255);
         }
     }
+    out[n..].fill(0);
+    out.truncate(n);
     out
 }
 
-/// One sample of the centred binomial distribution with parameter [`CBD_ETA`].
+/// One sample of the centred binomial distribution with parameter [`CBD_ETA`]
+/// (already branch-free: two population counts of uniform bits).
 #[inline]
 pub(crate) fn cbd<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> i64 {
     const MASK: u64 = (1 << CBD_ETA) - 1;
@@ -220,6 +230,126 @@ mod tests {
             inv(&params, &mut rt);
             prop_assert_eq!(rt, a);
         }
+    }
+
+    /// The ternary sampler before it was made branch-free.
+    fn branching_ternary(rng: &mut ChaCha20Rng, n: usize) -> Vec<i64> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let word = rng.next_u64();
+            for byte in word.to_le_bytes() {
+                if byte < 255 && out.len() < n {
+                    out.push((byte % 3) as i64 - 1);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ternary_sampler_is_bit_identical_to_the_former_branching_sampler() {
+        for (seed, n) in (0..40u64).zip([1usize, 7, 8, 9, 1000, 1024, 4096, 30000].iter().cycle()) {
+            let mut a = ChaCha20Rng::seed_from_u64(seed);
+            let mut b = ChaCha20Rng::seed_from_u64(seed);
+            assert_eq!(sample_ternary(&mut a, *n), branching_ternary(&mut b, *n));
+            // Both consumed the same words: the streams stay in step.
+            assert_eq!(a.next_u64(), b.next_u64(), "seed {seed} n {n}");
+        }
+    }
+
+    #[test]
+    fn small_to_rns_is_bit_identical_to_the_former_branching_lift() {
+        let params = small_params();
+        let n = params.degree();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut c = sample_cbd(&mut rng, n);
+        c[..43]
+            .iter_mut()
+            .zip(-21i64..=21)
+            .for_each(|(x, v)| *x = v);
+        let mut got = vec![0u64; params.primes().len() * n];
+        small_to_rns(&params, &c, &mut got);
+        for (i, &p) in params.primes().iter().enumerate() {
+            for (j, &x) in c.iter().enumerate() {
+                let want = if x >= 0 {
+                    x as u64
+                } else {
+                    p - x.unsigned_abs()
+                };
+                assert_eq!(got[i * n + j], want);
+            }
+        }
+    }
+
+    /// Pearson's chi-square statistic of `counts` against `probs`.
+    fn chi_square(counts: &[usize], probs: &[f64]) -> f64 {
+        let total: usize = counts.iter().sum();
+        counts
+            .iter()
+            .zip(probs)
+            .map(|(&c, &p)| {
+                let e = p * total as f64;
+                (c as f64 - e).powi(2) / e
+            })
+            .sum()
+    }
+
+    #[test]
+    fn ternary_and_cbd_samples_follow_their_distributions_under_fixed_seeds() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2024);
+        let t = sample_ternary(&mut rng, 300_000);
+        let mut counts = [0usize; 3];
+        for &x in &t {
+            counts[(x + 1) as usize] += 1;
+        }
+        // 2 degrees of freedom: P(chi2 > 13.8) = 0.001.
+        let chi = chi_square(&counts, &[1.0 / 3.0; 3]);
+        assert!(chi < 13.8, "ternary chi-square {chi}, counts {counts:?}");
+
+        let eta = CBD_ETA as usize;
+        let e = sample_cbd(&mut rng, 300_000);
+        assert!(
+            e.iter().all(|&x| x.unsigned_abs() as usize <= eta),
+            "support"
+        );
+        let mean = e.iter().sum::<i64>() as f64 / e.len() as f64;
+        let var = e.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / e.len() as f64;
+        assert!(mean.abs() < 0.02, "cbd mean {mean}");
+        assert!(
+            (var - CBD_ETA as f64 / 2.0).abs() < 0.15,
+            "cbd variance {var}"
+        );
+        // The difference of two Binomial(eta, 1/2) is Binomial(2 eta, 1/2) - eta;
+        // pool the tails below 5 expected samples.
+        let mut pmf = vec![0.0f64; 2 * eta + 1];
+        let mut c = 1.0f64;
+        for (k, p) in pmf.iter_mut().enumerate() {
+            *p = c / 2f64.powi(2 * eta as i32);
+            c = c * (2 * eta - k) as f64 / (k + 1) as f64;
+        }
+        let mut counts = vec![0usize; 2 * eta + 1];
+        for &x in &e {
+            counts[(x + eta as i64) as usize] += 1;
+        }
+        let keep: Vec<usize> = (0..pmf.len())
+            .filter(|&k| pmf[k] * 300_000.0 >= 5.0)
+            .collect();
+        let (lo, hi) = (keep[0], *keep.last().expect("bins"));
+        let mut pc: Vec<usize> = vec![counts[..=lo].iter().sum()];
+        let mut pp: Vec<f64> = vec![pmf[..=lo].iter().sum()];
+        for k in lo + 1..hi {
+            pc.push(counts[k]);
+            pp.push(pmf[k]);
+        }
+        pc.push(counts[hi..].iter().sum());
+        pp.push(pmf[hi..].iter().sum());
+        // At most 30 degrees of freedom: P(chi2 > 59.7) = 0.001.
+        let chi = chi_square(&pc, &pp);
+        assert!(
+            pc.len() <= 31 && chi < 59.7,
+            "cbd chi-square {chi} over {} bins",
+            pc.len()
+        );
     }
 
     #[test]
