@@ -47,8 +47,6 @@ use fusion_engine::{
 use fusion_net::{Identity, LinkConfig, NetConfig, Relay, RelayStats, Server, ServerPin, connect};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
 use fusion_nn::{eval, zoo};
-use rand::SeedableRng;
-use rand::rngs::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BenchError, Result, io};
@@ -709,7 +707,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
     config.policy.frac_bits = Some(o.frac_bits);
     let backend = client_backend(o)?;
     let rt = runtime()?;
-    let mut rng = ChaCha20Rng::seed_from_u64(o.seed ^ 0xc11e_4700);
+    let mut rng = fusion_core::mix::seeded_rng_for_experiments(o.seed ^ 0xc11e_4700);
     let x = reference.x.clone();
     let n = o.batch;
     let total_runs = o.warmup + o.reps;

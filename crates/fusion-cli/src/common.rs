@@ -104,6 +104,29 @@ pub fn os_rng() -> Result<ChaCha20Rng, CliError> {
     fusion_core::mix::os_rng().map_err(failure)
 }
 
+/// A hidden `--seed` on the commands that must never take one (`serve`,
+/// `query`, `demo`): given, it is refused with the reason, so that a seed
+/// that works for `fusion experiment` is never silently ignored or used.
+#[derive(clap::Args, Debug, Default)]
+pub struct NoSeed {
+    #[arg(long, hide = true, value_name = "N", allow_hyphen_values = true)]
+    seed: Option<String>,
+}
+
+impl NoSeed {
+    /// Refuses a given `--seed` (exit 2).
+    pub fn check(&self, command: &str) -> Result<(), CliError> {
+        match &self.seed {
+            None => Ok(()),
+            Some(_) => Err(usage(format!(
+                "fusion {command} takes no --seed: its permutation, masks and keys come from \
+                 the operating system's RNG only (a seeded run is predictable by anyone who \
+                 knows the seed); seeds are for `fusion experiment` and `fusion-bench`"
+            ))),
+        }
+    }
+}
+
 /// Samples read from a CSV file (see [`read_samples`]).
 #[derive(Debug, Clone)]
 pub struct SampleFile {

@@ -64,6 +64,8 @@ pub struct Args {
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    no_seed: crate::common::NoSeed,
 }
 
 /// Runs `fusion demo`.
@@ -76,6 +78,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn demo(args: Args) -> Result<u8, CliError> {
+    args.no_seed.check("demo")?;
     let backends = build(&parse_names(&args.backend)?, CheetahOptions::default())?;
     if backends.len() != 1 {
         return Err(usage("the demo runs exactly one backend"));

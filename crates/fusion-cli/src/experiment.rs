@@ -43,7 +43,6 @@ use fusion_nn::data::{self, Part, Split};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
 use fusion_nn::tensor::Tensor;
 use fusion_nn::{Model, eval};
-use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
 
@@ -87,7 +86,9 @@ pub fn run(args: Args) -> ExitCode {
 
 fn rng_from(seed: Option<u64>, stream: u64) -> Result<ChaCha20Rng, CliError> {
     match seed {
-        Some(s) => Ok(ChaCha20Rng::seed_from_u64(s.wrapping_add(stream))),
+        Some(s) => Ok(fusion_core::mix::seeded_rng_for_experiments(
+            s.wrapping_add(stream),
+        )),
         None => os_rng(),
     }
 }

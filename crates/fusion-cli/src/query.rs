@@ -123,6 +123,8 @@ pub struct Args {
     /// Require the server to announce this model name.
     #[arg(long, value_name = "NAME")]
     expect_model: Option<String>,
+    #[command(flatten)]
+    no_seed: crate::common::NoSeed,
 }
 
 /// Runs `fusion query`.
@@ -166,6 +168,7 @@ fn load(args: &Args) -> Result<(SampleFile, Public), CliError> {
 }
 
 fn query(args: Args) -> Result<u8, CliError> {
+    args.no_seed.check("query")?;
     if args.lambda == 0 || args.lambda > fusion_core::search::MAX_LAMBDA {
         return Err(usage("--lambda must be in 1..=256"));
     }

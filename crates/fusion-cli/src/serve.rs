@@ -96,6 +96,8 @@ pub struct Args {
     /// for large fully connected layers and large batches.
     #[arg(long)]
     minimise_bytes: bool,
+    #[command(flatten)]
+    no_seed: crate::common::NoSeed,
 }
 
 /// Runs `fusion serve`.
@@ -108,6 +110,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn serve(args: Args) -> Result<(), CliError> {
+    args.no_seed.check("serve")?;
     let fixed = eval::fixed_point(args.ring_bits, args.frac_bits).map_err(usage)?;
     if !args.model.join("model.json").is_file() {
         return Err(usage(format!(

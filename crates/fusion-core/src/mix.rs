@@ -380,9 +380,22 @@ fn too_big() -> Error {
     }
 }
 
-/// A ChaCha20 generator seeded from the operating system.
+/// A ChaCha20 generator seeded from the operating system: the only source
+/// of randomness `fusion serve`, `fusion query` and `fusion demo` use.
 pub fn os_rng() -> Result<ChaCha20Rng, Error> {
     ChaCha20Rng::try_from_rng(&mut SysRng).map_err(|e| Error::Entropy(e.to_string()))
+}
+
+/// A **deterministic** ChaCha20 generator from a 64-bit seed, for
+/// reproducible experiments and benchmarks only.
+///
+/// Anyone who knows `seed` predicts everything drawn from it: the secret
+/// permutation, the masks, the HE keys. `fusion experiment` (with `--seed`)
+/// and `fusion-bench` use it so that a run can be repeated; `fusion serve`,
+/// `fusion query` and `fusion demo` have no seed option (they refuse
+/// `--seed`) and draw from [`os_rng`] only.
+pub fn seeded_rng_for_experiments(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@
 pub mod circuit;
 pub mod error;
 pub mod evaluate;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gadgets;
 pub mod garble;
 pub mod hash;

@@ -90,7 +90,7 @@ impl GcStats {
 
 /// The header fields (module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Header {
+pub(crate) struct Header {
     id: u64,
     ands: u64,
     garbler_inputs: u64,
@@ -101,7 +101,7 @@ struct Header {
 }
 
 impl Header {
-    fn new(circuit: &Circuit, id: u64, frame: usize, floor: u64) -> Self {
+    pub(crate) fn new(circuit: &Circuit, id: u64, frame: usize, floor: u64) -> Self {
         Header {
             id,
             ands: circuit.and_count() as u64,
@@ -113,7 +113,7 @@ impl Header {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         [
             MAGIC,
             self.id,
@@ -129,7 +129,7 @@ impl Header {
         .collect()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() != HEADER_BYTES {
             return Err(GcError::Malformed {
                 what: HEADER_WHAT,
