@@ -25,7 +25,7 @@ use crate::session::{HEADER_BYTES, Header};
 /// One of a few small public circuits, chosen by `selector`.
 fn circuit(selector: u8) -> Circuit {
     let l = 2 + usize::from(selector >> 2) % 9;
-    if selector % 4 == 0 {
+    if selector.is_multiple_of(4) {
         return relu::relu_circuit(l, 1 + usize::from(selector >> 4) % 3)
             .expect("a valid ReLU circuit");
     }
@@ -180,7 +180,7 @@ mod tests {
             }
             // A size change is always refused; a flipped bit may be accepted.
             let accepted = garbled_material(&v);
-            assert!(k % 3 == 0 || !accepted, "a resized input was accepted");
+            assert!(k.is_multiple_of(3) || !accepted, "a resized input was accepted");
         }
         let mut h = Header::new(&circuit(0), 3, 1 << 20, 0).encode();
         header(&h);
