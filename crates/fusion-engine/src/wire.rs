@@ -57,6 +57,19 @@ pub const MAX_STEPS: usize = 1 << 12;
 pub const MAX_VALUE_ELEMENTS: usize = 1 << 24;
 /// Most window entries per sample of a max pool in an announced program.
 pub const MAX_WINDOW_ENTRIES: usize = 1 << 26;
+/// Most coefficients (weights) one linear step of an announced program may
+/// have: `in * out` for a dense layer, `in_channels * out_channels * k^2`
+/// for a convolution (ResNet50's largest layer has 2.4 M). Bounds the HE
+/// plan the client builds for the step.
+pub const MAX_LAYER_WEIGHTS: u64 = 1 << 27;
+/// Most multiply-accumulates per sample over all linear steps of an
+/// announced program (ResNet50: about 4.1 G, i.e. `2^31.9`). Bounds the
+/// work a server can make the client plan for and wait on.
+pub const MAX_PROGRAM_MACS: u64 = 1 << 36;
+/// Most elements per sample over all values of an announced program
+/// (ResNet50 with its truncation steps: 37.6 M, `2^25.2`). Bounds the client's non-linear work
+/// (OT per element) a server can ask for.
+pub const MAX_PROGRAM_ELEMENTS: u64 = 1 << 28;
 /// Most classes an announced model may have.
 pub const MAX_CLASSES: usize = 1 << 16;
 /// Longest model name or step name, bytes.
@@ -343,9 +356,14 @@ pub fn validate_program(p: &PublicProgram) -> SecureResult<()> {
     if p.input_shape.len() > 4 || p.steps.iter().any(|s| s.shape.len() > 4) {
         return Err(malformed("a value has more than 4 dimensions".to_string()));
     }
-    elems(&p.input_shape)?;
+    let mut total = elems(&p.input_shape)? as u64;
     for s in &p.steps {
-        elems(&s.shape)?;
+        total = total.saturating_add(elems(&s.shape)? as u64);
+        if total > MAX_PROGRAM_ELEMENTS {
+            return Err(malformed(format!(
+                "the program's values have more than {MAX_PROGRAM_ELEMENTS} elements per sample"
+            )));
+        }
         if s.name.len() > MAX_NAME {
             return Err(malformed("a step name is too long".to_string()));
         }
@@ -353,7 +371,22 @@ pub fn validate_program(p: &PublicProgram) -> SecureResult<()> {
     p.validate()
         .map_err(|e| malformed(format!("the program is inconsistent: {e}")))?;
     let ring = p.ring();
+    let mut macs: u64 = 0;
     for (i, s) in p.steps.iter().enumerate() {
+        if let Some((weights, step_macs)) = linear_cost(&s.op, &s.shape) {
+            if weights > MAX_LAYER_WEIGHTS {
+                return Err(malformed(format!(
+                    "step {i}: a linear layer with {weights} weights (at most {MAX_LAYER_WEIGHTS})"
+                )));
+            }
+            macs = macs.saturating_add(step_macs);
+            if macs > MAX_PROGRAM_MACS {
+                return Err(malformed(format!(
+                    "the program needs more than {MAX_PROGRAM_MACS} multiply-accumulates per \
+                     sample (by step {i})"
+                )));
+            }
+        }
         match &s.op {
             PublicOp::MulConst { factor } if !ring.contains(*factor) => {
                 return Err(malformed(format!(
@@ -378,6 +411,37 @@ pub fn validate_program(p: &PublicProgram) -> SecureResult<()> {
         }
     }
     Ok(())
+}
+
+/// `(weights, multiply-accumulates per sample)` of a linear step with
+/// per-sample output `shape`; `None` for other steps. Saturating: a hostile
+/// size gives `u64::MAX`, which the limits refuse.
+fn linear_cost(op: &PublicOp, shape: &[usize]) -> Option<(u64, u64)> {
+    let m = |a: usize, b: usize| (a as u64).saturating_mul(b as u64);
+    let out = fusion_nn::graph::checked_numel(shape).unwrap_or(usize::MAX) as u64;
+    match *op {
+        PublicOp::Dense {
+            in_features,
+            out_features,
+        } => {
+            let w = m(in_features, out_features);
+            Some((w, w))
+        }
+        PublicOp::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            ..
+        } => {
+            let per_out = m(in_channels, kernel).saturating_mul(kernel as u64);
+            Some((
+                per_out.saturating_mul(out_channels as u64),
+                per_out.saturating_mul(out),
+            ))
+        }
+        PublicOp::ChannelAffine { .. } => Some((out, out)),
+        _ => None,
+    }
 }
 
 impl ServerHello {
@@ -549,6 +613,82 @@ mod tests {
         let mut h = hello();
         h.announcement = " ".repeat(crate::backend::MAX_ANNOUNCEMENT + 1);
         assert!(h.validate(&ClientPolicy::default()).is_err());
+    }
+
+    /// A hello whose program is `layers` dense `width -> width` steps.
+    fn dense_hello(width: usize, layers: usize) -> ServerHello {
+        let mut h = hello();
+        let scale = h.program.fixed.frac_bits;
+        h.program.input_shape = vec![width];
+        h.program.steps = (0..layers)
+            .map(|i| fusion_nn::fixed::PublicStep {
+                name: format!("fc{i}"),
+                op: PublicOp::Dense {
+                    in_features: width,
+                    out_features: width,
+                },
+                inputs: vec![i],
+                shape: vec![width],
+                scale,
+            })
+            .collect();
+        h.model.classes = width as u64;
+        h
+    }
+
+    #[test]
+    fn programs_beyond_the_work_limits_are_refused_before_any_planning() {
+        // Within the limits: 2^26 weights per layer.
+        assert!(
+            dense_hello(1 << 13, 2)
+                .validate(&ClientPolicy::default())
+                .is_ok()
+        );
+        // One layer of 2^28 weights.
+        match dense_hello(1 << 14, 1).validate(&ClientPolicy::default()) {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("weights"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // 1025 layers of 2^26 multiply-accumulates: more than 2^36 in all.
+        match dense_hello(1 << 13, 1025).validate(&ClientPolicy::default()) {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("multiply-accumulates"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // 2^15 values of 2^13 elements: more than 2^28 elements in all
+        // (checked before the step count, which is also too large here).
+        match dense_hello(1 << 13, 1 << 15).validate(&ClientPolicy::default()) {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("steps"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Saturating sizes do not overflow into acceptance.
+        let mut h = dense_hello(1 << 13, 1);
+        h.program.steps[0].op = PublicOp::Dense {
+            in_features: usize::MAX,
+            out_features: usize::MAX,
+        };
+        assert!(h.validate(&ClientPolicy::default()).is_err());
+    }
+
+    #[test]
+    fn the_largest_shipped_network_is_within_the_work_limits() {
+        let model = fusion_nn::zoo::build("resnet50", 1).expect("zoo");
+        let program = fusion_nn::fixed::lower(&model, fusion_nn::eval::default_fixed_point())
+            .expect("lower")
+            .public();
+        validate_program(&program).expect("resnet50 is admitted");
+        let elements: usize = program
+            .steps
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        assert!(elements as u64 <= MAX_PROGRAM_ELEMENTS / 4, "{elements}");
+        let macs: u64 = program
+            .steps
+            .iter()
+            .filter_map(|s| linear_cost(&s.op, &s.shape))
+            .map(|(_, m)| m)
+            .sum();
+        assert!((3_000_000_000..5_000_000_000).contains(&macs), "{macs}");
     }
 
     #[test]

@@ -180,7 +180,10 @@ mod tests {
             }
             // A size change is always refused; a flipped bit may be accepted.
             let accepted = garbled_material(&v);
-            assert!(k.is_multiple_of(3) || !accepted, "a resized input was accepted");
+            assert!(
+                k.is_multiple_of(3) || !accepted,
+                "a resized input was accepted"
+            );
         }
         let mut h = Header::new(&circuit(0), 3, 1 << 20, 0).encode();
         header(&h);
