@@ -180,7 +180,7 @@ fn demo(args: Args) -> Result<u8, CliError> {
         &[]
     };
     println!("{}", outcome.render(Some(&truth), names));
-    if let (false, fusion_core::verify::Verdict::Accept { outputs }) =
+    if let (false, fusion_core::verify::Verdict::Accept { outputs, .. }) =
         (args.cheat.is_honest(), &outcome.fusion.verdict)
     {
         let changed = outputs

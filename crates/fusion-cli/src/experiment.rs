@@ -341,7 +341,7 @@ fn detect(a: DetectArgs) -> Result<(), CliError> {
                         .map_err(failure)?;
                     match &r.verdict {
                         Verdict::Abort { .. } => aborted += 1,
-                        Verdict::Accept { outputs } => {
+                        Verdict::Accept { outputs, .. } => {
                             if outputs.iter().zip(&truth).any(|(o, &t)| o.label() != t) {
                                 wins += 1;
                             } else {
@@ -1012,7 +1012,7 @@ fn targeted_sessions(
                 aborted += 1;
                 "ABORT (caught)".to_string()
             }
-            Verdict::Accept { outputs } => {
+            Verdict::Accept { outputs, .. } => {
                 let moved = outputs.iter().filter(|o| o.label() == to).count();
                 if moved > 0 {
                     undetected += 1;
@@ -1060,6 +1060,12 @@ pub struct AgreementArgs {
     /// First test sample.
     #[arg(long, value_name = "K", default_value_t = 0)]
     offset: usize,
+    /// Secure evaluations per sample (copies, as Fusion makes them). With 2
+    /// or more, the report adds how often copies disagree: on the label (the
+    /// default consistency rule, an honest false abort) and under the
+    /// near-tie rule with the server's proven output error bound.
+    #[arg(long, value_name = "B", default_value_t = 1)]
+    copies: usize,
     /// Samples per secure batch (one session runs all batches).
     #[arg(long, value_name = "B", default_value_t = 100)]
     batch: usize,
@@ -1096,6 +1102,31 @@ struct AgreementReport {
     bytes: u64,
     client: MeterReport,
     server: Option<MeterReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copies: Option<CopyReport>,
+}
+
+/// How the copies of each sample compare (`--copies B >= 2`).
+#[derive(Debug, Serialize)]
+struct CopyReport {
+    copies: usize,
+    queries: usize,
+    /// The server's proven per-entry output error bound (score units).
+    output_error_bound: Option<f64>,
+    /// Queries whose copies' labels differ: an honest false abort under
+    /// the default (label) rule.
+    label_inconsistent: usize,
+    /// 95% Clopper-Pearson upper bound on the per-query rate of that.
+    label_inconsistent_rate_upper95: f64,
+    /// Under the near-tie rule: verified labels, ties, inconsistent queries.
+    near_tie_verified: usize,
+    near_tie_ties: usize,
+    near_tie_inconsistent: usize,
+    /// Verified labels that differ from the fixed-point engine's argmax
+    /// (0 if the bound is sound).
+    near_tie_verified_wrong: usize,
+    /// Largest distance between two copies' scores (score units).
+    max_copy_gap: f64,
 }
 
 fn agreement(a: AgreementArgs) -> Result<(), CliError> {
@@ -1104,6 +1135,9 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
     let model = Model::load(&dir).map_err(usage)?;
     let test = held_out(&model)?;
     let count = a.count.unwrap_or(test.len().saturating_sub(a.offset));
+    if a.copies == 0 || a.copies > 64 {
+        return Err(usage("--copies must be in 1..=64"));
+    }
     if count == 0 || a.offset + count > test.len() || a.batch == 0 {
         return Err(usage(format!(
             "--offset {} --count {count} --batch {}: the split has {} samples",
@@ -1159,6 +1193,15 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
     let mut srng = rng_from(a.seed, 21)?;
     let mut crng = rng_from(a.seed, 22)?;
     let in_len = x.sample_len();
+    let output_error_bound = fusion_engine::bound::output_error_bound(&program);
+    // Each sample `copies` times in a row (copy k of sample i is row i B + k).
+    let (copies, queries) = (a.copies, count);
+    let x_rep: Vec<u64> = x
+        .data()
+        .chunks(in_len)
+        .flat_map(|row| std::iter::repeat_n(row, copies).flatten().copied())
+        .collect();
+    let count = queries * copies;
     let started = Instant::now();
     let (y, client_report, server_report) = rt.block_on(async {
         let (s, c) = local_pair(&net()).await.map_err(failure)?;
@@ -1175,7 +1218,7 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
             let mut start = 0;
             while start < count {
                 let m = a.batch.min(count - start);
-                let xs = x.data()[start * in_len..(start + m) * in_len].to_vec();
+                let xs = x_rep[start * in_len..(start + m) * in_len].to_vec();
                 y.extend(client.infer_encoded(xs, m).await.map_err(failure)?);
                 start += m;
                 eprint!("\r{start}/{count} samples");
@@ -1192,6 +1235,28 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
     let seconds = started.elapsed().as_secs_f64();
     let bytes = client_report.total.bytes_total();
     let classes = model.meta.classes;
+    let scale = program.output_scale();
+    let copy_report = (copies > 1)
+        .then(|| {
+            copy_statistics(
+                &y,
+                classes,
+                copies,
+                scale,
+                ring,
+                &reference,
+                output_error_bound,
+            )
+        })
+        .transpose()?;
+    // The rest compares copy 0 of every sample with the fixed-point engine.
+    let y: Vec<u64> = y
+        .chunks(classes)
+        .step_by(copies)
+        .flatten()
+        .copied()
+        .collect();
+    let count = queries;
     let got = Tensor::new(vec![count, classes], y).map_err(failure)?;
     let ref_arg = argmax_signed(ring, &reference);
     let sec_arg = argmax_signed(ring, &got);
@@ -1203,7 +1268,6 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
         .map(|(&a, &b)| (ring.to_signed(a) - ring.to_signed(b)).unsigned_abs())
         .max()
         .unwrap_or(0);
-    let scale = program.output_scale();
     let acc = |p: &[usize]| {
         p.iter().zip(&split.labels).filter(|(a, b)| a == b).count() as f64 / count as f64
     };
@@ -1222,9 +1286,10 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
         bytes,
         client: client_report,
         server: Some(server_report),
+        copies: copy_report,
     };
     println!(
-        "secure vs fixed-point engine, model `{}`, {} held-out samples (#{}..#{}):\n  argmax agreement {:.4} ({} disagreement(s))\n  max logit error {:.3e} ({} units of 2^-{}; worst-case bound {} units)\n  accuracy: secure {:.4}, fixed point {:.4}\n  {:.1} s, {} on the wire ({:.1} ms and {} per sample)",
+        "secure vs fixed-point engine, model `{}`, {} held-out samples (#{}..#{}):\n  argmax agreement {:.4} ({} disagreement(s))\n  max logit error {:.3e} ({} units of 2^-{}; worst-case bound {} units)\n  accuracy: secure {:.4}, fixed point {:.4}\n  {:.1} s, {} on the wire ({:.1} ms and {} per secure evaluation)",
         r.model,
         count,
         a.offset,
@@ -1239,14 +1304,142 @@ fn agreement(a: AgreementArgs) -> Result<(), CliError> {
         r.fixed_accuracy,
         seconds,
         human_bytes(bytes),
-        1e3 * seconds / count as f64,
-        human_bytes(bytes / count as u64)
+        1e3 * seconds / (count * copies) as f64,
+        human_bytes(bytes / (count * copies) as u64)
     );
+    if let Some(c) = &r.copies {
+        let per_session = |rate: f64, r: i32| 1.0 - (1.0 - rate).powi(r);
+        let upper = c.label_inconsistent_rate_upper95;
+        println!(
+            "copies: {} queries x B = {}\n  label rule: {} queries with disagreeing labels \
+             (per-query rate <= {upper:.2e} at 95%; an honest session of R = 32 queries \
+             false-aborts with probability <= {:.2e}, computed)\n  near-tie rule (bound {}): \
+             {} verified, {} ties, {} inconsistent; {} verified labels differ from the \
+             fixed-point engine; largest gap between copies {:.3e}",
+            c.queries,
+            c.copies,
+            c.label_inconsistent,
+            per_session(upper, 32),
+            c.output_error_bound
+                .map_or_else(|| "none".to_string(), |b| format!("{b:.3e}")),
+            c.near_tie_verified,
+            c.near_tie_ties,
+            c.near_tie_inconsistent,
+            c.near_tie_verified_wrong,
+            c.max_copy_gap,
+        );
+    }
     println!("{}", phase_table(&r.client, r.server.as_ref()));
     if let Some(p) = &a.json {
         write_json(p, &r)?;
     }
     Ok(())
+}
+
+/// Compares the `copies` rows of every sample in `y` (row `i B + k` is copy
+/// `k` of sample `i`) under the label rule and the near-tie rule.
+fn copy_statistics(
+    y: &[u64],
+    classes: usize,
+    copies: usize,
+    scale: u32,
+    ring: fusion_core::ring::Ring,
+    reference: &Tensor<u64>,
+    bound: Option<f64>,
+) -> Result<CopyReport, CliError> {
+    use fusion_core::mix::Unmixed;
+    use fusion_core::output::Output;
+    use fusion_core::verify::{CheckConfig, Consistency, verify};
+    let unit = 2f64.powi(scale as i32);
+    let rows: Vec<Output> = y
+        .chunks(classes)
+        .map(|r| Output::new(r.iter().map(|&v| ring.to_signed(v) as f64 / unit).collect()))
+        .collect::<Result<_, _>>()
+        .map_err(failure)?;
+    let queries: Vec<Vec<Output>> = rows.chunks(copies).map(<[Output]>::to_vec).collect();
+    let n = queries.len();
+    let max_copy_gap = queries
+        .iter()
+        .flat_map(|c| {
+            c[1..].iter().flat_map(move |o| {
+                o.scores()
+                    .iter()
+                    .zip(c[0].scores())
+                    .map(|(a, b)| (a - b).abs())
+            })
+        })
+        .fold(0.0, f64::max);
+    let threshold: fusion_core::Threshold = "0.5".parse().map_err(failure)?;
+    let run = |consistency: Consistency| {
+        let mut config = CheckConfig::new(threshold);
+        config.consistency = consistency;
+        verify(
+            Unmixed {
+                queries: queries.clone(),
+                // One public sample that always passes: only consistency counts.
+                public: vec![(queries[0][0].clone(), queries[0][0].label())],
+            },
+            &config,
+        )
+        .verdict
+    };
+    let inconsistent = |v: &Verdict<Output>| match v {
+        Verdict::Abort { reasons } => reasons
+            .iter()
+            .map(|r| match r {
+                fusion_core::verify::AbortReason::InconsistentQueries { queries } => queries.len(),
+                _ => 0,
+            })
+            .sum(),
+        Verdict::Accept { .. } => 0,
+    };
+    let label = run(Consistency::Labels);
+    let label_inconsistent = inconsistent(&label);
+    let (mut verified, mut ties, mut nt_inconsistent, mut wrong) = (0, 0, 0, 0);
+    if let Some(bound) = bound {
+        // Per query, so that one inconsistent query does not hide the rest.
+        let ref_arg = argmax_signed(ring, reference);
+        for (q, c) in queries.iter().enumerate() {
+            let mut config = CheckConfig::new(threshold);
+            config.consistency = Consistency::NearTies { bound };
+            let v = verify(
+                Unmixed {
+                    queries: vec![c.clone()],
+                    public: vec![(c[0].clone(), c[0].label())],
+                },
+                &config,
+            )
+            .verdict;
+            match v {
+                Verdict::Accept { ties: t, .. } if !t.is_empty() => ties += 1,
+                Verdict::Accept { outputs, .. } => {
+                    verified += 1;
+                    if outputs[0].label() != ref_arg[q] {
+                        wrong += 1;
+                    }
+                }
+                Verdict::Abort { .. } => nt_inconsistent += 1,
+            }
+        }
+    }
+    Ok(CopyReport {
+        copies,
+        queries: n,
+        output_error_bound: bound,
+        label_inconsistent,
+        // One-sided: 1 - (the 95% lower bound on the consistent rate).
+        label_inconsistent_rate_upper95: 1.0
+            - fusion_core::stats::clopper_pearson_lower(
+                (n - label_inconsistent) as u64,
+                n as u64,
+                fusion_core::stats::Confidence::default(),
+            ),
+        near_tie_verified: verified,
+        near_tie_ties: ties,
+        near_tie_inconsistent: nt_inconsistent,
+        near_tie_verified_wrong: wrong,
+        max_copy_gap,
+    })
 }
 
 /// The backend `name` (with the `cheetah` OT flavour `ot`, if given).

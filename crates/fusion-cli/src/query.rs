@@ -89,6 +89,12 @@ pub struct Args {
     /// 2^-lambda; the report flags it.
     #[arg(long)]
     allow_weaker: bool,
+    /// Allow for near ties: copies whose scores agree within twice the
+    /// server's announced output error bound are consistent, and a query whose
+    /// margin is below that is reported as `tie` (accepted, no verified label)
+    /// instead of aborting.
+    #[arg(long)]
+    near_ties: bool,
     /// Use only the first T public samples of the file.
     #[arg(long, value_name = "T")]
     public_count: Option<usize>,
@@ -194,6 +200,7 @@ fn query(args: Args) -> Result<u8, CliError> {
     settings.backend = args.backend.clone();
     settings.policy.model_name = args.expect_model.clone();
     settings.allow_weaker = args.allow_weaker;
+    settings.near_ties = args.near_ties;
     settings.check_backend()?;
     settings.check_plan(r, t)?;
     if let Some(b) = args.copies {

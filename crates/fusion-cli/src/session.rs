@@ -11,7 +11,7 @@ use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::security::Layout;
 use fusion_core::verify::SecurityFigures;
-use fusion_core::verify::{Report, Verdict};
+use fusion_core::verify::{Consistency, Report, Verdict};
 use fusion_engine::backends::cheetah::config::OtKind;
 use fusion_engine::stats::human_bytes;
 use fusion_engine::{
@@ -49,6 +49,10 @@ pub struct FusionSettings {
     /// Accept a fixed `copies` (or too few public samples) whose bound misses
     /// 2^-lambda (default: refuse before connecting).
     pub allow_weaker: bool,
+    /// Allow for near ties: copies agree if their scores are within twice
+    /// the server's announced output error bound; a query whose margin is
+    /// below that is reported as a tie, never as a verified label.
+    pub near_ties: bool,
 }
 
 impl FusionSettings {
@@ -65,6 +69,7 @@ impl FusionSettings {
             backend: fusion_engine::config::DEFAULT_BACKEND.into(),
             require_ot: None,
             allow_weaker: false,
+            near_ties: false,
         }
     }
 
@@ -249,7 +254,19 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
     }
     let hello = client.server_hello().clone();
     let model = summary(&hello.model, &client);
-    let params = settings.params(classes);
+    let mut params = settings.params(classes);
+    if settings.near_ties {
+        match hello.model.output_error_bound {
+            Some(bound) => params.consistency = Consistency::NearTies { bound },
+            None => {
+                client.close();
+                return Err(usage(format!(
+                    "--near-ties: the server announces no finite output error bound for model `{}`",
+                    hello.model.name
+                )));
+            }
+        }
+    }
     let report = match run_fusion(&mut client, queries, public, &params, rng).await {
         Ok(r) => r,
         Err(fusion_core::Error::Engine(e)) => {
@@ -335,7 +352,7 @@ impl Outcome {
                 .map_or_else(|| format!("class {c}"), |n| format!("{n} ({c})"))
         };
         match &self.fusion.verdict {
-            Verdict::Accept { outputs } => {
+            Verdict::Accept { outputs, ties } => {
                 let _ = writeln!(s, "predictions (one per query):");
                 for (i, o) in outputs.iter().enumerate() {
                     let scores: Vec<String> =
@@ -354,10 +371,14 @@ impl Outcome {
                             )
                         })
                         .unwrap_or_default();
+                    let label = if ties.contains(&i) {
+                        format!("tie, no verified label (copy 0 says {})", name(o.label()))
+                    } else {
+                        name(o.label())
+                    };
                     let _ = writeln!(
                         s,
-                        "  query {i:>3}: {}   logits [{}]{t}",
-                        name(o.label()),
+                        "  query {i:>3}: {label}   logits [{}]{t}",
                         scores.join(", ")
                     );
                 }

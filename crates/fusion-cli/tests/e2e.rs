@@ -278,8 +278,20 @@ fn keygen_serve_and_query_as_separate_processes() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 
-    let out = query(dir, &addr, &["--server-fingerprint", &fingerprint], &[]);
+    // Pinning by fingerprint, with near ties allowed for (bc-mlp's margins
+    // are wide: every label is verified, none is a tie).
+    let out = query(
+        dir,
+        &addr,
+        &["--server-fingerprint", &fingerprint],
+        &["--near-ties"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("query outputs verified") && !stdout.contains("no verified label"),
+        "{stdout}"
+    );
 
     // The server stops by itself after its three sessions.
     let deadline = Instant::now() + LIMIT;

@@ -239,7 +239,7 @@ where
             slack,
         },
         verdict: match verification.verdict {
-            Verdict::Accept { outputs } => Verdict::Accept { outputs },
+            Verdict::Accept { outputs, ties } => Verdict::Accept { outputs, ties },
             Verdict::Abort { reasons } => Verdict::Abort { reasons },
         },
         accuracy: verification.accuracy,

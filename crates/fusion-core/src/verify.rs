@@ -56,6 +56,20 @@ pub enum Consistency {
     ExactOutputs,
     /// Scores equal up to an absolute tolerance per entry.
     OutputsWithin(f64),
+    /// Labels, with near ties allowed for: `bound` is a proven bound on how
+    /// far an honest engine's scores can be from the plaintext fixed-point
+    /// engine's (per entry, in score units). A query's label is verified
+    /// only if all copies give it **and** every copy's margin (best score
+    /// minus second best) is at least `2 * bound`; otherwise, if all copies'
+    /// scores agree within `2 * bound` of copy 0's entry by entry, the query
+    /// is a **tie** (accepted, but no label is verified); anything else is
+    /// inconsistent. Honest copies always agree within `2 * bound`, so near
+    /// ties never abort an honest run, and a verified label then equals the
+    /// fixed-point engine's argmax (module docs).
+    NearTies {
+        /// The per-entry error bound of one copy.
+        bound: f64,
+    },
 }
 
 impl Consistency {
@@ -63,15 +77,68 @@ impl Consistency {
         match self {
             Consistency::Labels => a.label() == b.label(),
             Consistency::ExactOutputs => a.scores() == b.scores(),
-            Consistency::OutputsWithin(tol) => {
-                a.scores().len() == b.scores().len()
-                    && a.scores()
-                        .iter()
-                        .zip(b.scores())
-                        .all(|(x, y)| (x - y).abs() <= tol)
-            }
+            Consistency::OutputsWithin(tol) => within(a, b, tol),
+            Consistency::NearTies { bound } => within(a, b, 2.0 * bound),
         }
     }
+
+    /// How the copies of one query come out.
+    fn classify<O: Prediction>(self, copies: &[O]) -> QueryCheck {
+        let Some((first, rest)) = copies.split_first() else {
+            return QueryCheck::Inconsistent;
+        };
+        let agree = rest.iter().all(|c| self.agree(first, c));
+        match self {
+            Consistency::NearTies { bound } => {
+                let same_label = rest.iter().all(|c| c.label() == first.label());
+                let clear = copies.iter().all(|c| margin(c.scores()) >= 2.0 * bound);
+                if same_label && clear && agree {
+                    QueryCheck::Verified
+                } else if agree {
+                    QueryCheck::Tie
+                } else {
+                    QueryCheck::Inconsistent
+                }
+            }
+            _ if agree => QueryCheck::Verified,
+            _ => QueryCheck::Inconsistent,
+        }
+    }
+}
+
+/// Scores of equal length equal up to `tol` per entry (`NaN` never is).
+fn within<O: Prediction>(a: &O, b: &O, tol: f64) -> bool {
+    a.scores().len() == b.scores().len()
+        && a.scores()
+            .iter()
+            .zip(b.scores())
+            .all(|(x, y)| (x - y).abs() <= tol)
+}
+
+/// Best score minus the second best (`+inf` with one score, `NaN`-safe:
+/// a `NaN` anywhere gives `NaN`, which compares below everything).
+fn margin(scores: &[f64]) -> f64 {
+    if scores.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let (mut best, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for &v in scores {
+        if v > best {
+            second = best;
+            best = v;
+        } else if v > second {
+            second = v;
+        }
+    }
+    best - second
+}
+
+/// The outcome of one query's copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryCheck {
+    Verified,
+    Tie,
+    Inconsistent,
 }
 
 /// Settings of the checks.
@@ -182,6 +249,11 @@ pub enum Verdict<O> {
     Accept {
         /// The outputs.
         outputs: Vec<O>,
+        /// Queries (indices into `outputs`) that are near ties under
+        /// [`Consistency::NearTies`]: accepted, but their label is **not**
+        /// verified. Always empty under the other rules.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ties: Vec<usize>,
     },
     /// At least one check failed; every failing check is listed.
     Abort {
@@ -231,16 +303,21 @@ pub fn verify<O: Prediction>(unmixed: Unmixed<O>, config: &CheckConfig) -> Verif
         lower_bound,
     };
 
-    let inconsistent: Vec<usize> = unmixed
+    let checks: Vec<QueryCheck> = unmixed
         .queries
         .iter()
-        .enumerate()
-        .filter(|(_, copies)| match copies.split_first() {
-            Some((first, rest)) => !rest.iter().all(|c| config.consistency.agree(first, c)),
-            None => true,
-        })
-        .map(|(q, _)| q)
+        .map(|copies| config.consistency.classify(copies))
         .collect();
+    let of = |want: QueryCheck| -> Vec<usize> {
+        checks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == want)
+            .map(|(q, _)| q)
+            .collect()
+    };
+    let inconsistent = of(QueryCheck::Inconsistent);
+    let ties = of(QueryCheck::Tie);
 
     let mut reasons = Vec::new();
     if !passed {
@@ -263,6 +340,7 @@ pub fn verify<O: Prediction>(unmixed: Unmixed<O>, config: &CheckConfig) -> Verif
                 .into_iter()
                 .filter_map(|c| c.into_iter().next())
                 .collect(),
+            ties,
         }
     } else {
         Verdict::Abort { reasons }
@@ -357,7 +435,7 @@ impl Report {
     /// The accepted outputs, one per query (`None` on abort).
     pub fn outputs(&self) -> Option<&[Output]> {
         match &self.verdict {
-            Verdict::Accept { outputs } => Some(outputs),
+            Verdict::Accept { outputs, .. } => Some(outputs),
             Verdict::Abort { .. } => None,
         }
     }
@@ -376,10 +454,17 @@ impl fmt::Display for Report {
         let a = &self.accuracy;
         let s = &self.security;
         match &self.verdict {
-            Verdict::Accept { outputs } => writeln!(
+            Verdict::Accept { outputs, ties } if ties.is_empty() => writeln!(
                 f,
                 "Fusion verdict: ACCEPT ({} query outputs verified)",
                 outputs.len()
+            )?,
+            Verdict::Accept { outputs, ties } => writeln!(
+                f,
+                "Fusion verdict: ACCEPT ({} query labels verified, {} near ties without a \
+                 verified label)",
+                outputs.len() - ties.len(),
+                ties.len()
             )?,
             Verdict::Abort { .. } => writeln!(
                 f,
@@ -423,12 +508,19 @@ impl fmt::Display for Report {
             s.bound_scope
         )?;
         match &self.verdict {
-            Verdict::Accept { outputs } => {
+            Verdict::Accept { outputs, ties } => {
                 const SHOWN: usize = 32;
                 let labels: Vec<String> = outputs
                     .iter()
+                    .enumerate()
                     .take(SHOWN)
-                    .map(|o| o.label().to_string())
+                    .map(|(q, o)| {
+                        if ties.contains(&q) {
+                            "tie".to_string()
+                        } else {
+                            o.label().to_string()
+                        }
+                    })
                     .collect();
                 let more = if outputs.len() > SHOWN {
                     format!(" ... ({} more; see the JSON report)", outputs.len() - SHOWN)
@@ -488,7 +580,8 @@ mod tests {
         assert_eq!(
             v.verdict,
             Verdict::Accept {
-                outputs: vec![a, b]
+                outputs: vec![a, b],
+                ties: vec![]
             }
         );
         assert_eq!(
@@ -519,6 +612,58 @@ mod tests {
         );
         // 18/20 = 0.9 passes exactly at 0.9.
         assert!(verify(unmixed(q, public), &cfg("0.9")).verdict.is_accept());
+    }
+
+    #[test]
+    fn near_ties_are_accepted_without_a_verified_label_and_wide_gaps_still_abort() {
+        let mut c = cfg("0.5");
+        c.consistency = Consistency::NearTies { bound: 0.1 };
+        let public = vec![(out(&[1.0, 0.0]), 0)];
+        let q = vec![
+            // Clear: same label, margins 1.0 >= 0.2.
+            vec![out(&[1.0, 0.0]), out(&[1.05, 0.0])],
+            // Labels differ, scores within 0.2: a tie, not an abort.
+            vec![out(&[0.55, 0.5]), out(&[0.45, 0.52])],
+            // Same label but a margin of 0.15 < 0.2: a tie as well.
+            vec![out(&[0.65, 0.5]), out(&[0.66, 0.5])],
+            // Same label, clear margins, but copies 0.3 apart: inconsistent.
+            vec![out(&[1.0, 0.0]), out(&[1.3, 0.0])],
+        ];
+        let v = verify(unmixed(q.clone(), public.clone()), &c);
+        assert_eq!(
+            v.verdict,
+            Verdict::Abort {
+                reasons: vec![AbortReason::InconsistentQueries { queries: vec![3] }]
+            }
+        );
+        let v = verify(unmixed(q[..3].to_vec(), public.clone()), &c);
+        let Verdict::Accept { outputs, ties } = v.verdict else {
+            panic!("aborted")
+        };
+        assert_eq!((outputs.len(), ties), (3, vec![1, 2]));
+        // Labels alone: the second query aborts, the third is a verified label.
+        let v = verify(unmixed(q[..3].to_vec(), public), &cfg("0.5"));
+        assert_eq!(
+            v.verdict,
+            Verdict::Abort {
+                reasons: vec![AbortReason::InconsistentQueries { queries: vec![1] }]
+            }
+        );
+    }
+
+    #[test]
+    fn a_nan_score_is_never_a_verified_label_under_near_ties() {
+        let mut c = cfg("0.5");
+        c.consistency = Consistency::NearTies { bound: 0.1 };
+        let nan = Output::new(vec![f64::NAN, 0.0]);
+        if let Ok(nan) = nan {
+            let q = vec![vec![nan.clone(), nan]];
+            let v = verify(unmixed(q, vec![(out(&[1.0, 0.0]), 0)]), &c);
+            assert!(!matches!(v.verdict, Verdict::Accept { ref ties, .. } if ties.is_empty()));
+        }
+        assert!(margin(&[f64::NAN, 1.0]).is_nan());
+        assert_eq!(margin(&[3.0]), f64::INFINITY);
+        assert_eq!(margin(&[1.0, 3.0, 2.5]), 0.5);
     }
 
     #[test]

@@ -26,6 +26,23 @@
 
 use fusion_nn::fixed::{FixedOp, FixedProgram};
 
+/// The bound of [`deviation_bound`] on the program's output, in score units
+/// (`ulps / 2^scale`), for any input: `None` when it is not finite for all
+/// inputs (a square, whose bound needs the input's magnitude, or a
+/// saturated bound). What a server announces as
+/// [`crate::wire::ModelInfo::output_error_bound`].
+pub fn output_error_bound(program: &FixedProgram) -> Option<f64> {
+    if program
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, FixedOp::Square))
+    {
+        return None;
+    }
+    let ulps = deviation_bound(program, &[])[program.output()];
+    (ulps < u64::MAX).then(|| ulps as f64 / 2f64.powi(program.output_scale() as i32))
+}
+
 fn abs_sum(ring: fusion_core::ring::Ring, w: &[u64]) -> u128 {
     w.iter()
         .map(|&v| u128::from(ring.to_signed(v).unsigned_abs()))

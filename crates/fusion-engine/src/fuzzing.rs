@@ -143,6 +143,7 @@ pub fn sample_hello() -> ServerHello {
             description: "a test model".into(),
             classes: 2,
             preprocess: fusion_nn::model::Preprocess::Identity,
+            output_error_bound: Some(0.01),
         },
         program: fx.public.clone(),
         session: SessionParams {

@@ -112,6 +112,9 @@ pub struct SecureServer {
     /// The served program's public view (what clients get and the schedule
     /// both parties walk).
     public: PublicProgram,
+    /// The announced bound on an honest engine's output error (see
+    /// [`ModelInfo::output_error_bound`]).
+    output_error_bound: Option<f64>,
     behaviour: Arc<dyn ServerBehaviour>,
     config: ServerConfig,
     schedule: Schedule,
@@ -172,6 +175,7 @@ impl SecureServer {
         }
         let public = served.program.public();
         validate_program(&public)?;
+        let output_error_bound = crate::bound::output_error_bound(&served.program);
         let schedule = Schedule::new(&public)?;
         let mut offered: Vec<Offered> = Vec::with_capacity(backends.len());
         for b in &backends {
@@ -192,6 +196,7 @@ impl SecureServer {
             announced: model,
             served,
             public,
+            output_error_bound,
             behaviour,
             config,
             schedule,
@@ -244,6 +249,7 @@ impl SecureServer {
                 description: self.announced.description.clone(),
                 classes: self.served.classes as u64,
                 preprocess: self.served.preprocess.clone(),
+                output_error_bound: self.output_error_bound,
             },
             program: self.public.clone(),
             session: self.session_params(chunk),

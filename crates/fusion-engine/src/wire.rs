@@ -45,8 +45,9 @@ use fusion_nn::model::Preprocess;
 /// The protocol name both parties send.
 pub const PROTOCOL: &str = "fusion-secure-inference";
 /// The protocol version this code speaks (3: the client names a backend, the
-/// server announces the backend's parameters as its own JSON text).
-pub const VERSION: u32 = 3;
+/// server announces the backend's parameters as its own JSON text; 4: the
+/// server announces its output error bound).
+pub const VERSION: u32 = 4;
 /// Longest backend name, bytes.
 pub const MAX_BACKEND_NAME: usize = 64;
 /// Most backends a server may list in a refusal.
@@ -70,6 +71,8 @@ pub const MAX_PROGRAM_MACS: u64 = 1 << 36;
 /// (ResNet50 with its truncation steps: 37.6 M, `2^25.2`). Bounds the client's non-linear work
 /// (OT per element) a server can ask for.
 pub const MAX_PROGRAM_ELEMENTS: u64 = 1 << 28;
+/// Largest output error bound a server may announce (score units).
+pub const MAX_OUTPUT_ERROR_BOUND: f64 = 1e12;
 /// Most classes an announced model may have.
 pub const MAX_CLASSES: usize = 1 << 16;
 /// Longest model name or step name, bytes.
@@ -119,6 +122,13 @@ pub struct ModelInfo {
     pub classes: u64,
     /// The public preprocessing the client applies before encoding.
     pub preprocess: Preprocess,
+    /// A proven bound on how far an honest secure engine's output scores are
+    /// from the plaintext fixed-point engine's, per entry, in score units
+    /// ([`crate::bound::output_error_bound`]); `None` if the server has no
+    /// finite bound. Clients that allow for near ties use it; a server that
+    /// announces a wrong value cannot make a wrong label pass as verified
+    /// (see `fusion_core::verify::Consistency::NearTies`).
+    pub output_error_bound: Option<f64>,
 }
 
 /// The server's answer to [`ClientHello`].
@@ -158,6 +168,7 @@ struct WireHello {
     description: String,
     classes: u64,
     preprocess: String,
+    output_error_bound: Option<f64>,
     program: String,
     session: SessionParams,
     backend: String,
@@ -174,6 +185,7 @@ impl From<ServerHello> for WireHello {
             classes: h.model.classes,
             // Plain data: serialisation cannot fail.
             preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
+            output_error_bound: h.model.output_error_bound,
             program: serde_json::to_string(&h.program).unwrap_or_default(),
             session: h.session,
             backend: h.backend,
@@ -195,6 +207,7 @@ impl TryFrom<WireHello> for ServerHello {
                 classes: w.classes,
                 preprocess: serde_json::from_str(&w.preprocess)
                     .map_err(|e| format!("preprocessing: {e}"))?,
+                output_error_bound: w.output_error_bound,
             },
             program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
             session: w.session,
@@ -454,6 +467,13 @@ impl ServerHello {
             return Err(malformed("model name or description too long"));
         }
         validate_program(&self.program)?;
+        if let Some(b) = m.output_error_bound
+            && !(b.is_finite() && (0.0..=MAX_OUTPUT_ERROR_BOUND).contains(&b))
+        {
+            return Err(malformed(format!(
+                "output error bound {b} is not a number in [0, {MAX_OUTPUT_ERROR_BOUND}]"
+            )));
+        }
         let classes = usize::try_from(m.classes).unwrap_or(usize::MAX);
         if !(2..=MAX_CLASSES).contains(&classes) {
             return Err(mismatch(format!(
@@ -538,6 +558,7 @@ mod tests {
                 description: String::new(),
                 classes: 2,
                 preprocess: Preprocess::Identity,
+                output_error_bound: Some(0.01),
             },
             program,
             session: SessionParams {
@@ -607,6 +628,17 @@ mod tests {
             std: vec![1.0; 3],
         };
         assert!(h.validate(&ClientPolicy::default()).is_err());
+        for b in [f64::NAN, -1.0, f64::INFINITY, 1e13] {
+            let mut h = hello();
+            h.model.output_error_bound = Some(b);
+            assert!(
+                matches!(
+                    h.validate(&ClientPolicy::default()),
+                    Err(SecureError::Malformed(_))
+                ),
+                "{b}"
+            );
+        }
         let mut h = hello();
         h.session.chunk = 0;
         assert!(h.validate(&ClientPolicy::default()).is_err());
