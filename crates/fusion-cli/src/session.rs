@@ -163,6 +163,9 @@ pub struct ModelSummary {
     pub steps: usize,
     /// ReLU-truncation fusions in the schedule.
     pub fused_relu_truncations: usize,
+    /// The server's announced per-entry output error bound `E` (score
+    /// units; `--near-ties` uses it, the client cannot check it).
+    pub output_error_bound: Option<f64>,
 }
 
 /// Per-query figures of the inference batch.
@@ -316,6 +319,7 @@ fn summary(m: &ModelInfo, client: &SecureClient) -> ModelSummary {
         frac_bits: p.fixed.frac_bits,
         steps: p.steps.len(),
         fused_relu_truncations: client.schedule().fused,
+        output_error_bound: m.output_error_bound,
     }
 }
 

@@ -243,7 +243,13 @@ where
             Verdict::Abort { reasons } => Verdict::Abort { reasons },
         },
         accuracy: verification.accuracy,
-        security: SecurityFigures::compute(layout, slack, params.lambda),
+        security: {
+            let mut s = SecurityFigures::compute(layout, slack, params.lambda);
+            if matches!(params.consistency, Consistency::NearTies { .. }) {
+                s.bound_scope = crate::verify::BOUND_SCOPE_NEAR_TIES;
+            }
+            s
+        },
     })
 }
 

@@ -396,6 +396,12 @@ pub struct SecurityFigures {
 /// about input-dependent deviations that treat all copies alike.
 pub const BOUND_SCOPE: &str = "position-based tampering";
 
+/// The scope under [`Consistency::NearTies`]: a partly tampered query whose
+/// copies stay within `2E` of each other is a tie, not an abort, so the
+/// bounds only cover tampering that moves some score by more than `2E`
+/// (and `E` is the server's announced bound, which the client cannot check).
+pub const BOUND_SCOPE_NEAR_TIES: &str = "position-based tampering that moves a score by more than 2E (near ties allowed; E announced by the server, unchecked)";
+
 impl SecurityFigures {
     /// Computes the three bounds for `layout` with slack `s`.
     pub fn compute(layout: Layout, slack: u64, lambda: u32) -> Self {

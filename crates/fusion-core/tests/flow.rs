@@ -355,3 +355,36 @@ fn invalid_inputs_are_rejected_before_inference() {
         })
     ));
 }
+
+#[test]
+fn near_ties_narrow_the_stated_scope_of_the_bound() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let queries = points(4, &mut rng);
+    let public = public(100, &mut rng);
+    let mut params = FusionParams::new(3, delta("0.95"));
+    let mut engine = FnEngine(|x: &Vec<f64>| model(x));
+    let plain = block_on(run_fusion(
+        &mut engine,
+        &queries,
+        &public,
+        &params,
+        &mut rng,
+    ))
+    .unwrap();
+    assert_eq!(plain.security.bound_scope, fusion_core::verify::BOUND_SCOPE);
+    params.consistency = fusion_core::verify::Consistency::NearTies { bound: 1e-3 };
+    let ties = block_on(run_fusion(
+        &mut engine,
+        &queries,
+        &public,
+        &params,
+        &mut rng,
+    ))
+    .unwrap();
+    assert!(ties.accepted(), "{ties}");
+    assert_eq!(
+        ties.security.bound_scope,
+        fusion_core::verify::BOUND_SCOPE_NEAR_TIES
+    );
+    assert!(ties.to_string().contains("more than 2E"));
+}
