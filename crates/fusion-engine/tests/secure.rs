@@ -16,6 +16,7 @@ use fusion_core::mix::Labeled;
 use fusion_core::ring::{FixedPoint, Ring};
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, CheetahParams, OtKind};
+use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
 use fusion_engine::bound::deviation_bound;
 use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper, Targeted};
@@ -56,6 +57,8 @@ fn net() -> NetConfig {
 enum Kind {
     /// Cheetah with this configuration.
     Cheetah(CheetahConfig),
+    /// DELPHI with this configuration.
+    Delphi(DelphiConfig),
     /// The trusted-dealer reference backend (tests/support/dealer.rs).
     Dealer,
 }
@@ -67,9 +70,16 @@ fn cheetah() -> Kind {
     Kind::Cheetah(c)
 }
 
-/// Both backends the agreement tests run.
-fn kinds() -> [Kind; 2] {
-    [cheetah(), Kind::Dealer]
+/// DELPHI with small OT refills (keeps tiny sessions fast).
+fn delphi() -> Kind {
+    let mut c = DelphiConfig::default();
+    c.ot.min_refill = 1 << 13;
+    Kind::Delphi(c)
+}
+
+/// Every backend the agreement tests run.
+fn kinds() -> [Kind; 3] {
+    [cheetah(), delphi(), Kind::Dealer]
 }
 
 /// The server's and the client's backend of `kind` for `served`.
@@ -78,6 +88,10 @@ fn backends(kind: &Kind, served: &ServedModel) -> (Box<dyn Backend>, Box<dyn Bac
         Kind::Cheetah(c) => (
             Box::new(Cheetah::new(c.clone())),
             Box::new(Cheetah::new(c.clone())),
+        ),
+        Kind::Delphi(c) => (
+            Box::new(Delphi::new(c.clone())),
+            Box::new(Delphi::new(c.clone())),
         ),
         Kind::Dealer => {
             let dealer = Dealer::new(served.program.ring(), 77);

@@ -43,7 +43,7 @@ use rand::{CryptoRng, Rng};
 use crate::circuit::{Circuit, Gate};
 use crate::error::{GcError, Result, param};
 use crate::hash::{MAX_BATCH, Tccr, tweak};
-use crate::label::{Delta, EvaluatorInputPairs, Labels, random_u128};
+use crate::label::{Delta, EvaluatorInputPairs, GarblerInputPairs, Labels, random_u128};
 use crate::wire::{decode_bits, decode_tables, encode_bits, encode_tables};
 
 pub use crate::wire::TABLE_BYTES_PER_AND;
@@ -272,6 +272,36 @@ impl Garbling {
             active,
             evaluator,
         ))
+    }
+}
+
+impl Garbling {
+    /// Consumes the garbling without fixing the garbler's input bits (offline
+    /// garbling whose garbler inputs are known only later): returns the
+    /// garbled circuit, the garbler's input label pairs (encoded later with
+    /// [`GarblerInputPairs::split_front`] / [`GarblerInputPairs::select`]) and
+    /// the evaluator's input label pairs (for the oblivious transfer).
+    pub fn into_deferred(self) -> (GarbledCircuit, GarblerInputPairs, EvaluatorInputPairs) {
+        let Garbling {
+            id,
+            tables,
+            decoding,
+            garbler_zero,
+            evaluator,
+        } = self;
+        let garbler = GarblerInputPairs {
+            zero: garbler_zero,
+            delta: evaluator.delta.copy(),
+        };
+        (
+            GarbledCircuit {
+                id,
+                tables,
+                decoding,
+            },
+            garbler,
+            evaluator,
+        )
     }
 }
 

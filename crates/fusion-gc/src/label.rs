@@ -139,6 +139,12 @@ impl Delta {
     pub(crate) fn get(&self) -> u128 {
         self.0
     }
+
+    /// A copy (for the garbler's and the evaluator's input pairs of one
+    /// garbling, which share `Δ`).
+    pub(crate) fn copy(&self) -> Self {
+        Delta(self.0)
+    }
 }
 
 pub(crate) fn random_u128<R: Rng + ?Sized>(rng: &mut R) -> u128 {
@@ -200,5 +206,71 @@ impl EvaluatorInputPairs {
     pub(crate) fn into_ot_pairs(self) -> Vec<[u128; 2]> {
         let d = self.delta.get();
         self.zero.0.iter().map(|&w| [w, w ^ d]).collect()
+    }
+}
+
+/// The garbler's labels for its own input wires when its input bits are not
+/// known yet at garbling time (offline garbling, online inputs): the
+/// zero-labels and `Δ`. They leave this type only as the labels encoding the
+/// garbler's bits ([`GarblerInputPairs::split_front`],
+/// [`GarblerInputPairs::select`]), one label per wire. Not `Clone`; wiped
+/// when dropped.
+pub struct GarblerInputPairs {
+    pub(crate) zero: Labels,
+    pub(crate) delta: Delta,
+}
+
+impl std::fmt::Debug for GarblerInputPairs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GarblerInputPairs({} wires, ..)", self.zero.len())
+    }
+}
+
+impl GarblerInputPairs {
+    /// The number of garbler input wires left to encode.
+    pub fn len(&self) -> usize {
+        self.zero.len()
+    }
+
+    /// Whether no garbler input wire is left.
+    pub fn is_empty(&self) -> bool {
+        self.zero.is_empty()
+    }
+
+    /// Encodes the first `bits.len()` remaining garbler input wires with
+    /// `bits` and returns their labels and the pairs of the wires after them.
+    pub fn split_front(mut self, bits: &[bool]) -> Result<(Labels, GarblerInputPairs)> {
+        if bits.len() > self.zero.len() {
+            return Err(GcError::LabelCount {
+                what: "garbler input bits",
+                expected: self.zero.len(),
+                got: bits.len(),
+            });
+        }
+        let rest = Labels(self.zero.0.split_off(bits.len()));
+        let delta = self.delta.copy();
+        let front = self.select(bits)?;
+        Ok((front, GarblerInputPairs { zero: rest, delta }))
+    }
+
+    /// The labels encoding `bits` (one per remaining garbler input wire),
+    /// consuming the pairs.
+    pub fn select(self, bits: &[bool]) -> Result<Labels> {
+        if bits.len() != self.zero.len() {
+            return Err(GcError::LabelCount {
+                what: "garbler input bits",
+                expected: self.zero.len(),
+                got: bits.len(),
+            });
+        }
+        let d = self.delta.get();
+        Ok(Labels(
+            self.zero
+                .0
+                .iter()
+                .zip(bits)
+                .map(|(&w, &b)| w ^ (d & 0u128.wrapping_sub(u128::from(b))))
+                .collect(),
+        ))
     }
 }

@@ -70,5 +70,7 @@ pub use circuit::{Builder, Circuit, Wire};
 pub use error::{GcError, Result};
 pub use evaluate::Evaluator;
 pub use garble::{GarbledCircuit, Garbler, Garbling, TABLE_BYTES_PER_AND};
-pub use label::{EvaluatorInputPairs, LABEL_BYTES, Label, Labels};
-pub use session::{GcStats, evaluate_remote, garble_remote};
+pub use label::{EvaluatorInputPairs, GarblerInputPairs, LABEL_BYTES, Label, Labels};
+pub use session::{
+    GcStats, evaluate_remote, garble_remote, receive_evaluator_labels, send_evaluator_labels,
+};

@@ -367,3 +367,28 @@ pub async fn evaluate_remote(
     let out = evaluator.evaluate(circuit, gc, garbler_labels, evaluator_labels)?;
     Ok((out, stats))
 }
+
+/// Garbler side of the evaluator's input labels alone (for a circuit whose
+/// tables travel separately, e.g. garbled offline): one chosen-message OT of
+/// `(W⁰, W¹)` per evaluator input wire (the peer calls
+/// [`receive_evaluator_labels`]). Returns the OT engine's protocol message
+/// bytes.
+pub async fn send_evaluator_labels(
+    ot: &mut OtEngine<Iknp>,
+    pairs: crate::label::EvaluatorInputPairs,
+) -> Result<u64> {
+    let before = ot.stats();
+    let mut msgs = pairs.into_ot_pairs();
+    let res = ot.ot_send_blocks(&msgs).await;
+    msgs.zeroize();
+    res?;
+    let after = ot.stats();
+    Ok((after.bytes_sent + after.bytes_received)
+        .saturating_sub(before.bytes_sent + before.bytes_received))
+}
+
+/// Evaluator side of [`send_evaluator_labels`]: the labels of `bits`.
+pub async fn receive_evaluator_labels(ot: &mut OtEngine<Iknp>, bits: &[bool]) -> Result<Labels> {
+    let mut got = ot.ot_receive_blocks(&Bits::from_bools(bits)).await?;
+    Ok(Labels(std::mem::take(&mut got)))
+}

@@ -4,12 +4,14 @@
 //! | name | what |
 //! |---|---|
 //! | [`cheetah`] | Cheetah: RLWE coefficient-encoded linear layers, OT non-linear layers, `Z_2^l` |
+//! | [`delphi`] | DELPHI: offline HE masks and garbled circuits, online masked linear layers and GC evaluation (IKNP), `Z_2^l` |
 //!
 //! A server offers one or more backends; the client names one in its hello
 //! and the server refuses a backend it does not offer
 //! ([`crate::SecureError::BackendUnavailable`]).
 
 pub mod cheetah;
+pub mod delphi;
 
 use crate::backend::Backend;
 use crate::error::{SecureError, SecureResult};
@@ -24,10 +26,16 @@ pub struct BackendInfo {
 }
 
 /// Every backend this build offers.
-pub const AVAILABLE: &[BackendInfo] = &[BackendInfo {
-    name: cheetah::NAME,
-    summary: cheetah::SUMMARY,
-}];
+pub const AVAILABLE: &[BackendInfo] = &[
+    BackendInfo {
+        name: cheetah::NAME,
+        summary: cheetah::SUMMARY,
+    },
+    BackendInfo {
+        name: delphi::NAME,
+        summary: delphi::SUMMARY,
+    },
+];
 
 /// The names of [`AVAILABLE`].
 pub fn names() -> Vec<&'static str> {
@@ -39,6 +47,7 @@ pub fn names() -> Vec<&'static str> {
 pub fn by_name(name: &str) -> SecureResult<Box<dyn Backend>> {
     match name {
         cheetah::NAME => Ok(Box::new(cheetah::Cheetah::default())),
+        delphi::NAME => Ok(Box::new(delphi::Delphi::default())),
         other => Err(SecureError::UnknownBackend {
             name: other.chars().take(64).collect(),
             available: names().join(", "),

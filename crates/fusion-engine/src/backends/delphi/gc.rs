@@ -1,0 +1,495 @@
+//! The `delphi` backend's non-linear layers: garbled circuits (Yao; the
+//! half-gates garbling of fusion-gc), garbled **offline** by the server and
+//! evaluated **online** by the client, as in DELPHI (Mishra, Lehmkuhl,
+//! Srinivasan, Zheng, Popa, USENIX Security 2020, §4 "ReLU layers").
+//!
+//! **Circuit of one non-linear step** over the `N` input elements of a chunk
+//! (ring `Z_{2^l}`, `M` outputs). Garbler inputs, in this order: the output
+//! mask `z` (`M·l` bits, chosen offline), the server's share `x_S`
+//! (`N·l` bits, online) and the client's padded share `δ = x_C ⊕ ρ`
+//! (`N·l` bits, online); evaluator inputs: the pad `ρ` (`N·l` bits, chosen by
+//! the client offline). The circuit recovers `x_C = δ ⊕ ρ` (free XORs),
+//! reconstructs `x = x_S + x_C mod 2^l`, applies the op and outputs
+//! `y − z mod 2^l` to the client:
+//!
+//! | op | `y` | AND gates per element |
+//! |---|---|---|
+//! | `Relu` | `x` if `x ≥ 0` (signed) else `0` | `3(l − 1)` |
+//! | `ReluTruncate { bits }` | `ReLU(x) >> bits` (the shift is rewiring; exact floor) | `3(l − 1)` |
+//! | `Truncate { bits, .. }` | `x >> bits`, arithmetic (exact floor, every mode) | `2(l − 1)` |
+//! | `MaxPool` | signed max over each window | `l − 1` per input, `2l(k − 1) + l − 1` per window of `k` |
+//! | `Square` | `x·x mod 2^l` (schoolbook, low `l` bits) | about `l² + l − 1` |
+//!
+//! **Offline** ([`server_offline`], [`client_offline`], in the
+//! `Preprocessing` phase): the server draws `z`, garbles, and sends a header
+//! (circuit id and shape), the garbled tables, the output decoding bits and
+//! the labels of `z`; the client draws `ρ` and obtains the labels of `ρ` by
+//! IKNP oblivious transfer (fusion-ot's `OtEngine<Iknp>`, one chosen-message
+//! block OT per bit). The client's input is thus transferred by OT offline
+//! even though its share is only known online: online it reveals only
+//! `δ = x_C ⊕ ρ`, a one-time pad of its share (Beaver's OT precomputation
+//! applied to the evaluator's input).
+//!
+//! **Online** ([`client_online`], [`server_online`]): the client sends `δ`
+//! (`⌈N·l/8⌉` bytes); the server replies with the labels of `x_S` and `δ`
+//! (`2·N·l` labels of 16 bytes); the client evaluates and decodes `y − z`.
+//! Two flights, no OT.
+//!
+//! **What each party learns.** The server learns `δ`, uniformly random given
+//! its view since `ρ` is uniform and used once, and nothing from the OT (it
+//! is the sender). The client learns one label per wire of a circuit garbled
+//! under a fresh `Δ` and its output `y − z`, uniformly random since `z` is
+//! uniform and used once. The shares of the result are `z` (server) and
+//! `y − z` (client). Every garbled circuit is evaluated once: the garbler's
+//! and the client's circuit counters must agree (checked on the header).
+
+use std::sync::Arc;
+
+use fusion_core::ring::Ring;
+use fusion_gc::gadgets::arith::{add, sub};
+use fusion_gc::gadgets::max::max_signed;
+use fusion_gc::gadgets::{bits_to_values, values_to_bits};
+use fusion_gc::{
+    Builder, Circuit, Evaluator, GarbledCircuit, Garbler, GarblerInputPairs, GcError, LABEL_BYTES,
+    Labels, Wire, receive_evaluator_labels, send_evaluator_labels,
+};
+use fusion_net::Channel;
+use fusion_ot::{Iknp, OtEngine};
+use rand::rngs::ChaCha20Rng;
+use rand::{CryptoRng, Rng, SeedableRng};
+
+use super::pack::{pack, recv_chunked, recv_values, send_chunked};
+use crate::backends::cheetah::he::blocking;
+use crate::error::{SecureError, SecureResult};
+use crate::schedule::NonLinearOp;
+
+/// Bytes of the offline header (5 little-endian `u64`s).
+const HEADER_BYTES: usize = 40;
+const MAGIC: u64 = u64::from_le_bytes(*b"DELPHIGC");
+
+/// The public circuit of one non-linear step of a chunk.
+#[derive(Debug, Clone)]
+pub struct OpCircuit {
+    /// The circuit.
+    pub circuit: Arc<Circuit>,
+    /// Input elements `N`.
+    pub inputs: usize,
+    /// Output elements `M`.
+    pub outputs: usize,
+    /// The op's tag (for errors).
+    pub tag: &'static str,
+}
+
+fn param(e: GcError) -> SecureError {
+    SecureError::Config(format!("garbled circuit: {e}"))
+}
+
+/// Maps a fusion-gc error of a peer interaction on `what` to the engine's
+/// error: I/O stays I/O, OT stays OT, everything else is the peer's
+/// malformed data.
+fn peer(what: &str) -> impl Fn(GcError) -> SecureError + '_ {
+    move |e| match e {
+        GcError::Io(e) => SecureError::Net(e),
+        GcError::Ot(e) => SecureError::Ot(e),
+        e => SecureError::Malformed(format!("{what}: {e}")),
+    }
+}
+
+/// `ReLU` of a signed `l`-bit value: zero unless the sign bit is clear
+/// (`l − 1` ANDs).
+fn relu(b: &mut Builder, x: &[Wire]) -> Vec<Wire> {
+    let l = x.len();
+    let pos = b.not(x[l - 1]);
+    let mut y: Vec<Wire> = x[..l - 1].iter().map(|&w| b.and(w, pos)).collect();
+    y.push(Wire::ZERO);
+    y
+}
+
+/// `x >> bits`, filling with `fill` (the sign bit: arithmetic; zero:
+/// logical). Free.
+fn shift_right(x: &[Wire], bits: u32, fill: Wire) -> Vec<Wire> {
+    let s = bits as usize;
+    (0..x.len())
+        .map(|j: usize| x.get(j.saturating_add(s)).copied().unwrap_or(fill))
+        .collect()
+}
+
+/// `x·x mod 2^l` (schoolbook: row `i` adds `x_i·x` shifted by `i`).
+fn square(b: &mut Builder, x: &[Wire]) -> SecureResult<Vec<Wire>> {
+    let l = x.len();
+    let mut acc = vec![Wire::ZERO; l];
+    for i in 0..l {
+        let row: Vec<Wire> = (0..l - i).map(|j| b.and(x[j], x[i])).collect();
+        let sum = add(b, &acc[i..], &row).map_err(param)?;
+        acc[i..].copy_from_slice(&sum);
+    }
+    Ok(acc)
+}
+
+/// The circuit of `op` on `inputs` elements of a chunk of `n` samples in
+/// `ring` (module docs).
+pub fn build(op: &NonLinearOp, ring: Ring, n: usize, inputs: usize) -> SecureResult<OpCircuit> {
+    let l = ring.bits() as usize;
+    let windows = op.batch_windows(n);
+    if let Some(w) = &windows
+        && w.iter().flatten().any(|&i| i >= inputs)
+    {
+        return Err(SecureError::Config(format!(
+            "max pool window index outside the {inputs} inputs"
+        )));
+    }
+    if let Some(w) = &windows
+        && w.iter().any(Vec::is_empty)
+    {
+        return Err(SecureError::Config("max pool with an empty window".into()));
+    }
+    let outputs = windows.as_ref().map_or(inputs, Vec::len);
+    let mut b = Builder::new();
+    let z: Vec<Vec<Wire>> = (0..outputs).map(|_| b.garbler_inputs(l)).collect();
+    let xs: Vec<Vec<Wire>> = (0..inputs).map(|_| b.garbler_inputs(l)).collect();
+    let delta: Vec<Vec<Wire>> = (0..inputs).map(|_| b.garbler_inputs(l)).collect();
+    let rho: Vec<Vec<Wire>> = (0..inputs).map(|_| b.evaluator_inputs(l)).collect();
+    let mut x = Vec::with_capacity(inputs);
+    for i in 0..inputs {
+        let xc: Vec<Wire> = delta[i]
+            .iter()
+            .zip(&rho[i])
+            .map(|(&d, &r)| b.xor(d, r))
+            .collect();
+        x.push(add(&mut b, &xs[i], &xc).map_err(param)?);
+    }
+    let y: Vec<Vec<Wire>> = match op {
+        NonLinearOp::Relu => x.iter().map(|v| relu(&mut b, v)).collect(),
+        NonLinearOp::ReluTruncate { bits } => x
+            .iter()
+            .map(|v| shift_right(&relu(&mut b, v), *bits, Wire::ZERO))
+            .collect(),
+        NonLinearOp::Truncate { bits, .. } => {
+            x.iter().map(|v| shift_right(v, *bits, v[l - 1])).collect()
+        }
+        NonLinearOp::MaxPool { .. } => {
+            let windows = windows.unwrap_or_default();
+            let mut out = Vec::with_capacity(windows.len());
+            for w in &windows {
+                let vals: Vec<Vec<Wire>> = w.iter().map(|&i| x[i].clone()).collect();
+                out.push(max_signed(&mut b, &vals).map_err(param)?);
+            }
+            out
+        }
+        NonLinearOp::Square => x
+            .iter()
+            .map(|v| square(&mut b, v))
+            .collect::<SecureResult<_>>()?,
+    };
+    for (yi, zi) in y.iter().zip(&z) {
+        let o = sub(&mut b, yi, zi).map_err(param)?;
+        b.outputs(&o);
+    }
+    Ok(OpCircuit {
+        circuit: Arc::new(b.finish()),
+        inputs,
+        outputs,
+        tag: op.tag(),
+    })
+}
+
+/// The server's part of one preprocessed circuit: its output share `z` and
+/// the label pairs of its online inputs.
+pub struct ServerGc {
+    oc: OpCircuit,
+    z: Vec<u64>,
+    pairs: GarblerInputPairs,
+}
+
+/// The client's part of one preprocessed circuit.
+pub struct ClientGc {
+    oc: OpCircuit,
+    gc: GarbledCircuit,
+    z_labels: Labels,
+    rho: Vec<u64>,
+    rho_labels: Labels,
+}
+
+fn header(id: u64, oc: &OpCircuit) -> Vec<u8> {
+    [
+        MAGIC,
+        id,
+        oc.circuit.and_count() as u64,
+        oc.inputs as u64,
+        oc.outputs as u64,
+    ]
+    .iter()
+    .flat_map(|v| v.to_le_bytes())
+    .collect()
+}
+
+fn fork<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    ChaCha20Rng::from_seed(seed)
+}
+
+/// Offline, server: garbles `oc` and sends it with the labels of a fresh
+/// mask `z`; transfers the labels of the client's pad by OT. Returns the
+/// server's state for the online phase and the table bytes sent.
+pub async fn server_offline<R: Rng + CryptoRng + ?Sized>(
+    ch: &mut Channel,
+    ot: &mut OtEngine<Iknp>,
+    garbler: &mut Option<Garbler>,
+    oc: OpCircuit,
+    ring: Ring,
+    rng: &mut R,
+) -> SecureResult<(ServerGc, u64)> {
+    let l = ring.bits() as usize;
+    let z: Vec<u64> = (0..oc.outputs).map(|_| ring.random(rng)).collect();
+    let mut g = garbler
+        .take()
+        .ok_or_else(|| SecureError::Config("the garbler is gone after an error".into()))?;
+    let id = g.next_id();
+    let mut r = fork(rng);
+    let circuit = oc.circuit.clone();
+    let (g, garbling) = blocking(move || {
+        let garbling = g.garble(&circuit, &mut r).map_err(param)?;
+        Ok((g, garbling))
+    })
+    .await?;
+    *garbler = Some(g);
+    let (gc, pairs, epairs) = garbling.into_deferred();
+    let (z_labels, pairs) = pairs.split_front(&values_to_bits(&z, l)).map_err(param)?;
+    ch.send_frame(&header(id, &oc)).await?;
+    let tables = gc.table_bytes();
+    send_chunked(ch, &tables).await?;
+    send_chunked(ch, &gc.decoding_bytes()).await?;
+    send_chunked(ch, &z_labels.to_bytes()).await?;
+    drop(z_labels);
+    send_evaluator_labels(ot, epairs)
+        .await
+        .map_err(peer(oc.tag))?;
+    Ok((ServerGc { oc, z, pairs }, tables.len() as u64))
+}
+
+/// Offline, client: receives the garbled circuit `id` for `oc` and the
+/// labels of the server's mask, draws its pad `ρ` and obtains its labels by
+/// OT.
+pub async fn client_offline<R: Rng + CryptoRng + ?Sized>(
+    ch: &mut Channel,
+    ot: &mut OtEngine<Iknp>,
+    id: u64,
+    oc: OpCircuit,
+    ring: Ring,
+    rng: &mut R,
+) -> SecureResult<ClientGc> {
+    let l = ring.bits() as usize;
+    let what = oc.tag;
+    let head = recv_chunked(ch, HEADER_BYTES, what).await?;
+    if head != header(id, &oc) {
+        return Err(SecureError::Malformed(format!(
+            "{what}: the garbled circuit's header does not match circuit {id} of {} ANDs, {} inputs, {} outputs",
+            oc.circuit.and_count(),
+            oc.inputs,
+            oc.outputs
+        )));
+    }
+    let tables = recv_chunked(ch, oc.circuit.table_bytes(), what).await?;
+    let decoding = recv_chunked(ch, oc.circuit.output_count().div_ceil(8), what).await?;
+    let gc = GarbledCircuit::from_bytes(&oc.circuit, id, &tables, &decoding).map_err(peer(what))?;
+    drop(tables);
+    let nz = oc.outputs * l;
+    let zb = recv_chunked(ch, nz * LABEL_BYTES, what).await?;
+    let z_labels =
+        Labels::from_bytes(&zb, nz, "labels of the server's mask").map_err(peer(what))?;
+    let rho: Vec<u64> = (0..oc.inputs).map(|_| ring.random(rng)).collect();
+    let rho_labels = receive_evaluator_labels(ot, &values_to_bits(&rho, l))
+        .await
+        .map_err(peer(what))?;
+    Ok(ClientGc {
+        oc,
+        gc,
+        z_labels,
+        rho,
+        rho_labels,
+    })
+}
+
+impl ServerGc {
+    /// The op's tag.
+    pub fn tag(&self) -> &'static str {
+        self.oc.tag
+    }
+}
+
+impl ClientGc {
+    /// The op's tag.
+    pub fn tag(&self) -> &'static str {
+        self.oc.tag
+    }
+}
+
+/// Online, server: receives the client's padded share, sends the labels of
+/// its share `x_s` and of the padded share; returns its output share `z`.
+pub async fn server_online(
+    ch: &mut Channel,
+    state: ServerGc,
+    x_s: &[u64],
+    ring: Ring,
+) -> SecureResult<Vec<u64>> {
+    let ServerGc { oc, z, pairs } = state;
+    let l = ring.bits() as usize;
+    if x_s.len() != oc.inputs {
+        return Err(SecureError::Config(format!(
+            "{}: {} input shares where the circuit has {}",
+            oc.tag,
+            x_s.len(),
+            oc.inputs
+        )));
+    }
+    let delta = recv_values(ch, oc.inputs, ring, oc.tag).await?;
+    let mut bits = values_to_bits(x_s, l);
+    bits.extend(values_to_bits(&delta, l));
+    let labels = pairs.select(&bits).map_err(param)?;
+    let mut bytes = labels.to_bytes();
+    drop(labels);
+    let sent = send_chunked(ch, &bytes).await;
+    bytes.iter_mut().for_each(|b| *b = 0);
+    sent?;
+    Ok(z)
+}
+
+/// Online, client: sends its padded share, receives the server's labels,
+/// evaluates and returns its output share `y − z`.
+pub async fn client_online(
+    ch: &mut Channel,
+    evaluator: &mut Option<Evaluator>,
+    state: ClientGc,
+    x_c: &[u64],
+    ring: Ring,
+) -> SecureResult<Vec<u64>> {
+    let ClientGc {
+        oc,
+        gc,
+        mut z_labels,
+        rho,
+        rho_labels,
+    } = state;
+    let l = ring.bits() as usize;
+    let what = oc.tag;
+    if x_c.len() != oc.inputs {
+        return Err(SecureError::Config(format!(
+            "{what}: {} input shares where the circuit has {}",
+            x_c.len(),
+            oc.inputs
+        )));
+    }
+    let delta: Vec<u64> = x_c
+        .iter()
+        .zip(&rho)
+        .map(|(&x, &r)| (x ^ r) & ring.mask())
+        .collect();
+    ch.send_frame(&pack(&delta, ring.bits())).await?;
+    let ng = 2 * oc.inputs * l;
+    let bytes = recv_chunked(ch, ng * LABEL_BYTES, what).await?;
+    let labels = Labels::from_bytes(&bytes, ng, "garbler input labels").map_err(peer(what))?;
+    z_labels.append(labels);
+    let mut ev = evaluator
+        .take()
+        .ok_or_else(|| SecureError::Config("the evaluator is gone after an error".into()))?;
+    let circuit = oc.circuit.clone();
+    let (ev, out) = blocking(move || {
+        let out = ev
+            .evaluate(&circuit, gc, z_labels, rho_labels)
+            .map_err(|e| SecureError::Malformed(format!("{what}: {e}")));
+        Ok((ev, out))
+    })
+    .await?;
+    *evaluator = Some(ev);
+    Ok(bits_to_values(&out?, l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fusion_gc::Evaluator;
+    use rand::RngExt;
+
+    /// Garbles and evaluates `op` in one process (both inputs known) and
+    /// returns the reconstructed outputs.
+    fn run(op: &NonLinearOp, ring: Ring, n: usize, x: &[u64], seed: u64) -> Vec<u64> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let l = ring.bits() as usize;
+        let oc = build(op, ring, n, x.len()).unwrap();
+        let xs: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
+        let xc: Vec<u64> = x.iter().zip(&xs).map(|(&v, &s)| ring.sub(v, s)).collect();
+        let rho: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
+        let delta: Vec<u64> = xc.iter().zip(&rho).map(|(&a, &b)| a ^ b).collect();
+        let z: Vec<u64> = (0..oc.outputs).map(|_| ring.random(&mut rng)).collect();
+        let (gc, pairs, epairs) = Garbler::new()
+            .garble(&oc.circuit, &mut rng)
+            .unwrap()
+            .into_deferred();
+        let (mut gl, rest) = pairs.split_front(&values_to_bits(&z, l)).unwrap();
+        let mut bits = values_to_bits(&xs, l);
+        bits.extend(values_to_bits(&delta, l));
+        gl.append(rest.select(&bits).unwrap());
+        let el = epairs.select(&values_to_bits(&rho, l)).unwrap();
+        let out = Evaluator::new().evaluate(&oc.circuit, gc, gl, el).unwrap();
+        bits_to_values(&out, l)
+            .iter()
+            .zip(&z)
+            .map(|(&a, &b)| ring.add(a, b))
+            .collect()
+    }
+
+    fn edge_and_random(ring: Ring, count: usize, seed: u64) -> Vec<u64> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let half = 1u64 << (ring.bits() - 1);
+        let mut v = vec![0, 1, ring.mask(), half, half - 1, half + 1, 7, ring.neg(7)];
+        v.extend((0..count).map(|_| rng.random::<u64>() & ring.mask()));
+        v
+    }
+
+    #[test]
+    fn every_op_circuit_computes_the_reference_exactly() {
+        for bits in [13u32, 37, 64] {
+            let ring = Ring::new(bits).unwrap();
+            let x = edge_and_random(ring, 24, u64::from(bits));
+            let s = |v: u64| ring.to_signed(v);
+            let y = run(&NonLinearOp::Relu, ring, 1, &x, 1);
+            for (&a, &b) in x.iter().zip(&y) {
+                assert_eq!(b, if s(a) < 0 { 0 } else { a }, "relu l = {bits}");
+            }
+            for k in [0u32, 1, 5, 12] {
+                let y = run(&NonLinearOp::ReluTruncate { bits: k }, ring, 1, &x, 2);
+                for (&a, &b) in x.iter().zip(&y) {
+                    assert_eq!(b, ring.from_signed(s(a).max(0) >> k), "relu_truncate {k}");
+                }
+                let op = NonLinearOp::Truncate {
+                    bits: k,
+                    mode: crate::schedule::TruncMode::Signed,
+                };
+                let y = run(&op, ring, 1, &x, 3);
+                for (&a, &b) in x.iter().zip(&y) {
+                    assert_eq!(b, ring.from_signed(s(a) >> k), "truncate {k}");
+                }
+            }
+            let y = run(&NonLinearOp::Square, ring, 1, &x, 4);
+            for (&a, &b) in x.iter().zip(&y) {
+                assert_eq!(b, ring.mul(a, a), "square l = {bits}");
+            }
+            // Two samples of 4 elements, windows {0,1}, {1,2,3}, {3}.
+            let windows = Arc::new(vec![vec![0, 1], vec![1, 2, 3], vec![3]]);
+            let op = NonLinearOp::MaxPool {
+                windows: windows.clone(),
+                in_len: 4,
+            };
+            let y = run(&op, ring, 2, &x[..8], 5);
+            let mut want = Vec::new();
+            for smp in 0..2 {
+                for w in windows.iter() {
+                    let m = w.iter().map(|&i| x[4 * smp + i]).max_by_key(|&v| s(v));
+                    want.push(m.unwrap());
+                }
+            }
+            assert_eq!(y, want, "max pool l = {bits}");
+        }
+    }
+}
