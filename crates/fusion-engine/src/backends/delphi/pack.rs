@@ -42,7 +42,7 @@ pub fn unpack(bytes: &[u8], count: usize, l: u32, what: &str) -> SecureResult<Ve
     }
     let l = l as usize;
     let total = count * l;
-    if total % 8 != 0
+    if !total.is_multiple_of(8)
         && let Some(&last) = bytes.last()
         && last >> (total % 8) != 0
     {
