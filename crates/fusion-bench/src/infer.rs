@@ -442,6 +442,14 @@ pub struct InferResult {
     /// (included in `wall_s`).
     #[serde(default)]
     pub preprocessing_s: f64,
+    /// Bytes of the median batch outside preprocessing (`bytes_total −
+    /// preprocessing_bytes`: for `delphi`, its online phase).
+    #[serde(default)]
+    pub online_bytes: u64,
+    /// Client seconds of the median batch outside preprocessing (`wall_s −
+    /// preprocessing_s`).
+    #[serde(default)]
+    pub online_s: f64,
     /// Total bytes the server reported for the whole session (its own meter).
     pub server_session_bytes: u64,
     /// Relay counters (emulated links only).
@@ -461,10 +469,11 @@ impl InferResult {
     pub fn summary(&self) -> String {
         let kib = |b: u64| b as f64 / 1024.0;
         let mut s = format!(
-            "{} batch {} over {} (OT {}, HE {}, l = {}, f = {})\n  setup   {:>9.3} s {:>12.1} KiB\n  batch   {:>9.3} s {:>12.1} KiB  (s->c {:.1} KiB, c->s {:.1} KiB)\n  per sample {:.2} ms, {:.1} KiB; argmax agreement {:.4}, max logit error {:.3e} ({} samples)\n",
+            "{} batch {} over {} ({}: OT {}, HE {}, l = {}, f = {})\n  setup   {:>9.3} s {:>12.1} KiB\n  batch   {:>9.3} s {:>12.1} KiB  (s->c {:.1} KiB, c->s {:.1} KiB)\n  per sample {:.2} ms, {:.1} KiB; argmax agreement {:.4}, max logit error {:.3e} ({} samples)\n",
             self.net,
             self.batch,
             self.link,
+            self.backend,
             self.ot,
             self.he_preset,
             self.ring_bits,
@@ -480,6 +489,13 @@ impl InferResult {
             self.argmax_agreement,
             self.max_logit_error,
             self.checked_samples
+        );
+        s += &format!(
+            "  offline (preprocessing) {:.3} s {:.1} KiB; online {:.3} s {:.1} KiB\n",
+            self.preprocessing_s,
+            kib(self.preprocessing_bytes),
+            self.online_s,
+            kib(self.online_bytes)
         );
         for p in &self.phases {
             s += &format!(
@@ -830,10 +846,18 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         he_preset,
         engine: o.engine,
         reply_packing,
-        ot: o.ot.to_string(),
+        // `delphi` always runs IKNP; `--ot` belongs to `cheetah`.
+        ot: if o.backend == fusion_engine::backends::delphi::NAME {
+            "iknp".into()
+        } else {
+            o.ot.to_string()
+        },
         backend: o.backend.clone(),
         preprocessing_bytes: stats.preprocessing.bytes_sent + stats.preprocessing.bytes_received,
         preprocessing_s: stats.preprocessing.seconds,
+        online_bytes: bytes_total
+            .saturating_sub(stats.preprocessing.bytes_sent + stats.preprocessing.bytes_received),
+        online_s: (mid.0 - stats.preprocessing.seconds).max(0.0),
         server_session_bytes: end.report.total.bytes_total(),
         relay_stats,
         transport: "QUIC + TLS 1.3 (fusion-net, s2n-quic) over 127.0.0.1, two OS processes".into(),
