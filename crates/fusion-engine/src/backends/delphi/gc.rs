@@ -76,8 +76,10 @@ pub struct OpCircuit {
     pub inputs: usize,
     /// Output elements `M`.
     pub outputs: usize,
-    /// The op's tag (for errors).
+    /// The op's tag.
     pub tag: &'static str,
+    /// The layer, for errors: the op and its program step.
+    pub what: String,
 }
 
 fn param(e: GcError) -> SecureError {
@@ -126,9 +128,15 @@ fn square(b: &mut Builder, x: &[Wire]) -> SecureResult<Vec<Wire>> {
     Ok(acc)
 }
 
-/// The circuit of `op` on `inputs` elements of a chunk of `n` samples in
-/// `ring` (module docs).
-pub fn build(op: &NonLinearOp, ring: Ring, n: usize, inputs: usize) -> SecureResult<OpCircuit> {
+/// The circuit of `op` (program step `step`) on `inputs` elements of a
+/// chunk of `n` samples in `ring` (module docs).
+pub fn build(
+    op: &NonLinearOp,
+    ring: Ring,
+    n: usize,
+    inputs: usize,
+    step: usize,
+) -> SecureResult<OpCircuit> {
     let l = ring.bits() as usize;
     let windows = op.batch_windows(n);
     if let Some(w) = &windows
@@ -190,6 +198,7 @@ pub fn build(op: &NonLinearOp, ring: Ring, n: usize, inputs: usize) -> SecureRes
         inputs,
         outputs,
         tag: op.tag(),
+        what: format!("{} (step {step})", op.tag()),
     })
 }
 
@@ -264,7 +273,7 @@ pub async fn server_offline<R: Rng + CryptoRng + ?Sized>(
     drop(z_labels);
     send_evaluator_labels(ot, epairs)
         .await
-        .map_err(peer(oc.tag))?;
+        .map_err(peer(&oc.what))?;
     Ok((ServerGc { oc, z, pairs }, tables.len() as u64))
 }
 
@@ -280,7 +289,8 @@ pub async fn client_offline<R: Rng + CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> SecureResult<ClientGc> {
     let l = ring.bits() as usize;
-    let what = oc.tag;
+    let what = oc.what.clone();
+    let what = what.as_str();
     let head = recv_chunked(ch, HEADER_BYTES, what).await?;
     if head != header(id, &oc) {
         return Err(SecureError::Malformed(format!(
@@ -338,12 +348,13 @@ pub async fn server_online(
     if x_s.len() != oc.inputs {
         return Err(SecureError::Config(format!(
             "{}: {} input shares where the circuit has {}",
-            oc.tag,
+            oc.what,
             x_s.len(),
             oc.inputs
         )));
     }
-    let delta = recv_values(ch, oc.inputs, ring, oc.tag).await?;
+    let what = format!("padded client shares of {}", oc.what);
+    let delta = recv_values(ch, oc.inputs, ring, &what).await?;
     let mut bits = values_to_bits(x_s, l);
     bits.extend(values_to_bits(&delta, l));
     let labels = pairs.select(&bits).map_err(param)?;
@@ -372,7 +383,7 @@ pub async fn client_online(
         rho_labels,
     } = state;
     let l = ring.bits() as usize;
-    let what = oc.tag;
+    let what = oc.what.clone();
     if x_c.len() != oc.inputs {
         return Err(SecureError::Config(format!(
             "{what}: {} input shares where the circuit has {}",
@@ -387,8 +398,8 @@ pub async fn client_online(
         .collect();
     ch.send_frame(&pack(&delta, ring.bits())).await?;
     let ng = 2 * oc.inputs * l;
-    let bytes = recv_chunked(ch, ng * LABEL_BYTES, what).await?;
-    let labels = Labels::from_bytes(&bytes, ng, "garbler input labels").map_err(peer(what))?;
+    let bytes = recv_chunked(ch, ng * LABEL_BYTES, &what).await?;
+    let labels = Labels::from_bytes(&bytes, ng, "garbler input labels").map_err(peer(&what))?;
     z_labels.append(labels);
     let mut ev = evaluator
         .take()
@@ -416,7 +427,7 @@ mod tests {
     fn run(op: &NonLinearOp, ring: Ring, n: usize, x: &[u64], seed: u64) -> Vec<u64> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let l = ring.bits() as usize;
-        let oc = build(op, ring, n, x.len()).unwrap();
+        let oc = build(op, ring, n, x.len(), 0).unwrap();
         let xs: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
         let xc: Vec<u64> = x.iter().zip(&xs).map(|(&v, &s)| ring.sub(v, s)).collect();
         let rho: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
@@ -490,6 +501,131 @@ mod tests {
                 }
             }
             assert_eq!(y, want, "max pool l = {bits}");
+        }
+    }
+
+    /// Both parties' OT engines and garbled-circuit channels over a real
+    /// loopback session (the sessions are returned to keep them alive).
+    async fn parties() -> (
+        OtEngine<Iknp>,
+        OtEngine<Iknp>,
+        Channel,
+        Channel,
+        (fusion_net::Session, fusion_net::Session),
+    ) {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build_global();
+        let (mut srv, mut cli) = fusion_net::local_pair(&fusion_net::NetConfig::default())
+            .await
+            .unwrap();
+        let ring = Ring::new(37).unwrap();
+        let cfg = fusion_ot::OtConfig {
+            min_refill: 1 << 12,
+            ..fusion_ot::OtConfig::default()
+        };
+        let (mut r0, mut r1) = (ChaCha20Rng::seed_from_u64(1), ChaCha20Rng::seed_from_u64(2));
+        use fusion_ot::Role;
+        let (ot_s, ot_c) = tokio::try_join!(
+            OtEngine::<Iknp>::setup_on(
+                srv.sub_connection(),
+                None,
+                Role::Server,
+                ring,
+                cfg,
+                &mut r0
+            ),
+            OtEngine::<Iknp>::setup_on(
+                cli.sub_connection(),
+                None,
+                Role::Client,
+                ring,
+                cfg,
+                &mut r1
+            ),
+        )
+        .unwrap();
+        let (ch_s, ch_c) =
+            tokio::try_join!(srv.protocol_channel(), cli.protocol_channel()).unwrap();
+        (ot_s, ot_c, ch_s, ch_c, (srv, cli))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_parties_share_relu_and_malformed_peer_bytes_are_refused() {
+        let ring = Ring::new(37).unwrap();
+        let (mut ot_s, mut ot_c, mut ch_s, mut ch_c, _sessions) = parties().await;
+        // 47 values of 37 bits: the packed shares end with 5 padding bits.
+        let x = edge_and_random(ring, 39, 5);
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let xs: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
+        let xc: Vec<u64> = x.iter().zip(&xs).map(|(&v, &s)| ring.sub(v, s)).collect();
+        let (mut srng, mut crng) = (ChaCha20Rng::seed_from_u64(3), ChaCha20Rng::seed_from_u64(4));
+        let mut garbler = Some(Garbler::new());
+        let mut evaluator = Some(Evaluator::new());
+
+        // An honest run: the shares reconstruct ReLU(x) exactly.
+        let oc = build(&NonLinearOp::Relu, ring, 1, x.len(), 7).unwrap();
+        let ((s_state, table_bytes), c_state) = tokio::try_join!(
+            server_offline(
+                &mut ch_s,
+                &mut ot_s,
+                &mut garbler,
+                oc.clone(),
+                ring,
+                &mut srng
+            ),
+            client_offline(&mut ch_c, &mut ot_c, 0, oc.clone(), ring, &mut crng),
+        )
+        .unwrap();
+        assert_eq!(table_bytes, 32 * oc.circuit.and_count() as u64);
+        let (zs, zc) = tokio::try_join!(
+            server_online(&mut ch_s, s_state, &xs, ring),
+            client_online(&mut ch_c, &mut evaluator, c_state, &xc, ring),
+        )
+        .unwrap();
+        for i in 0..x.len() {
+            let want = if ring.to_signed(x[i]) < 0 { 0 } else { x[i] };
+            assert_eq!(ring.add(zs[i], zc[i]), want, "element {i}");
+        }
+
+        // The next circuit: the client's padded shares with padding bits set
+        // are refused by the server, naming the layer.
+        let (s_state, c_state) = {
+            let ((s, _), c) = tokio::try_join!(
+                server_offline(
+                    &mut ch_s,
+                    &mut ot_s,
+                    &mut garbler,
+                    oc.clone(),
+                    ring,
+                    &mut srng
+                ),
+                client_offline(&mut ch_c, &mut ot_c, 1, oc.clone(), ring, &mut crng),
+            )
+            .unwrap();
+            (s, c)
+        };
+        drop(c_state);
+        let mut bad = pack(&xc, ring.bits());
+        *bad.last_mut().unwrap() |= 0x80;
+        let (sent, refused) = tokio::join!(
+            ch_c.send_frame(&bad),
+            server_online(&mut ch_s, s_state, &xs, ring)
+        );
+        sent.unwrap();
+        match refused {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("relu (step 7)"), "{m}"),
+            other => panic!("expected a malformed-message error, got {other:?}"),
+        }
+
+        // A client expecting another circuit (or id) refuses the header
+        // before reading any table.
+        ch_s.send_frame(&header(5, &oc)).await.unwrap();
+        let refused = client_offline(&mut ch_c, &mut ot_c, 2, oc.clone(), ring, &mut crng).await;
+        match refused {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("relu (step 7)"), "{m}"),
+            Err(e) => panic!("expected a malformed-message error, got {e}"),
+            Ok(_) => panic!("a wrong header was accepted"),
         }
     }
 }

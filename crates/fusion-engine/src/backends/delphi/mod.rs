@@ -530,7 +530,8 @@ impl Party {
                     })?;
                     let elems = n * plan.program.value_shape(v).iter().product::<usize>();
                     let op2 = op.clone();
-                    let oc = blocking(move || gc::build(&op2, ring, n, elems)).await?;
+                    let step = action.step;
+                    let oc = blocking(move || gc::build(&op2, ring, n, elems, step)).await?;
                     self.stats.circuits += 1;
                     self.stats.and_gates += oc.circuit.and_count() as u64;
                     let pre = if self.server.is_some() {
