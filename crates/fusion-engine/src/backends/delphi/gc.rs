@@ -10,7 +10,11 @@
 //! (`N·l` bits, online); evaluator inputs: the pad `ρ` (`N·l` bits, chosen by
 //! the client offline). The circuit recovers `x_C = δ ⊕ ρ` (free XORs),
 //! reconstructs `x = x_S + x_C mod 2^l`, applies the op and outputs
-//! `y − z mod 2^l` to the client:
+//! `y − z mod 2^l` to the client. When the client's share is already known
+//! offline (the step reads a linear layer's output, whose client share is
+//! the offline HE share), the circuit is **unpadded**: there is no `δ`, the
+//! evaluator's input is `x_C` itself, and online the client sends nothing.
+//!
 //!
 //! | op | `y` | AND gates per element |
 //! |---|---|---|
@@ -33,7 +37,9 @@
 //! **Online** ([`client_online`], [`server_online`]): the client sends `δ`
 //! (`⌈N·l/8⌉` bytes); the server replies with the labels of `x_S` and `δ`
 //! (`2·N·l` labels of 16 bytes); the client evaluates and decodes `y − z`.
-//! Two flights, no OT.
+//! Two flights, no OT. Unpadded: one flight, the labels of `x_S` only
+//! (`N·l` labels); the client checks that the share it holds is the one it
+//! fed to the OT.
 //!
 //! **What each party learns.** The server learns `δ`, uniformly random given
 //! its view since `ρ` is uniform and used once, and nothing from the OT (it
@@ -80,6 +86,9 @@ pub struct OpCircuit {
     pub tag: &'static str,
     /// The layer, for errors: the op and its program step.
     pub what: String,
+    /// Whether the client's input is padded (`δ = x_C ⊕ ρ` online) or its
+    /// share is known offline and is the evaluator's input directly.
+    pub padded: bool,
 }
 
 fn param(e: GcError) -> SecureError {
@@ -129,13 +138,16 @@ fn square(b: &mut Builder, x: &[Wire]) -> SecureResult<Vec<Wire>> {
 }
 
 /// The circuit of `op` (program step `step`) on `inputs` elements of a
-/// chunk of `n` samples in `ring` (module docs).
+/// chunk of `n` samples in `ring` (module docs); `padded`: the client's
+/// input arrives online as `δ = x_C ⊕ ρ` (else its share is the evaluator's
+/// input itself, known offline).
 pub fn build(
     op: &NonLinearOp,
     ring: Ring,
     n: usize,
     inputs: usize,
     step: usize,
+    padded: bool,
 ) -> SecureResult<OpCircuit> {
     let l = ring.bits() as usize;
     let windows = op.batch_windows(n);
@@ -155,15 +167,18 @@ pub fn build(
     let mut b = Builder::new();
     let z: Vec<Vec<Wire>> = (0..outputs).map(|_| b.garbler_inputs(l)).collect();
     let xs: Vec<Vec<Wire>> = (0..inputs).map(|_| b.garbler_inputs(l)).collect();
-    let delta: Vec<Vec<Wire>> = (0..inputs).map(|_| b.garbler_inputs(l)).collect();
+    let delta: Vec<Vec<Wire>> = if padded {
+        (0..inputs).map(|_| b.garbler_inputs(l)).collect()
+    } else {
+        Vec::new()
+    };
     let rho: Vec<Vec<Wire>> = (0..inputs).map(|_| b.evaluator_inputs(l)).collect();
     let mut x = Vec::with_capacity(inputs);
     for i in 0..inputs {
-        let xc: Vec<Wire> = delta[i]
-            .iter()
-            .zip(&rho[i])
-            .map(|(&d, &r)| b.xor(d, r))
-            .collect();
+        let xc: Vec<Wire> = match delta.get(i) {
+            Some(d) => d.iter().zip(&rho[i]).map(|(&d, &r)| b.xor(d, r)).collect(),
+            None => rho[i].clone(),
+        };
         x.push(add(&mut b, &xs[i], &xc).map_err(param)?);
     }
     let y: Vec<Vec<Wire>> = match op {
@@ -199,6 +214,7 @@ pub fn build(
         outputs,
         tag: op.tag(),
         what: format!("{} (step {step})", op.tag()),
+        padded,
     })
 }
 
@@ -278,13 +294,14 @@ pub async fn server_offline<R: Rng + CryptoRng + ?Sized>(
 }
 
 /// Offline, client: receives the garbled circuit `id` for `oc` and the
-/// labels of the server's mask, draws its pad `ρ` and obtains its labels by
-/// OT.
+/// labels of the server's mask, and obtains by OT the labels of its input:
+/// its share `known` if `oc` is not padded, else a fresh pad `ρ`.
 pub async fn client_offline<R: Rng + CryptoRng + ?Sized>(
     ch: &mut Channel,
     ot: &mut OtEngine<Iknp>,
     id: u64,
     oc: OpCircuit,
+    known: Option<Vec<u64>>,
     ring: Ring,
     rng: &mut R,
 ) -> SecureResult<ClientGc> {
@@ -308,7 +325,15 @@ pub async fn client_offline<R: Rng + CryptoRng + ?Sized>(
     let zb = recv_chunked(ch, nz * LABEL_BYTES, what).await?;
     let z_labels =
         Labels::from_bytes(&zb, nz, "labels of the server's mask").map_err(peer(what))?;
-    let rho: Vec<u64> = (0..oc.inputs).map(|_| ring.random(rng)).collect();
+    let rho: Vec<u64> = match known {
+        Some(x) if !oc.padded && x.len() == oc.inputs => x,
+        None if oc.padded => (0..oc.inputs).map(|_| ring.random(rng)).collect(),
+        _ => {
+            return Err(SecureError::Config(format!(
+                "{what}: the client's offline input does not fit the circuit"
+            )));
+        }
+    };
     let rho_labels = receive_evaluator_labels(ot, &values_to_bits(&rho, l))
         .await
         .map_err(peer(what))?;
@@ -353,10 +378,12 @@ pub async fn server_online(
             oc.inputs
         )));
     }
-    let what = format!("padded client shares of {}", oc.what);
-    let delta = recv_values(ch, oc.inputs, ring, &what).await?;
     let mut bits = values_to_bits(x_s, l);
-    bits.extend(values_to_bits(&delta, l));
+    if oc.padded {
+        let what = format!("padded client shares of {}", oc.what);
+        let delta = recv_values(ch, oc.inputs, ring, &what).await?;
+        bits.extend(values_to_bits(&delta, l));
+    }
     let labels = pairs.select(&bits).map_err(param)?;
     let mut bytes = labels.to_bytes();
     drop(labels);
@@ -391,13 +418,23 @@ pub async fn client_online(
             oc.inputs
         )));
     }
-    let delta: Vec<u64> = x_c
-        .iter()
-        .zip(&rho)
-        .map(|(&x, &r)| (x ^ r) & ring.mask())
-        .collect();
-    ch.send_frame(&pack(&delta, ring.bits())).await?;
-    let ng = 2 * oc.inputs * l;
+    let ng = if oc.padded {
+        let delta: Vec<u64> = x_c
+            .iter()
+            .zip(&rho)
+            .map(|(&x, &r)| (x ^ r) & ring.mask())
+            .collect();
+        ch.send_frame(&pack(&delta, ring.bits())).await?;
+        2 * oc.inputs * l
+    } else {
+        // The share fed to the OT offline must be the one we hold now.
+        if x_c != rho.as_slice() {
+            return Err(SecureError::Config(format!(
+                "{what}: the client's share differs from the one preprocessed"
+            )));
+        }
+        oc.inputs * l
+    };
     let bytes = recv_chunked(ch, ng * LABEL_BYTES, &what).await?;
     let labels = Labels::from_bytes(&bytes, ng, "garbler input labels").map_err(peer(&what))?;
     z_labels.append(labels);
@@ -425,9 +462,26 @@ mod tests {
     /// Garbles and evaluates `op` in one process (both inputs known) and
     /// returns the reconstructed outputs.
     fn run(op: &NonLinearOp, ring: Ring, n: usize, x: &[u64], seed: u64) -> Vec<u64> {
+        let padded = run_with(op, ring, n, x, seed, true);
+        let known = run_with(op, ring, n, x, seed, false);
+        assert_eq!(
+            padded, known,
+            "padded and offline-known client inputs differ"
+        );
+        padded
+    }
+
+    fn run_with(
+        op: &NonLinearOp,
+        ring: Ring,
+        n: usize,
+        x: &[u64],
+        seed: u64,
+        padded: bool,
+    ) -> Vec<u64> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let l = ring.bits() as usize;
-        let oc = build(op, ring, n, x.len(), 0).unwrap();
+        let oc = build(op, ring, n, x.len(), 0, padded).unwrap();
         let xs: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
         let xc: Vec<u64> = x.iter().zip(&xs).map(|(&v, &s)| ring.sub(v, s)).collect();
         let rho: Vec<u64> = x.iter().map(|_| ring.random(&mut rng)).collect();
@@ -439,9 +493,12 @@ mod tests {
             .into_deferred();
         let (mut gl, rest) = pairs.split_front(&values_to_bits(&z, l)).unwrap();
         let mut bits = values_to_bits(&xs, l);
-        bits.extend(values_to_bits(&delta, l));
+        if padded {
+            bits.extend(values_to_bits(&delta, l));
+        }
         gl.append(rest.select(&bits).unwrap());
-        let el = epairs.select(&values_to_bits(&rho, l)).unwrap();
+        let ein = if padded { &rho } else { &xc };
+        let el = epairs.select(&values_to_bits(ein, l)).unwrap();
         let out = Evaluator::new().evaluate(&oc.circuit, gc, gl, el).unwrap();
         bits_to_values(&out, l)
             .iter()
@@ -564,7 +621,7 @@ mod tests {
         let mut evaluator = Some(Evaluator::new());
 
         // An honest run: the shares reconstruct ReLU(x) exactly.
-        let oc = build(&NonLinearOp::Relu, ring, 1, x.len(), 7).unwrap();
+        let oc = build(&NonLinearOp::Relu, ring, 1, x.len(), 7, true).unwrap();
         let ((s_state, table_bytes), c_state) = tokio::try_join!(
             server_offline(
                 &mut ch_s,
@@ -574,10 +631,43 @@ mod tests {
                 ring,
                 &mut srng
             ),
-            client_offline(&mut ch_c, &mut ot_c, 0, oc.clone(), ring, &mut crng),
+            client_offline(&mut ch_c, &mut ot_c, 0, oc.clone(), None, ring, &mut crng),
         )
         .unwrap();
         assert_eq!(table_bytes, 32 * oc.circuit.and_count() as u64);
+        let (zs, zc) = tokio::try_join!(
+            server_online(&mut ch_s, s_state, &xs, ring),
+            client_online(&mut ch_c, &mut evaluator, c_state, &xc, ring),
+        )
+        .unwrap();
+        for i in 0..x.len() {
+            let want = if ring.to_signed(x[i]) < 0 { 0 } else { x[i] };
+            assert_eq!(ring.add(zs[i], zc[i]), want, "element {i}");
+        }
+
+        // The client's share known offline (after a linear layer): no
+        // online message from the client, its share is the OT's input.
+        let known = build(&NonLinearOp::Relu, ring, 1, x.len(), 8, false).unwrap();
+        let ((s_state, _), c_state) = tokio::try_join!(
+            server_offline(
+                &mut ch_s,
+                &mut ot_s,
+                &mut garbler,
+                known.clone(),
+                ring,
+                &mut srng
+            ),
+            client_offline(
+                &mut ch_c,
+                &mut ot_c,
+                1,
+                known,
+                Some(xc.clone()),
+                ring,
+                &mut crng
+            ),
+        )
+        .unwrap();
         let (zs, zc) = tokio::try_join!(
             server_online(&mut ch_s, s_state, &xs, ring),
             client_online(&mut ch_c, &mut evaluator, c_state, &xc, ring),
@@ -600,7 +690,7 @@ mod tests {
                     ring,
                     &mut srng
                 ),
-                client_offline(&mut ch_c, &mut ot_c, 1, oc.clone(), ring, &mut crng),
+                client_offline(&mut ch_c, &mut ot_c, 2, oc.clone(), None, ring, &mut crng),
             )
             .unwrap();
             (s, c)
@@ -621,7 +711,8 @@ mod tests {
         // A client expecting another circuit (or id) refuses the header
         // before reading any table.
         ch_s.send_frame(&header(5, &oc)).await.unwrap();
-        let refused = client_offline(&mut ch_c, &mut ot_c, 2, oc.clone(), ring, &mut crng).await;
+        let refused =
+            client_offline(&mut ch_c, &mut ot_c, 3, oc.clone(), None, ring, &mut crng).await;
         match refused {
             Err(SecureError::Malformed(m)) => assert!(m.contains("relu (step 7)"), "{m}"),
             Err(e) => panic!("expected a malformed-message error, got {e}"),

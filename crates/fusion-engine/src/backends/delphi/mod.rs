@@ -10,7 +10,7 @@
 //! | layer | offline (`preprocess`) | online | file |
 //! |---|---|---|---|
 //! | linear (dense, convolution, channel affine) | client's mask `r`, HE: client gets `W·r + b − s`, server `s` | client sends `x_C − r`; server computes `W·(x_S + x_C − r) + s` in the clear | [`linear`] |
-//! | ReLU, ReLU-truncation, truncation, max pool, square | server garbles the step's circuit, sends tables and its mask's labels; client gets its pad's labels by IKNP OT | client sends its padded share, server its input labels, client evaluates | [`gc`] |
+//! | ReLU, ReLU-truncation, truncation, max pool, square | server garbles the step's circuit, sends tables and its mask's labels; client gets its input's labels by IKNP OT (its share if known offline, else a pad) | client sends its padded share (if padded), server its input labels, client evaluates | [`gc`] |
 //! | output | — | server sends its output share | this file |
 //!
 //! Byte formats and bounded decoding are in [`pack`]. Every OT is IKNP
@@ -32,9 +32,12 @@
 //!   encoding (Cheetah-style) for the offline `W·r`, where DELPHI uses a
 //!   prime field `Z_p` and SEAL's SIMD batching with rotations. Correctness
 //!   and what each party learns are the same; costs differ;
-//! * the client's garbled-circuit input is transferred offline by OT on a
-//!   random pad `ρ` and revealed online as `x_C ⊕ ρ` (see [`gc`]), because
-//!   its share is known only online in this arrangement;
+//! * where a non-linear step reads a linear layer's output, the client's
+//!   share is its offline HE share and is the OT's input offline, as in the
+//!   paper (no online message from the client). Where it reads a local
+//!   step's output (a residual sum, say), the client's share is known only
+//!   online: it is transferred offline by OT on a random pad `ρ` and
+//!   revealed online as `x_C ⊕ ρ` (see [`gc`]);
 //! * truncations (fixed-point rescaling) run inside the garbled circuits,
 //!   exactly (floor), fused with the ReLU where the schedule fuses them;
 //!   max pool and square also run as garbled circuits.
@@ -51,13 +54,13 @@ pub mod gc;
 pub mod linear;
 pub mod pack;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use fusion_gc::{Evaluator, Garbler};
 use fusion_he::{HeClient, HeParams, HeServer, LinearPlan, PlanOptions, Preset, ServerLinear};
 use fusion_net::Channel;
-use fusion_nn::fixed::{FixedOp, FixedProgram, PublicProgram, Step};
+use fusion_nn::fixed::{FixedOp, FixedProgram, PublicProgram, Step, ValueId};
 use fusion_ot::{Iknp, OtConfig, OtEngine, Role};
 use rand::rngs::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -466,6 +469,9 @@ impl Party {
         }
         let ring = self.public.ring();
         let n = plan.n;
+        // Outputs of linear actions: the client's share of them is its
+        // offline HE share (the client keeps it; the server only the fact).
+        let mut known: HashMap<ValueId, Option<Vec<u64>>> = HashMap::new();
         for action in &plan.schedule.actions {
             match &action.kind {
                 ActionKind::Local => {}
@@ -522,6 +528,11 @@ impl Party {
                         }
                     };
                     self.stats.linear_masks += 1;
+                    let share = match &pre {
+                        Pre::ClientLinear(m) => Some(m.share.clone()),
+                        _ => None,
+                    };
+                    known.insert(action.output, share);
                     self.queue.push_back(pre);
                 }
                 ActionKind::NonLinear(op) => {
@@ -531,7 +542,10 @@ impl Party {
                     let elems = n * plan.program.value_shape(v).iter().product::<usize>();
                     let op2 = op.clone();
                     let step = action.step;
-                    let oc = blocking(move || gc::build(&op2, ring, n, elems, step)).await?;
+                    let input = known.get(&v).cloned();
+                    let padded = input.is_none();
+                    let oc =
+                        blocking(move || gc::build(&op2, ring, n, elems, step, padded)).await?;
                     self.stats.circuits += 1;
                     self.stats.and_gates += oc.circuit.and_count() as u64;
                     let pre = if self.server.is_some() {
@@ -555,6 +569,7 @@ impl Party {
                                 &mut self.ot,
                                 id,
                                 oc,
+                                input.flatten(),
                                 ring,
                                 &mut self.rng,
                             )
