@@ -373,3 +373,52 @@ mod tests {
         assert_eq!(read_samples(&p, false).expect("read").samples.len(), 2);
     }
 }
+
+/// Where a served model's accepted input box comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputBoundSource {
+    /// Given with `--input-bound`.
+    Given,
+    /// The largest preprocessed value of the model's dataset (both splits).
+    Dataset(String),
+}
+
+/// The accepted input box of the model in `dir`: `given`, else the largest
+/// `|x|` of its dataset's samples after preprocessing (train and test
+/// splits), else `None` (the model names no dataset the registry can load;
+/// the reason is returned for the log).
+pub fn input_bound(
+    dir: &Path,
+    given: Option<f64>,
+) -> Result<Result<(f64, InputBoundSource), String>, CliError> {
+    if let Some(b) = given {
+        if !(b.is_finite() && b > 0.0) {
+            return Err(usage(format!(
+                "--input-bound must be a positive number, not {b}"
+            )));
+        }
+        return Ok(Ok((b, InputBoundSource::Given)));
+    }
+    let model = fusion_nn::Model::load(dir).map_err(usage)?;
+    let Some(name) = model.meta.dataset.clone() else {
+        return Ok(Err("the model names no dataset".into()));
+    };
+    let data_dir = match fusion_nn::data::data_dir() {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut bound = 0f64;
+    for part in [fusion_nn::data::Part::Train, fusion_nn::data::Part::Test] {
+        let split = match fusion_nn::data::load(&data_dir, &name, part) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("dataset `{name}`: {e}"))),
+        };
+        let m = fusion_nn::calibrate::input_max_abs(&model, &split.inputs).map_err(failure)?;
+        bound = bound.max(m);
+    }
+    if bound > 0.0 {
+        Ok(Ok((bound, InputBoundSource::Dataset(name))))
+    } else {
+        Ok(Err(format!("dataset `{name}` has only zero inputs")))
+    }
+}

@@ -89,7 +89,10 @@ fn demo(args: Args) -> Result<u8, CliError> {
         .clone()
         .unwrap_or_else(|| dir.join("models").join("bc-mlp"));
     let fixed = eval::default_fixed_point();
-    let model = ServedModel::load(&model_dir, fixed).map_err(usage)?;
+    let mut model = ServedModel::load(&model_dir, fixed).map_err(usage)?;
+    model.input_bound = crate::common::input_bound(&model_dir, None)?
+        .ok()
+        .map(|(b, _)| b);
     let behaviour = args.cheat.resolve(&model_dir, fixed, &model)?;
     let meta = fusion_nn::Model::load(&model_dir).map_err(usage)?.meta;
     let dataset = meta
@@ -140,6 +143,9 @@ fn demo(args: Args) -> Result<u8, CliError> {
             format!("CHEATING ({})", server.behaviour_name())
         }
     );
+    if let Some(range) = server.range() {
+        println!("fusion demo: range {}", range.map_err(failure)?.summary());
+    }
     let (bar, callback) = progress(args.quiet, "secure inference");
     let rt = runtime()?;
     let outcome = rt.block_on(async {

@@ -67,6 +67,9 @@ enum Which {
     Agreement(AgreementArgs),
     /// Detection of a targeted misclassification by the public-accuracy check.
     Targeted(TargetedArgs),
+    /// How often fixed-point values leave the ring, inside and outside the
+    /// accepted input box, with stretched inputs.
+    Wrap(crate::wrap::WrapArgs),
 }
 
 /// Runs `fusion experiment`.
@@ -77,6 +80,7 @@ pub fn run(args: Args) -> ExitCode {
         Which::Honest(a) => honest(a),
         Which::Agreement(a) => agreement(a),
         Which::Targeted(a) => targeted(a),
+        Which::Wrap(a) => crate::wrap::wrap(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,7 +97,7 @@ fn rng_from(seed: Option<u64>, stream: u64) -> Result<ChaCha20Rng, CliError> {
     }
 }
 
-fn model_dir(arg: &Option<PathBuf>, default: &str) -> Result<PathBuf, CliError> {
+pub(crate) fn model_dir(arg: &Option<PathBuf>, default: &str) -> Result<PathBuf, CliError> {
     match arg {
         Some(d) => Ok(d.clone()),
         None => Ok(data::data_dir()
@@ -103,7 +107,7 @@ fn model_dir(arg: &Option<PathBuf>, default: &str) -> Result<PathBuf, CliError> 
     }
 }
 
-fn held_out(model: &Model) -> Result<Split, CliError> {
+pub(crate) fn held_out(model: &Model) -> Result<Split, CliError> {
     let dataset = model
         .meta
         .dataset
@@ -391,7 +395,7 @@ fn detect(a: DetectArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn write_json<T: Serialize>(path: &PathBuf, v: &T) -> Result<(), CliError> {
+pub(crate) fn write_json<T: Serialize>(path: &PathBuf, v: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(v).map_err(failure)?;
     std::fs::write(path, text).map_err(|e| failure(format!("{}: {e}", path.display())))?;
     eprintln!("wrote {}", path.display());

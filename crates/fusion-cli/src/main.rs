@@ -28,6 +28,7 @@ mod samples;
 mod serve;
 mod session;
 mod train;
+mod wrap;
 
 /// Verifiable private neural-network inference (Fusion, NDSS 2023).
 #[derive(Parser)]

@@ -96,6 +96,17 @@ pub struct Args {
     /// for large fully connected layers and large batches.
     #[arg(long)]
     minimise_bytes: bool,
+    /// The accepted input box announced to clients: the largest |x| of a
+    /// preprocessed input value (clients refuse samples outside it). Default:
+    /// the largest such value of the model's dataset, train and test splits;
+    /// without a loadable dataset, inputs are not checked.
+    #[arg(long, value_name = "X")]
+    input_bound: Option<f64>,
+    /// Refuse to serve unless no value of the fixed-point program can wrap
+    /// around Z_2^l for inputs in the box (a worst-case proof; without it
+    /// the range guarantee may only be empirical, and the server says so).
+    #[arg(long)]
+    require_range_proof: bool,
     #[command(flatten)]
     no_seed: crate::common::NoSeed,
 }
@@ -140,7 +151,9 @@ fn serve(args: Args) -> Result<(), CliError> {
     .given("--ot-parallel", args.ot_parallel)
     .given("--minimise-bytes", args.minimise_bytes);
     let backends = build(&names, options)?;
-    let model = ServedModel::load(&args.model, fixed).map_err(failure)?;
+    let mut model = ServedModel::load(&args.model, fixed).map_err(failure)?;
+    let bound = crate::common::input_bound(&args.model, args.input_bound)?;
+    model.input_bound = bound.as_ref().ok().map(|(b, _)| *b);
     let behaviour = args.cheat.resolve(&args.model, fixed, &model)?;
     let identity = Identity::from_pem_files(&args.cert, &args.key).map_err(usage)?;
     let timeout = Duration::from_secs(args.timeout);
@@ -151,6 +164,35 @@ fn serve(args: Args) -> Result<(), CliError> {
     };
     let server =
         std::sync::Arc::new(SecureServer::new(model, config, backends, behaviour).map_err(usage)?);
+    match (&bound, server.range()) {
+        (Ok((b, source)), Some(range)) => {
+            let range = range.map_err(failure)?;
+            let from = match source {
+                crate::common::InputBoundSource::Given => "--input-bound".to_string(),
+                crate::common::InputBoundSource::Dataset(d) => format!("dataset `{d}`"),
+            };
+            if args.require_range_proof && !range.proven() {
+                return Err(usage(format!(
+                    "--require-range-proof: {} (input box |x| <= {b} from {from})",
+                    range.summary()
+                )));
+            }
+            if range.proven() {
+                info!(input_bound = b, from = %from, "range {}", range.summary());
+            } else {
+                warn!(input_bound = b, from = %from, "range {}", range.summary());
+            }
+        }
+        _ => {
+            let why = bound.as_ref().err().cloned().unwrap_or_default();
+            if args.require_range_proof {
+                return Err(usage(format!(
+                    "--require-range-proof needs an input box: {why}; give --input-bound"
+                )));
+            }
+            warn!("inputs are not range-checked ({why}; give --input-bound to announce a box)");
+        }
+    }
     let mut net = NetConfig::default();
     net.messages = net.messages.with_timeout(timeout);
     let rt = runtime()?;

@@ -203,7 +203,8 @@ fn keygen_serve_and_query_as_separate_processes() {
     // after a bad hello (its session fails, the server keeps serving), then
     // queries pinned by file and by fingerprint; plus a connection attempt
     // with a wrong pin that never becomes a session.
-    let (mut server, addr) = serve(dir, &["--sessions", "3"]);
+    // bc-mlp's range is proven for its data set's input box.
+    let (mut server, addr) = serve(dir, &["--sessions", "3", "--require-range-proof"]);
     let cert = dir.join("keys/cert.pem");
     misbehaving_client(&addr, &cert);
     let cert = cert.to_str().expect("utf8");
@@ -353,4 +354,36 @@ fn query_usage_errors_exit_2() {
         c
     });
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn serve_refuses_to_start_when_the_range_proof_is_required_but_fails() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let keygen = run({
+        let mut c = bin();
+        c.args(["keygen", "--out"]).arg(dir.join("keys"));
+        c
+    });
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    // mnist-cnn's worst case over the box |x| <= 1 exceeds the ring.
+    let out = run({
+        let mut c = bin();
+        c.arg("serve")
+            .arg("--model")
+            .arg(repo_data().join("models/mnist-cnn"))
+            .args(["--listen", "127.0.0.1:0", "--cert"])
+            .arg(dir.join("keys/cert.pem"))
+            .arg("--key")
+            .arg(dir.join("keys/key.pem"))
+            .arg("--require-range-proof");
+        c
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("--require-range-proof"), "{err}");
+    assert!(
+        err.contains("not proven") || err.contains("NOT proven"),
+        "{err}"
+    );
 }

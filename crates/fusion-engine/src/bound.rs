@@ -24,7 +24,25 @@
 //! plus one for the secure protocol's error.) The bound is worst-case; the
 //! observed deviations are a few units of the last bit.
 
+use fusion_nn::calibrate::{self, RangeAnalysis};
 use fusion_nn::fixed::{FixedOp, FixedProgram};
+
+use crate::error::SecureResult;
+
+/// Whether the **secure engine's** values provably stay below `2^(l-2)` for
+/// preprocessed inputs `|x| <= input_bound`: the reference's worst-case
+/// magnitudes ([`calibrate::magnitude_bounds`]) widened by the engine's
+/// deviation from the reference ([`deviation_bound`]). See
+/// `fusion_nn::calibrate` for what "proven" covers.
+pub fn range_analysis(program: &FixedProgram, input_bound: f64) -> SecureResult<RangeAnalysis> {
+    let input = calibrate::encoded_input_bound(program, input_bound);
+    let magnitudes: Vec<u64> = calibrate::magnitude_bounds(program, input)
+        .into_iter()
+        .map(|m| m.min(u128::from(u64::MAX)) as u64)
+        .collect();
+    let slack = deviation_bound(program, &magnitudes);
+    Ok(calibrate::analyse_range(program, input_bound, &slack)?)
+}
 
 /// The bound of [`deviation_bound`] on the program's output, in score units
 /// (`ulps / 2^scale`), for any input: `None` when it is not finite for all

@@ -280,6 +280,21 @@ impl SecureClient {
             .model
             .preprocess
             .apply(&Tensor::new(shape, data)?)?;
+        if let Some(bound) = self.hello.model.input_bound {
+            let per = len.max(1);
+            if let Some((k, v)) = x
+                .data()
+                .iter()
+                .enumerate()
+                .find(|(_, v)| f64::from(v.abs()) > bound)
+            {
+                return Err(SecureError::Config(format!(
+                    "sample {} value {} is {v} after preprocessing, outside the range the server accepts (|x| <= {bound}): its fixed-point values could wrap around and every copy would get the same wrong answer",
+                    k / per,
+                    k % per
+                )));
+            }
+        }
         Ok(self.hello.program.encode_input(&x)?.into_data())
     }
 

@@ -144,6 +144,7 @@ pub fn sample_hello() -> ServerHello {
             classes: 2,
             preprocess: fusion_nn::model::Preprocess::Identity,
             output_error_bound: Some(0.01),
+            input_bound: Some(1.0),
         },
         program: fx.public.clone(),
         session: SessionParams {

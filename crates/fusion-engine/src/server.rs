@@ -63,6 +63,10 @@ pub struct ServedModel {
     pub preprocess: Preprocess,
     /// The lowered program, with the coefficients.
     pub program: FixedProgram,
+    /// The accepted input box announced to clients: the largest `|x|` of a
+    /// preprocessed input entry (`None`: unchecked; see
+    /// [`crate::wire::ModelInfo::input_bound`]).
+    pub input_bound: Option<f64>,
 }
 
 impl ServedModel {
@@ -74,6 +78,7 @@ impl ServedModel {
             classes: model.meta.classes,
             preprocess: model.meta.preprocess.clone(),
             program: lower(model, fixed)?,
+            input_bound: None,
         })
     }
 
@@ -160,6 +165,7 @@ impl SecureServer {
                 ServedModel {
                     name: model.name.clone(),
                     description: model.description.clone(),
+                    input_bound: model.input_bound,
                     ..weak.clone()
                 }
             }
@@ -209,6 +215,15 @@ impl SecureServer {
         &self.announced
     }
 
+    /// Whether the announced model's values provably stay in range for its
+    /// announced input box ([`crate::bound::range_analysis`]); `None` if no
+    /// box is announced.
+    pub fn range(&self) -> Option<SecureResult<fusion_nn::calibrate::RangeAnalysis>> {
+        self.announced
+            .input_bound
+            .map(|b| crate::bound::range_analysis(&self.announced.program, b))
+    }
+
     /// The schedule both parties run.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
@@ -250,6 +265,7 @@ impl SecureServer {
                 classes: self.served.classes as u64,
                 preprocess: self.served.preprocess.clone(),
                 output_error_bound: self.output_error_bound,
+                input_bound: self.announced.input_bound,
             },
             program: self.public.clone(),
             session: self.session_params(chunk),

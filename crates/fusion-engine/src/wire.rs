@@ -47,7 +47,7 @@ pub const PROTOCOL: &str = "fusion-secure-inference";
 /// The protocol version this code speaks (3: the client names a backend, the
 /// server announces the backend's parameters as its own JSON text; 4: the
 /// server announces its output error bound).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Longest backend name, bytes.
 pub const MAX_BACKEND_NAME: usize = 64;
 /// Most backends a server may list in a refusal.
@@ -73,6 +73,8 @@ pub const MAX_PROGRAM_MACS: u64 = 1 << 36;
 pub const MAX_PROGRAM_ELEMENTS: u64 = 1 << 28;
 /// Largest output error bound a server may announce (score units).
 pub const MAX_OUTPUT_ERROR_BOUND: f64 = 1e12;
+/// Largest accepted input box a server may announce.
+pub const MAX_INPUT_BOUND: f64 = 1e12;
 /// Most classes an announced model may have.
 pub const MAX_CLASSES: usize = 1 << 16;
 /// Longest model name or step name, bytes.
@@ -129,6 +131,12 @@ pub struct ModelInfo {
     /// announces a wrong value cannot make a wrong label pass as verified
     /// (see `fusion_core::verify::Consistency::NearTies`).
     pub output_error_bound: Option<f64>,
+    /// The accepted input box: the largest `|x|` of a preprocessed input
+    /// entry the server accepts (`None`: unchecked). Outside it, values may
+    /// wrap mod `2^l` and every copy would get the same wrong label, so the
+    /// client refuses such samples before encoding them (see
+    /// `fusion_nn::calibrate::RangeAnalysis`).
+    pub input_bound: Option<f64>,
 }
 
 /// The server's answer to [`ClientHello`].
@@ -169,6 +177,7 @@ struct WireHello {
     classes: u64,
     preprocess: String,
     output_error_bound: Option<f64>,
+    input_bound: Option<f64>,
     program: String,
     session: SessionParams,
     backend: String,
@@ -186,6 +195,7 @@ impl From<ServerHello> for WireHello {
             // Plain data: serialisation cannot fail.
             preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
             output_error_bound: h.model.output_error_bound,
+            input_bound: h.model.input_bound,
             program: serde_json::to_string(&h.program).unwrap_or_default(),
             session: h.session,
             backend: h.backend,
@@ -208,6 +218,7 @@ impl TryFrom<WireHello> for ServerHello {
                 preprocess: serde_json::from_str(&w.preprocess)
                     .map_err(|e| format!("preprocessing: {e}"))?,
                 output_error_bound: w.output_error_bound,
+                input_bound: w.input_bound,
             },
             program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
             session: w.session,
@@ -474,6 +485,13 @@ impl ServerHello {
                 "output error bound {b} is not a number in [0, {MAX_OUTPUT_ERROR_BOUND}]"
             )));
         }
+        if let Some(b) = m.input_bound
+            && !(b.is_finite() && b > 0.0 && b <= MAX_INPUT_BOUND)
+        {
+            return Err(malformed(format!(
+                "input bound {b} is not a number in (0, {MAX_INPUT_BOUND}]"
+            )));
+        }
         let classes = usize::try_from(m.classes).unwrap_or(usize::MAX);
         if !(2..=MAX_CLASSES).contains(&classes) {
             return Err(mismatch(format!(
@@ -559,6 +577,7 @@ mod tests {
                 classes: 2,
                 preprocess: Preprocess::Identity,
                 output_error_bound: Some(0.01),
+                input_bound: Some(1.0),
             },
             program,
             session: SessionParams {
@@ -628,6 +647,17 @@ mod tests {
             std: vec![1.0; 3],
         };
         assert!(h.validate(&ClientPolicy::default()).is_err());
+        for b in [f64::NAN, -1.0, 0.0, f64::INFINITY, 1e13] {
+            let mut h = hello();
+            h.model.input_bound = Some(b);
+            assert!(
+                matches!(
+                    h.validate(&ClientPolicy::default()),
+                    Err(SecureError::Malformed(_))
+                ),
+                "input bound {b}"
+            );
+        }
         for b in [f64::NAN, -1.0, f64::INFINITY, 1e13] {
             let mut h = hello();
             h.model.output_error_bound = Some(b);

@@ -684,3 +684,43 @@ async fn the_server_refuses_a_backend_it_does_not_offer_and_names_its_own() {
         Err(SecureError::BackendUnavailable { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_refuses_a_sample_outside_the_announced_input_box() {
+    rayon_threads();
+    let model = load("bc-mlp");
+    let mut served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    served.input_bound = Some(12.0);
+    let (sb, cb) = backends(&cheetah(), &served);
+    let server =
+        SecureServer::new(served, ServerConfig::default(), vec![sb], Arc::new(Honest)).unwrap();
+    // bc-mlp's range is proven for this box.
+    let range = server.range().expect("a box is announced").unwrap();
+    assert!(range.proven(), "{}", range.summary());
+    let (s, c) = local_pair(&net()).await.unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(1);
+    let mut crng = ChaCha20Rng::seed_from_u64(2);
+    let raw = test_samples("breast-cancer", 2);
+    let width = raw.shape()[1];
+    let rows: Vec<Vec<f32>> = raw.data().chunks(width).map(<[f32]>::to_vec).collect();
+    let client = async move {
+        let client =
+            SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng).await?;
+        assert_eq!(client.server_hello().model.input_bound, Some(12.0));
+        // Held-out patients lie inside the box.
+        assert!(client.encode(&rows).is_ok());
+        // One feature a million times too large does not.
+        let mut outlier = rows.clone();
+        outlier[1][3] *= 1.0e6;
+        let err = client.encode(&outlier).expect_err("outside the box");
+        client.finish().await?;
+        Ok::<_, SecureError>(err)
+    };
+    let (served, client) = tokio::join!(server.serve(s, &mut srng), client);
+    let err = client.unwrap();
+    assert!(matches!(err, SecureError::Config(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("sample 1 value 3"), "{text}");
+    assert!(text.contains("|x| <= 12"), "{text}");
+    served.unwrap();
+}

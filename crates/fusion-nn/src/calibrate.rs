@@ -23,14 +23,36 @@
 //! [`choose_frac_bits`] tries `f` from the largest the ring allows
 //! (`2f + 2 <= l`) downwards and returns the first whose smallest headroom is
 //! at least the margin; [`Calibration::check`] tells, naming the layer, why a
-//! given format is refused. A later range-safety check can reuse [`calibrate`]
-//! as it is.
+//! given format is refused.
+//!
+//! **Range safety** (the same module, for serving). Calibration measures; it
+//! does not prove. [`magnitude_bounds`] proves, for every value of a lowered
+//! program, a bound on `|value|` that holds for **every** input whose encoded
+//! entries are at most a given magnitude (interval propagation of the
+//! worst case through each step, table below). [`RangeAnalysis`] compares
+//! those bounds with the ring: the secure engine's bounded-signed truncation
+//! needs `|x| < 2^(l-2)` (fusion-ot `truncate`), and this module asks the same
+//! of every value, so a value within its bound never wraps mod `2^l` and
+//! never breaks a protocol's precondition. Where the worst case does not fit,
+//! the guarantee is only empirical: [`sample_peaks`] measures, per sample, the
+//! largest value the program produces (the wrap rate of a test set).
+//!
+//! | step | worst-case `|output|` from input bound `M` |
+//! |---|---|
+//! | dense / conv | `max_o (sum_i |w_oi| M + |b_o|)` |
+//! | channel affine | `max_c (|s_c| M + |t_c|)` |
+//! | truncate by `b` | `ceil(M / 2^b)` |
+//! | ReLU, max pool, reshape | `M` |
+//! | window sum `k x k` / global sum over `H W` | `k^2 M` / `H W M` |
+//! | constant multiple `c` | `|c| M` |
+//! | add | `M_1 + M_2` |
+//! | square | `M^2` |
 
 use fusion_core::ring::{FixedPoint, Ring};
 use serde::Serialize;
 
 use crate::error::{NnError, Result};
-use crate::fixed::{FixedProgram, lower};
+use crate::fixed::{FixedOp, FixedProgram, lower};
 use crate::float;
 use crate::graph::Op;
 use crate::model::Model;
@@ -302,6 +324,267 @@ pub fn choose_frac_bits(
     Err(last.unwrap_or_else(|| NnError::Calibration("no fractional bits fit".into())))
 }
 
+fn signed_abs(ring: Ring, v: u64) -> u128 {
+    u128::from(ring.to_signed(v).unsigned_abs())
+}
+
+/// The largest `max_o (sum_i |w_oi| m + |b_o|)` over output rows (or
+/// filters) `w` of `per` coefficients with biases `b`.
+fn affine_rows(ring: Ring, w: &[u64], per: usize, b: &[u64], m: u128) -> u128 {
+    w.chunks(per.max(1))
+        .enumerate()
+        .map(|(o, row)| {
+            let sum: u128 = row.iter().map(|&v| signed_abs(ring, v)).sum();
+            let bias = b.get(o).map_or(0, |&v| signed_abs(ring, v));
+            sum.saturating_mul(m).saturating_add(bias)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A proven bound on `|value|` (signed ring value, in units of its last bit)
+/// of every value of `program` (index = value id, `0` the input), for any
+/// input whose encoded entries have `|x| <= input_max_abs`, computed in the
+/// ring's exact integer arithmetic as if it did not wrap (module docs, table).
+/// Saturates at `u128::MAX`.
+pub fn magnitude_bounds(program: &FixedProgram, input_max_abs: u64) -> Vec<u128> {
+    let ring = program.ring();
+    let mut m = vec![0u128; program.steps.len() + 1];
+    m[0] = u128::from(input_max_abs);
+    for (i, s) in program.steps.iter().enumerate() {
+        let x = m[s.inputs[0]];
+        m[i + 1] = match &s.op {
+            FixedOp::Dense(op) => affine_rows(ring, &op.weight, op.in_features, &op.bias, x),
+            FixedOp::Conv2d(op) => affine_rows(
+                ring,
+                &op.weight,
+                op.in_channels * op.kernel * op.kernel,
+                &op.bias,
+                x,
+            ),
+            FixedOp::ChannelAffine(op) => affine_rows(ring, &op.scale, 1, &op.shift, x),
+            FixedOp::Truncate { bits } => x.div_ceil(1u128 << (*bits).min(127)),
+            FixedOp::Relu | FixedOp::MaxPool { .. } | FixedOp::Reshape => x,
+            FixedOp::SumPool { kernel, .. } => x.saturating_mul((kernel * kernel) as u128),
+            FixedOp::GlobalSumPool => {
+                let hw: usize = program.value_shape(s.inputs[0]).iter().skip(1).product();
+                x.saturating_mul(hw as u128)
+            }
+            FixedOp::MulConst { factor } => x.saturating_mul(signed_abs(ring, *factor)),
+            FixedOp::Add => x.saturating_add(m[s.inputs[1]]),
+            FixedOp::Square => x.saturating_mul(x),
+        };
+    }
+    m
+}
+
+/// Bits a signed value of magnitude `v` needs, with its sign.
+fn bits_of_wide(v: u128) -> u32 {
+    129 - v.leading_zeros().min(128)
+}
+
+/// One value of a [`RangeAnalysis`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValueBound {
+    /// The step's name (`"input"` for the encoded input).
+    pub step: String,
+    /// The step's operation (its tag).
+    pub op: &'static str,
+    /// Fractional bits of the value.
+    pub scale: u32,
+    /// The proven bound on `|value|`, decoded at `scale`.
+    pub max_abs: f64,
+    /// Bits the bound needs (with its sign).
+    pub bits: u32,
+}
+
+/// Whether a program's values provably stay below `2^(l-2)` in magnitude for
+/// every input in the accepted box `|x| <= input_bound` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RangeAnalysis {
+    /// Ring bits `l`.
+    pub ring_bits: u32,
+    /// Fractional bits `f`.
+    pub frac_bits: u32,
+    /// The accepted box: largest `|x|` of a preprocessed input entry.
+    pub input_bound: f64,
+    /// Every value's proven bound: the input, then every step.
+    pub values: Vec<ValueBound>,
+}
+
+impl RangeAnalysis {
+    /// Largest bits a value may need: `l - 1` (magnitude below `2^(l-2)`).
+    pub fn allowed_bits(&self) -> u32 {
+        self.ring_bits - 1
+    }
+
+    /// The value whose bound needs the most bits.
+    pub fn widest(&self) -> Option<&ValueBound> {
+        self.values.iter().max_by_key(|v| v.bits)
+    }
+
+    /// `true` if no value can reach `2^(l-2)` for inputs in the box.
+    pub fn proven(&self) -> bool {
+        self.widest().is_none_or(|v| v.bits <= self.allowed_bits())
+    }
+
+    /// One line: proven, or the widest value and how far it is over.
+    pub fn summary(&self) -> String {
+        match self.widest() {
+            Some(v) if !self.proven() => format!(
+                "not proven for inputs |x| <= {:.4}: in the worst case `{}` ({}) reaches |{:.4e}|, {} bits where Z_2^{} allows {} (the guarantee is empirical: measure it with `fusion experiment wrap`)",
+                self.input_bound,
+                v.step,
+                v.op,
+                v.max_abs,
+                v.bits,
+                self.ring_bits,
+                self.allowed_bits()
+            ),
+            Some(v) => format!(
+                "proven for inputs |x| <= {:.4}: no value of Z_2^{} can wrap (widest `{}`, {} of {} bits)",
+                self.input_bound,
+                self.ring_bits,
+                v.step,
+                v.bits,
+                self.allowed_bits()
+            ),
+            None => "empty program".into(),
+        }
+    }
+}
+
+/// The largest `|x|` of the preprocessed samples `raw` (the model's
+/// preprocessing applied): the smallest input box that holds them.
+pub fn input_max_abs(model: &Model, raw: &Tensor<f32>) -> Result<f64> {
+    let mut max = 0f32;
+    let mut start = 0;
+    while start < raw.batch() {
+        let end = (start + CHUNK).min(raw.batch());
+        let x = model.meta.preprocess.apply(&raw.slice_batch(start..end))?;
+        max = x.data().iter().fold(max, |a, &v| a.max(v.abs()));
+        start = end;
+    }
+    Ok(f64::from(max))
+}
+
+/// The encoded magnitude of a preprocessed input bound (rounded up).
+pub fn encoded_input_bound(program: &FixedProgram, input_bound: f64) -> u64 {
+    let scaled = (input_bound * 2f64.powi(program.fixed.frac_bits as i32)).ceil();
+    if scaled >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        scaled as u64
+    }
+}
+
+/// The proven ranges of `program` for preprocessed inputs `|x| <=
+/// input_bound` (encoded at the program's `f`, rounded up one unit), each
+/// value's bound widened by `slack[value id]` (missing entries: 0), e.g. how
+/// far a secure engine may deviate from the reference.
+pub fn analyse_range(
+    program: &FixedProgram,
+    input_bound: f64,
+    slack: &[u64],
+) -> Result<RangeAnalysis> {
+    if !(input_bound.is_finite() && input_bound > 0.0) {
+        return Err(NnError::InvalidArgument(format!(
+            "the input bound must be finite and positive, not {input_bound}"
+        )));
+    }
+    let f = program.fixed.frac_bits;
+    let mut bounds = magnitude_bounds(program, encoded_input_bound(program, input_bound));
+    for (b, &s) in bounds.iter_mut().zip(slack) {
+        *b = b.saturating_add(u128::from(s));
+    }
+    let value = |step: String, op: &'static str, scale: u32, m: u128| ValueBound {
+        step,
+        op,
+        scale,
+        max_abs: m as f64 / 2f64.powi(scale as i32),
+        bits: bits_of_wide(m),
+    };
+    let mut values = vec![value("input".into(), "input", f, bounds[0])];
+    for (s, &m) in program.steps.iter().zip(&bounds[1..]) {
+        values.push(value(s.name.clone(), s.op.tag(), s.scale, m));
+    }
+    Ok(RangeAnalysis {
+        ring_bits: program.ring().bits(),
+        frac_bits: f,
+        input_bound,
+        values,
+    })
+}
+
+/// One sample's values over the wide ring (see [`sample_peaks`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplePeak {
+    /// Largest `|value|` of the encoded input and of every step, in units of
+    /// each value's last bit.
+    pub peak: u64,
+    /// Largest `|x|` of the preprocessed (and stretched) input.
+    pub input_max_abs: f32,
+    /// The wide program's predicted class (first maximal score).
+    pub label: usize,
+}
+
+/// Per sample of `raw` (raw samples, the model's preprocessing applied, then
+/// multiplied by `stretch`): the largest `|value|` over the encoded input and
+/// every step of the program lowered over `Z_{2^64}` with `fixed`'s `f`, the
+/// largest `|x|` of its preprocessed input, and the wide program's label.
+/// Without overflow of the wide ring these are the values an engine over
+/// `Z_{2^l}` should compute, so a sample whose peak reaches `2^(l-2)` is one
+/// whose values wrap or break a truncation's precondition in `Z_{2^l}`.
+pub fn sample_peaks(
+    model: &Model,
+    fixed: FixedPoint,
+    raw: &Tensor<f32>,
+    stretch: f32,
+) -> Result<Vec<SamplePeak>> {
+    let wide_ring = Ring::new(64).map_err(|e| NnError::InvalidArgument(e.to_string()))?;
+    let wide = FixedPoint::new(wide_ring, fixed.frac_bits)
+        .map_err(|e| NnError::InvalidArgument(e.to_string()))?;
+    let program = lower(model, wide)?;
+    let mut out = Vec::with_capacity(raw.batch());
+    let mut start = 0;
+    while start < raw.batch() {
+        let end = (start + CHUNK).min(raw.batch());
+        let x = model.meta.preprocess.apply(&raw.slice_batch(start..end))?;
+        let x = x.map(|&v| v * stretch);
+        let n = end - start;
+        let per = x.data().len() / n.max(1);
+        let mut peaks: Vec<SamplePeak> = x
+            .data()
+            .chunks(per.max(1))
+            .map(|c| SamplePeak {
+                peak: 0,
+                input_max_abs: c.iter().fold(0f32, |a, &v| a.max(v.abs())),
+                label: 0,
+            })
+            .collect();
+        let enc = program.encode_input(&x)?;
+        let mut note = |t: &crate::tensor::RingTensor| {
+            let per = t.data().len() / n.max(1);
+            for (p, c) in peaks.iter_mut().zip(t.data().chunks(per.max(1))) {
+                for &v in c {
+                    p.peak = p.peak.max(wide_ring.to_signed(v).unsigned_abs());
+                }
+            }
+        };
+        note(&enc);
+        let y = program.run_observed(&enc, |_, y| note(y))?;
+        for (p, label) in peaks
+            .iter_mut()
+            .zip(crate::fixed::argmax_signed(wide_ring, &y))
+        {
+            p.label = label;
+        }
+        out.extend(peaks);
+        start = end;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +673,93 @@ mod tests {
             calibrate(&m, fp(37, 12), &x),
             Err(NnError::InputShape { .. })
         ));
+    }
+
+    #[test]
+    fn proven_bounds_are_exact_on_a_one_weight_model() {
+        let m = scaled(8.0);
+        let program = lower(&m, fp(37, 12)).expect("lower");
+        let a = analyse_range(&program, 5.0, &[]).expect("analysis");
+        assert_eq!(a.values[0].max_abs, 5.0);
+        let relu = a.values.iter().find(|v| v.step == "relu").expect("relu");
+        assert_eq!(relu.max_abs, 5.0);
+        let fc = a.values.iter().find(|v| v.step == "fc").expect("fc");
+        // 8 x 5 at scale 24: 40 * 2^24 < 2^30 needs 31 bits with the sign.
+        assert_eq!(fc.max_abs, 40.0);
+        assert_eq!(fc.bits, 31);
+        assert!(a.proven(), "{}", a.summary());
+    }
+
+    #[test]
+    fn range_is_proven_only_when_every_bound_fits_below_a_quarter_ring() {
+        // fc reaches 8 A 2^24; Z_2^37 allows |v| < 2^35, so A < 256.
+        let program = lower(&scaled(8.0), fp(37, 12)).expect("lower");
+        let ok = analyse_range(&program, 255.0, &[]).expect("analysis");
+        assert!(ok.proven(), "{}", ok.summary());
+        let over = analyse_range(&program, 256.0, &[]).expect("analysis");
+        assert!(!over.proven());
+        let text = over.summary();
+        assert!(
+            text.contains("`fc`") && text.contains("empirical"),
+            "{text}"
+        );
+        assert!(analyse_range(&program, f64::NAN, &[]).is_err());
+        assert!(analyse_range(&program, 0.0, &[]).is_err());
+    }
+
+    #[test]
+    fn no_value_in_the_input_box_exceeds_its_proven_bound() {
+        use rand::{RngExt, SeedableRng};
+        for (net, bound) in [("mlp-bc", 4.0f32), ("cnn-mnist", 1.0)] {
+            let model = crate::zoo::build(net, 3).expect("zoo");
+            let program = lower(&model, fp(37, 12)).expect("lower");
+            let f = program.fixed.frac_bits;
+            let enc_bound = (f64::from(bound) * 2f64.powi(f as i32)).ceil() as u64;
+            let bounds = magnitude_bounds(&program, enc_bound);
+            let len: usize = model.graph.input_shape.iter().product();
+            let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(11);
+            // Random points of the box, its corners of one sign, and zero.
+            let mut data = Vec::new();
+            for _ in 0..6 {
+                data.extend((0..len).map(|_| rng.random_range(-bound..=bound)));
+            }
+            data.extend(std::iter::repeat_n(bound, len));
+            data.extend(std::iter::repeat_n(-bound, len));
+            data.extend(std::iter::repeat_n(0.0, len));
+            let mut shape = vec![9];
+            shape.extend_from_slice(&model.graph.input_shape);
+            let x = program
+                .encode_input(&Tensor::new(shape, data).expect("t"))
+                .expect("encode");
+            let ring = program.ring();
+            program
+                .run_observed(&x, |i, y| {
+                    for &v in y.data() {
+                        let a = u128::from(ring.to_signed(v).unsigned_abs());
+                        assert!(
+                            a <= bounds[i + 1],
+                            "{net} step {i}: {a} > {}",
+                            bounds[i + 1]
+                        );
+                    }
+                })
+                .expect("run");
+        }
+    }
+
+    #[test]
+    fn sample_peaks_grow_with_the_stretch() {
+        let m = scaled(8.0);
+        let x = Tensor::new(vec![2, 1], vec![3.0, -1.0]).expect("t");
+        let p1 = sample_peaks(&m, fp(37, 12), &x, 1.0).expect("peaks");
+        let p2 = sample_peaks(&m, fp(37, 12), &x, 2.0).expect("peaks");
+        // Sample 0: fc = 24 at scale 24; sample 1: the input, 1 at scale 12.
+        let short = |p: &[SamplePeak]| {
+            p.iter()
+                .map(|s| (s.peak, s.input_max_abs))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(short(&p1), vec![(24 << 24, 3.0), (1 << 12, 1.0)]);
+        assert_eq!(short(&p2), vec![(48 << 24, 6.0), (2 << 12, 2.0)]);
     }
 }

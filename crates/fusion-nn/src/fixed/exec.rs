@@ -352,6 +352,20 @@ impl FixedProgram {
             .collect()
     }
 
+    /// Runs the program, showing every step's output batch to `observe`
+    /// (step index, value) as it is computed.
+    pub fn run_observed(
+        &self,
+        x: &RingTensor,
+        observe: impl FnMut(usize, &RingTensor),
+    ) -> Result<RingTensor> {
+        let mut values = self.execute(x, false, observe)?;
+        values
+            .pop()
+            .flatten()
+            .ok_or_else(|| NnError::FixedPoint("empty program".into()))
+    }
+
     /// Runs the program and reports the largest magnitude each step produced
     /// (how much of the ring the values use: headroom for choosing `l`).
     pub fn run_traced(&self, x: &RingTensor) -> Result<(RingTensor, Vec<StepStats>)> {
