@@ -157,6 +157,15 @@ pub trait PreparedBackend: Send + Sync {
     /// peer and returns the per-party session object.
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>>;
 
+    /// The statistical security of the backend's HE noise flooding (bits per
+    /// revealed coefficient and the session's cap, [`crate::statsec`]), as
+    /// both parties derive it from the announcement; `None` (the default)
+    /// for a backend that reveals no flooded coefficients. A backend that
+    /// returns `Some` must end a session before it reveals more than the cap.
+    fn stat_security(&self) -> Option<crate::statsec::SessionFlooding> {
+        None
+    }
+
     /// Server: does the per-model, input-independent work for chunks of `n`
     /// samples ahead of the first session (e.g. encoding weights). Default:
     /// nothing.
