@@ -271,6 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn the_zoo_mnist_networks_reveal_one_coefficient_per_linear_output() {
+        // The per-sample counts the docs of `fusion serve
+        // --max-revealed-coefficients` quote.
+        for (net, per_sample) in [("cnn-mnist", 9216 + 1024 + 100 + 10), ("mlp-mnist", 266)] {
+            let m = fusion_nn::zoo::build(net, 1).expect("zoo");
+            let p = lower(&m, default_fixed_point()).expect("lower");
+            let params = Preset::N4096.params(p.ring()).expect("params");
+            for n in [1, 3] {
+                let total: usize = plans(&params, &PlanOptions::default(), &p.public(), n)
+                    .expect("plans")
+                    .iter()
+                    .flatten()
+                    .map(|plan| plan.revealed_coefficients())
+                    .sum();
+                assert_eq!(total, n * per_sample, "{net}");
+            }
+        }
+    }
+
+    #[test]
     fn the_cache_keeps_the_newest_sizes() {
         let c = BatchCache::new(2);
         c.insert(1, Arc::new(10));
