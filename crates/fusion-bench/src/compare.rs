@@ -128,6 +128,8 @@ pub fn run_compare(o: &CompareOptions) -> Result<Vec<CompareRow>> {
                 spu_argmax_agreement: theirs
                     .get("argmax_agreement")
                     .and_then(serde_json::Value::as_f64),
+                stat_sec_bits_per_coefficient: mine.stat_sec_bits_per_coefficient,
+                stat_sec_bits_per_session: mine.stat_sec_bits_per_session,
                 ours_command: mine.command.clone(),
                 spu_command: spu.command(),
                 machine: Machine::current(),

@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::Honest;
+use fusion_engine::statsec::StatSecTarget;
 use fusion_engine::{
     Backend, ClientConfig, PhaseFigures, SecureClient, SecureServer, ServedModel, ServerConfig,
 };
@@ -187,6 +189,24 @@ pub struct InferOptions {
     /// `default` (`fusion serve`'s defaults).
     #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
+    /// Flood the HE replies for BITS of statistical security per session (at
+    /// most 2^30 revealed coefficients; `fusion serve`'s default is 40)
+    /// instead of 40 bits per revealed coefficient, the like-for-like setting
+    /// of Cheetah and SPU (the default here).
+    #[arg(long, value_name = "BITS")]
+    pub stat_sec_per_session: Option<u32>,
+}
+
+/// The server's flooding setting for `per_session` (see
+/// [`InferOptions::stat_sec_per_session`]).
+pub fn stat_sec_target(per_session: Option<u32>) -> StatSecTarget {
+    match per_session {
+        Some(bits) => StatSecTarget::PerSession {
+            bits,
+            max_revealed: fusion_engine::statsec::DEFAULT_MAX_REVEALED,
+        },
+        None => StatSecTarget::default(),
+    }
 }
 
 impl InferOptions {
@@ -208,6 +228,7 @@ impl InferOptions {
             mtu: None,
             timeout: 1800,
             engine: EngineTuning::Bytes,
+            stat_sec_per_session: None,
         }
     }
 
@@ -248,6 +269,9 @@ impl InferOptions {
         }
         if self.backend != "cheetah" {
             c += &format!(" --backend {}", self.backend);
+        }
+        if let Some(b) = self.stat_sec_per_session {
+            c += &format!(" --stat-sec-per-session {b}");
         }
         c + " --json"
     }
@@ -328,6 +352,14 @@ impl InferOptions {
             "--engine".into(),
             self.engine.name().into(),
         ]
+        .into_iter()
+        .chain(
+            self.stat_sec_per_session
+                .map(|b| ["--stat-sec-per-session".to_string(), b.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .collect()
     }
 }
 
@@ -460,6 +492,19 @@ pub struct InferResult {
     pub machine: Machine,
     /// When the run ended (UTC).
     pub timestamp: String,
+    /// The flooding's statistical security per revealed HE coefficient, as
+    /// the server announced it (40: Cheetah's and SPU's like-for-like
+    /// setting; 0 in records from before it was reported).
+    #[serde(default)]
+    pub stat_sec_bits_per_coefficient: u32,
+    /// The flooding's statistical security over the whole session:
+    /// per coefficient minus `log2` of the announced cap on revealed
+    /// coefficients.
+    #[serde(default)]
+    pub stat_sec_bits_per_session: f64,
+    /// The announced cap on the coefficients a session may reveal.
+    #[serde(default)]
+    pub max_revealed_coefficients: u64,
     /// The equivalent command line.
     pub command: String,
 }
@@ -489,6 +534,12 @@ impl InferResult {
             self.argmax_agreement,
             self.max_logit_error,
             self.checked_samples
+        );
+        s += &format!(
+            "  flooding {} bits per revealed coefficient, {:.1} bits per session (cap {})\n",
+            self.stat_sec_bits_per_coefficient,
+            self.stat_sec_bits_per_session,
+            self.max_revealed_coefficients
         );
         s += &format!(
             "  offline (preprocessing) {:.3} s {:.1} KiB; online {:.3} s {:.1} KiB\n",
@@ -763,6 +814,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 serde_json::from_str(&client.server_hello().announcement).unwrap_or_default();
             let he_preset = announced["he_preset"].as_str().unwrap_or("-").to_string();
             let reply_packing = announced["reply_packing"].as_u64().unwrap_or(0) as u32;
+            let stat_sec = client.server_hello().stat_sec;
             let classes = client.classes();
             let end = client
                 .finish()
@@ -772,7 +824,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 setup_s,
                 setup,
                 runs,
-                (he_preset, reply_packing),
+                (he_preset, reply_packing, stat_sec),
                 classes,
                 end,
             ))
@@ -791,7 +843,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         s
     });
     drop(proc);
-    let (setup_s, setup, runs, (he_preset, reply_packing), classes, end) = outcome?;
+    let (setup_s, setup, runs, (he_preset, reply_packing, stat_sec), classes, end) = outcome?;
     let mut agree = 0;
     let mut checked = 0;
     let mut max_err = 0f64;
@@ -863,6 +915,9 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         transport: "QUIC + TLS 1.3 (fusion-net, s2n-quic) over 127.0.0.1, two OS processes".into(),
         machine: Machine::current(),
         timestamp: timestamp(),
+        stat_sec_bits_per_coefficient: stat_sec.map_or(0, |f| f.per_coefficient_bits),
+        stat_sec_bits_per_session: stat_sec.map_or(0.0, |f| f.per_session_bits()),
+        max_revealed_coefficients: stat_sec.map_or(0, |f| f.max_revealed),
         command: o.command(),
     })
 }
@@ -914,6 +969,9 @@ pub struct PartyOptions {
     /// HE preset choice.
     #[arg(long)]
     pub he: String,
+    /// Statistical security per session (`None`: 40 bits per coefficient).
+    #[arg(long)]
+    pub stat_sec_per_session: Option<u32>,
     /// Chunk size.
     #[arg(long)]
     pub chunk: usize,
@@ -959,8 +1017,13 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
             let mut c = p.engine.cheetah_config();
             c.he = p.he.parse().map_err(BenchError::Usage)?;
             c.ot_flavour = p.ot;
+            c.stat_sec = stat_sec_target(p.stat_sec_per_session);
             Box::new(Cheetah::new(c))
         }
+        fusion_engine::backends::delphi::NAME => Box::new(Delphi::new(DelphiConfig {
+            stat_sec: stat_sec_target(p.stat_sec_per_session),
+            ..DelphiConfig::default()
+        })),
         other => {
             fusion_engine::backends::by_name(other).map_err(|e| BenchError::Usage(e.to_string()))?
         }

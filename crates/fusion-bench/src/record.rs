@@ -68,6 +68,15 @@ pub struct CompareRow {
     pub ours_argmax_agreement: f64,
     /// SPU's argmax agreement with numpy float64.
     pub spu_argmax_agreement: Option<f64>,
+    /// Our flooding's statistical security per revealed HE coefficient: 40,
+    /// the like-for-like setting of SPU's Cheetah (0 in older records).
+    #[serde(default)]
+    pub stat_sec_bits_per_coefficient: u32,
+    /// Our flooding's statistical security over the whole session (per
+    /// coefficient minus `log2` of the session's cap on revealed
+    /// coefficients; SPU announces no cap).
+    #[serde(default)]
+    pub stat_sec_bits_per_session: f64,
     /// Our command.
     pub ours_command: String,
     /// SPU's command.

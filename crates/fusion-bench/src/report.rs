@@ -539,6 +539,8 @@ mod tests {
             spu_setup_bytes: Some(22_000_000),
             ours_argmax_agreement: 1.0,
             spu_argmax_agreement: Some(1.0),
+            stat_sec_bits_per_coefficient: 40,
+            stat_sec_bits_per_session: 10.0,
             ours_command: "fusion-bench infer --net mlp-mnist --batch 128".into(),
             spu_command: "python bench.py".into(),
             machine: machine(),

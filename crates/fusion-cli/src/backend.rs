@@ -5,7 +5,9 @@
 use fusion_engine::Backend;
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::CheetahConfig;
+use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::backends::{self, AVAILABLE};
+use fusion_engine::statsec::StatSecTarget;
 
 use crate::common::{CliError, usage};
 
@@ -50,9 +52,15 @@ pub fn parse_names(list: &str) -> Result<Vec<String>, CliError> {
     Ok(names)
 }
 
-/// Builds the backends `names` with the command line's backend options;
-/// options of a backend that is not among them are refused.
-pub fn build(names: &[String], cheetah: CheetahOptions) -> Result<Vec<Box<dyn Backend>>, CliError> {
+/// Builds the backends `names` with the command line's backend options and
+/// the flooding's statistical security `stat_sec` (every HE backend; a
+/// client's is not used, it takes the server's announcement); options of a
+/// backend that is not among them are refused.
+pub fn build(
+    names: &[String],
+    cheetah: CheetahOptions,
+    stat_sec: StatSecTarget,
+) -> Result<Vec<Box<dyn Backend>>, CliError> {
     if !names.iter().any(|n| n == backends::cheetah::NAME) && !cheetah.given.is_empty() {
         return Err(usage(format!(
             "{} belong(s) to backend `cheetah`, not to {}",
@@ -64,7 +72,14 @@ pub fn build(names: &[String], cheetah: CheetahOptions) -> Result<Vec<Box<dyn Ba
         .iter()
         .map(|n| -> Result<Box<dyn Backend>, CliError> {
             match n.as_str() {
-                backends::cheetah::NAME => Ok(Box::new(Cheetah::new(cheetah.config.clone()))),
+                backends::cheetah::NAME => Ok(Box::new(Cheetah::new(CheetahConfig {
+                    stat_sec,
+                    ..cheetah.config.clone()
+                }))),
+                backends::delphi::NAME => Ok(Box::new(Delphi::new(DelphiConfig {
+                    stat_sec,
+                    ..DelphiConfig::default()
+                }))),
                 other => backends::by_name(other).map_err(usage),
             }
         })
@@ -77,7 +92,7 @@ pub fn build_one(name: &str, cheetah: CheetahOptions) -> Result<Box<dyn Backend>
     if names.len() != 1 {
         return Err(usage("a client runs exactly one backend"));
     }
-    let mut built = build(&names, cheetah)?;
+    let mut built = build(&names, cheetah, StatSecTarget::default())?;
     built
         .pop()
         .ok_or_else(|| usage("a client runs exactly one backend"))

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use fusion_core::Threshold;
 use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
+use fusion_engine::statsec::StatSecTarget;
 use fusion_engine::{SecureServer, ServedModel, ServerConfig};
 use fusion_net::{Identity, NetConfig, Server, connect};
 use fusion_nn::data::{self, Part};
@@ -79,7 +80,13 @@ pub fn run(args: Args) -> ExitCode {
 
 fn demo(args: Args) -> Result<u8, CliError> {
     args.no_seed.check("demo")?;
-    let backends = build(&parse_names(&args.backend)?, CheetahOptions::default())?;
+    // As `fusion serve` and `fusion query` by default: 40 bits of statistical
+    // security per session, required by the client.
+    let backends = build(
+        &parse_names(&args.backend)?,
+        CheetahOptions::default(),
+        StatSecTarget::default_per_session(),
+    )?;
     if backends.len() != 1 {
         return Err(usage("the demo runs exactly one backend"));
     }
@@ -125,6 +132,7 @@ fn demo(args: Args) -> Result<u8, CliError> {
     let mut settings = FusionSettings::new(args.threshold);
     settings.lambda = args.lambda;
     settings.backend = args.backend.clone();
+    settings.policy.min_stat_sec_bits = Some(fusion_engine::statsec::DEFAULT_SESSION_BITS);
     settings.check_plan(r, t)?;
 
     init_rayon();

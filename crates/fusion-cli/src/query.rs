@@ -126,6 +126,13 @@ pub struct Args {
     /// Backend `cheetah`: require the server to use this OT flavour (silent or iknp).
     #[arg(long, value_name = "FLAVOUR")]
     ot: Option<OtKind>,
+    /// Require at least BITS of statistical security per session from the
+    /// server's HE noise flooding (announced as bits per revealed coefficient
+    /// lambda_c and a cap M on the coefficients a session reveals; per session
+    /// lambda_c - log2 M). A server below it is refused (exit 2) before any
+    /// sample is sent; 0 accepts any.
+    #[arg(long, value_name = "BITS", default_value_t = fusion_engine::statsec::DEFAULT_SESSION_BITS)]
+    min_stat_sec: u32,
     /// Require the server to announce this model name.
     #[arg(long, value_name = "NAME")]
     expect_model: Option<String>,
@@ -199,6 +206,7 @@ fn query(args: Args) -> Result<u8, CliError> {
     settings.require_ot = args.ot;
     settings.backend = args.backend.clone();
     settings.policy.model_name = args.expect_model.clone();
+    settings.policy.min_stat_sec_bits = (args.min_stat_sec > 0).then_some(args.min_stat_sec);
     settings.allow_weaker = args.allow_weaker;
     settings.near_ties = args.near_ties;
     settings.check_backend()?;

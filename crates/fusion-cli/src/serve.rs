@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
 use fusion_engine::stats::human_bytes;
+use fusion_engine::statsec::{self, StatSecTarget};
 use fusion_engine::{SecureServer, ServedModel, ServerConfig};
 use fusion_net::{Identity, NetConfig, Server};
 use fusion_nn::eval;
@@ -90,6 +91,23 @@ pub struct Args {
     /// Stop after this many sessions (default: serve until Ctrl-C).
     #[arg(long, value_name = "N")]
     sessions: Option<u64>,
+    /// Statistical security per session (bits) of the HE noise flooding
+    /// (backends `cheetah` and `delphi`): the client's whole view of the
+    /// flooded coefficients of one session is within statistical distance
+    /// 2^-BITS of its simulation. The server floods each revealed coefficient
+    /// at lambda_c = BITS + ceil(log2 M) bits (M = --max-revealed-coefficients;
+    /// union bound M 2^-lambda_c), announces lambda_c and M, and ends a
+    /// session before a pass that would reveal more than M coefficients.
+    /// 40 bits at M = 2^30 need lambda_c = 70, i.e. N = 8192 (--he auto picks
+    /// it; a preset whose modulus is too small is refused).
+    #[arg(long, value_name = "BITS", default_value_t = statsec::DEFAULT_SESSION_BITS)]
+    stat_sec: u32,
+    /// The most flooded HE coefficients one session may reveal (the session
+    /// ends at the cap; one coefficient per output value of every linear
+    /// layer per sample: 10,350 per cnn-mnist sample, 266 per mlp-mnist
+    /// sample, so 2^30 covers 103,744 cnn-mnist samples). Default 2^30.
+    #[arg(long, value_name = "M", default_value_t = statsec::DEFAULT_MAX_REVEALED)]
+    max_revealed_coefficients: u64,
     /// Backend `cheetah`: tune for the fewest bytes per inference: HE reply packing (the client
     /// sends about 1.2 MB of Galois keys once per session), the byte-minimising
     /// HE planner (more server memory) and 3-bit millionaires' blocks. Pays off
@@ -150,7 +168,11 @@ fn serve(args: Args) -> Result<(), CliError> {
     .given("--he", args.he.is_some())
     .given("--ot-parallel", args.ot_parallel)
     .given("--minimise-bytes", args.minimise_bytes);
-    let backends = build(&names, options)?;
+    let stat_sec = StatSecTarget::PerSession {
+        bits: args.stat_sec,
+        max_revealed: args.max_revealed_coefficients,
+    };
+    let backends = build(&names, options, stat_sec)?;
     let mut model = ServedModel::load(&args.model, fixed).map_err(failure)?;
     let bound = crate::common::input_bound(&args.model, args.input_bound)?;
     model.input_bound = bound.as_ref().ok().map(|(b, _)| *b);

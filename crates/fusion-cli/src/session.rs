@@ -183,6 +183,29 @@ pub struct PerQuery {
     pub seconds_with_setup: f64,
 }
 
+/// The statistical security of the server's HE noise flooding, as announced
+/// ([`fusion_engine::statsec`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StatSecFigures {
+    /// `lambda_c - log2 M`: bits over the whole session.
+    pub stat_sec_bits_per_session: f64,
+    /// `lambda_c`: bits per revealed coefficient.
+    pub stat_sec_bits_per_coefficient: u32,
+    /// `M`: the session's cap on revealed coefficients.
+    pub max_revealed_coefficients: u64,
+}
+
+impl StatSecFigures {
+    /// The figures of an announced setting.
+    pub fn new(f: &fusion_engine::statsec::SessionFlooding) -> Self {
+        StatSecFigures {
+            stat_sec_bits_per_session: f.per_session_bits(),
+            stat_sec_bits_per_coefficient: f.per_coefficient_bits,
+            max_revealed_coefficients: f.max_revealed,
+        }
+    }
+}
+
 /// Everything a Fusion run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -201,6 +224,9 @@ pub struct Outcome {
     pub server: Option<MeterReport>,
     /// Per-query figures.
     pub per_query: Option<PerQuery>,
+    /// The statistical security of the server's HE flooding (`None`: the
+    /// backend reveals no flooded coefficients).
+    pub stat_sec: Option<StatSecFigures>,
 }
 
 fn engine_error(e: SecureError) -> CliError {
@@ -221,6 +247,21 @@ pub fn announced_parameters(hello: &ServerHello) -> serde_json::Value {
         o.insert("backend".into(), hello.backend.clone().into());
         o.insert("chunk".into(), hello.session.chunk.into());
         o.insert("max_batch".into(), hello.session.max_batch.into());
+        if let Some(f) = &hello.stat_sec {
+            let figures = StatSecFigures::new(f);
+            o.insert(
+                "stat_sec_bits_per_session".into(),
+                figures.stat_sec_bits_per_session.into(),
+            );
+            o.insert(
+                "stat_sec_bits_per_coefficient".into(),
+                figures.stat_sec_bits_per_coefficient.into(),
+            );
+            o.insert(
+                "max_revealed_coefficients".into(),
+                figures.max_revealed_coefficients.into(),
+            );
+        }
     }
     v
 }
@@ -305,6 +346,7 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
         client: client_report,
         server,
         per_query,
+        stat_sec: hello.stat_sec.as_ref().map(StatSecFigures::new),
     })
 }
 
@@ -349,6 +391,16 @@ impl Outcome {
             "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps)",
             m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps
         );
+        if let Some(f) = &self.stat_sec {
+            let _ = writeln!(
+                s,
+                "flooding   {:.1} bits of statistical security per session ({} bits per revealed \
+                 HE coefficient, at most {} revealed coefficients per session)",
+                f.stat_sec_bits_per_session,
+                f.stat_sec_bits_per_coefficient,
+                f.max_revealed_coefficients
+            );
+        }
         let _ = writeln!(s, "{}", self.fusion);
         let name = |c: usize| {
             class_names

@@ -262,6 +262,15 @@ fn keygen_serve_and_query_as_separate_processes() {
         }
     }
     assert!(report["per_query"]["bytes"].as_f64().expect("bytes") > 0.0);
+    // The default server: 40 bits of statistical security per session
+    // (70 per revealed coefficient, at most 2^30 coefficients).
+    assert_eq!(report["engine"]["stat_sec_bits_per_session"], 40.0);
+    assert_eq!(report["engine"]["stat_sec_bits_per_coefficient"], 70);
+    assert_eq!(report["stat_sec"]["max_revealed_coefficients"], 1u64 << 30);
+    assert!(
+        stdout.contains("40.0 bits of statistical security per session"),
+        "{stdout}"
+    );
 
     let other = tempfile::tempdir().expect("tmp");
     let other_keys = run({
@@ -318,6 +327,28 @@ fn keygen_serve_and_query_as_separate_processes() {
     assert!(
         stdout.contains("ABORT") && stdout.contains("reason"),
         "{stdout}"
+    );
+
+    // A server with 20 bits per session (30 per coefficient, at most 1024
+    // coefficients) is refused by a default client (40) before any sample
+    // is sent: exit 2.
+    let (_weak, addr) = serve(
+        dir,
+        &[
+            "--stat-sec",
+            "20",
+            "--max-revealed-coefficients",
+            "1024",
+            "--sessions",
+            "1",
+        ],
+    );
+    let out = query(dir, &addr, &["--server-cert", cert], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("20.0 bits per session") && stderr.contains("at least 40"),
+        "{stderr}"
     );
 }
 

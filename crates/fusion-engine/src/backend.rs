@@ -72,7 +72,11 @@
 //!    [`SecureError::Mismatch`].
 //! 2. Implement [`PreparedBackend`]: `open` runs your setup over the
 //!    [`SetupLink`] (open your streams on `link.session`, in the same order on
-//!    both parties) and returns the per-party session object.
+//!    both parties) and returns the per-party session object;
+//!    `stat_security` states the statistical security of any HE noise
+//!    flooding you reveal to the client ([`crate::statsec`]; `None` if none),
+//!    and a backend that states one counts what it reveals and ends the
+//!    session at the cap.
 //! 3. Implement [`LinearLayers`], [`NonLinearLayers`], [`OutputStage`] and (if
 //!    you have an offline phase) [`Preprocessing`] on the session object.
 //!    Look the step up in the program by [`LinearCall::step`]; the op
@@ -156,6 +160,15 @@ pub trait PreparedBackend: Send + Sync {
     /// Runs this party's one-time session setup (keys, base OTs) with the
     /// peer and returns the per-party session object.
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>>;
+
+    /// The statistical security of the backend's HE noise flooding (bits per
+    /// revealed coefficient and the session's cap, [`crate::statsec`]), as
+    /// both parties derive it from the announcement; `None`
+    /// for a backend that reveals no flooded coefficients. A backend that
+    /// returns `Some` must end a session before it reveals more than the cap.
+    /// (No default: a wrapper must forward it, or the hello would disagree
+    /// with the wrapped backend's announcement.)
+    fn stat_security(&self) -> Option<crate::statsec::SessionFlooding>;
 
     /// Server: does the per-model, input-independent work for chunks of `n`
     /// samples ahead of the first session (e.g. encoding weights). Default:

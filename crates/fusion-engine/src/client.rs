@@ -163,6 +163,13 @@ impl SecureClient {
         }
         let schedule = Schedule::new(&hello.program)?;
         let prepared = backend.join(&hello.program, &hello.announcement)?;
+        if prepared.stat_security() != hello.stat_sec {
+            return Err(SecureError::Mismatch(format!(
+                "the hello announces statistical security {:?}, the backend's parameters give {:?}",
+                hello.stat_sec,
+                prepared.stat_security()
+            )));
+        }
         let link = SetupLink {
             session,
             rng: ChaCha20Rng::from_rng(&mut *rng),
@@ -420,7 +427,10 @@ impl SecureClient {
 
     /// After a failure, a refusal the server may have sent explains it better.
     async fn explain(&mut self, e: SecureError) -> SecureError {
-        if matches!(e, SecureError::Refused(_) | SecureError::Config(_)) {
+        if matches!(
+            e,
+            SecureError::Refused(_) | SecureError::Config(_) | SecureError::RevealCapReached { .. }
+        ) {
             return e;
         }
         let wait = std::time::Duration::from_millis(500);

@@ -123,6 +123,11 @@ pub struct ClientPolicy {
     pub input_len: Option<usize>,
     /// Required model name.
     pub model_name: Option<String>,
+    /// Least statistical security per session of the server's HE noise
+    /// flooding ([`crate::statsec`]; bits, `lambda_c - log2 M` as announced).
+    /// A backend that reveals no flooded coefficients announces none and
+    /// passes.
+    pub min_stat_sec_bits: Option<u32>,
 }
 
 /// Progress of a batch, reported after every step.

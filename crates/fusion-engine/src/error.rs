@@ -64,6 +64,24 @@ pub enum SecureError {
     /// Our own configuration or arguments are invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The session reached its cap on revealed HE coefficients
+    /// ([`crate::statsec`]): the next pass would reveal `needed` more flooded
+    /// coefficients after `revealed`, past the cap `cap` up to which the
+    /// announced statistical security per session holds. The session ends
+    /// before any reply of that pass; a new session starts a new count.
+    #[error(
+        "the session's cap of {cap} revealed HE coefficients is reached ({revealed} revealed, \
+         the next pass needs {needed} more): the per-session statistical security holds only up \
+         to the cap; open a new session"
+    )]
+    RevealCapReached {
+        /// The session's cap.
+        cap: u64,
+        /// Coefficients revealed so far.
+        revealed: u64,
+        /// Coefficients the refused pass (or call) would reveal.
+        needed: u64,
+    },
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),

@@ -153,6 +153,10 @@ pub fn sample_hello() -> ServerHello {
         },
         backend: "cheetah".into(),
         announcement: fx.announcement.clone(),
+        stat_sec: Some(crate::statsec::SessionFlooding {
+            per_coefficient_bits: 40,
+            max_revealed: 1 << 30,
+        }),
     })
 }
 

@@ -29,6 +29,7 @@
 //! | [`wire`] | the session's control messages (versioned, bounded, validated) |
 //! | [`config`] | session parameters, server and client settings, client policy |
 //! | [`stats`] | per-phase and per-batch figures; the cost rule |
+//! | [`statsec`] | statistical security of the HE flooding per session; the cap on revealed coefficients |
 //! | [`bound`] | worst-case deviation of the secure engine from the plaintext interpreter |
 //! | [`error`] | [`SecureError`] |
 //!
@@ -96,6 +97,7 @@ pub mod fuzzing;
 pub mod schedule;
 pub mod server;
 pub mod stats;
+pub mod statsec;
 pub mod wire;
 
 pub use backend::Backend;

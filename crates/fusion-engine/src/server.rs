@@ -271,6 +271,7 @@ impl SecureServer {
             session: self.session_params(chunk),
             backend: offered.name.into(),
             announcement: offered.announcement.clone(),
+            stat_sec: offered.prepared.stat_security(),
         }
     }
 

@@ -46,7 +46,9 @@ use fusion_nn::model::Preprocess;
 pub const PROTOCOL: &str = "fusion-secure-inference";
 /// The protocol version this code speaks (3: the client names a backend, the
 /// server announces the backend's parameters as its own JSON text; 4: the
-/// server announces its output error bound).
+/// server announces its output error bound; 5: the server announces the
+/// statistical security of its HE flooding per session, [`ServerHello::stat_sec`],
+/// and the accepted input box, [`ModelInfo::input_bound`]).
 pub const VERSION: u32 = 5;
 /// Longest backend name, bytes.
 pub const MAX_BACKEND_NAME: usize = 64;
@@ -165,6 +167,12 @@ pub struct ServerHello {
     /// The backend's parameters, as the backend writes them (JSON text,
     /// checked by [`crate::backend::Backend::join`]).
     pub announcement: String,
+    /// The statistical security of the backend's HE noise flooding: bits per
+    /// revealed coefficient and the session's cap on revealed coefficients
+    /// ([`crate::statsec`]); `None` for a backend that reveals no flooded
+    /// coefficients. The client checks it against the backend's own
+    /// announcement after [`crate::backend::Backend::join`].
+    pub stat_sec: Option<crate::statsec::SessionFlooding>,
 }
 
 /// [`ServerHello`] as it travels: the program and preprocessing as JSON.
@@ -182,6 +190,7 @@ struct WireHello {
     session: SessionParams,
     backend: String,
     announcement: String,
+    stat_sec: Option<crate::statsec::SessionFlooding>,
 }
 
 impl From<ServerHello> for WireHello {
@@ -200,6 +209,7 @@ impl From<ServerHello> for WireHello {
             session: h.session,
             backend: h.backend,
             announcement: h.announcement,
+            stat_sec: h.stat_sec,
         }
     }
 }
@@ -224,6 +234,7 @@ impl TryFrom<WireHello> for ServerHello {
             session: w.session,
             backend: w.backend,
             announcement: w.announcement,
+            stat_sec: w.stat_sec,
         })
     }
 }
@@ -514,6 +525,7 @@ impl ServerHello {
             return Err(malformed("backend name too long"));
         }
         check_announcement(&self.announcement)?;
+        crate::statsec::check_announced(self.stat_sec.as_ref(), policy.min_stat_sec_bits)?;
         let fixed = self.program.fixed;
         if let Some(l) = policy.ring_bits
             && l != fixed.ring.bits()
@@ -586,6 +598,10 @@ mod tests {
             },
             backend: "cheetah".into(),
             announcement: "{}".into(),
+            stat_sec: Some(crate::statsec::SessionFlooding {
+                per_coefficient_bits: 70,
+                max_revealed: 1 << 30,
+            }),
         }
     }
 
@@ -675,6 +691,35 @@ mod tests {
         let mut h = hello();
         h.announcement = " ".repeat(crate::backend::MAX_ANNOUNCEMENT + 1);
         assert!(h.validate(&ClientPolicy::default()).is_err());
+    }
+
+    #[test]
+    fn a_hello_below_the_clients_per_session_minimum_is_refused() {
+        // 70 bits per coefficient, at most 2^30 revealed: 40 bits per session.
+        let h = hello();
+        let min = |bits| ClientPolicy {
+            min_stat_sec_bits: Some(bits),
+            ..ClientPolicy::default()
+        };
+        assert!(h.validate(&min(40)).is_ok());
+        match h.validate(&min(41)) {
+            Err(SecureError::Mismatch(m)) => assert!(m.contains("40.0 bits per session"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Out-of-range announcements are malformed, whatever the policy.
+        let mut bad = hello();
+        bad.stat_sec = Some(crate::statsec::SessionFlooding {
+            per_coefficient_bits: 70,
+            max_revealed: 0,
+        });
+        assert!(matches!(
+            bad.validate(&ClientPolicy::default()),
+            Err(SecureError::Malformed(_))
+        ));
+        // A backend without flooded coefficients announces none.
+        let mut none = hello();
+        none.stat_sec = None;
+        assert!(none.validate(&min(128)).is_ok());
     }
 
     /// A hello whose program is `layers` dense `width -> width` steps.

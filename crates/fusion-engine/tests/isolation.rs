@@ -148,6 +148,9 @@ impl PreparedBackend for PanicsOncePrepared {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn stat_security(&self) -> Option<fusion_engine::statsec::SessionFlooding> {
+        self.inner.stat_security()
+    }
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         if self.armed.swap(false, Ordering::SeqCst) {
             panic!("assertion failed in a dependency (simulated)");

@@ -20,6 +20,7 @@ use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
 use fusion_engine::bound::deviation_bound;
 use fusion_engine::cheats::{LowQuality, RandomOutputs, Tamper, Targeted};
+use fusion_engine::statsec::StatSecTarget;
 use fusion_engine::wire::{ClientHello, ClientMsg, ServerMsg};
 use fusion_engine::{
     Backend, ClientConfig, ClientPolicy, SecureClient, SecureError, SecureServer, ServedModel,
@@ -723,4 +724,162 @@ async fn the_client_refuses_a_sample_outside_the_announced_input_box() {
     assert!(text.contains("sample 1 value 3"), "{text}");
     assert!(text.contains("|x| <= 12"), "{text}");
     served.unwrap();
+}
+
+/// Flooded coefficients one pass reveals per sample: one per output value of
+/// every linear step.
+fn revealed_per_sample(program: &FixedProgram) -> u64 {
+    program
+        .public()
+        .steps
+        .iter()
+        .filter(|s| s.op.class() == fusion_nn::fixed::OpClass::Linear)
+        .map(|s| s.shape.iter().product::<usize>() as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_ends_with_a_typed_error_at_its_cap_on_revealed_coefficients() {
+    rayon_threads();
+    let model = load("bc-mlp");
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let program = served.program.clone();
+    let raw = test_samples("breast-cancer", 3);
+    let x1 = encoded(&model, &program, &raw.slice_batch(0..2));
+    let x2 = encoded(&model, &program, &raw.slice_batch(2..3));
+    // The cap admits exactly the first batch (two samples).
+    let cap = 2 * revealed_per_sample(&program);
+    let target = StatSecTarget::PerCoefficient {
+        bits: 40,
+        max_revealed: cap,
+    };
+    let kinds = [
+        match cheetah() {
+            Kind::Cheetah(c) => Kind::Cheetah(CheetahConfig {
+                stat_sec: target,
+                ..c
+            }),
+            _ => unreachable!(),
+        },
+        match delphi() {
+            Kind::Delphi(c) => Kind::Delphi(DelphiConfig {
+                stat_sec: target,
+                ..c
+            }),
+            _ => unreachable!(),
+        },
+    ];
+    for kind in kinds {
+        let (sb, cb) = backends(&kind, &served);
+        let server = SecureServer::new(
+            served.clone(),
+            ServerConfig::default(),
+            vec![sb],
+            Arc::new(Honest),
+        )
+        .unwrap();
+        let (s, c) = local_pair(&net()).await.unwrap();
+        let mut srng = ChaCha20Rng::seed_from_u64(21);
+        let mut crng = ChaCha20Rng::seed_from_u64(22);
+        let (x1, x2) = (x1.clone(), x2.clone());
+        let client = async move {
+            let mut client =
+                SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng)
+                    .await
+                    .unwrap();
+            let announced = client.server_hello().stat_sec.expect("announced");
+            assert_eq!(announced.max_revealed, cap);
+            assert_eq!(announced.per_coefficient_bits, 40);
+            let first = client.infer_encoded(x1.clone().into_data(), 2).await;
+            let second = client.infer_encoded(x2.into_data(), 1).await;
+            (x1, first, second)
+        };
+        let (served_result, (x1, first, second)) = tokio::join!(server.serve(s, &mut srng), client);
+        let y = first.expect("the first batch fits the cap");
+        check_against_reference(&program, &x1, &y);
+        match second {
+            Err(SecureError::RevealCapReached {
+                cap: c,
+                revealed,
+                needed,
+            }) => {
+                assert_eq!((c, revealed), (cap, cap));
+                assert!(needed > 0);
+            }
+            other => panic!("client: {other:?}"),
+        }
+        match served_result {
+            Err(e @ SecureError::RevealCapReached { .. }) => {
+                assert!(e.to_string().contains(&format!("cap of {cap}")), "{e}")
+            }
+            other => panic!("server: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_session_forty_bits_run_on_n8192_and_a_client_demanding_more_refuses() {
+    rayon_threads();
+    let model = load("bc-mlp");
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let program = served.program.clone();
+    let x = encoded(&model, &program, &test_samples("breast-cancer", 2));
+    let mut config = match cheetah() {
+        Kind::Cheetah(c) => c,
+        _ => unreachable!(),
+    };
+    config.stat_sec = StatSecTarget::default_per_session();
+    let kind = Kind::Cheetah(config);
+    let (sb, _) = backends(&kind, &served);
+    let server = SecureServer::new(
+        served.clone(),
+        ServerConfig::default(),
+        vec![sb],
+        Arc::new(Honest),
+    )
+    .unwrap();
+    let described = &server.backend_descriptions()[0].1;
+    assert!(described.contains("HE n8192"), "{described}");
+    assert!(
+        described.contains("70 bits per revealed HE coefficient"),
+        "{described}"
+    );
+    // A client that requires 40 bits per session runs; outputs are exact.
+    let policy = |bits| ClientConfig {
+        policy: ClientPolicy {
+            min_stat_sec_bits: Some(bits),
+            ..ClientPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    let run = secure_run(
+        served.clone(),
+        &kind,
+        Arc::new(Honest),
+        ServerConfig::default(),
+        policy(40),
+        vec![x],
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.end.samples, 2);
+    // One that requires 41 refuses at the hello, before any key or sample.
+    let (_, cb) = backends(&kind, &served);
+    let (s, c) = local_pair(&net()).await.unwrap();
+    let mut srng = ChaCha20Rng::seed_from_u64(31);
+    let mut crng = ChaCha20Rng::seed_from_u64(32);
+    let (served_result, client) = tokio::join!(
+        server.serve(s, &mut srng),
+        SecureClient::connect(c, policy(41), cb.as_ref(), &mut crng)
+    );
+    match client {
+        Err(SecureError::Mismatch(m)) => {
+            assert!(
+                m.contains("40.0 bits per session") && m.contains("41"),
+                "{m}"
+            )
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(served_result.is_err());
 }

@@ -138,7 +138,7 @@ pub use encoding::{Blocking, Geometry};
 pub use error::HeError;
 pub use fc::FcShape;
 pub use keys::{GaloisKeys, PublicKey, SecretKey};
-pub use noise::NoiseAnalysis;
+pub use noise::{MAX_REVEALED_COEFFICIENTS, NoiseAnalysis, SessionFlooding};
 pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
 pub use plan::{FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats};

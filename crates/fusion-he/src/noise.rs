@@ -44,8 +44,27 @@
 //! with `k` sent coefficients is within `k 2^-lambda` of the simulation, i.e.
 //! `lambda - log2 k` bits (about 28 bits for a full `N = 4096` ciphertext at `lambda = 40`).
 //! Raise `lambda` in the builder, or use [`crate::Preset::N8192`], if a per-session
-//! bound is wanted. The flooding width `beta` depends only on public data (parameters
+//! bound is wanted: [`SessionFlooding`] below. The flooding width `beta` depends only on public data (parameters
 //! and layer geometry, assuming worst-case weights `|w| <= 2^(l-1)`), never on the weights.
+//!
+//! **Per session** ([`SessionFlooding`]). A session reveals the flooded `b`
+//! coefficients of every reply it receives ([`crate::LinearPlan::revealed_coefficients`]
+//! per layer call, computable from the public plan). The flooding noises of
+//! different coefficients are independent, so a hybrid argument over the `M`
+//! revealed coefficients (replace one flooded coefficient by its simulation at a
+//! time; the tail events `|E + nu| > E_stat` are handled by a union bound)
+//! gives: the statistical distance between the client's whole view of the
+//! flooded coefficients of the session and its simulation from the output
+//! shares alone is at most `M 2^-lambda_c`, where `lambda_c` is the
+//! per-coefficient parameter above (each coefficient contributes its two terms
+//! of at most `2^-(lambda_c+1)` each). A session that reveals at most `M`
+//! coefficients therefore has `lambda_c - log2 M` bits of statistical security.
+//! The bound covers the flooded `b` coefficients only; the `a` parts are
+//! pseudorandom under decision-RLWE (a computational, not a statistical, term),
+//! and the session's other messages (OT) have their own security arguments.
+//! [`SessionFlooding::for_session`] picks `lambda_c = sigma + ceil(log2 M)` for a
+//! per-session target `sigma`; the server must then refuse to reveal more than
+//! `M` coefficients in the session.
 //!
 //! **Response packing** ([`crate::pack`]) keeps this argument: each result
 //! ciphertext is re-randomised before the merges, the flooding is added to the
@@ -229,6 +248,77 @@ impl NoiseAnalysis {
             });
         }
         Ok(achieved)
+    }
+}
+
+/// Largest cap on the flooded coefficients one session may reveal
+/// ([`SessionFlooding::max_revealed`]): `2^48`.
+pub const MAX_REVEALED_COEFFICIENTS: u64 = 1 << 48;
+
+/// Largest per-coefficient statistical parameter the parameter builder accepts.
+pub const MAX_STAT_SEC_BITS: u32 = 128;
+
+/// Smallest per-coefficient statistical parameter the parameter builder accepts.
+pub const MIN_STAT_SEC_BITS: u32 = 20;
+
+/// The statistical security of the flooding over a whole session (see the
+/// module docs, "Per session"): the per-coefficient parameter `lambda_c`
+/// ([`HeParams::stat_sec_bits`]) and the cap `M` on the flooded coefficients
+/// the session may reveal. The client's whole view of the session's flooded
+/// coefficients is within statistical distance `M 2^-lambda_c` of its
+/// simulation, i.e. [`SessionFlooding::per_session_bits`] `= lambda_c - log2 M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionFlooding {
+    /// `lambda_c`: statistical security per revealed coefficient (bits).
+    pub per_coefficient_bits: u32,
+    /// `M`: the most flooded coefficients a session may reveal (the session
+    /// ends at the cap).
+    pub max_revealed: u64,
+}
+
+impl SessionFlooding {
+    /// The per-coefficient parameter that gives `session_bits` over a session
+    /// revealing at most `max_revealed` coefficients: `lambda_c = session_bits
+    /// + ceil(log2 max_revealed)`. Fails if `lambda_c` leaves
+    /// [`MIN_STAT_SEC_BITS`]`..=`[`MAX_STAT_SEC_BITS`] or the cap leaves
+    /// `1..=`[`MAX_REVEALED_COEFFICIENTS`].
+    pub fn for_session(session_bits: u32, max_revealed: u64) -> Result<Self, HeError> {
+        if !(1..=MAX_REVEALED_COEFFICIENTS).contains(&max_revealed) {
+            return Err(HeError::InvalidParams(format!(
+                "a session cap of {max_revealed} revealed coefficients is outside 1..=2^48"
+            )));
+        }
+        let log_cap = 64 - (max_revealed - 1).leading_zeros();
+        let s = SessionFlooding {
+            per_coefficient_bits: session_bits.saturating_add(log_cap),
+            max_revealed,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks both fields' ranges.
+    pub fn validate(&self) -> Result<(), HeError> {
+        if !(MIN_STAT_SEC_BITS..=MAX_STAT_SEC_BITS).contains(&self.per_coefficient_bits) {
+            return Err(HeError::InvalidParams(format!(
+                "statistical security of {} bits per coefficient is outside \
+                 {MIN_STAT_SEC_BITS}..={MAX_STAT_SEC_BITS}",
+                self.per_coefficient_bits
+            )));
+        }
+        if !(1..=MAX_REVEALED_COEFFICIENTS).contains(&self.max_revealed) {
+            return Err(HeError::InvalidParams(format!(
+                "a session cap of {} revealed coefficients is outside 1..=2^48",
+                self.max_revealed
+            )));
+        }
+        Ok(())
+    }
+
+    /// `lambda_c - log2 M`: the statistical security of the whole session
+    /// (bits; negative if the bound is vacuous).
+    pub fn per_session_bits(&self) -> f64 {
+        self.per_coefficient_bits as f64 - (self.max_revealed as f64).log2()
     }
 }
 

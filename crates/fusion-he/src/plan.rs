@@ -640,6 +640,14 @@ impl LinearPlan {
         self.reply_offsets.len() - 1
     }
 
+    /// Flooded coefficients one call reveals to the client: the `b` values of
+    /// every reply ciphertext (the results the client decrypts; the `a` parts
+    /// are pseudorandom and not counted). The unit of
+    /// [`crate::SessionFlooding::max_revealed`].
+    pub fn revealed_coefficients(&self) -> usize {
+        self.reply_offsets.last().copied().unwrap_or(0)
+    }
+
     /// How the replies are packed, or `None` if every result ciphertext is sent
     /// on its own (see [`crate::pack`]).
     pub fn packing(&self) -> Option<&ReplyPacking> {

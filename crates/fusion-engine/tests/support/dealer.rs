@@ -224,6 +224,11 @@ impl PreparedBackend for Prepared {
         format!("dealer (Z_p, p = {PRIME})")
     }
 
+    /// No HE, no flooded coefficients.
+    fn stat_security(&self) -> Option<fusion_engine::statsec::SessionFlooding> {
+        None
+    }
+
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         Box::pin(async move {
             let (tx, rx) = link.session.channel::<Vec<u64>, Vec<u64>>().await?;

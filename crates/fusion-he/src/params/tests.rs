@@ -181,3 +181,54 @@ fn fingerprint_distinguishes_parameter_sets() {
     assert_ne!(a, b);
     assert_eq!(a, c);
 }
+
+#[test]
+fn per_session_forty_bits_at_a_2_pow_30_cap_fit_n8192_but_not_n4096() {
+    let s = crate::SessionFlooding::for_session(40, 1 << 30).unwrap();
+    assert_eq!(s.per_coefficient_bits, 70);
+    assert_eq!(s.per_session_bits(), 40.0);
+    let l = 37;
+    // N = 8192 admits lambda_c = 70: the builder's q condition holds and the
+    // flooding of a 3136-input FC with 2^16-bounded weights reaches it.
+    let p = Preset::N8192
+        .builder(ring(l))
+        .stat_sec_bits(s.per_coefficient_bits)
+        .build()
+        .unwrap();
+    assert_eq!(p.stat_sec_bits(), 70);
+    assert!(p.log2_q() >= (l + 1 + s.per_coefficient_bits + 20) as f64);
+    let a = crate::NoiseAnalysis::new(&p, 8 * 3136).unwrap();
+    assert!(a.check_flooding(&p, 16).unwrap() >= 70.0);
+    // N = 4096's q (2^109) is below l + 1 + 70 + 20 = 128 bits: refused.
+    let p4 = Preset::N4096.params(ring(l)).unwrap();
+    assert!(p4.log2_q() < (l + 1 + s.per_coefficient_bits + 20) as f64);
+    match Preset::N4096
+        .builder(ring(l))
+        .stat_sec_bits(s.per_coefficient_bits)
+        .build()
+    {
+        Err(HeError::InvalidParams(m)) => assert!(m.contains("70-bit flooding"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn session_caps_round_up_to_a_power_of_two_and_ranges_are_checked() {
+    let s = crate::SessionFlooding::for_session(40, (1 << 20) + 1).unwrap();
+    assert_eq!(s.per_coefficient_bits, 61);
+    assert!(s.per_session_bits() >= 40.0);
+    assert_eq!(
+        crate::SessionFlooding::for_session(40, 1)
+            .unwrap()
+            .per_coefficient_bits,
+        40
+    );
+    assert!(crate::SessionFlooding::for_session(40, 0).is_err());
+    assert!(crate::SessionFlooding::for_session(40, (1 << 48) + 1).is_err());
+    assert!(crate::SessionFlooding::for_session(100, 1 << 40).is_err());
+    let bad = crate::SessionFlooding {
+        per_coefficient_bits: 19,
+        max_revealed: 1,
+    };
+    assert!(bad.validate().is_err());
+}

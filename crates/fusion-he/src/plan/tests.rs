@@ -278,3 +278,27 @@ fn planner_fills_the_ring_and_respects_the_bound() {
         .is_err()
     );
 }
+
+#[test]
+fn a_call_reveals_one_flooded_coefficient_per_output_value() {
+    let ring = Ring::new(37).unwrap();
+    let params = crate::Preset::N4096.params(ring).unwrap();
+    let packed = crate::Preset::N4096
+        .builder(ring)
+        .reply_packing(4)
+        .build()
+        .unwrap();
+    let kinds = [
+        LayerKind::Conv2d(Conv2dShape::new(3, 4, 12, 12, 6, 3, 1, Padding::Same)),
+        LayerKind::Fc(crate::FcShape::new(5, 300, 40)),
+        LayerKind::BatchNorm(BatchNormShape::new(2, 8, 7, 7)),
+    ];
+    for kind in kinds {
+        for p in [&params, &packed] {
+            let plan = LinearPlan::new(p, kind, &PlanOptions::default()).unwrap();
+            assert_eq!(plan.revealed_coefficients(), plan.output_len(), "{kind:?}");
+            let b_values: usize = (0..plan.output_cts()).map(|r| plan.reply_values(r)).sum();
+            assert_eq!(plan.revealed_coefficients(), b_values);
+        }
+    }
+}

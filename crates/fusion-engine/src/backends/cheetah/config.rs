@@ -25,6 +25,7 @@ use fusion_ot::OtConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SecureError, SecureResult};
+use crate::statsec::{SessionFlooding, StatSecTarget};
 
 /// Millionaires' block size of [`CheetahConfig::minimise_bytes`]: at `l = 37`,
 /// `m = 3` sends about 10 B less per comparison than `m = 4` (CrypTFlow2's
@@ -68,12 +69,20 @@ impl FromStr for OtKind {
 
 /// The HE parameters of `preset` for `ring` with HE reply packing of up to
 /// `levels` merge levels (`0`: no packing; see
-/// [`fusion_he::ParamsBuilder::reply_packing`]).
-pub fn he_params(preset: Preset, ring: Ring, levels: u32) -> SecureResult<HeParams> {
-    if levels == 0 {
-        return Ok(preset.params(ring)?);
-    }
-    Ok(preset.builder(ring).reply_packing(levels).build()?)
+/// [`fusion_he::ParamsBuilder::reply_packing`]) and flooding at `stat_sec_bits`
+/// per revealed coefficient ([`fusion_he::ParamsBuilder::stat_sec_bits`]; the
+/// builder refuses a modulus too small for it).
+pub fn he_params(
+    preset: Preset,
+    ring: Ring,
+    levels: u32,
+    stat_sec_bits: u32,
+) -> SecureResult<HeParams> {
+    Ok(preset
+        .builder(ring)
+        .reply_packing(levels)
+        .stat_sec_bits(stat_sec_bits)
+        .build()?)
 }
 
 /// How the server picks the HE preset.
@@ -115,6 +124,10 @@ pub struct CheetahParams {
     /// sends Galois keys at setup and the planner packs a layer's replies
     /// where its cost model prefers it ([`fusion_he::LinearPlan::new`]).
     pub reply_packing: u32,
+    /// The flooding's statistical security: bits per revealed coefficient
+    /// (the HE parameters' [`HeParams::stat_sec_bits`]) and the session's cap
+    /// on revealed coefficients ([`crate::statsec`]).
+    pub flooding: SessionFlooding,
 }
 
 impl CheetahParams {
@@ -132,12 +145,21 @@ impl CheetahParams {
                 self.reply_packing
             )));
         }
+        self.flooding
+            .validate()
+            .map_err(|e| SecureError::Mismatch(format!("statistical security: {e}")))?;
         Ok(())
     }
 
-    /// The HE parameters of this session for `ring` (preset and reply packing).
+    /// The HE parameters of this session for `ring` (preset, reply packing
+    /// and flooding).
     pub fn he_params(&self, ring: Ring) -> SecureResult<HeParams> {
-        he_params(self.he_preset, ring, self.reply_packing)
+        he_params(
+            self.he_preset,
+            ring,
+            self.reply_packing,
+            self.flooding.per_coefficient_bits,
+        )
     }
 }
 
@@ -164,6 +186,12 @@ pub struct CheetahConfig {
     pub reply_packing: bool,
     /// The OT flavour the client requires (client; `None`: any).
     pub require_ot: Option<OtKind>,
+    /// The flooding's statistical security (server, announced): the
+    /// per-coefficient parameter and the session's cap on revealed
+    /// coefficients ([`crate::statsec`]). The preset must admit the
+    /// per-coefficient parameter ([`HeChoice::Auto`] picks the smallest that
+    /// does).
+    pub stat_sec: StatSecTarget,
 }
 
 impl Default for CheetahConfig {
@@ -176,6 +204,7 @@ impl Default for CheetahConfig {
             cache_entries: 4,
             reply_packing: false,
             require_ot: None,
+            stat_sec: StatSecTarget::default(),
         }
     }
 }
@@ -217,6 +246,10 @@ mod tests {
             ot_flavour: OtKind::Silent,
             ot: OtConfig::default(),
             reply_packing: 0,
+            flooding: SessionFlooding {
+                per_coefficient_bits: 40,
+                max_revealed: 1 << 30,
+            },
         };
         assert!(p.validate().is_ok());
         let bad_ot = CheetahParams {
@@ -232,6 +265,17 @@ mod tests {
             ..p
         };
         assert!(bad_packing.validate().is_err());
+        let bad_flooding = CheetahParams {
+            flooding: SessionFlooding {
+                per_coefficient_bits: 129,
+                ..p.flooding
+            },
+            ..p
+        };
+        assert!(matches!(
+            bad_flooding.validate(),
+            Err(SecureError::Mismatch(_))
+        ));
     }
 
     #[test]

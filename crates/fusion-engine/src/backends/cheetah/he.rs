@@ -148,12 +148,13 @@ pub fn server_layers(
 }
 
 /// The HE preset for `program`: the fixed choice, or the smallest preset whose
-/// parameters exist for the ring and whose flooding holds for every layer at
-/// batch size 1.
+/// parameters exist for the ring and `stat_sec_bits` per revealed coefficient
+/// and whose flooding holds for every layer at batch size 1.
 pub fn choose_preset(
     choice: HeChoice,
     opts: &PlanOptions,
     program: &FixedProgram,
+    stat_sec_bits: u32,
 ) -> SecureResult<Preset> {
     let candidates = match choice {
         HeChoice::Fixed(p) => vec![p],
@@ -161,16 +162,22 @@ pub fn choose_preset(
     };
     let mut last = None;
     for p in candidates {
-        let attempt = p
-            .params(program.ring())
-            .map_err(SecureError::He)
+        let attempt = super::config::he_params(p, program.ring(), 0, stat_sec_bits)
             .and_then(|params| server_layers(&params, opts, program, 1));
         match attempt {
             Ok(_) => return Ok(p),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| SecureError::Config("no HE preset".into())))
+    let last = last.unwrap_or_else(|| SecureError::Config("no HE preset".into()));
+    Err(SecureError::Config(format!(
+        "no HE preset ({}) admits {stat_sec_bits} bits of statistical security per revealed \
+         coefficient for this model: {last}",
+        match choice {
+            HeChoice::Auto => "n4096 or n8192".to_string(),
+            HeChoice::Fixed(p) => p.to_string(),
+        }
+    )))
 }
 
 /// A small cache of per-batch-size values (FIFO eviction).
@@ -239,7 +246,7 @@ mod tests {
         let m = fusion_nn::zoo::build("cnn-mnist", 1).expect("zoo");
         let p = lower(&m, default_fixed_point()).expect("lower");
         let opts = PlanOptions::default();
-        let preset = choose_preset(HeChoice::Auto, &opts, &p).expect("preset");
+        let preset = choose_preset(HeChoice::Auto, &opts, &p, 40).expect("preset");
         assert_eq!(preset, Preset::N4096);
         let params = preset.params(p.ring()).expect("params");
         let public = plans(&params, &opts, &p.public(), 3).expect("plans");
@@ -261,6 +268,26 @@ mod tests {
             server_layers(&params, &opts, &stripped, 1),
             Err(SecureError::Config(_))
         ));
+    }
+
+    #[test]
+    fn the_zoo_mnist_networks_reveal_one_coefficient_per_linear_output() {
+        // The per-sample counts the docs of `fusion serve
+        // --max-revealed-coefficients` quote.
+        for (net, per_sample) in [("cnn-mnist", 9216 + 1024 + 100 + 10), ("mlp-mnist", 266)] {
+            let m = fusion_nn::zoo::build(net, 1).expect("zoo");
+            let p = lower(&m, default_fixed_point()).expect("lower");
+            let params = Preset::N4096.params(p.ring()).expect("params");
+            for n in [1, 3] {
+                let total: usize = plans(&params, &PlanOptions::default(), &p.public(), n)
+                    .expect("plans")
+                    .iter()
+                    .flatten()
+                    .map(|plan| plan.revealed_coefficients())
+                    .sum();
+                assert_eq!(total, n * per_sample, "{net}");
+            }
+        }
     }
 
     #[test]

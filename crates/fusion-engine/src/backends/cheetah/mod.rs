@@ -49,6 +49,7 @@ use crate::backend::{
 use crate::domain::Domain;
 use crate::error::{SecureError, SecureResult};
 use crate::schedule::{ActionKind, NonLinearOp};
+use crate::statsec::{RevealBudget, SessionFlooding};
 
 /// The backend's name.
 pub const NAME: &str = "cheetah";
@@ -81,11 +82,12 @@ fn packing_params(
     preset: Preset,
     opts: &PlanOptions,
     program: &FixedProgram,
+    stat_sec_bits: u32,
 ) -> Option<(HeParams, u32)> {
     (1..=fusion_he::DEFAULT_PACKING_LEVELS)
         .rev()
         .find_map(|levels| {
-            let params = he_params(preset, program.ring(), levels).ok()?;
+            let params = he_params(preset, program.ring(), levels, stat_sec_bits).ok()?;
             server_layers(&params, opts, program, 1).ok()?;
             Some((params, levels))
         })
@@ -108,19 +110,25 @@ impl Backend for Cheetah {
             .validate()
             .map_err(|e| SecureError::Config(format!("HE planner options: {e}")))?;
         let opts = c.plan;
-        let preset = choose_preset(c.he, &opts, program)?;
+        let flooding = c.stat_sec.flooding()?;
+        let lambda = flooding.per_coefficient_bits;
+        let preset = choose_preset(c.he, &opts, program, lambda)?;
         let (params, packing) = if c.reply_packing {
-            packing_params(preset, &opts, program)
+            packing_params(preset, &opts, program, lambda)
         } else {
             None
         }
-        .map_or_else(|| he_params(preset, program.ring(), 0).map(|p| (p, 0)), Ok)?;
+        .map_or_else(
+            || he_params(preset, program.ring(), 0, lambda).map(|p| (p, 0)),
+            Ok,
+        )?;
         let announced = CheetahParams {
             he_preset: preset,
             plan: c.plan,
             ot_flavour: c.ot_flavour,
             ot: c.ot,
             reply_packing: packing,
+            flooding,
         };
         let text = serde_json::to_string(&announced)
             .map_err(|e| SecureError::Config(format!("announcement: {e}")))?;
@@ -230,12 +238,17 @@ impl PreparedBackend for Prepared {
 
     fn describe(&self) -> String {
         format!(
-            "cheetah (HE {}, reply packing {}, OT {} with m = {})",
+            "cheetah (HE {}, reply packing {}, OT {} with m = {}, flooding {})",
             self.announced.he_preset,
             self.announced.reply_packing,
             self.announced.ot_flavour,
-            self.announced.ot.block_bits
+            self.announced.ot.block_bits,
+            crate::statsec::describe(&self.announced.flooding)
         )
+    }
+
+    fn stat_security(&self) -> Option<SessionFlooding> {
+        Some(self.announced.flooding)
     }
 
     fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {
@@ -298,6 +311,7 @@ impl PreparedBackend for Prepared {
                 channel,
                 ot,
                 rng,
+                budget: RevealBudget::new(&self.announced.flooding),
             });
             Ok(party)
         })
@@ -332,6 +346,9 @@ struct Party {
     channel: Channel,
     ot: AnyOt,
     rng: ChaCha20Rng,
+    /// The flooded coefficients this session revealed (the client's replies),
+    /// against the announced cap; both parties count the same.
+    budget: RevealBudget,
 }
 
 impl Party {
@@ -370,6 +387,7 @@ impl Party {
                     .cloned()
                     .flatten()
                     .ok_or_else(missing)?;
+                self.budget.charge(plan.revealed_coefficients() as u64)?;
                 let (y, _) =
                     he_driver::client_layer(&mut self.channel, &he, &plan, x, &mut self.rng)
                         .await?;
@@ -383,6 +401,10 @@ impl Party {
                     .cloned()
                     .flatten()
                     .ok_or_else(missing)?;
+                // Counted before the reply is computed: a call past the cap
+                // reveals nothing.
+                self.budget
+                    .charge(layer.plan().revealed_coefficients() as u64)?;
                 let share = (!call.input_is_zero).then_some(x);
                 let (y, _) =
                     he_driver::server_layer(&mut self.channel, &he, &layer, share, &mut self.rng)
@@ -392,11 +414,42 @@ impl Party {
         }
     }
 
-    /// Generates the ROTs of a whole pass in one refill (at most
+    /// Flooded coefficients the pass `plan` reveals: the sum over its linear
+    /// actions of their plans' [`LinearPlan::revealed_coefficients`] (public,
+    /// so both parties compute the same).
+    async fn pass_revealed(&self, plan: PassPlan<'_>) -> SecureResult<u64> {
+        let per_step: Vec<u64> = match &self.he {
+            HeSide::Client { .. } => self
+                .client_plans(plan.n)
+                .await?
+                .iter()
+                .map(|p| p.as_ref().map_or(0, |p| p.revealed_coefficients() as u64))
+                .collect(),
+            HeSide::Server { .. } => self
+                .server_layers(plan.n)
+                .await?
+                .iter()
+                .map(|l| {
+                    l.as_ref()
+                        .map_or(0, |l| l.plan().revealed_coefficients() as u64)
+                })
+                .collect(),
+        };
+        Ok(plan
+            .schedule
+            .actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Linear))
+            .map(|a| per_step.get(a.step).copied().unwrap_or(0))
+            .fold(0u64, u64::saturating_add))
+    }
+
+    /// Checks the session's cap, then generates the ROTs of a whole pass in one refill (at most
     /// [`fusion_ot::OtConfig::max_rots`] per direction; the protocol calls top
     /// up whatever is missing). Both parties compute the same count from
     /// public sizes and mirrored pools.
     async fn reserve_rots(&mut self, plan: PassPlan<'_>) -> SecureResult<()> {
+        self.budget.check(self.pass_revealed(plan).await?)?;
         let (mut send, mut recv) = (0usize, 0usize);
         for action in &plan.schedule.actions {
             let ActionKind::NonLinear(op) = &action.kind else {

@@ -77,6 +77,7 @@ use crate::backends::cheetah::he_driver;
 use crate::domain::Domain;
 use crate::error::{SecureError, SecureResult};
 use crate::schedule::{ActionKind, NonLinearOp, Schedule};
+use crate::statsec::{RevealBudget, SessionFlooding, StatSecTarget};
 
 /// The backend's name.
 pub const NAME: &str = "delphi";
@@ -99,6 +100,9 @@ pub struct DelphiParams {
     /// IKNP OT parameters (checked again by the OT engine's handshake;
     /// `parallel_ot` is local and not sent).
     pub ot: OtConfig,
+    /// The offline HE flooding's statistical security: bits per revealed
+    /// coefficient and the session's cap ([`crate::statsec`]).
+    pub flooding: SessionFlooding,
 }
 
 impl DelphiParams {
@@ -116,6 +120,9 @@ impl DelphiParams {
         self.ot
             .validate()
             .map_err(|e| SecureError::Mismatch(format!("OT parameters: {e}")))?;
+        self.flooding
+            .validate()
+            .map_err(|e| SecureError::Mismatch(format!("statistical security: {e}")))?;
         Ok(())
     }
 }
@@ -132,6 +139,9 @@ pub struct DelphiConfig {
     pub ot: OtConfig,
     /// How many batch sizes keep their encoded HE layers cached (server).
     pub cache_entries: usize,
+    /// The offline HE flooding's statistical security (server, announced;
+    /// [`crate::statsec`]).
+    pub stat_sec: StatSecTarget,
 }
 
 impl Default for DelphiConfig {
@@ -141,6 +151,7 @@ impl Default for DelphiConfig {
             plan: PlanOptions::default(),
             ot: OtConfig::default(),
             cache_entries: 4,
+            stat_sec: StatSecTarget::default(),
         }
     }
 }
@@ -201,13 +212,16 @@ impl Backend for Delphi {
         // Every non-linear op of the schedule has a circuit (gc::build); the
         // schedule itself must exist.
         Schedule::new(&program.public())?;
-        let preset = choose_preset(c.he, &c.plan, program)?;
-        let params = he_params(preset, program.ring(), 0)?;
+        let flooding = c.stat_sec.flooding()?;
+        let lambda = flooding.per_coefficient_bits;
+        let preset = choose_preset(c.he, &c.plan, program, lambda)?;
+        let params = he_params(preset, program.ring(), 0, lambda)?;
         let announced = DelphiParams {
             version: PROTOCOL_VERSION,
             he_preset: preset,
             plan: c.plan,
             ot: c.ot,
+            flooding,
         };
         let text = serde_json::to_string(&announced)
             .map_err(|e| SecureError::Config(format!("announcement: {e}")))?;
@@ -235,7 +249,12 @@ impl Backend for Delphi {
         let announced: DelphiParams = serde_json::from_str(announcement)
             .map_err(|e| SecureError::Malformed(format!("delphi parameters: {e}")))?;
         announced.validate()?;
-        let params = he_params(announced.he_preset, program.ring(), 0)?;
+        let params = he_params(
+            announced.he_preset,
+            program.ring(),
+            0,
+            announced.flooding.per_coefficient_bits,
+        )?;
         // A program the HE layer cannot plan is refused before any key
         // material is made.
         plans(&params, &announced.plan, program, 1)?;
@@ -301,9 +320,14 @@ impl PreparedBackend for Prepared {
 
     fn describe(&self) -> String {
         format!(
-            "delphi (offline HE {}, garbled circuits, IKNP OT)",
-            self.announced.he_preset
+            "delphi (offline HE {}, garbled circuits, IKNP OT, flooding {})",
+            self.announced.he_preset,
+            crate::statsec::describe(&self.announced.flooding)
         )
+    }
+
+    fn stat_security(&self) -> Option<SessionFlooding> {
+        Some(self.announced.flooding)
     }
 
     fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {
@@ -382,6 +406,7 @@ impl PreparedBackend for Prepared {
                 next_circuit: 0,
                 queue: VecDeque::new(),
                 stats: Stats::default(),
+                budget: RevealBudget::new(&self.announced.flooding),
             });
             Ok(party)
         })
@@ -442,6 +467,9 @@ struct Party {
     next_circuit: u64,
     queue: VecDeque<Pre>,
     stats: Stats,
+    /// Flooded coefficients of the offline HE replies revealed in this
+    /// session, against the announced cap (both parties count the same).
+    budget: RevealBudget,
 }
 
 impl Party {
@@ -487,6 +515,7 @@ impl Party {
                                 .cloned()
                                 .flatten()
                                 .ok_or_else(missing)?;
+                            self.budget.charge(p.revealed_coefficients() as u64)?;
                             Pre::ClientLinear(
                                 linear::client_offline(
                                     &mut self.he_ch,
@@ -515,6 +544,8 @@ impl Party {
                                 .cloned()
                                 .flatten()
                                 .ok_or_else(missing)?;
+                            self.budget
+                                .charge(layer.plan().revealed_coefficients() as u64)?;
                             Pre::ServerLinear(
                                 linear::server_offline(
                                     &mut self.he_ch,
