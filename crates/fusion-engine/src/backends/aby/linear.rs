@@ -206,11 +206,18 @@ fn coefficients(step: &Step) -> SecureResult<&[u64]> {
     }
 }
 
+/// Maps an OT error of the triples of linear step `step`: whatever the peer
+/// got wrong (a malformed or wrongly sized message, another operation or
+/// size) is [`SecureError::Malformed`] naming the layer; the rest stays an
+/// OT error.
 fn ot_err(step: usize) -> impl Fn(fusion_ot::Error) -> SecureError {
+    use fusion_net::NetError;
     move |e| match e {
-        fusion_ot::Error::Malformed { what, detail } => SecureError::Malformed(format!(
-            "linear step {step}: multiplication triples: {what}: {detail}"
-        )),
+        fusion_ot::Error::Malformed { .. }
+        | fusion_ot::Error::PeerMismatch { .. }
+        | fusion_ot::Error::Net(NetError::Malformed(_) | NetError::FrameTooLarge { .. }) => {
+            SecureError::Malformed(format!("linear step {step}: multiplication triples: {e}"))
+        }
         e => SecureError::Ot(e),
     }
 }
@@ -334,6 +341,119 @@ mod tests {
             .map(|(&a, &b)| ring.sub(a, b))
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// Both parties' IKNP OT engines over a real loopback session (the
+    /// sessions are returned to keep them alive).
+    async fn parties(
+        ring: Ring,
+    ) -> (
+        OtEngine<Iknp>,
+        OtEngine<Iknp>,
+        (fusion_net::Session, fusion_net::Session),
+    ) {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build_global();
+        let (mut srv, mut cli) = fusion_net::local_pair(&fusion_net::NetConfig::default())
+            .await
+            .unwrap();
+        let cfg = fusion_ot::OtConfig {
+            min_refill: 1 << 12,
+            ..fusion_ot::OtConfig::default()
+        };
+        let (mut r0, mut r1) = (ChaCha20Rng::seed_from_u64(1), ChaCha20Rng::seed_from_u64(2));
+        use fusion_ot::Role;
+        let (s, c) = tokio::try_join!(
+            OtEngine::<Iknp>::setup_on(
+                srv.sub_connection(),
+                None,
+                Role::Server,
+                ring,
+                cfg,
+                &mut r0
+            ),
+            OtEngine::<Iknp>::setup_on(
+                cli.sub_connection(),
+                None,
+                Role::Client,
+                ring,
+                cfg,
+                &mut r1
+            ),
+        )
+        .unwrap();
+        (s, c, (srv, cli))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_parties_get_shares_of_w_r_and_a_peer_of_another_size_is_named() {
+        let ring = Ring::new(37).unwrap();
+        let (mut ot_s, mut ot_c, _sessions) = parties(ring).await;
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let half = 1u64 << 36;
+        // Edge weights (0, 1, -1, 2^(l-1)) and random ones.
+        let mut weight = vec![0, 1, ring.mask(), half, half - 1, 2];
+        weight.extend((0..2 * 3 * 9 - 6).map(|_| rng.random::<u64>() & ring.mask()));
+        let op = FixedOp::Conv2d(Conv2dOp {
+            in_channels: 2,
+            in_height: 4,
+            in_width: 5,
+            out_channels: 3,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            weight,
+            bias: vec![5, 6, 7],
+        });
+        let in_shape = [2usize, 4, 5];
+        let step = Arc::new(Step {
+            name: "conv".into(),
+            op: op.clone(),
+            inputs: vec![0],
+            shape: vec![],
+            scale: 0,
+        });
+        let prods = Arc::new(products(&PublicOp::from(&op), &in_shape).unwrap().unwrap());
+        let n = 2;
+        let mut crng = ChaCha20Rng::seed_from_u64(10);
+        let (sm, cm) = tokio::try_join!(
+            server_offline(&mut ot_s, prods.clone(), step.clone(), 4, n, ring),
+            client_offline(&mut ot_c, prods.clone(), 4, n, ring, &mut crng),
+        )
+        .unwrap();
+        // c + s = W·r exactly (the bias is the server's online term).
+        let mut shape = vec![n];
+        shape.extend_from_slice(&in_shape);
+        let r = Tensor::new(shape.clone(), cm.r.clone()).unwrap();
+        let zero = Tensor::new(shape, vec![0; cm.r.len()]).unwrap();
+        let full = step.apply(ring, &[&r]).unwrap();
+        let bias = step.apply(ring, &[&zero]).unwrap();
+        for i in 0..cm.share.len() {
+            let want = ring.sub(full.data()[i], bias.data()[i]);
+            assert_eq!(ring.add(cm.share[i], sm.share[i]), want, "output {i}");
+        }
+        // The masks include the edge values' products with random masks;
+        // the client's share alone is not the product.
+        assert_ne!(cm.share, ring_sub_all(ring, full.data(), bias.data()));
+
+        // A client preprocessing another batch size: the server's error
+        // names the layer. (ROTs are generated first, so that the call
+        // headers, not the OT extension, meet the mismatch.)
+        tokio::try_join!(ot_s.preprocess_rots(1 << 17), ot_c.preprocess_rots(1 << 17)).unwrap();
+        let (srv, _cli) = tokio::join!(
+            server_offline(&mut ot_s, prods.clone(), step.clone(), 4, 2, ring),
+            client_offline(&mut ot_c, prods, 4, 1, ring, &mut crng),
+        );
+        match srv {
+            Err(SecureError::Malformed(m)) => assert!(m.contains("linear step 4"), "{m}"),
+            Err(e) => panic!("expected a malformed-message error, got {e}"),
+            Ok(_) => panic!("a peer of another size was accepted"),
+        }
+    }
+
+    fn ring_sub_all(ring: Ring, a: &[u64], b: &[u64]) -> Vec<u64> {
+        a.iter().zip(b).map(|(&x, &y)| ring.sub(x, y)).collect()
     }
 
     #[test]
