@@ -898,8 +898,10 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         he_preset,
         engine: o.engine,
         reply_packing,
-        // `delphi` always runs IKNP; `--ot` belongs to `cheetah`.
-        ot: if o.backend == fusion_engine::backends::delphi::NAME {
+        // `delphi` and `aby` always run IKNP; `--ot` belongs to `cheetah`.
+        ot: if o.backend == fusion_engine::backends::delphi::NAME
+            || o.backend == fusion_engine::backends::aby::NAME
+        {
             "iknp".into()
         } else {
             o.ot.to_string()

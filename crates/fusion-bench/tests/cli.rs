@@ -137,6 +137,46 @@ fn delphi_infer_reports_offline_and_online_apart_and_agrees_exactly() {
 }
 
 #[test]
+fn aby_infer_reports_triples_apart_and_agrees_exactly() {
+    let out = Command::new(BIN)
+        .args([
+            "infer",
+            "--net",
+            "mlp-bc",
+            "--batch",
+            "4",
+            "--seed",
+            "3",
+            "--backend",
+            "aby",
+            "--json",
+            "--timeout",
+            "300",
+        ])
+        .output()
+        .expect("run fusion-bench");
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["backend"], "aby");
+    assert_eq!(v["ot"], "iknp");
+    assert_eq!(v["argmax_agreement"], 1.0);
+    // Exact truncation in Yao after A2Y: no one-bit errors.
+    assert_eq!(v["max_logit_error"].as_f64().expect("f64"), 0.0);
+    let total = v["bytes_total"].as_u64().expect("u64");
+    let pre = v["preprocessing_bytes"].as_u64().expect("u64");
+    let online = v["online_bytes"].as_u64().expect("u64");
+    // The setup phase (OT triples, garbled tables, label OTs) dominates.
+    assert!(pre > online && online > 0, "{pre} offline, {online} online");
+    assert_eq!(pre + online, total);
+    assert!(v["preprocessing_s"].as_f64().expect("f64") > 0.0);
+}
+
+#[test]
 fn unknown_networks_are_usage_errors() {
     let out = Command::new(BIN)
         .args(["infer", "--net", "no-such-net", "--batch", "1"])

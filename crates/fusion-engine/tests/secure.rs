@@ -14,6 +14,7 @@ use std::time::Duration;
 use fusion_core::engine::{FusionParams, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_core::ring::{FixedPoint, Ring};
+use fusion_engine::backends::aby::{Aby, AbyConfig};
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, CheetahParams, OtKind};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
@@ -60,6 +61,8 @@ enum Kind {
     Cheetah(CheetahConfig),
     /// DELPHI with this configuration.
     Delphi(DelphiConfig),
+    /// ABY with this configuration.
+    Aby(AbyConfig),
     /// The trusted-dealer reference backend (tests/support/dealer.rs).
     Dealer,
 }
@@ -78,9 +81,16 @@ fn delphi() -> Kind {
     Kind::Delphi(c)
 }
 
+/// ABY with small OT refills (keeps tiny sessions fast).
+fn aby() -> Kind {
+    let mut c = AbyConfig::default();
+    c.ot.min_refill = 1 << 13;
+    Kind::Aby(c)
+}
+
 /// Every backend the agreement tests run.
-fn kinds() -> [Kind; 3] {
-    [cheetah(), delphi(), Kind::Dealer]
+fn kinds() -> [Kind; 4] {
+    [cheetah(), delphi(), aby(), Kind::Dealer]
 }
 
 /// The server's and the client's backend of `kind` for `served`.
@@ -94,6 +104,7 @@ fn backends(kind: &Kind, served: &ServedModel) -> (Box<dyn Backend>, Box<dyn Bac
             Box::new(Delphi::new(c.clone())),
             Box::new(Delphi::new(c.clone())),
         ),
+        Kind::Aby(c) => (Box::new(Aby::new(c.clone())), Box::new(Aby::new(c.clone()))),
         Kind::Dealer => {
             let dealer = Dealer::new(served.program.ring(), 77);
             (

@@ -46,6 +46,7 @@ pub(crate) enum Op {
     Acot = 15,
     Setup = 16,
     BlockOt = 17,
+    Gilboa = 18,
 }
 
 impl Op {
@@ -69,6 +70,7 @@ impl Op {
             15 => Acot,
             16 => Setup,
             17 => BlockOt,
+            18 => Gilboa,
             _ => return None,
         })
     }

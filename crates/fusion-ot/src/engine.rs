@@ -13,7 +13,7 @@ use crate::{
     drelu,
     error::{Error, Result, param},
     flavour::{OtFlavour, Silent},
-    maxpool, millionaires, mul, mux,
+    gilboa, maxpool, millionaires, mul, mux,
     one_of_n::{self, Layout},
     pool::{RotCount, Rots},
     relu, relu_truncate, square, truncate, truncate_exact,
@@ -1025,6 +1025,43 @@ impl<F: OtFlavour> OtEngine<F> {
             let (mut rots, _) = self.begin(Op::Acot, e - s, l, cost).await?;
             let rrots = rots.take_recv(e - s)?;
             out.extend(acot::receive(&mut self.main, b.slice(s, e), l, rrots).await?);
+            self.end(&rots)?;
+        }
+        Ok(out)
+    }
+
+    /// Gilboa's OT multiplication, sender side (the peer calls
+    /// [`OtEngine::gilboa_receive`] with as many values): returns uniformly
+    /// random `u_i`; the receiver gets `v_i` with `u_i + v_i = a_i·b_i` in
+    /// `Z_{2^l}`, exactly ([`crate::gilboa`]; ABY's OT-generated
+    /// multiplication triples). Cost per product: 2 flights, `l` ROTs,
+    /// `l + l(l+1)/2` bits.
+    pub async fn gilboa_send(&mut self, a: &[u64]) -> Result<Vec<u64>> {
+        self.check(a, "gilboa_send")?;
+        let l = self.ring.bits();
+        let lu = l as usize;
+        let mut out = Vec::with_capacity(a.len());
+        for (s, e) in self.chunks(a.len(), RotCount::both(64 * lu)) {
+            let cost = RotCount::new((e - s) * lu, 0);
+            let (mut rots, _) = self.begin(Op::Gilboa, e - s, l, cost).await?;
+            let srots = rots.take_send((e - s) * lu)?;
+            out.extend(gilboa::send(&mut self.main, a[s..e].to_vec(), l, srots).await?);
+            self.end(&rots)?;
+        }
+        Ok(out)
+    }
+
+    /// Gilboa's OT multiplication, receiver side: `v_i = a_i·b_i − u_i`.
+    pub async fn gilboa_receive(&mut self, b: &[u64]) -> Result<Vec<u64>> {
+        self.check(b, "gilboa_receive")?;
+        let l = self.ring.bits();
+        let lu = l as usize;
+        let mut out = Vec::with_capacity(b.len());
+        for (s, e) in self.chunks(b.len(), RotCount::both(64 * lu)) {
+            let cost = RotCount::new(0, (e - s) * lu);
+            let (mut rots, _) = self.begin(Op::Gilboa, e - s, l, cost).await?;
+            let rrots = rots.take_recv((e - s) * lu)?;
+            out.extend(gilboa::receive(&mut self.main, b[s..e].to_vec(), l, rrots).await?);
             self.end(&rots)?;
         }
         Ok(out)

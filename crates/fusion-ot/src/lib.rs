@@ -42,6 +42,7 @@
 //! | AND of shared bits | [`and`], [`triples`] | 1 | 2 | 4 |
 //! | multiplexer `b·x` | [`mux`] | 1 | 2 | `2l + 2` |
 //! | B2A | [`b2a`] | 1 | 1 | `l + 2` |
+//! | product `a·b`, `a` sender's, `b` receiver's (Gilboa, ABY's triples) | [`gilboa`] | 2 | `l` | `l + l(l+1)/2` |
 //!
 //! ## Protocols
 //!
@@ -126,6 +127,7 @@ pub mod flavour;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gilboa;
 pub mod maxpool;
 pub mod millionaires;
 pub mod mul;

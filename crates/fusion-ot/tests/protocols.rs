@@ -383,6 +383,41 @@ matrix!(
     check_ot_blocks
 );
 
+async fn check_gilboa<F: OtFlavour>(l: u32) {
+    let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 14)).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed(l, 14));
+    // Every pair of edge values (0, ±1, ±2, ±2^{l-1}, ...) and random pairs.
+    let edges: Vec<u64> = edge_values(ring)
+        .into_iter()
+        .map(|v| ring.from_signed(v))
+        .collect();
+    let mut a: Vec<u64> = Vec::new();
+    let mut b: Vec<u64> = Vec::new();
+    for &x in &edges {
+        for &y in &edges {
+            a.push(x);
+            b.push(y);
+        }
+    }
+    let xs = inputs(ring, N, &mut rng);
+    let ys = inputs(ring, N, &mut rng);
+    a.extend(&xs);
+    b.extend(&ys);
+    let (u, v) = tokio::try_join!(s.gilboa_send(&a), c.gilboa_receive(&b)).unwrap();
+    for i in 0..a.len() {
+        assert_eq!(ring.add(u[i], v[i]), ring.mul(a[i], b[i]), "product {i}");
+    }
+    // The other direction, and an empty call.
+    let (v, u) = tokio::try_join!(s.gilboa_receive(&b), c.gilboa_send(&a)).unwrap();
+    for i in 0..a.len() {
+        assert_eq!(ring.add(u[i], v[i]), ring.mul(a[i], b[i]), "reversed {i}");
+    }
+    let (u, v) = tokio::try_join!(s.gilboa_send(&[]), c.gilboa_receive(&[])).unwrap();
+    assert!(u.is_empty() && v.is_empty());
+}
+matrix!(gilboa_products_reconstruct_exactly, check_gilboa);
+
 async fn check_division<F: OtFlavour>(l: u32) {
     let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 12)).await;
     let ring = s.ring();

@@ -5,11 +5,13 @@
 //! |---|---|
 //! | [`cheetah`] | Cheetah: RLWE coefficient-encoded linear layers, OT non-linear layers, `Z_2^l` |
 //! | [`delphi`] | DELPHI: offline HE masks and garbled circuits, online masked linear layers and GC evaluation (IKNP), `Z_2^l` |
+//! | [`aby`] | ABY: arithmetic sharing with OT-generated (Gilboa, IKNP) multiplication triples for linear layers, Yao sharing (A2Y, garbled circuits, Y2A) for ReLU, max pool and truncation, `Z_2^l` |
 //!
 //! A server offers one or more backends; the client names one in its hello
 //! and the server refuses a backend it does not offer
 //! ([`crate::SecureError::BackendUnavailable`]).
 
+pub mod aby;
 pub mod cheetah;
 pub mod delphi;
 
@@ -35,6 +37,10 @@ pub const AVAILABLE: &[BackendInfo] = &[
         name: delphi::NAME,
         summary: delphi::SUMMARY,
     },
+    BackendInfo {
+        name: aby::NAME,
+        summary: aby::SUMMARY,
+    },
 ];
 
 /// The names of [`AVAILABLE`].
@@ -48,6 +54,7 @@ pub fn by_name(name: &str) -> SecureResult<Box<dyn Backend>> {
     match name {
         cheetah::NAME => Ok(Box::new(cheetah::Cheetah::default())),
         delphi::NAME => Ok(Box::new(delphi::Delphi::default())),
+        aby::NAME => Ok(Box::new(aby::Aby::default())),
         other => Err(SecureError::UnknownBackend {
             name: other.chars().take(64).collect(),
             available: names().join(", "),
