@@ -244,6 +244,12 @@ impl PreparedBackend for Prepared {
         "aby (Gilboa IKNP-OT triples, garbled circuits, IKNP OT)".into()
     }
 
+    /// No HE: nothing flooded is revealed (the triples and circuits are
+    /// OT-based, exact).
+    fn stat_security(&self) -> Option<crate::statsec::SessionFlooding> {
+        None
+    }
+
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         Box::pin(async move {
             let SetupLink {
