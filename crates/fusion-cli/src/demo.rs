@@ -38,7 +38,7 @@ use crate::session::{FusionSettings, fusion_over};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Make the server cheat: honest, low-quality, tamper:K (or tamper:K:CLASS), random or
-    /// targeted:A[:B].
+    /// `targeted:A[:B]`.
     #[arg(long, value_name = "MODE", default_value = "honest")]
     cheat: CheatMode,
     /// The two-party backend both parties run (see `fusion backends`).
