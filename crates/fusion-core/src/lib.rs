@@ -48,6 +48,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod field;
 pub mod mix;
 pub mod output;
 pub mod ring;

@@ -30,68 +30,11 @@ use rand::{CryptoRng, Rng};
 
 use crate::error::{SecureError, SecureResult};
 
-/// An odd prime modulus `p < 2^62`, checked at construction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PrimeField {
-    p: u64,
-}
+pub use fusion_core::field::PrimeField;
 
-/// Deterministic Miller-Rabin for 64-bit integers (these bases are exact
-/// below `2^64`). Public input only (the modulus is a public parameter).
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    for q in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n.is_multiple_of(q) {
-            return n == q;
-        }
-    }
-    let mul = |a: u64, b: u64| ((u128::from(a) * u128::from(b)) % u128::from(n)) as u64;
-    let pow = |mut b: u64, mut e: u64| {
-        let mut r = 1u64;
-        while e > 0 {
-            if e & 1 == 1 {
-                r = mul(r, b);
-            }
-            b = mul(b, b);
-            e >>= 1;
-        }
-        r
-    };
-    let s = (n - 1).trailing_zeros();
-    let d = (n - 1) >> s;
-    'witness: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        let mut x = pow(a, d);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = mul(x, x);
-            if x == n - 1 {
-                continue 'witness;
-            }
-        }
-        return false;
-    }
-    true
-}
-
-impl PrimeField {
-    /// The field `Z_p`; `p` must be an odd prime below `2^62`.
-    pub fn new(p: u64) -> SecureResult<Self> {
-        if !(3..1 << 62).contains(&p) || !is_prime(p) {
-            return Err(SecureError::Config(format!(
-                "{p} is not an odd prime below 2^62"
-            )));
-        }
-        Ok(PrimeField { p })
-    }
-
-    /// The modulus.
-    pub fn modulus(self) -> u64 {
-        self.p
-    }
+/// `PrimeField::new` with the engine's error type.
+pub fn prime_field(p: u64) -> SecureResult<PrimeField> {
+    PrimeField::new(p).map_err(|e| SecureError::Config(e.to_string()))
 }
 
 /// The ring or field the shares live in (see the module docs).
@@ -111,10 +54,10 @@ pub enum Domain {
 impl Domain {
     /// `Z_p` for values of the program ring `ring`; needs `p > 2^l`.
     pub fn field(field: PrimeField, ring: Ring) -> SecureResult<Self> {
-        if ring.bits() >= 62 || field.p <= 1u64 << ring.bits() {
+        if !field.holds(ring) {
             return Err(SecureError::Config(format!(
                 "Z_{} cannot hold the signed values of Z_2^{}",
-                field.p,
+                field.modulus(),
                 ring.bits()
             )));
         }
@@ -132,7 +75,7 @@ impl Domain {
     pub fn describe(&self) -> String {
         match self {
             Domain::Ring(r) => format!("Z_2^{}", r.bits()),
-            Domain::Field { field, .. } => format!("Z_p (p = {})", field.p),
+            Domain::Field { field, .. } => format!("Z_p (p = {})", field.modulus()),
         }
     }
 
@@ -140,7 +83,7 @@ impl Domain {
     pub fn contains(&self, v: u64) -> bool {
         match self {
             Domain::Ring(r) => r.contains(v),
-            Domain::Field { field, .. } => v < field.p,
+            Domain::Field { field, .. } => v < field.modulus(),
         }
     }
 
@@ -148,10 +91,7 @@ impl Domain {
     pub fn add(&self, a: u64, b: u64) -> u64 {
         match self {
             Domain::Ring(r) => r.add(a, b),
-            Domain::Field { field, .. } => {
-                let s = u128::from(a) + u128::from(b);
-                (s % u128::from(field.p)) as u64
-            }
+            Domain::Field { field, .. } => field.add(field.reduce(a), field.reduce(b)),
         }
     }
 
@@ -159,10 +99,7 @@ impl Domain {
     pub fn sub(&self, a: u64, b: u64) -> u64 {
         match self {
             Domain::Ring(r) => r.sub(a, b),
-            Domain::Field { field, .. } => {
-                let p = u128::from(field.p);
-                ((u128::from(a) + p - u128::from(b) % p) % p) as u64
-            }
+            Domain::Field { field, .. } => field.sub(field.reduce(a), field.reduce(b)),
         }
     }
 
@@ -170,7 +107,7 @@ impl Domain {
     pub fn random<R: Rng + CryptoRng + ?Sized>(&self, rng: &mut R) -> u64 {
         match self {
             Domain::Ring(r) => r.random(rng),
-            Domain::Field { field, .. } => fusion_core::mix::uniform_below(rng, field.p),
+            Domain::Field { field, .. } => field.random(rng),
         }
     }
 
@@ -179,10 +116,7 @@ impl Domain {
     pub fn from_program(&self, v: u64) -> u64 {
         match self {
             Domain::Ring(_) => v,
-            Domain::Field { field, ring } => {
-                let s = i128::from(ring.to_signed(v));
-                s.rem_euclid(i128::from(field.p)) as u64
-            }
+            Domain::Field { field, ring } => field.from_signed(ring.to_signed(v)),
         }
     }
 
@@ -191,15 +125,7 @@ impl Domain {
     pub fn to_program(&self, u: u64) -> u64 {
         match self {
             Domain::Ring(_) => u,
-            Domain::Field { field, ring } => {
-                let p = field.p;
-                let s = if u > p / 2 {
-                    i64::try_from(u).unwrap_or(i64::MAX) - i64::try_from(p).unwrap_or(i64::MAX)
-                } else {
-                    i64::try_from(u).unwrap_or(i64::MAX)
-                };
-                ring.from_signed(s)
-            }
+            Domain::Field { field, ring } => ring.from_signed(field.to_signed(field.reduce(u))),
         }
     }
 
@@ -271,7 +197,7 @@ fn field_local(
     ins: &[&[u64]],
     n: usize,
 ) -> SecureResult<Vec<u64>> {
-    let p = u128::from(field.p);
+    let p = u128::from(field.modulus());
     let in_len: usize = in_shape.iter().product();
     let out_len: usize = out_shape.iter().product();
     let x = ins[0];
@@ -336,12 +262,9 @@ mod tests {
     use rand::{RngExt, SeedableRng};
 
     #[test]
-    fn primality_is_checked() {
-        assert!(PrimeField::new((1 << 61) - 1).is_ok());
-        assert!(PrimeField::new(1 << 40).is_err());
-        assert!(PrimeField::new(1_000_000_007 * 3).is_err());
-        assert!(PrimeField::new(2).is_err());
-        let f = PrimeField::new(1_000_000_007).expect("prime");
+    fn a_field_smaller_than_the_ring_is_refused() {
+        assert!(prime_field(1 << 40).is_err());
+        let f = prime_field(1_000_000_007).expect("prime");
         assert!(Domain::field(f, Ring::new(37).expect("ring")).is_err());
     }
 
