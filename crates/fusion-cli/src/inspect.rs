@@ -1,7 +1,12 @@
 //! `fusion inspect`: a model directory's layer graph (shapes, parameters),
 //! its metadata, and the fixed-point program the engines run (every step's
 //! op class, shape and scale). With the `calibration.json` that `fusion
-//! import` writes, also the smallest headroom it measured.
+//! import` writes, also the smallest headroom it measured. Then, for every
+//! backend this build offers (or those of `--backends`), the estimated
+//! communication of one pass per step (`fusion_engine::estimate`: protocol
+//! bytes from each backend's cost formulas and fusion-he's exact ciphertext
+//! sizes; `crates/fusion-engine/tests/estimate.rs` checks them against real
+//! sessions within ±25%).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -27,6 +32,13 @@ pub struct Args {
     /// model's recorded evaluation format, else 12).
     #[arg(long, value_name = "F")]
     frac_bits: Option<u32>,
+    /// Samples per pass for the cost estimates.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    batch: usize,
+    /// Backends to estimate, comma-separated (default: every backend this
+    /// build offers; `none` for no estimates).
+    #[arg(long, value_name = "LIST")]
+    backends: Option<String>,
 }
 
 /// Runs `fusion inspect`.
@@ -194,5 +206,79 @@ fn inspect(args: &Args) -> Result<String, CliError> {
             );
         }
     }
+    costs(&mut s, args, &program)?;
     Ok(s)
+}
+
+/// Human-readable bytes.
+fn bytes(b: u64) -> String {
+    match b {
+        b if b >= 10 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 10 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// The cost estimate of each requested backend for one pass.
+fn costs(s: &mut String, args: &Args, program: &fixed::FixedProgram) -> Result<(), CliError> {
+    if args.batch == 0 || args.batch > fusion_engine::config::MAX_CHUNK {
+        return Err(usage(format!(
+            "--batch {} is outside 1..={}",
+            args.batch,
+            fusion_engine::config::MAX_CHUNK
+        )));
+    }
+    let names: Vec<String> = match args.backends.as_deref() {
+        Some("none") => return Ok(()),
+        Some(list) => list.split(',').map(|x| x.trim().to_string()).collect(),
+        None => fusion_engine::backends::names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    };
+    for name in names {
+        let backend = fusion_engine::backends::by_name(&name).map_err(usage)?;
+        let (prepared, _) = backend.serve(program).map_err(failure)?;
+        let e = prepared.estimate(args.batch).map_err(failure)?;
+        let _ = writeln!(
+            s,
+            "estimated cost, backend `{name}`, {} sample(s) per pass ({}):",
+            args.batch,
+            prepared.describe()
+        );
+        let _ = writeln!(
+            s,
+            "  {:>3} {:<32} {:<15} {:>11} {:>11} {:>11} {:>11} {:>7}",
+            "#", "step", "op", "offline ->", "offline <-", "online ->", "online <-", "flights"
+        );
+        for st in &e.steps {
+            let _ = writeln!(
+                s,
+                "  {:>3} {:<32} {:<15} {:>11} {:>11} {:>11} {:>11} {:>7}",
+                st.step + 1,
+                st.name,
+                st.op,
+                bytes(st.offline.client_to_server),
+                bytes(st.offline.server_to_client),
+                bytes(st.online.client_to_server),
+                bytes(st.online.server_to_client),
+                st.flights
+            );
+        }
+        let (off, lin, non, total) = (e.offline(), e.linear(), e.nonlinear(), e.total());
+        let _ = writeln!(
+            s,
+            "  total {} ({} offline, {} linear, {} non-linear, {} output; -> client to server {}, <- server to client {}), {} online flights; {}",
+            bytes(total.total()),
+            bytes(off.total()),
+            bytes(lin.total()),
+            bytes(non.total()),
+            bytes(e.output.total()),
+            bytes(total.client_to_server),
+            bytes(total.server_to_client),
+            e.flights(),
+            e.setup_note
+        );
+    }
+    Ok(())
 }

@@ -80,6 +80,14 @@ fn imported_digits_mlp_is_served_and_the_secure_session_agrees_with_fixed_point(
         shown.contains("dense") && shown.contains("truncate") && shown.contains("headroom"),
         "{shown}"
     );
+    for backend in fusion_engine::backends::names() {
+        assert!(
+            shown.contains(&format!("estimated cost, backend `{backend}`")),
+            "{shown}"
+        );
+    }
+    let o = fusion(&["inspect", "--model", s(&out), "--backends", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 
     let json = tmp.path().join("demo.json");
     let o = fusion(&[

@@ -77,6 +77,9 @@
 //!    flooding you reveal to the client ([`crate::statsec`]; `None` if none),
 //!    and a backend that states one counts what it reveals and ends the
 //!    session at the cap.
+//!    `estimate` states the communication of one pass per step from public
+//!    sizes ([`crate::estimate`]); `tests/estimate.rs` checks it against
+//!    real sessions (add your backend there).
 //! 3. Implement [`LinearLayers`], [`NonLinearLayers`], [`OutputStage`] and (if
 //!    you have an offline phase) [`Preprocessing`] on the session object.
 //!    Look the step up in the program by [`LinearCall::step`]; the op
@@ -169,6 +172,11 @@ pub trait PreparedBackend: Send + Sync {
     /// (No default: a wrapper must forward it, or the hello would disagree
     /// with the wrapped backend's announcement.)
     fn stat_security(&self) -> Option<crate::statsec::SessionFlooding>;
+
+    /// The estimated communication of one pass of `n` samples, step by step,
+    /// from public sizes alone ([`crate::estimate`]). Both parties give the
+    /// same answer. (No default: every backend states its costs.)
+    fn estimate(&self, n: usize) -> SecureResult<crate::estimate::CostEstimate>;
 
     /// Server: does the per-model, input-independent work for chunks of `n`
     /// samples ahead of the first session (e.g. encoding weights). Default:

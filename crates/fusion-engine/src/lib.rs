@@ -91,6 +91,7 @@ pub mod config;
 pub mod domain;
 pub mod driver;
 pub mod error;
+pub mod estimate;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

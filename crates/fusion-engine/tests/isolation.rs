@@ -151,6 +151,12 @@ impl PreparedBackend for PanicsOncePrepared {
     fn stat_security(&self) -> Option<fusion_engine::statsec::SessionFlooding> {
         self.inner.stat_security()
     }
+    fn estimate(
+        &self,
+        n: usize,
+    ) -> fusion_engine::SecureResult<fusion_engine::estimate::CostEstimate> {
+        self.inner.estimate(n)
+    }
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         if self.armed.swap(false, Ordering::SeqCst) {
             panic!("assertion failed in a dependency (simulated)");

@@ -229,6 +229,23 @@ impl PreparedBackend for Prepared {
         None
     }
 
+    /// The dealer moves shares inside the test process: the only traffic
+    /// is the output stage (the server's share, 8 bytes per value).
+    fn estimate(&self, n: usize) -> SecureResult<fusion_engine::estimate::CostEstimate> {
+        let p = self.dealer.program()?;
+        let out: usize = p.output_shape().iter().product();
+        Ok(fusion_engine::estimate::CostEstimate {
+            backend: "dealer",
+            n,
+            steps: Vec::new(),
+            output: fusion_engine::estimate::Traffic {
+                client_to_server: 0,
+                server_to_client: 8 * (n * out) as u64,
+            },
+            setup_note: "no setup traffic".into(),
+        })
+    }
+
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         Box::pin(async move {
             let (tx, rx) = link.session.channel::<Vec<u64>, Vec<u64>>().await?;

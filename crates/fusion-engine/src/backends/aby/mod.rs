@@ -250,6 +250,51 @@ impl PreparedBackend for Prepared {
         None
     }
 
+    fn estimate(&self, n: usize) -> SecureResult<crate::estimate::CostEstimate> {
+        use crate::backends::delphi::estimate::{masked_linear_online, nonlinear_step, output};
+        use crate::estimate::{StepCost, gilboa};
+        let program = &*self.public;
+        let schedule = crate::schedule::Schedule::new(program)?;
+        let mut known = std::collections::HashSet::new();
+        let mut steps = Vec::new();
+        for a in &schedule.actions {
+            match &a.kind {
+                ActionKind::Local => {}
+                ActionKind::Linear => {
+                    let name = program.steps[a.step].name.clone();
+                    let per_sample = self
+                        .products
+                        .get(a.step)
+                        .cloned()
+                        .flatten()
+                        .ok_or_else(|| {
+                            SecureError::Config(format!("no products for step `{name}`"))
+                        })?
+                        .len() as u64;
+                    known.insert(a.output);
+                    steps.push(StepCost {
+                        step: a.step,
+                        name,
+                        op: "linear".into(),
+                        offline: gilboa(per_sample * n as u64, program.ring().bits()),
+                        online: masked_linear_online(program, a, n),
+                        flights: 1,
+                    });
+                }
+                ActionKind::NonLinear(op) => {
+                    steps.push(nonlinear_step(program, &known, a, op, n)?);
+                }
+            }
+        }
+        Ok(crate::estimate::CostEstimate {
+            backend: NAME,
+            n,
+            steps,
+            output: output(program, &schedule, n),
+            setup_note: "setup (not included): the IKNP base OTs".into(),
+        })
+    }
+
     fn open<'a>(&'a self, link: SetupLink<'a>) -> ProtocolFuture<'a, Box<dyn PartySession>> {
         Box::pin(async move {
             let SetupLink {

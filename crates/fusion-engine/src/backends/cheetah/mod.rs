@@ -24,6 +24,7 @@
 //! re-randomised replies that reveal only its output share, and the outputs.
 
 pub mod config;
+pub mod estimate;
 pub mod he;
 pub mod he_driver;
 pub mod ot;
@@ -249,6 +250,17 @@ impl PreparedBackend for Prepared {
 
     fn stat_security(&self) -> Option<SessionFlooding> {
         Some(self.announced.flooding)
+    }
+
+    fn estimate(&self, n: usize) -> SecureResult<crate::estimate::CostEstimate> {
+        estimate::estimate(
+            &self.public,
+            &self.params,
+            &self.opts,
+            self.announced.ot_flavour,
+            self.announced.ot.block_bits,
+            n,
+        )
     }
 
     fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {

@@ -50,6 +50,7 @@
 //! masked circuit outputs, and the program's output (revealed by the output
 //! stage). Semi-honest security, as in the paper.
 
+pub mod estimate;
 pub mod gc;
 pub mod linear;
 pub mod pack;
@@ -328,6 +329,10 @@ impl PreparedBackend for Prepared {
 
     fn stat_security(&self) -> Option<SessionFlooding> {
         Some(self.announced.flooding)
+    }
+
+    fn estimate(&self, n: usize) -> SecureResult<crate::estimate::CostEstimate> {
+        estimate::estimate(&self.public, &self.params, &self.opts, n)
     }
 
     fn precompute<'a>(&'a self, n: usize) -> ProtocolFuture<'a, ()> {
