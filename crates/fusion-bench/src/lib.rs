@@ -74,6 +74,7 @@ pub mod error;
 pub mod fit;
 pub mod infer;
 pub mod machine;
+pub mod paper;
 pub mod record;
 pub mod report;
 pub mod spu;

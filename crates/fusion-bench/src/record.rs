@@ -89,6 +89,10 @@ pub struct CompareRow {
     pub command: String,
 }
 
+fn cheetah() -> String {
+    "cheetah".into()
+}
+
 /// Which paper table a row belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +110,9 @@ pub enum Table {
 pub struct TableRow {
     /// Which table.
     pub table: Table,
+    /// The backend (rows written before backends existed read as `cheetah`).
+    #[serde(default = "cheetah")]
+    pub backend: String,
     /// Network.
     pub net: String,
     /// Link (`lan` / `wan` / `none`).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io};
 use crate::machine::{Machine, timestamp};
+use crate::paper;
 use crate::record::{CompareRow, Record, Table, TableRow, read_records};
 use crate::svg;
 
@@ -101,6 +102,89 @@ pub struct Rendered {
     pub markdown: String,
     /// Charts to write.
     pub charts: Vec<(PathBuf, String)>,
+}
+
+/// Tables II-III with the backends side by side: per network and `(R, B)`,
+/// each backend's Fusion bytes and LAN/WAN seconds beside the paper's, and
+/// our bytes over the paper's. Rendered when the records hold `Queries`
+/// rows of more than one backend.
+fn backends_side_by_side(md: &mut String, tables: &[&TableRow]) {
+    let rows: Vec<&&TableRow> = tables
+        .iter()
+        .filter(|t| t.table == Table::Queries)
+        .collect();
+    let mut backends: Vec<&str> = rows.iter().map(|r| r.backend.as_str()).collect();
+    backends.sort_unstable();
+    backends.dedup();
+    if backends.len() < 2 {
+        return;
+    }
+    // The paper's column order, then any others.
+    backends.sort_by_key(|b| paper::BACKENDS.iter().position(|x| x == b).unwrap_or(99));
+    let mut nets: Vec<&str> = rows.iter().map(|r| r.net.as_str()).collect();
+    nets.sort_unstable();
+    nets.dedup();
+    for net in nets {
+        let title = paper::table_name(net).unwrap_or(net);
+        let _ = writeln!(
+            md,
+            "## {title}: the backends side by side\n\nFusion (`N = RB + T` samples in one batch, setup excluded) on `{net}`, each backend measured at the batch sizes of its rows in the table above and fitted per link; *(extrap.)* marks cells evaluated from the fit. `paper` is the published cell (MiB, seconds; `fusion_bench::paper`), `x` our bytes over the paper's.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| R | B | N | backend | bytes | LAN | WAN | paper MiB | paper LAN | paper WAN | x bytes |"
+        );
+        let _ = writeln!(
+            md,
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let mut layouts: Vec<(u64, u64, u64)> = rows
+            .iter()
+            .filter(|r| r.net == net)
+            .map(|r| (r.queries, r.copies, r.total))
+            .collect();
+        layouts.sort_unstable();
+        layouts.dedup();
+        for (r, b, n) in layouts {
+            for backend in &backends {
+                let find = |link: &str| {
+                    rows.iter().find(|x| {
+                        x.net == net
+                            && x.backend == *backend
+                            && x.link == link
+                            && x.queries == r
+                            && x.copies == b
+                    })
+                };
+                let (lan, wan) = (find("lan"), find("wan"));
+                let Some(any) = lan.or(wan) else { continue };
+                let mark = |x: Option<&&&TableRow>| match x {
+                    Some(x) if x.extrapolated => " *(extrap.)*",
+                    _ => "",
+                };
+                let time = |x: Option<&&&TableRow>| x.map_or("-".to_string(), |x| secs(x.fusion_s));
+                let paper = paper::cell(net, r, b, backend);
+                let _ = writeln!(
+                    md,
+                    "| {r} | {b} | {n} | {backend} | {}{} | {}{} | {}{} | {} | {} | {} | {} |",
+                    kib(any.fusion_bytes),
+                    mark(lan.or(wan)),
+                    time(lan),
+                    mark(lan),
+                    time(wan),
+                    mark(wan),
+                    paper.map_or("-".into(), |p| format!("{:.4}", p.mib)),
+                    paper.map_or("-".into(), |p| format!("{:.4} s", p.lan_s)),
+                    paper.map_or("-".into(), |p| format!("{:.4} s", p.wan_s)),
+                    paper.map_or("-".into(), |p| format!(
+                        "{:.1}",
+                        any.fusion_bytes / (p.mib * 1024.0 * 1024.0)
+                    )),
+                );
+            }
+        }
+        let _ = writeln!(md);
+    }
 }
 
 /// Renders records (pure: no file access except for relative links).
@@ -294,11 +378,11 @@ pub fn render(records: &[Record], out: &Path, svg_dir: &Path) -> Rendered {
         }
         let _ = writeln!(
             md,
-            "| net | link | R | B | T | N | N/R | baseline time | baseline bytes | Fusion time | Fusion bytes | per query | per query bytes | cost ratio | setup | measured n |"
+            "| backend | net | link | R | B | T | N | N/R | baseline time | baseline bytes | Fusion time | Fusion bytes | per query | per query bytes | cost ratio | setup | measured n |"
         );
         let _ = writeln!(
             md,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for r in &rows {
             let mark = if r.extrapolated { " *(extrap.)*" } else { "" };
@@ -309,7 +393,8 @@ pub fn render(records: &[Record], out: &Path, svg_dir: &Path) -> Rendered {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {}{bmark} | {}{bmark} | {}{mark} | {}{mark} | {} | {} | {:.2} | {} / {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {}{bmark} | {}{bmark} | {}{mark} | {}{mark} | {} | {} | {:.2} | {} / {} | {} |",
+                r.backend,
                 r.net,
                 r.link,
                 r.queries,
@@ -350,7 +435,7 @@ pub fn render(records: &[Record], out: &Path, svg_dir: &Path) -> Rendered {
             let mut series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
             for r in &rows {
                 let e = series
-                    .entry(format!("{} {}", r.net, r.link))
+                    .entry(format!("{} {} {}", r.backend, r.net, r.link))
                     .or_insert_with(|| vec![None; qs.len()]);
                 if let Some(i) = qs.iter().position(|&q| q == r.queries) {
                     e[i] = Some(r.per_query_s);
@@ -376,6 +461,8 @@ pub fn render(records: &[Record], out: &Path, svg_dir: &Path) -> Rendered {
         }
         let _ = writeln!(md);
     }
+
+    backends_side_by_side(&mut md, &tables);
 
     // ---------------------------------------------------------------- raw runs
     let infers: Vec<_> = records
@@ -566,6 +653,7 @@ mod tests {
         for link in ["lan", "wan"] {
             for r in rows_from_points(
                 Table::Queries,
+                "cheetah",
                 "cnn-mnist",
                 link,
                 &pts,
@@ -576,6 +664,64 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn backends_are_rendered_side_by_side_with_the_papers_cells() {
+        let pts = [
+            Point {
+                n: 8,
+                seconds: 3.0,
+                bytes: 8.0 * 1024.0 * 1024.0,
+                setup_s: 1.0,
+                setup_bytes: 10.0,
+            },
+            Point {
+                n: 32,
+                seconds: 9.0,
+                bytes: 20.0 * 1024.0 * 1024.0,
+                setup_s: 1.0,
+                setup_bytes: 10.0,
+            },
+        ];
+        let mut recs = Vec::new();
+        for backend in ["cheetah", "aby"] {
+            for link in ["lan", "wan"] {
+                for r in rows_from_points(
+                    Table::Queries,
+                    backend,
+                    "cnn-mnist",
+                    link,
+                    &pts,
+                    &[(8, 8, 100)],
+                    "",
+                ) {
+                    recs.push(Record::Table(r));
+                }
+            }
+        }
+        let md = render(&recs, Path::new("BENCHMARKS.md"), Path::new("docs/bench")).markdown;
+        assert!(
+            md.contains("## Table II (MNIST): the backends side by side"),
+            "{md}"
+        );
+        // 164 samples: 4 + 0.5 * 164 = 86 MiB; the paper's ABY cell is
+        // 27.4949 MiB (x 3.1), its Cheetah cell 0.1914 MiB (x 449.3).
+        assert!(
+            md.contains("| 8 | 8 | 164 | aby | 86.0 MiB *(extrap.)* |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 27.4949 | 0.1211 s | 0.3843 s | 3.1 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0.1914 | 0.0039 s | 0.0068 s | 449.3 |"),
+            "{md}"
+        );
+        // ABY before Cheetah, as in the paper.
+        let pos = |b: &str| md.find(&format!("| 8 | 8 | 164 | {b} |")).expect(b);
+        assert!(pos("aby") < pos("cheetah"), "{md}");
     }
 
     #[test]
@@ -596,7 +742,7 @@ mod tests {
         assert!(md.contains("Command: `fusion-bench compare`"));
         assert!(md.contains("## Tables II-IV shape"));
         assert!(
-            md.contains("| cnn-mnist | lan | 8 | 4 | 100 | 132 | 16.50 |"),
+            md.contains("| cheetah | cnn-mnist | lan | 8 | 4 | 100 | 132 | 16.50 |"),
             "{md}"
         );
         assert!(md.contains("*(extrap.)*"));

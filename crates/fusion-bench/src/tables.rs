@@ -96,6 +96,15 @@ pub struct TablesOptions {
     /// Batch sizes measured for resnet50.
     #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "1")]
     pub batches_resnet: Vec<usize>,
+    /// Backends to measure, comma separated (`fusion backends`); every
+    /// (backend, link, network) is measured and fitted on its own.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "cheetah"
+    )]
+    pub backends: Vec<String>,
     /// Seed of weights and inputs.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -148,9 +157,11 @@ pub fn search_layouts(queries: &[u64]) -> Result<Vec<Layout>> {
         .collect()
 }
 
-/// The rows of one (table, network, link) from its measured points.
+/// The rows of one (table, backend, network, link) from its measured points.
+#[allow(clippy::too_many_arguments)]
 pub fn rows_from_points(
     table: Table,
+    backend: &str,
     net: &str,
     link: &str,
     points: &[Point],
@@ -199,6 +210,7 @@ pub fn rows_from_points(
             let (baseline_bytes, _) = cell(r, &bf, |p| p.bytes);
             TableRow {
                 table,
+                backend: backend.into(),
                 net: net.into(),
                 link: link.into(),
                 queries: r,
@@ -242,10 +254,12 @@ impl Budget {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure(
     o: &TablesOptions,
     sink: &mut Sink,
     budget: &Budget,
+    backend: &str,
     net: &str,
     link: LinkKind,
     batches: &[usize],
@@ -256,12 +270,13 @@ fn measure(
         let left = budget.remaining();
         if left < 10.0 {
             skipped.push(format!(
-                "{net} batch {n} over {}: budget exhausted",
+                "{backend} {net} batch {n} over {}: budget exhausted",
                 link.name()
             ));
             continue;
         }
         let mut io = InferOptions::new(net, n);
+        io.backend = backend.to_string();
         io.link = link;
         io.seed = o.seed;
         io.timeout = left.ceil() as u64;
@@ -276,7 +291,7 @@ fn measure(
         match run_infer(&io) {
             Ok(r) => {
                 eprintln!(
-                    "fusion-bench: {net} batch {n} over {}: {:.3} s, {:.1} KiB, agreement {:.3}",
+                    "fusion-bench: {backend} {net} batch {n} over {}: {:.3} s, {:.1} KiB, agreement {:.3}",
                     link.name(),
                     r.wall_s,
                     r.bytes_total as f64 / 1024.0,
@@ -286,8 +301,14 @@ fn measure(
                 sink.write(&Record::Infer(Box::new(r)))?;
             }
             Err(e) => {
-                eprintln!("fusion-bench: {net} batch {n} over {}: {e}", link.name());
-                skipped.push(format!("{net} batch {n} over {}: {e}", link.name()));
+                eprintln!(
+                    "fusion-bench: {backend} {net} batch {n} over {}: {e}",
+                    link.name()
+                );
+                skipped.push(format!(
+                    "{backend} {net} batch {n} over {}: {e}",
+                    link.name()
+                ));
             }
         }
     }
@@ -303,6 +324,14 @@ pub fn run_tables(o: &TablesOptions) -> Result<(Vec<TableRow>, Vec<String>)> {
                 "unknown part `{p}` (queries, leviosa, resnet)"
             )));
         }
+    }
+    if o.backends.is_empty() {
+        return Err(BenchError::Usage(
+            "--backends: name at least one backend".into(),
+        ));
+    }
+    for b in &o.backends {
+        fusion_engine::backends::by_name(b).map_err(|e| BenchError::Usage(e.to_string()))?;
     }
     let layouts = search_layouts(&o.queries)?;
     let mut sink = Sink::open(&o.out)?;
@@ -348,14 +377,25 @@ pub fn run_tables(o: &TablesOptions) -> Result<(Vec<TableRow>, Vec<String>)> {
             "ResNet-50 v1.5, full network; per-sample cost scaled linearly (fit through the origin when one batch size)",
         ));
     }
-    for &link in &o.links {
-        for (table, net, batches, lay, note) in &jobs {
-            let points = measure(o, &mut sink, &budget, net, link, batches, &mut skipped)?;
-            let new = rows_from_points(*table, net, link.name(), &points, lay, note);
-            for r in &new {
-                sink.write(&Record::Table(r.clone()))?;
+    for backend in &o.backends {
+        for &link in &o.links {
+            for (table, net, batches, lay, note) in &jobs {
+                let points = measure(
+                    o,
+                    &mut sink,
+                    &budget,
+                    backend,
+                    net,
+                    link,
+                    batches,
+                    &mut skipped,
+                )?;
+                let new = rows_from_points(*table, backend, net, link.name(), &points, lay, note);
+                for r in &new {
+                    sink.write(&Record::Table(r.clone()))?;
+                }
+                rows.extend(new);
             }
-            rows.extend(new);
         }
     }
     Ok((rows, skipped))
@@ -380,6 +420,7 @@ mod tests {
         let points = [pt(8, 3.0, 800.0), pt(32, 9.0, 2000.0)];
         let rows = rows_from_points(
             Table::Queries,
+            "cheetah",
             "cnn-mnist",
             "lan",
             &points,
@@ -404,7 +445,10 @@ mod tests {
         assert!((r.fusion_s - 9.0).abs() < 1e-12);
         assert!((r.baseline_s - 1.25).abs() < 1e-9);
         assert!(!r.extrapolated && r.baseline_extrapolated);
-        assert!(rows_from_points(Table::Resnet, "x", "lan", &[], &[(1, 2, 3)], "").is_empty());
+        assert_eq!(r.backend, "cheetah");
+        assert!(
+            rows_from_points(Table::Resnet, "aby", "x", "lan", &[], &[(1, 2, 3)], "").is_empty()
+        );
     }
 
     #[test]
