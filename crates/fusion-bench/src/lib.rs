@@ -12,7 +12,7 @@
 //! | `infer --net NAME --batch N [--link lan\|wan\|none] [--json]` | one secure batch of a zoo network; the client spawns itself as the server party; prints one JSON object | [`infer`] |
 //! | `spu --net NAME --batch N` | the SPU peer (`shared/peers/spu/bench.py`) and its JSON | [`spu`] |
 //! | `compare [--cases mlp-mnist:128,cnn-mnist:16,lenet:1] [--rounds K]` | ours and SPU alternating, ratios of bytes and time, to `results/compare.jsonl` | [`compare`] |
-//! | `tables [--links lan,wan] [--budget-s S]` | paper-shaped tables from measured and extrapolated batches, to `results/tables.jsonl` | [`tables`], [`fit`] |
+//! | `tables [--backends cheetah,...] [--links lan,wan] [--budget-s S]` | paper-shaped tables from measured and extrapolated batches, per backend, to `results/tables.jsonl` (the report puts the backends side by side with the paper's Tables II-III, [`paper`]) | [`tables`], [`fit`], [`paper`] |
 //! | `report --in results --out BENCHMARKS.md` | Markdown tables and SVG charts (`docs/bench/`) | [`report`], [`svg`] |
 //!
 //! Zoo networks (`fusion_nn::zoo`): `mlp-bc`, `mlp-mnist`, `cnn-mnist`,
