@@ -245,7 +245,10 @@ mod tests {
         let f = PrimeField::new(1_000_000_007).unwrap();
         assert!(BatchEncoder::new(f, 1024).is_err());
         let e = enc(32);
-        assert!(matches!(e.encode(&[0; 31]), Err(HeError::InputLength { .. })));
+        assert!(matches!(
+            e.encode(&[0; 31]),
+            Err(HeError::InputLength { .. })
+        ));
         let mut v = vec![0u64; 32];
         v[5] = e.field().modulus();
         assert!(e.encode(&v).is_err());

@@ -144,16 +144,6 @@ impl SimdParamsBuilder {
         self.build_with(true)
     }
 
-    /// Without the security table and the noise check (arithmetic tests on
-    /// small rings only).
-    #[cfg(test)]
-    pub(crate) fn build_unchecked(self) -> SimdParams {
-        match self.build_with(false) {
-            Ok(p) => p,
-            Err(e) => panic!("unchecked build failed: {e}"),
-        }
-    }
-
     fn build_with(self, checks: bool) -> Result<SimdParams, HeError> {
         let bad = |s: String| Err(HeError::InvalidParams(s));
         if !(20..=128).contains(&self.stat_sec_bits) {
@@ -166,18 +156,7 @@ impl SimdParamsBuilder {
         let ring = Ring::new(1).map_err(|e| HeError::Internal(e.to_string()))?;
         let builder =
             ParamsBuilder::new(ring, self.log_n, self.prime_bits.clone()).security(self.security);
-        let he = if checks {
-            builder.build()?
-        } else {
-            #[cfg(test)]
-            {
-                builder.build_unchecked()
-            }
-            #[cfg(not(test))]
-            {
-                builder.build()?
-            }
-        };
+        let he = builder.build()?;
         let n = he.degree();
         let field = match self.field {
             Some(f) => f,
@@ -193,12 +172,16 @@ impl SimdParamsBuilder {
         }
         let p_bits = field.bits();
         if p_bits > 54 {
-            return bad(format!("plaintext prime of {p_bits} bits; at most 54 supported"));
+            return bad(format!(
+                "plaintext prime of {p_bits} bits; at most 54 supported"
+            ));
         }
         let kb = p_bits + 5;
         let ka = kb + self.log_n;
         if ka + p_bits > 127 {
-            return bad(format!("reply width k_a = {ka} too large for p of {p_bits} bits"));
+            return bad(format!(
+                "reply width k_a = {ka} too large for p of {p_bits} bits"
+            ));
         }
         let primes = he.primes().to_vec();
         let groups: Vec<Range<usize>> = (0..primes.len()).map(|i| i..i + 1).collect();
@@ -396,7 +379,12 @@ impl SimdParams {
     pub fn security_note(&self) -> String {
         format!(
             "SIMD BFV: {}; plaintext prime p = {} ({} bits); flooding at {} bits per revealed coefficient",
-            self.inner.he.security_note().split(':').next().unwrap_or(""),
+            self.inner
+                .he
+                .security_note()
+                .split(':')
+                .next()
+                .unwrap_or(""),
             self.field().modulus(),
             self.field().bits(),
             self.stat_sec_bits()
@@ -510,10 +498,22 @@ mod tests {
     fn builder_rejects_bad_primes_and_statistical_parameters() {
         let not_ntt = PrimeField::new((1 << 61) - 1).unwrap();
         assert!(SimdPreset::N8192.builder().field(not_ntt).build().is_err());
-        assert!(SimdPreset::N8192.builder().stat_sec_bits(10).build().is_err());
+        assert!(
+            SimdPreset::N8192
+                .builder()
+                .stat_sec_bits(10)
+                .build()
+                .is_err()
+        );
         let big = PrimeField::ntt_friendly(1 << 56, 16384).unwrap();
         assert!(SimdPreset::N8192.builder().field(big).build().is_err());
         // Larger flooding still fits N = 8192 at the default prime.
-        assert!(SimdPreset::N8192.builder().stat_sec_bits(80).build().is_ok());
+        assert!(
+            SimdPreset::N8192
+                .builder()
+                .stat_sec_bits(80)
+                .build()
+                .is_ok()
+        );
     }
 }
