@@ -66,6 +66,31 @@ impl Ctx {
     }
 }
 
+/// What a prime-field protocol step needs to know besides its inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldCtx {
+    pub role: Role,
+    pub field: fusion_core::field::PrimeField,
+    /// Millionaires' block size `m`.
+    pub m: u32,
+}
+
+impl FieldCtx {
+    pub(crate) const fn p0(&self) -> bool {
+        self.role.is_p0()
+    }
+
+    /// `ceil(log2 p)`: every canonical element is below `2^w`.
+    pub(crate) fn w(&self) -> u32 {
+        self.field.bits()
+    }
+
+    /// `(p - 1) / 2`: the largest "positive" element.
+    pub(crate) fn half(&self) -> u64 {
+        (self.field.modulus() - 1) / 2
+    }
+}
+
 /// `2^k - 1` for `k <= 64`.
 #[inline]
 pub(crate) const fn mask(k: u32) -> u64 {

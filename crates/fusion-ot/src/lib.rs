@@ -123,11 +123,18 @@ mod ctx;
 pub mod drelu;
 mod engine;
 mod error;
+pub mod field_drelu;
+mod field_engine;
+pub mod field_millionaires;
+pub mod field_mux;
+pub mod field_relu;
+pub mod field_truncate;
 pub mod flavour;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gilboa;
+pub mod kk13;
 pub mod maxpool;
 pub mod millionaires;
 pub mod mul;
@@ -147,4 +154,5 @@ pub use bits::Bits;
 pub use ctx::Role;
 pub use engine::{MAX_CONFIG_SIZE, OtConfig, OtEngine, Stats};
 pub use error::{Error, Result};
+pub use field_engine::{FieldOtConfig, FieldOtEngine, FieldStats};
 pub use flavour::{Iknp, OtFlavour, Silent};
