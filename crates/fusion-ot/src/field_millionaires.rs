@@ -166,6 +166,11 @@ impl Plan {
         RotCount::both(self.combos() * n)
     }
 
+    /// Levels of the deepest AND tree.
+    pub(crate) fn tree_levels(&self) -> usize {
+        self.trees.iter().map(|t| t.levels.len()).max().unwrap_or(0)
+    }
+
     /// Number of flights.
     #[cfg(test)]
     pub(crate) fn flights(&self) -> usize {
