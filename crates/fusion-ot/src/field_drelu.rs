@@ -23,9 +23,16 @@
 //! `DReLU(x) = 1 ⊕ 1{b > h} ⊕ 1{a > p-1-b} ⊕ 1{a > (h-b) mod p}`
 //!
 //! (`P0` adds the constant 1, `S` its local bit `1{b > h}`). Exact for every
-//! `x ∈ Z_p`; no range assumption. SCI's relu-field computes the wrap and
-//! the two half-way comparisons and selects between the latter with the wrap
-//! bit (a multiplexer); the XOR identity above avoids that selection.
+//! `x ∈ Z_p`; no range assumption.
+//!
+//! **Comparison with SCI** (`NonLinear/drelu-field.h`): SCI also runs two
+//! comparisons that share their leaf KKOTs (Bob's digits against Alice's
+//! two thresholds, on `⌈log2 p⌉ + 1` bits, with `(p-1)/2` added to both
+//! sides), always with Alice as KK13 sender, and then combines the wrap and
+//! the half-way bit with a further 1-of-4 KKOT (`256 + 4` bits, 2 more
+//! flights). Here the XOR identity above needs no combination step, the
+//! comparisons are on `⌈log2 p⌉` bits, and the sender role alternates
+//! between the halves of a batch (both directions carry equal load).
 //!
 //! **Learns:** nothing beyond the output share. **Cost** (`p` of `w` bits,
 //! `m = 4`): the comparison of [`crate::field_millionaires`] with two

@@ -427,7 +427,7 @@ impl FieldOtEngine {
         let (rots, _) = self
             .begin(Op::Kkot, choices.len(), big_n as u32, RotCount::default())
             .await?;
-        let (msg, batch) = self.kk_recv.extend(choices.to_vec());
+        let (msg, batch) = self.kk_recv.extend(choices.to_vec(), big_n);
         self.main.exchange(&msg, 0).await?;
         let out = (0..choices.len()).map(|i| batch.pad(i)).collect();
         self.end(&rots)?;

@@ -11,9 +11,9 @@
 //!    and every threshold `k` whose width covers the block,
 //!    `(1{x > v_{k,j}} ⊕ g_{k,j}, 1{x = v_{k,j}} ⊕ e_{k,j})` with random output
 //!    shares `g, e` (the `eq` bit is left out for block 0, whose `eq` is never
-//!    used). All `K` comparisons share one OT per block: `R`'s input is the
-//!    same value `u` (SCI runs one comparison per call; sharing the leaf OT
-//!    between the thresholds of the field DReLU and truncation is ours).
+//!    used). All `K` comparisons share one OT per block, since `R`'s input is
+//!    the same value `u` (SCI's `drelu-field.h` does the same for its two
+//!    DReLU comparisons: one leaf KKOT with 4-bit messages).
 //! 2. **AND tree** per threshold, levels run in lockstep (one flight per
 //!    level): `gt = gt_hi ⊕ eq_hi ∧ gt_lo`, `eq = eq_hi ∧ eq_lo`. Each node's
 //!    two ANDs share `eq_hi`, so one correlated pair of bit triples serves

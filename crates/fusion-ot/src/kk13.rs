@@ -252,9 +252,9 @@ impl Kk13Receiver {
         })
     }
 
-    /// Extends a batch with our `choices` (each `< N <= 256`): our message to
-    /// `S` and our rows.
-    pub(crate) fn extend(&mut self, choices: Vec<u8>) -> (Vec<u8>, RecvBatch) {
+    /// Extends a batch with our `choices` (each `< limit <= 256`, `limit`
+    /// public): our message to `S` and our rows.
+    pub(crate) fn extend(&mut self, choices: Vec<u8>, limit: usize) -> (Vec<u8>, RecvBatch) {
         let n = choices.len();
         let tweak0 = self.tweak;
         self.tweak += n as u64;
@@ -274,9 +274,9 @@ impl Kk13Receiver {
         let codes = code_table();
         let mut crow = vec![0u8; nb * 8 * 32];
         for (i, &r) in choices.iter().enumerate() {
-            // Constant-time table read: scan all 256 codewords.
+            // Constant-time table read: scan the first `limit` codewords.
             let mut c = [0u128; 2];
-            for (k, w) in codes.iter().enumerate() {
+            for (k, w) in codes.iter().take(limit).enumerate() {
                 let hit = (k as u8).ct_eq(&r);
                 c[0].conditional_assign(&w[0], hit);
                 c[1].conditional_assign(&w[1], hit);
@@ -407,7 +407,8 @@ pub(crate) async fn both_ways(
     {
         return Err(Error::Internal("KK13 batch of inconsistent shape"));
     }
-    let (msg, rb) = rcv.extend(choices);
+    let limit = recv_shapes.iter().map(|s| s.n).max().unwrap_or(0);
+    let (msg, rb) = rcv.extend(choices, limit);
     let peer = ch.exchange(&msg, matrix_bytes(send_shapes.len())).await?;
     let sb = snd.extend(send_shapes.len(), &peer)?;
     let tables = mask_tables(&sb, send_shapes, send_msgs);
@@ -460,7 +461,7 @@ mod tests {
             let choices: Vec<u8> = (0..n)
                 .map(|_| rng.random_range(0..big_n as u32) as u8)
                 .collect();
-            let (msg, rb) = rcv.extend(choices.clone());
+            let (msg, rb) = rcv.extend(choices.clone(), big_n);
             assert_eq!(msg.len(), matrix_bytes(n));
             let sb = snd.extend(n, &msg).unwrap();
             let pads = sb.pads(&vec![big_n; n]);
@@ -497,7 +498,7 @@ mod tests {
             .iter()
             .map(|s| rng.random_range(0..s.n as u32) as u8)
             .collect();
-        let (m, rb) = rcv.extend(choices.clone());
+        let (m, rb) = rcv.extend(choices.clone(), 16);
         let sb = snd.extend(shapes.len(), &m).unwrap();
         let tables = mask_tables(&sb, &shapes, &msgs);
         assert_eq!(tables.len(), tables_bits(&shapes).div_ceil(8));

@@ -302,3 +302,29 @@ async fn field_engine_rejects_non_canonical_shares_and_detects_a_peer_mismatch()
     let r = tokio::try_join!(s.drelu(&[1, 2]), c.relu(&[1, 2]));
     assert!(matches!(r, Err(fusion_ot::Error::PeerMismatch { .. })));
 }
+
+/// Bits per ReLU on the wire: our measured protocol bytes plus the IKNP
+/// traffic of the ROTs the call consumed (128 bits per ROT and direction,
+/// receiver to sender; base OTs of the session excluded), beside CrypTFlow2's
+/// stated bound for ReLU over `Z_n`, `(3/2)·λ·(η+1) + 31·η` bits with
+/// `λ = 128`, `η = ⌈log2 p⌉`, `m = 4`.
+#[tokio::test]
+async fn field_relu_bits_per_element_stay_below_cryptflow2s_bound() {
+    let f = field();
+    let (mut s, mut c) = pair(f, config(), 17).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let n = 1024;
+    let xs = values(f, n, &mut rng);
+    let (a, b) = share(f, &xs, &mut rng);
+    let before = s.stats();
+    tokio::try_join!(s.relu(&a), c.relu(&b)).unwrap();
+    let after = s.stats();
+    let (bytes, flights) = delta(before, after);
+    let rots = after.rots_used - before.rots_used;
+    let ours = (8 * payload(bytes, flights) + 2 * 128 * rots) as f64 / n as f64;
+    let eta = f64::from(f.bits());
+    let bound = 1.5 * 128.0 * (eta + 1.0) + 31.0 * eta;
+    println!("field ReLU, p of {eta} bits: {ours:.0} bits/element (CrypTFlow2 bound {bound:.0})");
+    assert_eq!(flights, 8);
+    assert!(ours < bound, "{ours} >= {bound}");
+}
