@@ -34,6 +34,7 @@ enum Op {
     Drelu,
     Relu,
     Truncate,
+    ReluTruncate,
 }
 
 impl Op {
@@ -43,11 +44,18 @@ impl Op {
             Op::Drelu => "drelu",
             Op::Relu => "relu",
             Op::Truncate => "truncate_f12",
+            Op::ReluTruncate => "relu_truncate_f12",
         }
     }
 }
 
-const OPS: [Op; 4] = [Op::Millionaires, Op::Drelu, Op::Relu, Op::Truncate];
+const OPS: [Op; 5] = [
+    Op::Millionaires,
+    Op::Drelu,
+    Op::Relu,
+    Op::Truncate,
+    Op::ReluTruncate,
+];
 
 struct Meter {
     data: CommLayerData,
@@ -102,6 +110,7 @@ fn both_halves<'a>(
         Op::Drelu => halves!(s.drelu(&inp.a), c.drelu(&inp.b)),
         Op::Relu => halves!(s.relu(&inp.a), c.relu(&inp.b)),
         Op::Truncate => halves!(s.truncate(&inp.a, 12), c.truncate(&inp.b, 12)),
+        Op::ReluTruncate => halves!(s.relu_truncate(&inp.a, 12), c.relu_truncate(&inp.b, 12)),
     }
 }
 
@@ -165,6 +174,7 @@ fn all(c: &mut Criterion) {
             Op::Drelu => s.drelu_cost(n),
             Op::Relu => s.relu_cost(n),
             Op::Truncate => s.truncate_cost(n, 12),
+            Op::ReluTruncate => s.relu_truncate_cost(n, 12),
         };
         rows.push((
             op.name(),

@@ -81,11 +81,10 @@ pub(crate) async fn run(
     rots: &mut Rots,
     rng: &mut ChaCha20Rng,
 ) -> Result<Bits> {
-    let n = x.len();
     let c = field_millionaires::run(
         ch,
         ctx.p0(),
-        n.div_ceil(2),
+        x.len().div_ceil(2),
         &plan(ctx),
         kk,
         x,
@@ -94,13 +93,20 @@ pub(crate) async fn run(
         rng,
     )
     .await?;
+    Ok(output(ctx, x, &c[0], &c[1]))
+}
+
+/// Our DReLU share from the wrap and half-way comparison shares of a batch
+/// (`P0` receiving for the first half).
+pub(crate) fn output(ctx: &FieldCtx, x: &[u64], wrap: &Bits, halfway: &Bits) -> Bits {
+    let n = x.len();
     let h = ctx.half();
     let half = n.div_ceil(2);
     let p0 = ctx.p0();
-    Ok(Bits::from_fn(n, |i| {
+    Bits::from_fn(n, |i| {
         let sender = if p0 { i >= half } else { i < half };
         // b > h, branch-free in b: (h - b) wraps.
         let big = (h.wrapping_sub(x[i]) >> 63) == 1;
-        c[0].get(i) ^ c[1].get(i) ^ (sender & big) ^ p0
-    }))
+        wrap.get(i) ^ halfway.get(i) ^ (sender & big) ^ p0
+    })
 }

@@ -81,6 +81,7 @@
 //! | `millionaires` | [`field_millionaires`] | XOR shares of `1{a > b}` | exact |
 //! | `drelu` | [`field_drelu`] | XOR shares of `1{x >= 0}` (centred `x`) | exact, every `x ∈ Z_p` |
 //! | `relu` | [`field_relu`] (+ [`field_mux`]) | `max(x, 0)` | exact, every `x ∈ Z_p` |
+//! | `relu_truncate` | [`field_relu_truncate`] | `⌊max(x, 0) / 2^f⌋` | exact, every `x ∈ Z_p` |
 //! | `truncate` | [`field_truncate`] | `⌊x / 2^f⌋` | exact for `x >= -K`, `K = 2^f⌊(p-1)/2^{f+1}⌋` |
 //! | `max`, `maxpool` | [`maxpool`] helpers | window maxima | exact for inputs in `(-p/4, p/4)` |
 //!
@@ -152,6 +153,7 @@ mod field_engine;
 pub mod field_millionaires;
 pub mod field_mux;
 pub mod field_relu;
+pub mod field_relu_truncate;
 pub mod field_truncate;
 pub mod flavour;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -328,3 +328,32 @@ async fn field_relu_bits_per_element_stay_below_cryptflow2s_bound() {
     assert_eq!(flights, 8);
     assert!(ours < bound, "{ours} >= {bound}");
 }
+
+#[tokio::test]
+async fn fused_field_relu_truncate_is_exact_for_every_element_and_cheaper_than_both() {
+    let f = field();
+    let (mut s, mut c) = pair(f, config(), 19).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    let mut xs = values(f, 2000, &mut rng);
+    // No range assumption: the most negative elements too.
+    let h = ((f.modulus() - 1) / 2) as i64;
+    xs.extend([-h, -h + 1, -h + 4095, h - 4095]);
+    for shift in [12u32, 1, 30] {
+        let (a, b) = share(f, &xs, &mut rng);
+        let before = s.stats();
+        let (y0, y1) =
+            tokio::try_join!(s.relu_truncate(&a, shift), c.relu_truncate(&b, shift)).unwrap();
+        let (bytes, flights) = delta(before, s.stats());
+        let y = open(f, &y0, &y1);
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!(y[i], x.max(0) >> shift, "x={x} shift={shift}");
+        }
+        assert_eq!(flights, 10);
+        let (bits, _) = s.relu_truncate_cost(xs.len(), shift);
+        assert_eq!(payload(bytes, flights) * 8, bits as u64);
+        let (rb, rr) = s.relu_cost(xs.len());
+        let (tb, tr) = s.truncate_cost(xs.len(), shift);
+        let (fb, fr) = s.relu_truncate_cost(xs.len(), shift);
+        assert!(fb + 256 * fr < rb + tb + 256 * (rr + tr));
+    }
+}
