@@ -117,8 +117,9 @@ pub(crate) async fn combine(
     for i in send.clone() {
         let b = z[i];
         let q = b >> f;
-        // δ = ⌊(b - p)/2^f⌋ - ⌊b/2^f⌋ (negative; p < 2^62, so no overflow).
-        let delta = fld.from_signed(((b as i64 - p as i64) >> f) - q as i64);
+        // δ = ⌊(b - p)/2^f⌋ - ⌊b/2^f⌋ ∈ [-(p >> f) - 1, -1] (p < 2^62, so no
+        // overflow), as the field element p - |δ| (|δ| < p since f >= 1).
+        let delta = fld.neg((q as i64 - ((b as i64 - p as i64) >> f)) as u64);
         let r = fld.random(rng);
         let mine = (cw.get_u8(i), cc.get_u8(i), cp.get_u8(i));
         for k in 0..8u8 {
@@ -149,7 +150,7 @@ pub(crate) async fn combine(
         .map(|i| {
             let q = z[i] >> f;
             if recv.contains(&i) {
-                fld.add(q, fld.reduce(got[i - recv.start]))
+                fld.add(q, ctx.reduce_once(got[i - recv.start]))
             } else {
                 fld.sub(q, rho[i - send.start])
             }
