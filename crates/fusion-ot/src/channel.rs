@@ -54,6 +54,7 @@ pub(crate) enum Op {
     FieldTruncate = 23,
     Kkot = 24,
     FieldMux = 25,
+    FieldReluTruncate = 26,
 }
 
 impl Op {
@@ -85,6 +86,7 @@ impl Op {
             23 => FieldTruncate,
             24 => Kkot,
             25 => FieldMux,
+            26 => FieldReluTruncate,
             _ => return None,
         })
     }

@@ -85,6 +85,14 @@ impl FieldCtx {
         self.field.bits()
     }
 
+    /// `v mod p` for `v < 2^w` (at most one subtraction, since `2^w < 2p`),
+    /// without branching on `v` (a received share).
+    pub(crate) fn reduce_once(&self, v: u64) -> u64 {
+        let t = v.wrapping_sub(self.field.modulus());
+        let keep = 0u64.wrapping_sub(t >> 63);
+        (v & keep) | (t & !keep)
+    }
+
     /// `(p - 1) / 2`: the largest "positive" element.
     pub(crate) fn half(&self) -> u64 {
         (self.field.modulus() - 1) / 2

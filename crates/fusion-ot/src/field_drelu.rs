@@ -23,16 +23,25 @@
 //! `DReLU(x) = 1 ⊕ 1{b > h} ⊕ 1{a > p-1-b} ⊕ 1{a > (h-b) mod p}`
 //!
 //! (`P0` adds the constant 1, `S` its local bit `1{b > h}`). Exact for every
-//! `x ∈ Z_p`; no range assumption. SCI's relu-field computes the wrap and
-//! the two half-way comparisons and selects between the latter with the wrap
-//! bit (a multiplexer); the XOR identity above avoids that selection.
+//! `x ∈ Z_p`; no range assumption.
+//!
+//! **Comparison with SCI** (`NonLinear/drelu-field.h`): SCI also runs two
+//! comparisons that share their leaf KKOTs (Bob's digits against Alice's
+//! two thresholds, on `⌈log2 p⌉ + 1` bits, with `(p-1)/2` added to both
+//! sides), always with Alice as KK13 sender, and then combines the wrap and
+//! the half-way bit with a further 1-of-4 KKOT (`256 + 4` bits, 2 more
+//! flights). Here the XOR identity above needs no combination step, the
+//! comparisons are on `⌈log2 p⌉` bits, and the sender role alternates
+//! between the halves of a batch (both directions carry equal load).
 //!
 //! **Learns:** nothing beyond the output share. **Cost** (`p` of `w` bits,
 //! `m = 4`): the comparison of [`crate::field_millionaires`] with two
 //! `w`-bit thresholds: `q = ceil(w/4)` KK13 OTs (`256q` bits), tables of
 //! `16·4` bits per full block (`16·2` for block 0), `2(q-1)` AND nodes
-//! (2 IKNP ROTs each) and their openings. For `w = 38`: see the cost test in
-//! `tests/field.rs`.
+//! (2 IKNP ROTs each) and their openings; 6 flights for `w = 38`. Measured
+//! for the 38-bit `p` (`benches/field.rs`): 3212 protocol bits and 18 IKNP
+//! ROTs per direction per element, i.e. 7820 bits per element on the wire
+//! with the IKNP traffic (`2·18·128`), equal to the analytic formula.
 
 use rand::rngs::ChaCha20Rng;
 
@@ -74,11 +83,10 @@ pub(crate) async fn run(
     rots: &mut Rots,
     rng: &mut ChaCha20Rng,
 ) -> Result<Bits> {
-    let n = x.len();
     let c = field_millionaires::run(
         ch,
         ctx.p0(),
-        n.div_ceil(2),
+        x.len().div_ceil(2),
         &plan(ctx),
         kk,
         x,
@@ -87,13 +95,20 @@ pub(crate) async fn run(
         rng,
     )
     .await?;
+    Ok(output(ctx, x, &c[0], &c[1]))
+}
+
+/// Our DReLU share from the wrap and half-way comparison shares of a batch
+/// (`P0` receiving for the first half).
+pub(crate) fn output(ctx: &FieldCtx, x: &[u64], wrap: &Bits, halfway: &Bits) -> Bits {
+    let n = x.len();
     let h = ctx.half();
     let half = n.div_ceil(2);
     let p0 = ctx.p0();
-    Ok(Bits::from_fn(n, |i| {
+    Bits::from_fn(n, |i| {
         let sender = if p0 { i >= half } else { i < half };
         // b > h, branch-free in b: (h - b) wraps.
         let big = (h.wrapping_sub(x[i]) >> 63) == 1;
-        c[0].get(i) ^ c[1].get(i) ^ (sender & big) ^ p0
-    }))
+        wrap.get(i) ^ halfway.get(i) ^ (sender & big) ^ p0
+    })
 }

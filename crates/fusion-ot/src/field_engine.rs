@@ -14,7 +14,7 @@ use crate::{
     channel::{CallHeader, Channel, Op},
     ctx::{FieldCtx, Role, fork},
     error::{Error, Result, param},
-    field_drelu, field_millionaires, field_mux, field_relu, field_truncate,
+    field_drelu, field_millionaires, field_mux, field_relu, field_relu_truncate, field_truncate,
     flavour::{Iknp, OtFlavour},
     kk13::{self, Kk13Receiver, Kk13Sender, Table},
     maxpool,
@@ -427,7 +427,7 @@ impl FieldOtEngine {
         let (rots, _) = self
             .begin(Op::Kkot, choices.len(), big_n as u32, RotCount::default())
             .await?;
-        let (msg, batch) = self.kk_recv.extend(choices.to_vec());
+        let (msg, batch) = self.kk_recv.extend(choices.to_vec(), big_n);
         self.main.exchange(&msg, 0).await?;
         let out = (0..choices.len()).map(|i| batch.pad(i)).collect();
         self.end(&rots)?;
@@ -588,6 +588,41 @@ impl FieldOtEngine {
         Ok(out)
     }
 
+    /// Fused ReLU and truncation: shares of `⌊max(x, 0) / 2^shift⌋`,
+    /// **exact for every** `x ∈ Z_p` (no range assumption), `1 <= shift <
+    /// ⌈log2 p⌉ - 1` ([`crate::field_relu_truncate`]). Cheaper than
+    /// [`FieldOtEngine::relu`] followed by [`FieldOtEngine::truncate`]: the
+    /// wrap comparison and the leaf OTs are shared.
+    pub async fn relu_truncate(&mut self, x: &[u64], shift: u32) -> Result<Vec<u64>> {
+        self.check(x, "relu_truncate")?;
+        let ctx = self.ctx();
+        field_truncate::check_shift(&ctx, shift)?;
+        if shift == 0 {
+            return self.relu(x).await;
+        }
+        let mut out = Vec::with_capacity(x.len());
+        for (s, e) in self.chunks(x.len()) {
+            let cost = field_relu_truncate::cost(&ctx, e - s, shift);
+            let (mut rots, mut rng) = self
+                .begin(Op::FieldReluTruncate, e - s, shift, cost)
+                .await?;
+            out.extend(
+                field_relu_truncate::run(
+                    &mut self.main,
+                    &ctx,
+                    (&mut self.kk_send, &mut self.kk_recv),
+                    &x[s..e],
+                    shift,
+                    &mut rots,
+                    &mut rng,
+                )
+                .await?,
+            );
+            self.end(&rots)?;
+        }
+        Ok(out)
+    }
+
     /// Elementwise maximum `b + ReLU(a - b)`; exact when the centred
     /// `a - b` does not wrap (e.g. all inputs in `(-p/4, p/4)`).
     pub async fn max(&mut self, a: &[u64], b: &[u64]) -> Result<Vec<u64>> {
@@ -648,11 +683,21 @@ impl FieldOtEngine {
     pub fn truncate_cost(&self, n: usize, shift: u32) -> (usize, usize) {
         let ctx = self.ctx();
         let plan = field_truncate::plan(&ctx, shift);
-        let h = n.div_ceil(2);
+        let kk = field_truncate::combine_wire_bits(&ctx, n);
+        (plan.wire_bits(n, n.div_ceil(2)) + kk, plan.cost(n).send)
+    }
+
+    /// As [`FieldOtEngine::drelu_cost`] for [`FieldOtEngine::relu_truncate`].
+    pub fn relu_truncate_cost(&self, n: usize, shift: u32) -> (usize, usize) {
+        let ctx = self.ctx();
+        let plan = field_relu_truncate::plan(&ctx, shift);
         let eta = self.field.bits() as usize;
-        let kk = 8 * (kk13::matrix_bytes(h) + kk13::matrix_bytes(n - h))
-            + 8 * ((h * 8 * eta).div_ceil(8) + ((n - h) * 8 * eta).div_ceil(8));
-        (plan.wire_bits(n, h) + kk, plan.cost(n).send)
+        let mux = 2 * 8 * n.div_ceil(8) + 2 * 8 * (n * 2 * eta).div_ceil(8);
+        let kk = field_truncate::combine_wire_bits(&ctx, n);
+        (
+            plan.wire_bits(n, n.div_ceil(2)) + kk + mux,
+            plan.cost(n).send + n,
+        )
     }
 }
 

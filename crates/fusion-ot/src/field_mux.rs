@@ -66,6 +66,9 @@ pub(crate) async fn run(
         .exchange(&tables, (n * layout.table_bits()).div_ceil(8))
         .await?;
     let got = one_of_n::receiver_outputs(&layout, &idx, &theirs, &r)?;
-    // A received value >= p can only come from a misbehaving peer; reduce it.
-    Ok((0..n).map(|i| f.sub(f.reduce(got[i]), rho[i])).collect())
+    // A received value >= p can only come from a misbehaving peer; reduce it
+    // (received values are below 2^η < 2p).
+    Ok((0..n)
+        .map(|i| f.sub(ctx.reduce_once(got[i]), rho[i]))
+        .collect())
 }

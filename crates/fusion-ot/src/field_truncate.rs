@@ -35,11 +35,15 @@
 //! the comparison (`⌈w/4⌉` KK13 OTs for `p` of `w` bits; tables for three
 //! thresholds in the low `f` bits; AND trees for one `w`-bit and two `f`-bit
 //! comparisons, 2 IKNP ROTs per node) plus one 1-of-8 KK13 OT
-//! (`256 + 8η` bits); flights: `2 + ⌈log2⌈w/4⌉⌉ + 2`.
+//! (`256 + 8η` bits); flights: `2 + ⌈log2⌈w/4⌉⌉ + 2` (8 for a 38-bit `p`).
+//! Measured for the 38-bit `p`, `f = 12` (`benches/field.rs`): 3622
+//! protocol bits and 13 IKNP ROTs per direction, 6950 bits per element on
+//! the wire in all.
 
 use rand::rngs::ChaCha20Rng;
 
 use crate::{
+    bits::Bits,
     channel::Channel,
     ctx::{FieldCtx, mask},
     error::{Error, Result, param},
@@ -75,71 +79,60 @@ pub(crate) fn cost(ctx: &FieldCtx, n: usize, f: u32) -> RotCount {
     plan(ctx, f).cost(n)
 }
 
-/// Shares of `⌊x / 2^f⌋`, `f >= 1`.
-pub(crate) async fn run(
+/// The sender's truncation thresholds for its share `b` of `z`: the wrap
+/// `p - 1 - b` and the two carries `2^f - 1 - (b mod 2^f)`,
+/// `2^f - 1 - ((b - p) mod 2^f)`.
+pub(crate) fn thresholds(ctx: &FieldCtx, b: u64, f: u32) -> [u64; 3] {
+    let p = ctx.field.modulus();
+    let mf = mask(f);
+    [p - 1 - b, mf - (b & mf), mf - (b.wrapping_sub(p) & mf)]
+}
+
+/// Shares of `⌊z / 2^f⌋` for the integer `z = z_0 + z_1 - w·p ∈ [0, p)`, from
+/// our share `z` and the XOR-shared wrap `w` and carries `c`, `c'` (step 3:
+/// one 1-of-8 KK13 OT per element, `P0` receiving for the first half).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn combine(
     ch: &mut Channel,
     ctx: &FieldCtx,
     kk: (&mut Kk13Sender, &mut Kk13Receiver),
-    x: &[u64],
+    z: &[u64],
     f: u32,
-    rots: &mut Rots,
+    bits: [&Bits; 3],
     rng: &mut ChaCha20Rng,
 ) -> Result<Vec<u64>> {
-    let n = x.len();
+    let n = z.len();
     let fld = ctx.field;
     let p = fld.modulus();
-    let k_off = offset(ctx, f);
-    let z: Vec<u64> = if ctx.p0() {
-        x.iter().map(|&v| fld.add(v, k_off)).collect()
-    } else {
-        x.to_vec()
-    };
-    let mf = mask(f);
-    let thresholds: Vec<u64> = z
-        .iter()
-        .flat_map(|&b| [p - 1 - b, mf - (b & mf), mf - (b.wrapping_sub(p) & mf)])
-        .collect();
-    let (snd, rcv) = kk;
-    let c = field_millionaires::run(
-        ch,
-        ctx.p0(),
-        n.div_ceil(2),
-        &plan(ctx, f),
-        (&mut *snd, &mut *rcv),
-        &z,
-        &thresholds,
-        rots,
-        rng,
-    )
-    .await?;
     let h = n.div_ceil(2);
     let (recv, send) = if ctx.p0() { (0..h, h..n) } else { (h..n, 0..h) };
-    // 1-of-8 conversion of g(w, c, c').
+    let [cw, cc, cp] = bits;
     let choices: Vec<u8> = recv
         .clone()
-        .map(|i| c[0].get_u8(i) | (c[1].get_u8(i) << 1) | (c[2].get_u8(i) << 2))
+        .map(|i| cw.get_u8(i) | (cc.get_u8(i) << 1) | (cp.get_u8(i) << 2))
         .collect();
-    let eta = ctx.w();
-    let shape = Table { n: 8, t: eta };
+    let shape = Table { n: 8, t: ctx.w() };
     let mut msgs = Vec::with_capacity(send.len() * 8);
     let mut rho = Vec::with_capacity(send.len());
     for i in send.clone() {
         let b = z[i];
         let q = b >> f;
-        let qm = ((b as i64 - p as i64) >> f) - q as i64; // δ, negative
-        let delta = fld.from_signed(qm);
+        // δ = ⌊(b - p)/2^f⌋ - ⌊b/2^f⌋ ∈ [-(p >> f) - 1, -1] (p < 2^62, so no
+        // overflow), as the field element p - |δ| (|δ| < p since f >= 1).
+        let delta = fld.neg((q as i64 - ((b as i64 - p as i64) >> f)) as u64);
         let r = fld.random(rng);
-        let mine = (c[0].get_u8(i), c[1].get_u8(i), c[2].get_u8(i));
+        let mine = (cw.get_u8(i), cc.get_u8(i), cp.get_u8(i));
         for k in 0..8u8 {
             let w = u64::from((k & 1) ^ mine.0);
-            let cc = u64::from(((k >> 1) & 1) ^ mine.1);
-            let cp = u64::from(((k >> 2) & 1) ^ mine.2);
+            let c = u64::from(((k >> 1) & 1) ^ mine.1);
+            let c2 = u64::from(((k >> 2) & 1) ^ mine.2);
             // g = (1-w)·c + w·(δ + c'), branch-free.
-            let g = fld.add((w ^ 1) * cc, w.wrapping_neg() & fld.add(delta, cp));
+            let g = fld.add((w ^ 1) * c, w.wrapping_neg() & fld.add(delta, c2));
             msgs.push(fld.add(g, r));
         }
         rho.push(r);
     }
+    let (snd, rcv) = kk;
     let got = kk13::both_ways(
         ch,
         snd,
@@ -153,19 +146,62 @@ pub(crate) async fn run(
     if got.len() != recv.len() {
         return Err(Error::Internal("field truncation: OT output count"));
     }
-    let k_q = k_off >> f;
     Ok((0..n)
         .map(|i| {
             let q = z[i] >> f;
-            let mut y = if recv.contains(&i) {
-                fld.add(q, fld.reduce(got[i - recv.start]))
+            if recv.contains(&i) {
+                fld.add(q, ctx.reduce_once(got[i - recv.start]))
             } else {
                 fld.sub(q, rho[i - send.start])
-            };
-            if ctx.p0() {
-                y = fld.sub(y, k_q);
             }
-            y
         })
         .collect())
+}
+
+/// Bits on the wire of [`combine`] for a batch of `n` (both directions).
+pub(crate) fn combine_wire_bits(ctx: &FieldCtx, n: usize) -> usize {
+    let h = n.div_ceil(2);
+    let eta = ctx.w() as usize;
+    8 * (kk13::matrix_bytes(h) + kk13::matrix_bytes(n - h))
+        + 8 * ((h * 8 * eta).div_ceil(8) + ((n - h) * 8 * eta).div_ceil(8))
+}
+
+/// Shares of `⌊x / 2^f⌋`, `f >= 1`.
+pub(crate) async fn run(
+    ch: &mut Channel,
+    ctx: &FieldCtx,
+    kk: (&mut Kk13Sender, &mut Kk13Receiver),
+    x: &[u64],
+    f: u32,
+    rots: &mut Rots,
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<u64>> {
+    let n = x.len();
+    let fld = ctx.field;
+    let k_off = offset(ctx, f);
+    let z: Vec<u64> = if ctx.p0() {
+        x.iter().map(|&v| fld.add(v, k_off)).collect()
+    } else {
+        x.to_vec()
+    };
+    let th: Vec<u64> = z.iter().flat_map(|&b| thresholds(ctx, b, f)).collect();
+    let (snd, rcv) = kk;
+    let c = field_millionaires::run(
+        ch,
+        ctx.p0(),
+        n.div_ceil(2),
+        &plan(ctx, f),
+        (&mut *snd, &mut *rcv),
+        &z,
+        &th,
+        rots,
+        rng,
+    )
+    .await?;
+    let mut y = combine(ch, ctx, (snd, rcv), &z, f, [&c[0], &c[1], &c[2]], rng).await?;
+    if ctx.p0() {
+        let k_q = k_off >> f;
+        y.iter_mut().for_each(|v| *v = fld.sub(*v, k_q));
+    }
+    Ok(y)
 }

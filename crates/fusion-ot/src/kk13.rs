@@ -55,7 +55,7 @@ use zeroize::Zeroize;
 
 use crate::{
     bits::{BitReader, BitWriter},
-    ctx::mask,
+    ctx::{compute, mask},
     error::{Error, Result},
     pool::{RecvRots, SendRots},
 };
@@ -167,6 +167,17 @@ pub(crate) const fn matrix_bytes(n: usize) -> usize {
 }
 
 impl Kk13Sender {
+    /// A state with no base OTs (a placeholder while the real one is moved
+    /// to the worker pool).
+    fn empty() -> Self {
+        Kk13Sender {
+            s: [0; 2],
+            seeds: Vec::new(),
+            batch: 0,
+            tweak: 0,
+        }
+    }
+
     /// From `256` ROTs in which we are the receiver (uniform choices `s`).
     pub(crate) fn new(base: &RecvRots) -> Result<Self> {
         if base.keys.len() != CODE_BITS {
@@ -240,6 +251,15 @@ fn rows_of(bytes: &[u8], n: usize) -> Vec<Row> {
 }
 
 impl Kk13Receiver {
+    /// A placeholder, as [`Kk13Sender::empty`].
+    fn empty() -> Self {
+        Kk13Receiver {
+            seeds: Vec::new(),
+            batch: 0,
+            tweak: 0,
+        }
+    }
+
     /// From `256` ROTs in which we are the sender.
     pub(crate) fn new(base: &SendRots) -> Result<Self> {
         if base.0.len() != CODE_BITS {
@@ -252,9 +272,9 @@ impl Kk13Receiver {
         })
     }
 
-    /// Extends a batch with our `choices` (each `< N <= 256`): our message to
-    /// `S` and our rows.
-    pub(crate) fn extend(&mut self, choices: Vec<u8>) -> (Vec<u8>, RecvBatch) {
+    /// Extends a batch with our `choices` (each `< limit <= 256`, `limit`
+    /// public): our message to `S` and our rows.
+    pub(crate) fn extend(&mut self, choices: Vec<u8>, limit: usize) -> (Vec<u8>, RecvBatch) {
         let n = choices.len();
         let tweak0 = self.tweak;
         self.tweak += n as u64;
@@ -274,9 +294,9 @@ impl Kk13Receiver {
         let codes = code_table();
         let mut crow = vec![0u8; nb * 8 * 32];
         for (i, &r) in choices.iter().enumerate() {
-            // Constant-time table read: scan all 256 codewords.
+            // Constant-time table read: scan the first `limit` codewords.
             let mut c = [0u128; 2];
-            for (k, w) in codes.iter().enumerate() {
+            for (k, w) in codes.iter().take(limit).enumerate() {
                 let hit = (k as u8).ct_eq(&r);
                 c[0].conditional_assign(&w[0], hit);
                 c[1].conditional_assign(&w[1], hit);
@@ -407,14 +427,33 @@ pub(crate) async fn both_ways(
     {
         return Err(Error::Internal("KK13 batch of inconsistent shape"));
     }
-    let (msg, rb) = rcv.extend(choices);
+    // The extension and the hashing run on the worker pool; the states move
+    // there and back (a failure in between poisons the session anyway).
+    let limit = recv_shapes.iter().map(|s| s.n).max().unwrap_or(0);
+    let mut r = std::mem::replace(rcv, Kk13Receiver::empty());
+    let (r, msg, rb) = compute(move || {
+        let (msg, rb) = r.extend(choices, limit);
+        (r, msg, rb)
+    })
+    .await?;
+    *rcv = r;
     let peer = ch.exchange(&msg, matrix_bytes(send_shapes.len())).await?;
-    let sb = snd.extend(send_shapes.len(), &peer)?;
-    let tables = mask_tables(&sb, send_shapes, send_msgs);
+    let mut sd = std::mem::replace(snd, Kk13Sender::empty());
+    let (shapes, msgs) = (send_shapes.to_vec(), send_msgs.to_vec());
+    let (sd, tables) = compute(move || {
+        let t = sd
+            .extend(shapes.len(), &peer)
+            .map(|sb| mask_tables(&sb, &shapes, &msgs));
+        (sd, t)
+    })
+    .await?;
+    *snd = sd;
+    let tables = tables?;
     let theirs = ch
         .exchange(&tables, tables_bits(recv_shapes).div_ceil(8))
         .await?;
-    unmask(&rb, recv_shapes, &theirs)
+    let shapes = recv_shapes.to_vec();
+    compute(move || unmask(&rb, &shapes, &theirs)).await?
 }
 
 #[cfg(test)]
@@ -460,7 +499,7 @@ mod tests {
             let choices: Vec<u8> = (0..n)
                 .map(|_| rng.random_range(0..big_n as u32) as u8)
                 .collect();
-            let (msg, rb) = rcv.extend(choices.clone());
+            let (msg, rb) = rcv.extend(choices.clone(), big_n);
             assert_eq!(msg.len(), matrix_bytes(n));
             let sb = snd.extend(n, &msg).unwrap();
             let pads = sb.pads(&vec![big_n; n]);
@@ -497,7 +536,7 @@ mod tests {
             .iter()
             .map(|s| rng.random_range(0..s.n as u32) as u8)
             .collect();
-        let (m, rb) = rcv.extend(choices.clone());
+        let (m, rb) = rcv.extend(choices.clone(), 16);
         let sb = snd.extend(shapes.len(), &m).unwrap();
         let tables = mask_tables(&sb, &shapes, &msgs);
         assert_eq!(tables.len(), tables_bits(&shapes).div_ceil(8));

@@ -302,3 +302,58 @@ async fn field_engine_rejects_non_canonical_shares_and_detects_a_peer_mismatch()
     let r = tokio::try_join!(s.drelu(&[1, 2]), c.relu(&[1, 2]));
     assert!(matches!(r, Err(fusion_ot::Error::PeerMismatch { .. })));
 }
+
+/// Bits per ReLU on the wire: our measured protocol bytes plus the IKNP
+/// traffic of the ROTs the call consumed (128 bits per ROT and direction,
+/// receiver to sender; base OTs of the session excluded), beside CrypTFlow2's
+/// stated bound for ReLU over `Z_n`, `(3/2)·λ·(η+1) + 31·η` bits with
+/// `λ = 128`, `η = ⌈log2 p⌉`, `m = 4`.
+#[tokio::test]
+async fn field_relu_bits_per_element_stay_below_cryptflow2s_bound() {
+    let f = field();
+    let (mut s, mut c) = pair(f, config(), 17).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let n = 1024;
+    let xs = values(f, n, &mut rng);
+    let (a, b) = share(f, &xs, &mut rng);
+    let before = s.stats();
+    tokio::try_join!(s.relu(&a), c.relu(&b)).unwrap();
+    let after = s.stats();
+    let (bytes, flights) = delta(before, after);
+    let rots = after.rots_used - before.rots_used;
+    let ours = (8 * payload(bytes, flights) + 2 * 128 * rots) as f64 / n as f64;
+    let eta = f64::from(f.bits());
+    let bound = 1.5 * 128.0 * (eta + 1.0) + 31.0 * eta;
+    println!("field ReLU, p of {eta} bits: {ours:.0} bits/element (CrypTFlow2 bound {bound:.0})");
+    assert_eq!(flights, 8);
+    assert!(ours < bound, "{ours} >= {bound}");
+}
+
+#[tokio::test]
+async fn fused_field_relu_truncate_is_exact_for_every_element_and_cheaper_than_both() {
+    let f = field();
+    let (mut s, mut c) = pair(f, config(), 19).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    let mut xs = values(f, 2000, &mut rng);
+    // No range assumption: the most negative elements too.
+    let h = ((f.modulus() - 1) / 2) as i64;
+    xs.extend([-h, -h + 1, -h + 4095, h - 4095]);
+    for shift in [12u32, 1, 30] {
+        let (a, b) = share(f, &xs, &mut rng);
+        let before = s.stats();
+        let (y0, y1) =
+            tokio::try_join!(s.relu_truncate(&a, shift), c.relu_truncate(&b, shift)).unwrap();
+        let (bytes, flights) = delta(before, s.stats());
+        let y = open(f, &y0, &y1);
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!(y[i], x.max(0) >> shift, "x={x} shift={shift}");
+        }
+        assert_eq!(flights, 10);
+        let (bits, _) = s.relu_truncate_cost(xs.len(), shift);
+        assert_eq!(payload(bytes, flights) * 8, bits as u64);
+        let (rb, rr) = s.relu_cost(xs.len());
+        let (tb, tr) = s.truncate_cost(xs.len(), shift);
+        let (fb, fr) = s.relu_truncate_cost(xs.len(), shift);
+        assert!(fb + 256 * fr < rb + tb + 256 * (rr + tr));
+    }
+}
