@@ -1,14 +1,31 @@
 //! Public cost formulas of the prime-field protocols, without a session:
 //! what [`crate::FieldOtEngine`]'s methods send for a batch of `n`
-//! elements (the same plans the protocols run, so both agree exactly; the
-//! engine's `*_cost` methods and the tests in `tests/field.rs` check the
-//! formulas against the metered runs).
+//! elements, computed from the same plans the protocols run (the engine's
+//! `*_cost` methods delegate here; `tests/field.rs` and `benches/field.rs`
+//! check the formulas against the metered runs).
+//!
+//! Each method returns a [`FieldCost`]: protocol bits on the wire (both
+//! directions, without framing and call headers), IKNP random OTs consumed
+//! per direction (their generation adds 128 bits each, on CryProt's streams)
+//! and flights.
 
 use fusion_core::field::PrimeField;
 
 use crate::ctx::{FieldCtx, Role};
 use crate::field_engine::FieldOtConfig;
-use crate::{field_drelu, field_millionaires, field_truncate, kk13};
+use crate::field_millionaires::Plan;
+use crate::{field_drelu, field_relu_truncate, field_truncate};
+
+/// The cost of one protocol call on a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldCost {
+    /// Protocol bits on the wire, both directions.
+    pub bits: u64,
+    /// IKNP ROTs consumed per direction.
+    pub rots_per_direction: u64,
+    /// Flights (sequential one-way messages), over all runs of the batch.
+    pub flights: u64,
+}
 
 /// The cost formulas for one field and configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,53 +48,82 @@ impl FieldCosts {
         }
     }
 
-    /// Runs a batch of `n` is split into (each repeats the flights).
-    fn runs(&self, n: usize) -> u32 {
-        u32::try_from(n.div_ceil(self.config.chunk.max(1)).max(1)).unwrap_or(u32::MAX)
+    /// Protocol runs a batch of `n` is split into (each repeats the flights).
+    fn runs(&self, n: usize) -> u64 {
+        n.div_ceil(self.config.chunk.max(1)).max(1) as u64
     }
 
-    /// Flights of one run of a comparison plan.
-    fn comparison_flights(plan: &field_millionaires::Plan) -> u32 {
-        2 + plan.tree_levels() as u32
+    /// Flights of one comparison: the leaf OTs (2) and the AND tree.
+    fn comparison_flights(plan: &Plan) -> u64 {
+        2 + plan.tree_levels() as u64
     }
 
-    /// [`crate::FieldOtEngine::drelu`] on `n` elements: protocol bits on
-    /// the wire (both directions, without framing and call headers), IKNP
-    /// ROTs consumed (both directions together) and flights.
-    pub fn drelu(&self, n: usize) -> (u64, u64, u32) {
+    /// Bits of `n` multiplexers (choice corrections and two `η`-bit
+    /// messages per element, in both directions).
+    fn mux_bits(&self, n: usize) -> usize {
+        let eta = self.field.bits() as usize;
+        2 * 8 * n.div_ceil(8) + 2 * 8 * (n * 2 * eta).div_ceil(8)
+    }
+
+    /// [`crate::FieldOtEngine::millionaires`] on `bits`-bit inputs.
+    pub fn millionaires(&self, n: usize, bits: u32) -> FieldCost {
+        let plan = Plan::new(&[bits], self.config.block_bits);
+        FieldCost {
+            bits: plan.wire_bits(n, n) as u64,
+            rots_per_direction: plan.cost(n).send as u64,
+            flights: Self::comparison_flights(&plan) * self.runs(n),
+        }
+    }
+
+    /// [`crate::FieldOtEngine::drelu`].
+    pub fn drelu(&self, n: usize) -> FieldCost {
         let plan = field_drelu::plan(&self.ctx());
-        let rots = plan.cost(n);
-        (
-            plan.wire_bits(n, n.div_ceil(2)) as u64,
-            (rots.send + rots.recv) as u64,
-            Self::comparison_flights(&plan) * self.runs(n),
-        )
+        FieldCost {
+            bits: plan.wire_bits(n, n.div_ceil(2)) as u64,
+            rots_per_direction: plan.cost(n).send as u64,
+            flights: Self::comparison_flights(&plan) * self.runs(n),
+        }
     }
 
     /// [`crate::FieldOtEngine::relu`]: DReLU and the multiplexer (2 more
-    /// flights, 2 ROTs and `2(1 + 2η)` bits per element).
-    pub fn relu(&self, n: usize) -> (u64, u64, u32) {
-        let (b, r, f) = self.drelu(n);
-        let eta = self.field.bits() as usize;
-        let mux_bits = 2 * 8 * n.div_ceil(8) + 2 * 8 * (n * 2 * eta).div_ceil(8);
-        (b + mux_bits as u64, r + 2 * n as u64, f + 2 * self.runs(n))
+    /// flights and 1 more ROT per direction per element).
+    pub fn relu(&self, n: usize) -> FieldCost {
+        let d = self.drelu(n);
+        FieldCost {
+            bits: d.bits + self.mux_bits(n) as u64,
+            rots_per_direction: d.rots_per_direction + n as u64,
+            flights: d.flights + 2 * self.runs(n),
+        }
     }
 
     /// [`crate::FieldOtEngine::truncate`] by `shift` (nothing for 0).
-    pub fn truncate(&self, n: usize, shift: u32) -> (u64, u64, u32) {
+    pub fn truncate(&self, n: usize, shift: u32) -> FieldCost {
         if shift == 0 || n == 0 {
-            return (0, 0, 0);
+            return FieldCost::default();
         }
-        let plan = field_truncate::plan(&self.ctx(), shift);
-        let h = n.div_ceil(2);
-        let eta = self.field.bits() as usize;
-        let kk = 8 * (kk13::matrix_bytes(h) + kk13::matrix_bytes(n - h))
-            + 8 * ((h * 8 * eta).div_ceil(8) + ((n - h) * 8 * eta).div_ceil(8));
-        let rots = plan.cost(n);
-        (
-            (plan.wire_bits(n, h) + kk) as u64,
-            (rots.send + rots.recv) as u64,
-            (Self::comparison_flights(&plan) + 2) * self.runs(n),
-        )
+        let ctx = self.ctx();
+        let plan = field_truncate::plan(&ctx, shift);
+        FieldCost {
+            bits: (plan.wire_bits(n, n.div_ceil(2)) + field_truncate::combine_wire_bits(&ctx, n))
+                as u64,
+            rots_per_direction: plan.cost(n).send as u64,
+            flights: (Self::comparison_flights(&plan) + 2) * self.runs(n),
+        }
+    }
+
+    /// [`crate::FieldOtEngine::relu_truncate`] by `shift` (ReLU for 0).
+    pub fn relu_truncate(&self, n: usize, shift: u32) -> FieldCost {
+        if shift == 0 {
+            return self.relu(n);
+        }
+        let ctx = self.ctx();
+        let plan = field_relu_truncate::plan(&ctx, shift);
+        FieldCost {
+            bits: (plan.wire_bits(n, n.div_ceil(2))
+                + field_truncate::combine_wire_bits(&ctx, n)
+                + self.mux_bits(n)) as u64,
+            rots_per_direction: plan.cost(n).send as u64 + n as u64,
+            flights: (Self::comparison_flights(&plan) + 4) * self.runs(n),
+        }
     }
 }

@@ -654,51 +654,42 @@ impl FieldOtEngine {
             .collect())
     }
 
+    /// The cost formulas of this session ([`crate::FieldCosts`]).
+    pub fn costs(&self) -> crate::FieldCosts {
+        crate::FieldCosts::new(self.field, self.config)
+    }
+
     /// Protocol bits on the wire (both directions, without framing and call
     /// headers) of one [`FieldOtEngine::drelu`] run on `n` elements, and the
     /// IKNP ROTs it consumes per direction.
     pub fn drelu_cost(&self, n: usize) -> (usize, usize) {
-        let plan = field_drelu::plan(&self.ctx());
-        (plan.wire_bits(n, n.div_ceil(2)), plan.cost(n).send)
+        pair(self.costs().drelu(n))
     }
 
     /// As [`FieldOtEngine::drelu_cost`] for [`FieldOtEngine::millionaires`]
     /// on `bits`-bit inputs.
     pub fn millionaires_cost(&self, n: usize, bits: u32) -> (usize, usize) {
-        let plan = field_millionaires::Plan::new(&[bits], self.config.block_bits);
-        (plan.wire_bits(n, n), plan.cost(n).send)
+        pair(self.costs().millionaires(n, bits))
     }
 
     /// As [`FieldOtEngine::drelu_cost`] for [`FieldOtEngine::relu`].
     pub fn relu_cost(&self, n: usize) -> (usize, usize) {
-        let (b, r) = self.drelu_cost(n);
-        let eta = self.field.bits() as usize;
-        (
-            b + 2 * 8 * n.div_ceil(8) + 2 * 8 * (n * 2 * eta).div_ceil(8),
-            r + n,
-        )
+        pair(self.costs().relu(n))
     }
 
     /// As [`FieldOtEngine::drelu_cost`] for [`FieldOtEngine::truncate`].
     pub fn truncate_cost(&self, n: usize, shift: u32) -> (usize, usize) {
-        let ctx = self.ctx();
-        let plan = field_truncate::plan(&ctx, shift);
-        let kk = field_truncate::combine_wire_bits(&ctx, n);
-        (plan.wire_bits(n, n.div_ceil(2)) + kk, plan.cost(n).send)
+        pair(self.costs().truncate(n, shift))
     }
 
     /// As [`FieldOtEngine::drelu_cost`] for [`FieldOtEngine::relu_truncate`].
     pub fn relu_truncate_cost(&self, n: usize, shift: u32) -> (usize, usize) {
-        let ctx = self.ctx();
-        let plan = field_relu_truncate::plan(&ctx, shift);
-        let eta = self.field.bits() as usize;
-        let mux = 2 * 8 * n.div_ceil(8) + 2 * 8 * (n * 2 * eta).div_ceil(8);
-        let kk = field_truncate::combine_wire_bits(&ctx, n);
-        (
-            plan.wire_bits(n, n.div_ceil(2)) + kk + mux,
-            plan.cost(n).send + n,
-        )
+        pair(self.costs().relu_truncate(n, shift))
     }
+}
+
+fn pair(c: crate::FieldCost) -> (usize, usize) {
+    (c.bits as usize, c.rots_per_direction as usize)
 }
 
 fn kkot_shape(m: u32, bits: u32) -> Result<Table> {

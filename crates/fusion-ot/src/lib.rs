@@ -181,6 +181,6 @@ pub use bits::Bits;
 pub use ctx::Role;
 pub use engine::{MAX_CONFIG_SIZE, OtConfig, OtEngine, Stats};
 pub use error::{Error, Result};
-pub use field_costs::FieldCosts;
+pub use field_costs::{FieldCost, FieldCosts};
 pub use field_engine::{FieldOtConfig, FieldOtEngine, FieldStats};
 pub use flavour::{Iknp, OtFlavour, Silent};

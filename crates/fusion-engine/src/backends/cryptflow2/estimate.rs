@@ -5,7 +5,7 @@
 
 use fusion_he::simd::SimdParams;
 use fusion_nn::fixed::PublicProgram;
-use fusion_ot::{FieldCosts, FieldOtConfig};
+use fusion_ot::{FieldCost, FieldCosts, FieldOtConfig};
 
 use super::linear::plans;
 use crate::error::{SecureError, SecureResult};
@@ -48,21 +48,21 @@ pub fn estimate(
             }
             ActionKind::NonLinear(op) => {
                 let elems = n * program.value_shape(a.inputs[0]).iter().product::<usize>();
-                let (bits, rots, flights) = match op {
+                let c = match op {
                     NonLinearOp::Relu => costs.relu(elems),
-                    NonLinearOp::ReluTruncate { bits } => {
-                        let (b1, r1, f1) = costs.relu(elems);
-                        let (b2, r2, f2) = costs.truncate(elems, *bits);
-                        (b1 + b2, r1 + r2, f1 + f2)
-                    }
+                    NonLinearOp::ReluTruncate { bits } => costs.relu_truncate(elems, *bits),
                     NonLinearOp::Truncate { bits, .. } => costs.truncate(elems, *bits),
                     NonLinearOp::MaxPool { windows, .. } => maxpool_levels(
                         windows.iter().map(Vec::len),
                     )
                     .iter()
-                    .fold((0, 0, 0), |(b, r, f), &pairs| {
-                        let (b1, r1, f1) = costs.relu(pairs as usize * n);
-                        (b + b1, r + r1, f + f1)
+                    .fold(FieldCost::default(), |t, &pairs| {
+                        let c = costs.relu(pairs as usize * n);
+                        FieldCost {
+                            bits: t.bits + c.bits,
+                            rots_per_direction: t.rots_per_direction + c.rots_per_direction,
+                            flights: t.flights + c.flights,
+                        }
                     }),
                     NonLinearOp::Square => {
                         return Err(SecureError::Config(
@@ -74,9 +74,9 @@ pub fn estimate(
                     step: a.step,
                     name,
                     op: op.tag().into(),
-                    offline: Traffic::balanced_bits(rots * IKNP_BITS_PER_ROT),
-                    online: Traffic::balanced_bits(bits),
-                    flights,
+                    offline: Traffic::balanced_bits(2 * c.rots_per_direction * IKNP_BITS_PER_ROT),
+                    online: Traffic::balanced_bits(c.bits),
+                    flights: u32::try_from(c.flights).unwrap_or(u32::MAX),
                 });
             }
         }

@@ -6,7 +6,7 @@
 //! | layer | protocol | file |
 //! |---|---|---|
 //! | dense, convolution, per-channel affine | BFV with SIMD (batch) encoding and rotations: FC by Halevi–Shoup diagonals in Gazelle's hybrid form, convolution by Gazelle's packed convolution (fusion-he's [`fusion_he::simd`]); the client encrypts its share, the server adds its own, evaluates, masks, re-randomises, floods and switches modulus | [`linear`] |
-//! | ReLU, ReLU-truncation, truncation, max pool | SCI's field protocols on KK13 1-out-of-16 OT extension and IKNP (fusion-ot's [`fusion_ot::FieldOtEngine`]): millionaires with `m = 4`-bit blocks and the AND tree, field DReLU and multiplexer, field division by `2^f`, max pool as a tournament of ReLUs | this file |
+//! | ReLU, ReLU-truncation (fused), truncation, max pool | SCI's field protocols on KK13 1-out-of-16 OT extension and IKNP (fusion-ot's [`fusion_ot::FieldOtEngine`]): millionaires with `m = 4`-bit blocks and the AND tree, field DReLU and multiplexer, field division by `2^f`, max pool as a tournament of ReLUs | this file |
 //! | output | the server sends its share (8 bytes per value) | this file |
 //!
 //! **The field.** `p` is the smallest prime `p = 1 (mod 2N)` above `2^l`
@@ -23,9 +23,10 @@
 //! two, convolutions refused for images larger than half a ciphertext
 //! instead of tiled); fusion-ot's field protocols (see
 //! [`fusion_ot::FieldOtEngine`]'s modules: exact truncation by our
-//! construction after CrypTFlow2's division protocol); a fused
-//! ReLU-truncation runs as ReLU then truncation (two protocols); no square
-//! (models with `x^2` activations are refused). No conversion between `Z_p`
+//! construction after CrypTFlow2's division protocol, and a fused
+//! ReLU-truncation that SCI does not have: 10 flights instead of 16 for
+//! ReLU then truncation); no square (models with `x^2` activations are
+//! refused). No conversion between `Z_p`
 //! and `Z_{2^l}` is ever needed: the session driver embeds the client's
 //! input and reconstructs the output ([`crate::domain`]).
 //!
@@ -480,10 +481,7 @@ impl Party {
     ) -> SecureResult<Vec<u64>> {
         Ok(match op {
             NonLinearOp::Relu => self.ot.relu(&x).await?,
-            NonLinearOp::ReluTruncate { bits } => {
-                let r = self.ot.relu(&x).await?;
-                self.ot.truncate(&r, *bits).await?
-            }
+            NonLinearOp::ReluTruncate { bits } => self.ot.relu_truncate(&x, *bits).await?,
             NonLinearOp::Truncate { bits, .. } => self.ot.truncate(&x, *bits).await?,
             NonLinearOp::MaxPool { windows, in_len } => {
                 let w = batch_windows(windows, *in_len, n);
