@@ -159,8 +159,11 @@ impl SimdClient {
                     }
                 }
                 e.zeroize();
-                slots.zeroize();
-                coeffs.zeroize();
+                // Scratch buffers are reused by this worker's next
+                // ciphertext: zero them in place (`Vec::zeroize` would also
+                // truncate them to length 0).
+                slots.as_mut_slice().zeroize();
+                coeffs.as_mut_slice().zeroize();
                 poly::fwd(he, b);
                 poly::expand_uniform(he, &seed, ct as u64, a);
                 poly::mul_acc(he, b, a, self.sk.neg_s_ntt());
