@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::backends::cryptflow2::{Cryptflow2, Cryptflow2Config};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::Honest;
 use fusion_engine::statsec::StatSecTarget;
@@ -898,11 +899,14 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         he_preset,
         engine: o.engine,
         reply_packing,
-        // `delphi` and `aby` always run IKNP; `--ot` belongs to `cheetah`.
+        // `delphi` and `aby` always run IKNP, `cryptflow2` KK13 and IKNP;
+        // `--ot` belongs to `cheetah`.
         ot: if o.backend == fusion_engine::backends::delphi::NAME
             || o.backend == fusion_engine::backends::aby::NAME
         {
             "iknp".into()
+        } else if o.backend == fusion_engine::backends::cryptflow2::NAME {
+            "kk13+iknp".into()
         } else {
             o.ot.to_string()
         },
@@ -1025,6 +1029,10 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
         fusion_engine::backends::delphi::NAME => Box::new(Delphi::new(DelphiConfig {
             stat_sec: stat_sec_target(p.stat_sec_per_session),
             ..DelphiConfig::default()
+        })),
+        fusion_engine::backends::cryptflow2::NAME => Box::new(Cryptflow2::new(Cryptflow2Config {
+            stat_sec: stat_sec_target(p.stat_sec_per_session),
+            ..Cryptflow2Config::default()
         })),
         other => {
             fusion_engine::backends::by_name(other).map_err(|e| BenchError::Usage(e.to_string()))?

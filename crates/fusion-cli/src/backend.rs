@@ -5,6 +5,7 @@
 use fusion_engine::Backend;
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::CheetahConfig;
+use fusion_engine::backends::cryptflow2::{Cryptflow2, Cryptflow2Config};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::backends::{self, AVAILABLE};
 use fusion_engine::statsec::StatSecTarget;
@@ -79,6 +80,10 @@ pub fn build(
                 backends::delphi::NAME => Ok(Box::new(Delphi::new(DelphiConfig {
                     stat_sec,
                     ..DelphiConfig::default()
+                }))),
+                backends::cryptflow2::NAME => Ok(Box::new(Cryptflow2::new(Cryptflow2Config {
+                    stat_sec,
+                    ..Cryptflow2Config::default()
                 }))),
                 other => backends::by_name(other).map_err(usage),
             }

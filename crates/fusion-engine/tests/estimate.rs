@@ -10,6 +10,7 @@ use std::time::Duration;
 use fusion_engine::backends::aby::{Aby, AbyConfig};
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::CheetahConfig;
+use fusion_engine::backends::cryptflow2::{Cryptflow2, Cryptflow2Config};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::Honest;
 use fusion_engine::estimate::CostEstimate;
@@ -36,6 +37,7 @@ fn backend(name: &str) -> Box<dyn Backend> {
         "cheetah" => Box::new(Cheetah::new(CheetahConfig::default())),
         "delphi" => Box::new(Delphi::new(DelphiConfig::default())),
         "aby" => Box::new(Aby::new(AbyConfig::default())),
+        "cryptflow2" => Box::new(Cryptflow2::new(Cryptflow2Config::default())),
         other => panic!("no backend {other}"),
     }
 }
@@ -148,7 +150,7 @@ fn check(what: &str, r: &MeterReport, e: &CostEstimate) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn estimates_are_within_a_quarter_of_the_measured_bytes_on_bc_mlp() {
-    for b in ["cheetah", "delphi", "aby"] {
+    for b in ["cheetah", "delphi", "aby", "cryptflow2"] {
         let (r, e) = measure("bc-mlp", "breast-cancer", 8, b).await;
         check(&format!("bc-mlp x8 {b}"), &r, &e);
     }
@@ -156,7 +158,7 @@ async fn estimates_are_within_a_quarter_of_the_measured_bytes_on_bc_mlp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn estimates_are_within_a_quarter_of_the_measured_bytes_on_mnist_cnn() {
-    for b in ["cheetah", "delphi", "aby"] {
+    for b in ["cheetah", "delphi", "aby", "cryptflow2"] {
         let (r, e) = measure("mnist-cnn", "mnist", 2, b).await;
         check(&format!("mnist-cnn x2 {b}"), &r, &e);
     }

@@ -17,6 +17,7 @@ use fusion_core::ring::{FixedPoint, Ring};
 use fusion_engine::backends::aby::{Aby, AbyConfig};
 use fusion_engine::backends::cheetah::Cheetah;
 use fusion_engine::backends::cheetah::config::{CheetahConfig, CheetahParams, OtKind};
+use fusion_engine::backends::cryptflow2::{Cryptflow2, Cryptflow2Config};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
 use fusion_engine::bound::deviation_bound;
@@ -63,6 +64,8 @@ enum Kind {
     Delphi(DelphiConfig),
     /// ABY with this configuration.
     Aby(AbyConfig),
+    /// CrypTFlow2 (SCI_HE) with this configuration.
+    Cryptflow2(Cryptflow2Config),
     /// The trusted-dealer reference backend (tests/support/dealer.rs).
     Dealer,
 }
@@ -88,9 +91,23 @@ fn aby() -> Kind {
     Kind::Aby(c)
 }
 
+/// CrypTFlow2 with its defaults.
+fn cryptflow2() -> Kind {
+    Kind::Cryptflow2(Cryptflow2Config::default())
+}
+
 /// Every backend the agreement tests run.
-fn kinds() -> [Kind; 4] {
-    [cheetah(), delphi(), aby(), Kind::Dealer]
+fn kinds() -> [Kind; 5] {
+    [cheetah(), delphi(), aby(), cryptflow2(), Kind::Dealer]
+}
+
+/// The backends with a square protocol (all but cryptflow2, which refuses
+/// such models: `cryptflow2_refuses_a_model_with_square_activations`).
+fn kinds_with_square() -> Vec<Kind> {
+    kinds()
+        .into_iter()
+        .filter(|k| !matches!(k, Kind::Cryptflow2(_)))
+        .collect()
 }
 
 /// The server's and the client's backend of `kind` for `served`.
@@ -105,6 +122,10 @@ fn backends(kind: &Kind, served: &ServedModel) -> (Box<dyn Backend>, Box<dyn Bac
             Box::new(Delphi::new(c.clone())),
         ),
         Kind::Aby(c) => (Box::new(Aby::new(c.clone())), Box::new(Aby::new(c.clone()))),
+        Kind::Cryptflow2(c) => (
+            Box::new(Cryptflow2::new(c.clone())),
+            Box::new(Cryptflow2::new(c.clone())),
+        ),
         Kind::Dealer => {
             let dealer = Dealer::new(served.program.ring(), 77);
             (
@@ -368,7 +389,7 @@ async fn every_op_class_matches_the_fixed_point_engine() {
         .map(|_| (fusion_nn::util::normal(&mut rng) * 0.8) as f32)
         .collect();
     let x = Tensor::new(vec![3, 2, 8, 8], data).unwrap();
-    for kind in kinds() {
+    for kind in kinds_with_square() {
         check_model(&model, x.clone(), eval::default_fixed_point(), &kind).await;
     }
 }
@@ -664,7 +685,7 @@ async fn zoo_timit_dnn_squares_match_the_fixed_point_engine() {
         .run_traced(&encoded(&model, &program, &raw))
         .unwrap();
     assert!(trace.iter().all(|s| s.bits_used + 2 < 37), "{trace:?}");
-    for kind in kinds() {
+    for kind in kinds_with_square() {
         check_model(&model, raw.clone(), fixed, &kind).await;
     }
 }
@@ -893,4 +914,15 @@ async fn per_session_forty_bits_run_on_n8192_and_a_client_demanding_more_refuses
         other => panic!("{:?}", other.map(|_| ())),
     }
     assert!(served_result.is_err());
+}
+
+#[test]
+fn cryptflow2_refuses_a_model_with_square_activations() {
+    let model = zoo::build("timit-dnn", 5).unwrap();
+    let program = fusion_nn::fixed::lower(&model, eval::default_fixed_point()).unwrap();
+    let err = Cryptflow2::new(Cryptflow2Config::default())
+        .serve(&program)
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("no square protocol"), "{err}");
 }

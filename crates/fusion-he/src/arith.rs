@@ -133,6 +133,19 @@ pub(crate) fn sub_mod_slice(a: &mut [u64], b: &[u64], q: u64) {
     )
 }
 
+/// `a = a - b` modulo each RNS prime of `params` (`L * N` residues each).
+pub(crate) fn sub_mod_slice_rns(params: &crate::params::HeParams, a: &mut [u64], b: &[u64]) {
+    let n = params.degree();
+    for ((&q, x), y) in params
+        .primes()
+        .iter()
+        .zip(a.chunks_exact_mut(n))
+        .zip(b.chunks_exact(n))
+    {
+        sub_mod_slice(x, y, q);
+    }
+}
+
 /// The centred residues `c` or `c - p` (`c < p`, `c > p/2` negative) of `src`,
 /// reduced modulo `q` into `dst`; needs `p < 4q` (vectorised).
 pub(crate) fn centred_mod_slice(dst: &mut [u64], src: &[u64], p: u64, q: u64) {

@@ -149,6 +149,25 @@ impl PackTables {
         out
     }
 
+    /// Per prime, the permutation `perm[t]` of the evaluations with
+    /// `tau_g(a)[t] = a[perm[t]]`, for any odd Galois element `g < 2N` (the SIMD
+    /// rotations of [`crate::simd`]; the packing tabulates its own).
+    pub(crate) fn permutation(&self, g: usize) -> Vec<Vec<u32>> {
+        let two_n = 2 * self.n;
+        self.exp
+            .iter()
+            .map(|ex| {
+                let mut slot_of = vec![u32::MAX; two_n];
+                for (t, &e) in ex.iter().enumerate() {
+                    slot_of[e as usize] = t as u32;
+                }
+                ex.iter()
+                    .map(|&e| slot_of[(e as usize * g) % two_n])
+                    .collect()
+            })
+            .collect()
+    }
+
     /// `dst = tau_{g_k}(src)` in evaluation form (`L * N` residues each).
     pub(crate) fn automorphism(&self, k: usize, src: &[u64], dst: &mut [u64]) {
         let n = self.n;

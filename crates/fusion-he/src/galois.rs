@@ -49,8 +49,8 @@ use crate::poly;
 /// unscaled modulo the primes of `G` (see [`key_switch`]).
 #[derive(Debug, Clone)]
 pub(crate) struct KsKey {
-    b: Vec<Vec<u64>>,
-    a: Vec<Vec<u64>>,
+    pub(crate) b: Vec<Vec<u64>>,
+    pub(crate) a: Vec<Vec<u64>>,
 }
 
 /// The Galois keys prepared for the server.
@@ -118,6 +118,33 @@ pub(crate) fn key_switch(
     out_a: &mut [u64],
     scratch: &mut KsScratch,
 ) {
+    key_switch_with(
+        params,
+        &params.inner.ks_groups,
+        &tables.garners,
+        key,
+        a_eval,
+        out_b,
+        out_a,
+        scratch,
+    );
+}
+
+/// [`key_switch`] with an explicit gadget: the prime `groups` of the digits and
+/// their Garner compositions (`None` for one-prime groups). The SIMD layers
+/// ([`crate::simd`]) use it with their own gadget; the packing passes the
+/// parameters' own.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn key_switch_with(
+    params: &HeParams,
+    groups: &[std::ops::Range<usize>],
+    garners: &[Option<crate::arith::Garner>],
+    key: &KsKey,
+    a_eval: &[u64],
+    out_b: &mut [u64],
+    out_a: &mut [u64],
+    scratch: &mut KsScratch,
+) {
     let p = &params.inner;
     let n = p.n;
     out_a.fill(0);
@@ -126,7 +153,7 @@ pub(crate) fn key_switch(
     scratch.coeffs.copy_from_slice(a_eval);
     poly::inv(params, &mut scratch.coeffs);
     let mut res = [0u64; 3];
-    for (d, group) in p.ks_groups.iter().enumerate() {
+    for (d, group) in groups.iter().enumerate() {
         for (j, plan) in p.plans.iter().enumerate() {
             let (ob, oa) = (
                 &mut out_b[j * n..(j + 1) * n],
@@ -141,7 +168,7 @@ pub(crate) fn key_switch(
                 continue;
             }
             let q = p.primes[j];
-            match &tables.garners[d] {
+            match &garners[d] {
                 None => {
                     let i = group.start;
                     let pi = p.primes[i];

@@ -126,6 +126,7 @@ pub mod plan;
 mod poly;
 pub mod reference;
 pub mod server;
+pub mod simd;
 #[doc(hidden)]
 pub mod timing;
 pub mod wire;
@@ -143,4 +144,5 @@ pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
 pub use plan::{FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats};
 pub use server::{HeServer, ServerLinear};
+pub use simd::{SimdParams, SimdPreset};
 pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

@@ -135,7 +135,7 @@ impl<'a> BitReader<'a> {
     }
 }
 
-fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
+pub(crate) fn header(tag: u8, count: u32, capacity: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(capacity);
     v.push(tag);
     v.extend_from_slice(&count.to_le_bytes());
@@ -176,7 +176,7 @@ fn check_keyed_header(
     Ok(7 + fp.len())
 }
 
-fn check_header(
+pub(crate) fn check_header(
     bytes: &[u8],
     what: &'static str,
     tag: u8,
@@ -207,7 +207,7 @@ fn check_header(
 }
 
 /// Packs polynomials modulo `q` (residues, `L * N` each).
-fn pack_polys(params: &HeParams, polys: &[u64], out: &mut Vec<u8>) {
+pub(crate) fn pack_polys(params: &HeParams, polys: &[u64], out: &mut Vec<u8>) {
     let n = params.degree();
     let l = params.primes().len();
     for poly in polys.chunks_exact(l * n) {
@@ -223,7 +223,7 @@ fn pack_polys(params: &HeParams, polys: &[u64], out: &mut Vec<u8>) {
 }
 
 /// Unpacks `count` polynomials with range checks.
-fn unpack_polys(
+pub(crate) fn unpack_polys(
     params: &HeParams,
     data: &[u8],
     count: usize,

@@ -47,6 +47,14 @@ pub(crate) enum Op {
     Setup = 16,
     BlockOt = 17,
     Gilboa = 18,
+    FieldSetup = 19,
+    FieldMillionaires = 20,
+    FieldDrelu = 21,
+    FieldRelu = 22,
+    FieldTruncate = 23,
+    Kkot = 24,
+    FieldMux = 25,
+    FieldReluTruncate = 26,
 }
 
 impl Op {
@@ -71,6 +79,14 @@ impl Op {
             16 => Setup,
             17 => BlockOt,
             18 => Gilboa,
+            19 => FieldSetup,
+            20 => FieldMillionaires,
+            21 => FieldDrelu,
+            22 => FieldRelu,
+            23 => FieldTruncate,
+            24 => Kkot,
+            25 => FieldMux,
+            26 => FieldReluTruncate,
             _ => return None,
         })
     }

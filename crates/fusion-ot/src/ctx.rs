@@ -66,6 +66,39 @@ impl Ctx {
     }
 }
 
+/// What a prime-field protocol step needs to know besides its inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldCtx {
+    pub role: Role,
+    pub field: fusion_core::field::PrimeField,
+    /// Millionaires' block size `m`.
+    pub m: u32,
+}
+
+impl FieldCtx {
+    pub(crate) const fn p0(&self) -> bool {
+        self.role.is_p0()
+    }
+
+    /// `ceil(log2 p)`: every canonical element is below `2^w`.
+    pub(crate) fn w(&self) -> u32 {
+        self.field.bits()
+    }
+
+    /// `v mod p` for `v < 2^w` (at most one subtraction, since `2^w < 2p`),
+    /// without branching on `v` (a received share).
+    pub(crate) fn reduce_once(&self, v: u64) -> u64 {
+        let t = v.wrapping_sub(self.field.modulus());
+        let keep = 0u64.wrapping_sub(t >> 63);
+        (v & keep) | (t & !keep)
+    }
+
+    /// `(p - 1) / 2`: the largest "positive" element.
+    pub(crate) fn half(&self) -> u64 {
+        (self.field.modulus() - 1) / 2
+    }
+}
+
 /// `2^k - 1` for `k <= 64`.
 #[inline]
 pub(crate) const fn mask(k: u32) -> u64 {

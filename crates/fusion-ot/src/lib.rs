@@ -64,6 +64,31 @@
 //!   or `⌊x/2^f⌋ - 1`.
 //! - [`OtEngine::truncate_exact`]: exactly `⌊x/2^f⌋` for every `x`.
 //!
+//! ## Prime-field path (CrypTFlow2's SCI_HE)
+//!
+//! [`FieldOtEngine`] runs the non-linear layers on additive shares in a
+//! prime field `Z_p` ([`fusion_core::field::PrimeField`], odd `p < 2^62`),
+//! as CrypTFlow2's SCI_HE does, on **IKNP** random OT ([`Iknp`]) and
+//! **KK13** 1-out-of-`N` OT extension ([`kk13`], 256-bit Walsh–Hadamard
+//! code; its 256 base OTs per direction are IKNP ROTs). No silent OT is
+//! used anywhere on this path, and it shares no state with [`OtEngine`]
+//! (own channel, OT instances and pools), so the ring path's bytes and time
+//! are unchanged.
+//!
+//! | method | file | result | error / range |
+//! |---|---|---|---|
+//! | `kkot_send`/`kkot_receive`, `kkot_*_random` | [`kk13`] | 1-of-`2^m` OT | exact |
+//! | `millionaires` | [`field_millionaires`] | XOR shares of `1{a > b}` | exact |
+//! | `drelu` | [`field_drelu`] | XOR shares of `1{x >= 0}` (centred `x`) | exact, every `x ∈ Z_p` |
+//! | `relu` | [`field_relu`] (+ [`field_mux`]) | `max(x, 0)` | exact, every `x ∈ Z_p` |
+//! | `relu_truncate` | [`field_relu_truncate`] | `⌊max(x, 0) / 2^f⌋` | exact, every `x ∈ Z_p` |
+//! | `truncate` | [`field_truncate`] | `⌊x / 2^f⌋` | exact for `x >= -K`, `K = 2^f⌊(p-1)/2^{f+1}⌋` |
+//! | `max`, `maxpool` | [`maxpool`] helpers | window maxima | exact for inputs in `(-p/4, p/4)` |
+//!
+//! Each party calls the same methods in the same order with its own shares,
+//! as with [`OtEngine`]; batches of up to [`FieldOtConfig::chunk`] elements
+//! run in the same flights.
+//!
 //! ## Deployment notes
 //!
 //! - **Threads.** CryProt's OT receivers (and IKNP senders) block a rayon
@@ -123,11 +148,20 @@ mod ctx;
 pub mod drelu;
 mod engine;
 mod error;
+mod field_costs;
+pub mod field_drelu;
+mod field_engine;
+pub mod field_millionaires;
+pub mod field_mux;
+pub mod field_relu;
+pub mod field_relu_truncate;
+pub mod field_truncate;
 pub mod flavour;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gilboa;
+pub mod kk13;
 pub mod maxpool;
 pub mod millionaires;
 pub mod mul;
@@ -147,4 +181,6 @@ pub use bits::Bits;
 pub use ctx::Role;
 pub use engine::{MAX_CONFIG_SIZE, OtConfig, OtEngine, Stats};
 pub use error::{Error, Result};
+pub use field_costs::{FieldCost, FieldCosts};
+pub use field_engine::{FieldOtConfig, FieldOtEngine, FieldStats};
 pub use flavour::{Iknp, OtFlavour, Silent};

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`cheetah`] | Cheetah: RLWE coefficient-encoded linear layers, OT non-linear layers, `Z_2^l` |
 //! | [`delphi`] | DELPHI: offline HE masks and garbled circuits, online masked linear layers and GC evaluation (IKNP), `Z_2^l` |
+//! | [`cryptflow2`] | CrypTFlow2's SCI_HE: SIMD BFV linear layers (Gazelle, Halevi–Shoup), field millionaires on KK13 and IKNP OT, `Z_p` |
 //! | [`aby`] | ABY: arithmetic sharing with OT-generated (Gilboa, IKNP) multiplication triples for linear layers, Yao sharing (A2Y, garbled circuits, Y2A) for ReLU, max pool and truncation, `Z_2^l` |
 //!
 //! A server offers one or more backends; the client names one in its hello
@@ -13,6 +14,7 @@
 
 pub mod aby;
 pub mod cheetah;
+pub mod cryptflow2;
 pub mod delphi;
 
 use crate::backend::Backend;
@@ -41,6 +43,10 @@ pub const AVAILABLE: &[BackendInfo] = &[
         name: aby::NAME,
         summary: aby::SUMMARY,
     },
+    BackendInfo {
+        name: cryptflow2::NAME,
+        summary: cryptflow2::SUMMARY,
+    },
 ];
 
 /// The names of [`AVAILABLE`].
@@ -55,6 +61,7 @@ pub fn by_name(name: &str) -> SecureResult<Box<dyn Backend>> {
         cheetah::NAME => Ok(Box::new(cheetah::Cheetah::default())),
         delphi::NAME => Ok(Box::new(delphi::Delphi::default())),
         aby::NAME => Ok(Box::new(aby::Aby::default())),
+        cryptflow2::NAME => Ok(Box::new(cryptflow2::Cryptflow2::default())),
         other => Err(SecureError::UnknownBackend {
             name: other.chars().take(64).collect(),
             available: names().join(", "),
