@@ -105,7 +105,11 @@ pub struct Args {
     /// The most flooded HE coefficients one session may reveal (the session
     /// ends at the cap; one coefficient per output value of every linear
     /// layer per sample: 10,350 per cnn-mnist sample, 266 per mlp-mnist
-    /// sample, so 2^30 covers 103,744 cnn-mnist samples). Default 2^30.
+    /// sample, so 2^30 covers 103,744 cnn-mnist samples). Default 2^30; for
+    /// `cryptflow2`, whose SIMD replies reveal whole ciphertexts and whose
+    /// parameters admit about 61-64 bits per coefficient, the default is the
+    /// largest power of two that fits the model (2^22 for mnist-cnn at 40
+    /// bits).
     #[arg(long, value_name = "M", default_value_t = statsec::DEFAULT_MAX_REVEALED)]
     max_revealed_coefficients: u64,
     /// Backend `cheetah`: tune for the fewest bytes per inference: HE reply packing (the client

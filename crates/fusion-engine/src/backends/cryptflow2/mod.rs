@@ -71,6 +71,57 @@ pub const SUMMARY: &str = "CrypTFlow2 SCI_HE (CCS '20): SIMD BFV linear layers (
 /// The protocol version in the announcement.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The flooding for `program`: `target` as given, except that a per-session
+/// target left at the engine-wide default cap
+/// ([`crate::statsec::DEFAULT_MAX_REVEALED`], `2^30`) gets the largest
+/// power-of-two cap that the SIMD parameters admit for this program at the
+/// requested bits per session. A SIMD reply reveals all `N` coefficients of
+/// each ciphertext (about 25,000 per `mnist-cnn` sample at `N = 8192`), and
+/// at the default parameters (`log2 q = 218`, a 38-bit `p`) the flooding
+/// admits at most about 61-64 bits per coefficient, depending on the layers:
+/// 40 bits per session then cap a session at `2^21`-`2^24` coefficients,
+/// where cheetah's coefficient encoding reaches `2^30`. The session ends at
+/// the cap ([`crate::SecureError::RevealCapReached`]); the cap is announced.
+pub fn flooding_for(
+    program: &FixedProgram,
+    preset: SimdPreset,
+    field: PrimeField,
+    target: StatSecTarget,
+) -> SecureResult<SessionFlooding> {
+    let fits = |f: SessionFlooding| -> bool {
+        preset
+            .builder()
+            .field(field)
+            .stat_sec_bits(f.per_coefficient_bits)
+            .build()
+            .ok()
+            .is_some_and(|params| linear::server_layers(&params, program, 1).is_ok())
+    };
+    match target {
+        StatSecTarget::PerSession { bits, max_revealed }
+            if max_revealed == crate::statsec::DEFAULT_MAX_REVEALED =>
+        {
+            let log2 = max_revealed.ilog2();
+            for k in (1..=log2).rev() {
+                let t = StatSecTarget::PerSession {
+                    bits,
+                    max_revealed: 1 << k,
+                };
+                if let Ok(f) = t.flooding()
+                    && fits(f)
+                {
+                    return Ok(f);
+                }
+            }
+            Err(SecureError::Config(format!(
+                "cryptflow2: no session cap admits {bits} bits of statistical security per session \
+                 with the {preset:?} SIMD parameters for this model; lower --stat-sec"
+            )))
+        }
+        other => other.flooding(),
+    }
+}
+
 /// The field OT parameters in the announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,7 +298,7 @@ impl Backend for Cryptflow2 {
         let public = program.public();
         check_ops(&public)?;
         let field = field_for(&public, c.he)?;
-        let flooding = c.stat_sec.flooding()?;
+        let flooding = flooding_for(program, c.he, field, c.stat_sec)?;
         let announced = Cryptflow2Params {
             version: PROTOCOL_VERSION,
             he_preset: c.he,
@@ -567,5 +618,68 @@ impl PartySession for Party {
             "rots_as_receiver": s.rots_as_receiver,
             "revealed_coefficients": self.budget.revealed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fusion_nn::eval::default_fixed_point;
+    use fusion_nn::fixed::lower;
+
+    fn program(name: &str) -> FixedProgram {
+        let dir = fusion_nn::data::data_dir().expect("data dir");
+        let m = fusion_nn::model::Model::load(&dir.join("models").join(name)).expect("model");
+        lower(&m, default_fixed_point()).expect("lower")
+    }
+
+    #[test]
+    fn a_per_session_target_at_the_default_cap_gets_the_largest_cap_that_fits() {
+        let p = program("mnist-cnn");
+        let field = field_for(&p.public(), SimdPreset::N8192).expect("field");
+        let f = flooding_for(
+            &p,
+            SimdPreset::N8192,
+            field,
+            StatSecTarget::default_per_session(),
+        )
+        .expect("flooding");
+        // mnist-cnn's 5x5 convolution needs lambda_c <= 62: M = 2^22.
+        assert_eq!(f.max_revealed, 1 << 22);
+        assert!(f.per_session_bits() >= 40.0);
+        // An explicit cap is kept (and refused here if it does not fit).
+        let explicit = StatSecTarget::PerSession {
+            bits: 40,
+            max_revealed: 1 << 28,
+        };
+        assert_eq!(
+            flooding_for(&p, SimdPreset::N8192, field, explicit)
+                .expect("flooding")
+                .max_revealed,
+            1 << 28
+        );
+        assert!(
+            Cryptflow2::new(Cryptflow2Config {
+                stat_sec: explicit,
+                ..Cryptflow2Config::default()
+            })
+            .serve(&p)
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_simd_reply_reveals_whole_ciphertexts() {
+        let p = program("mnist-cnn");
+        let params = SimdPreset::N8192.builder().build().expect("params");
+        let plans = linear::plans(&params, &p.public(), 50).expect("plans");
+        let r: u64 = plans
+            .iter()
+            .flatten()
+            .map(|x| x.revealed_coefficients())
+            .sum();
+        assert_eq!(r % 8192, 0);
+        // About 25,000 coefficients per sample at batch 50.
+        assert!((20_000..30_000).contains(&(r / 50)), "{r}");
     }
 }
