@@ -45,9 +45,19 @@ pub struct CarliniConfig {
     /// Half-length `R` of the random search lines, and the standard deviation
     /// of their centres and of the fit points.
     pub radius: f64,
-    /// Step of the finite differences (`None`: `1e-6 R` against an exact
-    /// oracle, `2^(3-f)`... i.e. 8 input steps against a fixed-point oracle).
+    /// Step of the central differences for gradients at critical points
+    /// (`None`: `1e-6 R` against an exact oracle, `0.05` against a quantised
+    /// one, i.e. 204 input steps at `f = 12`).
     pub step: Option<f64>,
+    /// Step for slopes along the search lines (`None`: `1e-7 R` exact, `0.05`
+    /// quantised).
+    pub slope_step: Option<f64>,
+    /// Cosine above which two critical points of a quantised oracle belong to
+    /// the same neuron (an exact oracle uses `1 - 1e-6`).
+    pub cluster_cos: f64,
+    /// Critical points per neuron before the search stops (the rows are
+    /// averaged over them; more points reduce a quantised oracle's noise).
+    pub points_per_neuron: usize,
     /// Largest bisection depth per line.
     pub max_depth: usize,
 }
@@ -59,6 +69,9 @@ impl CarliniConfig {
             budget,
             radius: 4.0,
             step: None,
+            slope_step: None,
+            cluster_cos: 0.99,
+            points_per_neuron: 4,
             max_depth: 30,
         }
     }
@@ -175,6 +188,10 @@ impl Probe<'_> {
     }
 }
 
+fn dim_of(v: &[f64]) -> usize {
+    v.len()
+}
+
 fn along(x0: &[f64], d: &[f64], t: f64) -> Vec<f64> {
     x0.iter().zip(d).map(|(a, b)| a + t * b).collect()
 }
@@ -228,11 +245,9 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
         )));
     }
     let res = oracle.input_resolution();
-    let step = cfg.step.unwrap_or(if res > 0.0 {
-        8.0 * res
-    } else {
-        1e-6 * cfg.radius
-    });
+    let step = cfg
+        .step
+        .unwrap_or(if res > 0.0 { 0.05 } else { 1e-6 * cfg.radius });
     // Tolerances relative to the output scale: exact oracle or quantised.
     let exact = res == 0.0;
     let mut u: Vec<f64> = (0..classes).map(|_| normal(rng)).collect();
@@ -245,11 +260,28 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
     };
     let mut found: Vec<Critical> = Vec::new();
     let mut clusters: Vec<(Vec<f64>, f64, usize)> = Vec::new(); // (row sum, bias sum, count)
-    let cos_min = if exact { 1.0 - 1e-6 } else { 0.98 };
+    let cos_min = if exact { 1.0 - 1e-6 } else { cfg.cluster_cos };
+    let cos_distinct = if exact {
+        1.0 - 1e-3
+    } else {
+        cfg.cluster_cos.min(0.9)
+    };
     loop {
-        if clusters.len() >= hidden && clusters.iter().filter(|c| c.2 >= 2).count() >= hidden {
+        if clusters.len() >= hidden
+            && clusters
+                .iter()
+                .filter(|c| c.2 >= cfg.points_per_neuron)
+                .count()
+                >= hidden
+        {
             break;
         }
+        // A fresh projection per line: a neuron whose output weights nearly
+        // cancel under one projection shows its kinks under the next.
+        let mut u: Vec<f64> = (0..classes).map(|_| normal(rng)).collect();
+        let un = u.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+        u.iter_mut().for_each(|v| *v /= un);
+        probe.u = u;
         let x0: Vec<f64> = (0..dim).map(|_| normal(rng) * cfg.radius / 4.0).collect();
         let mut d: Vec<f64> = (0..dim).map(|_| normal(rng)).collect();
         let dn = d.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
@@ -277,9 +309,25 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
             Err(OutOfBudget) => break,
         }
     }
-    // The `hidden` largest clusters are the neurons.
+    // The neurons: the largest clusters, skipping any close to one already
+    // chosen (noise can split a neuron's critical points over clusters).
     clusters.sort_by(|a, b| b.2.cmp(&a.2));
-    clusters.truncate(hidden);
+    let unit = |s: &[f64]| {
+        let n = s.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+        s.iter().map(|v| v / n).collect::<Vec<f64>>()
+    };
+    let mut chosen: Vec<(Vec<f64>, f64, usize)> = Vec::new();
+    for c in clusters {
+        let cu = unit(&c.0);
+        let close = chosen.iter().any(|d| {
+            let du = unit(&d.0);
+            cu.iter().zip(&du).map(|(a, b)| a * b).sum::<f64>().abs() > cos_distinct
+        });
+        if !close && chosen.len() < hidden {
+            chosen.push(c);
+        }
+    }
+    let clusters = chosen;
     let neurons_found = clusters.len();
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut biases: Vec<f64> = Vec::new();
@@ -411,7 +459,9 @@ fn search_line(
 ) -> Result<std::result::Result<Vec<Critical>, OutOfBudget>> {
     let r = cfg.radius;
     // Slope resolution: exact arithmetic or a quantised service.
-    let h = if exact { 1e-7 * r } else { 64.0 * step };
+    let h = cfg
+        .slope_step
+        .unwrap_or(if exact { 1e-7 * r } else { 0.05 });
     let (ga, sa) = tryb!(value_and_slope(probe, x0, d, -r, h));
     let (gb, sb) = tryb!(value_and_slope(probe, x0, d, r - h, h));
     let mut stack = vec![(-r, r - h, ga, gb, sa, sb, 0usize)];
@@ -458,9 +508,28 @@ fn search_line(
         let xs = along(x0, d, t);
         let plus = along(x0, d, t + delta);
         let minus = along(x0, d, t - delta);
-        let gp = tryb!(gradient(probe, &plus, step));
-        let gm = tryb!(gradient(probe, &minus, step));
-        let diff: Vec<f64> = gp.iter().zip(&gm).map(|(p, q)| p - q).collect();
+        let gp = tryb!(gradients(probe, &plus, step));
+        let gm = tryb!(gradients(probe, &minus, step));
+        // Per logit k the difference is V_ki W_i (rank one): combine the
+        // logits' differences with the signs that align them with the largest.
+        let diffs: Vec<Vec<f64>> = gp
+            .iter()
+            .zip(&gm)
+            .map(|(a, b)| a.iter().zip(b).map(|(p, q)| p - q).collect())
+            .collect();
+        let sq = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
+        let Some(top) = diffs.iter().max_by(|a, b| sq(a).total_cmp(&sq(b))) else {
+            continue;
+        };
+        let mut diff = vec![0f64; dim_of(top)];
+        for m in &diffs {
+            let s = if m.iter().zip(top).map(|(a, b)| a * b).sum::<f64>() >= 0.0 {
+                1.0
+            } else {
+                -1.0
+            };
+            diff.iter_mut().zip(m).for_each(|(d, v)| *d += s * v);
+        }
         let n = diff.iter().map(|v| v * v).sum::<f64>().sqrt();
         if !(n > 0.0) || !n.is_finite() {
             continue;
@@ -481,20 +550,30 @@ fn search_line(
     Ok(Ok(out))
 }
 
-/// Forward-difference gradient of `g` at `x` (dim + 1 queries).
-fn gradient(
+/// Central-difference gradients of every logit at `x` (`2 dim` queries):
+/// `[class][dim]`.
+fn gradients(
     probe: &mut Probe<'_>,
     x: &[f64],
     step: f64,
-) -> Result<std::result::Result<Vec<f64>, OutOfBudget>> {
-    let mut pts = vec![x.to_vec()];
+) -> Result<std::result::Result<Vec<Vec<f64>>, OutOfBudget>> {
+    let mut pts = Vec::with_capacity(2 * x.len());
     for j in 0..x.len() {
-        let mut p = x.to_vec();
-        p[j] += step;
-        pts.push(p);
+        for s in [step, -step] {
+            let mut p = x.to_vec();
+            p[j] += s;
+            pts.push(p);
+        }
     }
-    let g = tryb!(probe.g(&pts));
-    Ok(Ok(g[1..].iter().map(|v| (v - g[0]) / step).collect()))
+    let l = tryb!(probe.logits(&pts));
+    let classes = l.first().map_or(0, Vec::len);
+    Ok(Ok((0..classes)
+        .map(|k| {
+            l.chunks(2)
+                .map(|p| (p[0][k] - p[1][k]) / (2.0 * step))
+                .collect()
+        })
+        .collect()))
 }
 
 /// Accuracy of a network on labelled (preprocessed) rows.

@@ -368,6 +368,36 @@ impl<O: Oracle> Oracle for LabelOnly<O> {
     }
 }
 
+impl<O: Oracle + ?Sized> Oracle for Box<O> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn input_len(&self) -> usize {
+        (**self).input_len()
+    }
+    fn classes(&self) -> usize {
+        (**self).classes()
+    }
+    fn returns_scores(&self) -> bool {
+        (**self).returns_scores()
+    }
+    fn input_resolution(&self) -> f64 {
+        (**self).input_resolution()
+    }
+    fn query(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        (**self).query(rows)
+    }
+    fn server_labels(&mut self, rows: &[Vec<f64>]) -> Result<Vec<usize>> {
+        (**self).server_labels(rows)
+    }
+    fn queries_used(&self) -> u64 {
+        (**self).queries_used()
+    }
+    fn rows_evaluated(&self) -> u64 {
+        (**self).rows_evaluated()
+    }
+}
+
 /// Rows of a tensor as f64 vectors.
 pub fn rows_of(t: &Tensor<f32>) -> Vec<Vec<f64>> {
     let n = t.sample_len().max(1);
