@@ -57,7 +57,8 @@ pub struct CarliniConfig {
     pub cluster_cos: f64,
     /// Critical points per neuron before the search stops (the rows are
     /// averaged over them; more points reduce a quantised oracle's noise).
-    pub points_per_neuron: usize,
+    /// `None`: 2 against an exact oracle, 4 against a quantised one.
+    pub points_per_neuron: Option<usize>,
     /// Largest bisection depth per line.
     pub max_depth: usize,
 }
@@ -71,7 +72,7 @@ impl CarliniConfig {
             step: None,
             slope_step: None,
             cluster_cos: 0.99,
-            points_per_neuron: 4,
+            points_per_neuron: None,
             max_depth: 30,
         }
     }
@@ -93,6 +94,7 @@ pub struct Extraction {
 /// Per-layer relative weight errors of a recovered network against the truth,
 /// after matching hidden neurons (permutation and a positive per-neuron scale):
 /// `max|w_hat - w| / max|w|` for each layer.
+#[allow(clippy::needless_range_loop)] // index-parallel matrices
 pub fn weight_errors(recovered: &DenseNet, truth: &DenseNet) -> Result<Vec<f64>> {
     if truth.layers.len() != 2 || recovered.layers.len() != 2 {
         return Err(AttackError::Unsupported(
@@ -230,7 +232,7 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
             "A2 needs scores; the service returns labels only".into(),
         ));
     }
-    if hidden == 0 || !(cfg.radius > 0.0) || cfg.max_depth == 0 {
+    if hidden == 0 || cfg.radius.is_nan() || cfg.radius <= 0.0 || cfg.max_depth == 0 {
         return Err(AttackError::BadParameter(
             "hidden width, radius and depth must be positive".into(),
         ));
@@ -260,6 +262,10 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
     };
     let mut found: Vec<Critical> = Vec::new();
     let mut clusters: Vec<(Vec<f64>, f64, usize)> = Vec::new(); // (row sum, bias sum, count)
+    let ppn = cfg
+        .points_per_neuron
+        .unwrap_or(if exact { 2 } else { 4 })
+        .max(1);
     let cos_min = if exact { 1.0 - 1e-6 } else { cfg.cluster_cos };
     let cos_distinct = if exact {
         1.0 - 1e-3
@@ -267,13 +273,7 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
         cfg.cluster_cos.min(0.9)
     };
     loop {
-        if clusters.len() >= hidden
-            && clusters
-                .iter()
-                .filter(|c| c.2 >= cfg.points_per_neuron)
-                .count()
-                >= hidden
-        {
+        if clusters.len() >= hidden && clusters.iter().filter(|c| c.2 >= ppn).count() >= hidden {
             break;
         }
         // A fresh projection per line: a neuron whose output weights nearly
@@ -311,7 +311,7 @@ pub fn extract<R: Rng + CryptoRng + ?Sized>(
     }
     // The neurons: the largest clusters, skipping any close to one already
     // chosen (noise can split a neuron's critical points over clusters).
-    clusters.sort_by(|a, b| b.2.cmp(&a.2));
+    clusters.sort_by_key(|c| std::cmp::Reverse(c.2));
     let unit = |s: &[f64]| {
         let n = s.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
         s.iter().map(|v| v / n).collect::<Vec<f64>>()
@@ -531,7 +531,7 @@ fn search_line(
             diff.iter_mut().zip(m).for_each(|(d, v)| *d += s * v);
         }
         let n = diff.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !(n > 0.0) || !n.is_finite() {
+        if n.is_nan() || n <= 0.0 || !n.is_finite() {
             continue;
         }
         let mut row: Vec<f64> = diff.iter().map(|v| v / n).collect();

@@ -93,7 +93,7 @@ pub fn run<R: Rng + CryptoRng + ?Sized>(
     if seeds.batch() == 0 {
         return Err(AttackError::BadParameter("the seed set is empty".into()));
     }
-    if cfg.epochs == 0 || cfg.batch_size == 0 || !(cfg.lr > 0.0) || cfg.tau == 0 {
+    if cfg.epochs == 0 || cfg.batch_size == 0 || cfg.lr.is_nan() || cfg.lr <= 0.0 || cfg.tau == 0 {
         return Err(AttackError::BadParameter(
             "epochs, batch size, learning rate and tau must be positive".into(),
         ));
@@ -152,7 +152,7 @@ pub fn run<R: Rng + CryptoRng + ?Sized>(
             break;
         }
         // 3. augment (cut to the budget)
-        let sign = if (rounds / cfg.tau) % 2 == 0 {
+        let sign = if (rounds / cfg.tau).is_multiple_of(2) {
             1.0
         } else {
             -1.0

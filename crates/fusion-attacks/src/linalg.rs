@@ -5,6 +5,7 @@ use crate::error::{AttackError, Result};
 
 /// Solves `min_x ||A x - y||^2 + ridge ||x||^2` for every right-hand side:
 /// `a` is `[m][n]`, `ys` is `[r][m]`; returns `[r][n]`.
+#[allow(clippy::needless_range_loop)] // index-parallel matrices
 pub fn least_squares(a: &[Vec<f64>], ys: &[Vec<f64>], ridge: f64) -> Result<Vec<Vec<f64>>> {
     let n = a.first().map_or(0, Vec::len);
     if n == 0 || a.len() < n {
@@ -42,6 +43,7 @@ pub fn least_squares(a: &[Vec<f64>], ys: &[Vec<f64>], ridge: f64) -> Result<Vec<
 }
 
 /// Solves `G x = b` for every `b` (Gaussian elimination, partial pivoting).
+#[allow(clippy::needless_range_loop)] // index-parallel matrices
 fn solve(mut g: Vec<Vec<f64>>, mut bs: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>> {
     let n = g.len();
     for col in 0..n {

@@ -102,7 +102,7 @@ pub enum Truncation {
     Floor,
     /// Floor, or one less with probability 1/2 (seeded): the secure engine's
     /// one-bit truncation error.
-    FloorOrOneLess(ChaCha20Rng),
+    FloorOrOneLess(Box<ChaCha20Rng>),
 }
 
 /// The fixed-point engine of `fusion-nn` as a service.
@@ -409,5 +409,5 @@ pub fn rows_of(t: &Tensor<f32>) -> Vec<Vec<f64>> {
 
 /// A seeded [`Truncation::FloorOrOneLess`].
 pub fn floor_or_one_less(seed: u64) -> Truncation {
-    Truncation::FloorOrOneLess(ChaCha20Rng::seed_from_u64(seed))
+    Truncation::FloorOrOneLess(Box::new(ChaCha20Rng::seed_from_u64(seed)))
 }

@@ -148,9 +148,9 @@ fn make_oracle(
         OracleKind::Plaintext => Box::new(
             PlaintextOracle::new(
                 model,
-                Truncation::FloorOrOneLess(fusion_core::mix::seeded_rng_for_experiments(
+                Truncation::FloorOrOneLess(Box::new(fusion_core::mix::seeded_rng_for_experiments(
                     rng.next_u64(),
-                )),
+                ))),
             )
             .map_err(attack_err)?,
         ),
