@@ -16,6 +16,9 @@
 //!   (hypergeometric) and over random public subsets of the held-out split
 //!   from the fixed-point engine, plus real secure sessions.
 //!
+//! * `extraction`: model-extraction attacks through an oracle
+//!   (`crate::extraction`, crate `fusion-attacks`).
+//!
 //! All sessions run both parties in this process over real QUIC + TLS on
 //! 127.0.0.1 (`fusion_net::local_pair`).
 
@@ -70,6 +73,8 @@ enum Which {
     /// How often fixed-point values leave the ring, inside and outside the
     /// accepted input box, with stretched inputs.
     Wrap(crate::wrap::WrapArgs),
+    /// Model-extraction attacks (JbDA, Carlini et al.) against the service's outputs.
+    Extraction(crate::extraction::ExtractionArgs),
 }
 
 /// Runs `fusion experiment`.
@@ -81,6 +86,7 @@ pub fn run(args: Args) -> ExitCode {
         Which::Agreement(a) => agreement(a),
         Which::Targeted(a) => targeted(a),
         Which::Wrap(a) => crate::wrap::wrap(a),
+        Which::Extraction(a) => crate::extraction::extraction(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ mod common;
 mod demo;
 mod eval;
 mod experiment;
+mod extraction;
 mod import;
 mod inspect;
 mod keygen;

@@ -18,6 +18,7 @@
 //! | [`data`] | IDX / CSV loaders, dataset registry, data directory |
 //! | [`zoo`] | docs/DESIGN.md section 4's networks with seeded random weights |
 //! | [`eval`] | accuracy, float vs fixed point |
+//! | [`input_grad`] | gradients with respect to the input (Jacobians; fully connected networks and pooling) |
 //! | [`onnx`] | ONNX import: decode (hand-written prost messages), map the graph to layers |
 //! | [`calibrate`] | per-layer value ranges in float and fixed point, headroom against the ring, choice of `f` |
 //! | [`kernels`] | im2col, matrix products, window reductions |
@@ -58,6 +59,7 @@ pub mod eval;
 pub mod fixed;
 pub mod float;
 pub mod graph;
+pub mod input_grad;
 pub mod kernels;
 pub mod model;
 pub mod onnx;

@@ -1,0 +1,319 @@
+//! `fusion experiment extraction`: model-extraction attacks against the
+//! service, as a curious client would run them (crate `fusion-attacks`).
+//!
+//! * `--attack jbda` (A1, Papernot et al. 2017): seeds are the first `--seeds`
+//!   test samples; the substitute's accuracy (`stolen_accuracy`) and the
+//!   service's (`server_accuracy`) are measured on the **remaining** test
+//!   samples; nothing from the training split is used.
+//! * `--attack carlini` (A2, Carlini et al. 2020): one-hidden-layer fully
+//!   connected ReLU networks only; needs scores. Accuracies are over the whole
+//!   test split (the attack uses no data); `max_weight_error` is the largest
+//!   per-layer `max|w_hat - w| / max|w|` after matching neurons.
+//!
+//! Oracles: `plaintext` (the fixed-point engine the secure engine reproduces,
+//! with its floor-or-one-less truncation modelled by a seeded RNG) and `f64`
+//! (the same fully connected network in f64; A2's reference). `secure` (a real
+//! client session against `fusion serve`) is not wired in yet and is refused.
+//! Defences: `none`; `label` is the plaintext oracle returning the argmax only
+//! (a plaintext model of the label output mode, which on shares is other
+//! work); `reverse-sigmoid` is refused (the output mode on shares is not
+//! implemented yet).
+//!
+//! Writes one JSON object per line and budget to `--json`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fusion_attacks::carlini::{self, CarliniConfig};
+use fusion_attacks::dense::DenseNet;
+use fusion_attacks::jbda::{self, JbdaConfig};
+use fusion_attacks::oracle::{F64Oracle, LabelOnly, PlaintextOracle, Truncation, rows_of};
+use fusion_attacks::{AttackError, Oracle};
+use fusion_nn::Model;
+use rand::Rng;
+use rand::rngs::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::common::{CliError, failure, os_rng, usage};
+
+/// The attack.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// A1: Jacobian-based dataset augmentation (substitute model).
+    Jbda,
+    /// A2: cryptanalytic extraction of a one-hidden-layer ReLU network.
+    Carlini,
+}
+
+/// The service's defence (its output mode).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Defence {
+    /// Logits are returned.
+    None,
+    /// Only the argmax is returned (plaintext oracle only).
+    Label,
+    /// Reverse sigmoid on the probabilities (not implemented: refused).
+    ReverseSigmoid,
+}
+
+/// The oracle the attack queries.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OracleKind {
+    /// Fixed-point plaintext engine (floor-or-one-less truncations).
+    Plaintext,
+    /// The same fully connected network in f64.
+    F64,
+    /// A client session against `fusion serve` (not wired in yet: refused).
+    Secure,
+}
+
+/// Arguments of `fusion experiment extraction`.
+#[derive(clap::Args, Debug)]
+pub struct ExtractionArgs {
+    /// The attack.
+    #[arg(long, value_enum)]
+    attack: Attack,
+    /// The service's output defence.
+    #[arg(long, value_enum, default_value = "none")]
+    defence: Defence,
+    /// Model directory (default: data/models/mnist-cnn for jbda,
+    /// data/models/bc-mlp for carlini).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Query budgets (attacker rows), comma separated; one run and JSON line each.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', required = true)]
+    budget: Vec<u64>,
+    /// Seed of the attack and of the oracle's truncation model (default: OS randomness).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The oracle.
+    #[arg(long, value_enum, default_value = "plaintext")]
+    oracle: OracleKind,
+    /// A1: number of seed samples (the first K test samples).
+    #[arg(long, value_name = "K", default_value_t = 150)]
+    seeds: usize,
+    /// A1: training epochs per augmentation round.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Output file (JSON lines).
+    #[arg(long, value_name = "OUT")]
+    json: PathBuf,
+}
+
+/// One JSON line.
+#[derive(Serialize, Debug)]
+struct Row {
+    attack: &'static str,
+    defence: &'static str,
+    oracle: String,
+    model: String,
+    budget: u64,
+    queries_used: u64,
+    rows_evaluated: u64,
+    stolen_accuracy: f64,
+    server_accuracy: f64,
+    /// Fraction of evaluation samples where the stolen model and the service agree.
+    agreement: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_weight_error: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer_weight_errors: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    neurons_found: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_points: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rounds: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seeds: Option<usize>,
+    seed: Option<u64>,
+    seconds: f64,
+}
+
+fn attack_err(e: AttackError) -> CliError {
+    match e {
+        AttackError::BadParameter(_) | AttackError::Unsupported(_) => usage(e),
+        AttackError::Io(_) | AttackError::Oracle(_) | AttackError::Model(_) => failure(e),
+    }
+}
+
+fn make_oracle(
+    kind: OracleKind,
+    defence: Defence,
+    model: &Model,
+    rng: &mut ChaCha20Rng,
+) -> Result<Box<dyn Oracle>, CliError> {
+    let base: Box<dyn Oracle> = match kind {
+        OracleKind::Plaintext => Box::new(
+            PlaintextOracle::new(
+                model,
+                Truncation::FloorOrOneLess(Box::new(fusion_core::mix::seeded_rng_for_experiments(
+                    rng.next_u64(),
+                ))),
+            )
+            .map_err(attack_err)?,
+        ),
+        OracleKind::F64 => Box::new(F64Oracle::new(model).map_err(attack_err)?),
+        OracleKind::Secure => {
+            return Err(usage(
+                "--oracle secure is not implemented yet (a client session against `fusion serve`); use --oracle plaintext, whose outputs the secure engine reproduces up to the truncation bound",
+            ));
+        }
+    };
+    Ok(match defence {
+        Defence::None => base,
+        Defence::Label => Box::new(LabelOnly(base)),
+        Defence::ReverseSigmoid => unreachable!("refused before"),
+    })
+}
+
+fn share(a: &[usize], b: &[usize]) -> f64 {
+    if a.is_empty() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+/// Runs `fusion experiment extraction`.
+pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
+    if a.defence == Defence::ReverseSigmoid {
+        return Err(usage(
+            "--defence reverse-sigmoid: the reverse-sigmoid output mode on shares is not implemented yet",
+        ));
+    }
+    if a.oracle == OracleKind::Secure {
+        // Refused with the reason by make_oracle; checked first so that nothing runs.
+        let mut rng = fusion_core::mix::seeded_rng_for_experiments(0);
+        let m = Model::load(&crate::experiment::model_dir(&a.model, "bc-mlp")?).map_err(usage)?;
+        make_oracle(a.oracle, a.defence, &m, &mut rng)?;
+    }
+    if a.budget.contains(&0) {
+        return Err(usage("--budget: every budget must be positive"));
+    }
+    if a.defence == Defence::Label && a.attack == Attack::Carlini {
+        return Err(usage(
+            "--attack carlini needs scores: with --defence label the service returns labels only",
+        ));
+    }
+    let default = match a.attack {
+        Attack::Jbda => "mnist-cnn",
+        Attack::Carlini => "bc-mlp",
+    };
+    let dir = crate::experiment::model_dir(&a.model, default)?;
+    let model = Model::load(&dir).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+    let test = crate::experiment::held_out(&model)?;
+    let x = model.meta.preprocess.apply(&test.inputs).map_err(failure)?;
+    let model_name = model.meta.name.clone();
+    let truth = match a.attack {
+        Attack::Carlini => {
+            let t = DenseNet::from_model(&model).map_err(attack_err)?;
+            if t.hidden().len() != 1 {
+                return Err(usage(format!(
+                    "--attack carlini supports one hidden layer; `{model_name}` has {} ({:?})",
+                    t.hidden().len(),
+                    t.hidden()
+                )));
+            }
+            Some(t)
+        }
+        Attack::Jbda => None,
+    };
+    if a.attack == Attack::Jbda && (a.seeds == 0 || a.seeds >= test.len()) {
+        return Err(usage(format!(
+            "--seeds must be between 1 and {} (the test split has {} samples; the rest measure accuracy)",
+            test.len().saturating_sub(1),
+            test.len()
+        )));
+    }
+    let mut out = std::fs::File::create(&a.json)
+        .map_err(|e| failure(format!("{}: {e}", a.json.display())))?;
+    for &budget in &a.budget {
+        let mut rng = match a.seed {
+            Some(s) => fusion_core::mix::seeded_rng_for_experiments(s),
+            None => os_rng()?,
+        };
+        let mut oracle = make_oracle(a.oracle, a.defence, &model, &mut rng)?;
+        let start = Instant::now();
+        let row = match a.attack {
+            Attack::Jbda => {
+                let seeds = x.slice_batch(0..a.seeds);
+                let eval = x.slice_batch(a.seeds..x.batch());
+                let labels = &test.labels[a.seeds..];
+                let mut cfg = JbdaConfig::new(budget);
+                cfg.epochs = a.epochs;
+                let sub = jbda::run(&mut *oracle, &seeds, &cfg, &mut rng).map_err(attack_err)?;
+                let server = oracle.server_labels(&rows_of(&eval)).map_err(attack_err)?;
+                let stolen_pred = fusion_nn::float::forward(&sub.model, &eval)
+                    .map_err(failure)?
+                    .argmax_rows();
+                Row {
+                    attack: "jbda",
+                    defence: defence_name(a.defence),
+                    oracle: oracle.name(),
+                    model: model_name.clone(),
+                    budget,
+                    queries_used: oracle.queries_used(),
+                    rows_evaluated: oracle.rows_evaluated(),
+                    stolen_accuracy: share(&stolen_pred, labels),
+                    server_accuracy: share(&server, labels),
+                    agreement: share(&stolen_pred, &server),
+                    max_weight_error: None,
+                    layer_weight_errors: None,
+                    neurons_found: None,
+                    critical_points: None,
+                    rounds: Some(sub.rounds),
+                    seeds: Some(a.seeds),
+                    seed: a.seed,
+                    seconds: start.elapsed().as_secs_f64(),
+                }
+            }
+            Attack::Carlini => {
+                let truth = truth.as_ref().ok_or_else(|| failure("no ground truth"))?;
+                let cfg = CarliniConfig::new(budget);
+                let ex = carlini::extract(&mut *oracle, truth.hidden()[0], &cfg, &mut rng)
+                    .map_err(attack_err)?;
+                let errors = carlini::weight_errors(&ex.network, truth).map_err(attack_err)?;
+                let rows = rows_of(&x);
+                let server = oracle.server_labels(&rows).map_err(attack_err)?;
+                let stolen: Vec<usize> = rows
+                    .iter()
+                    .map(|r| fusion_attacks::dense::argmax(&ex.network.forward(r)))
+                    .collect();
+                Row {
+                    attack: "carlini",
+                    defence: defence_name(a.defence),
+                    oracle: oracle.name(),
+                    model: model_name.clone(),
+                    budget,
+                    queries_used: oracle.queries_used(),
+                    rows_evaluated: oracle.rows_evaluated(),
+                    stolen_accuracy: share(&stolen, &test.labels),
+                    server_accuracy: share(&server, &test.labels),
+                    agreement: share(&stolen, &server),
+                    max_weight_error: Some(errors.iter().copied().fold(0.0, f64::max)),
+                    layer_weight_errors: Some(errors),
+                    neurons_found: Some(ex.neurons_found),
+                    critical_points: Some(ex.critical_points),
+                    rounds: None,
+                    seeds: None,
+                    seed: a.seed,
+                    seconds: start.elapsed().as_secs_f64(),
+                }
+            }
+        };
+        let line = serde_json::to_string(&row).map_err(failure)?;
+        println!("{line}");
+        writeln!(out, "{line}").map_err(|e| failure(format!("{}: {e}", a.json.display())))?;
+    }
+    eprintln!("wrote {}", a.json.display());
+    Ok(())
+}
+
+fn defence_name(d: Defence) -> &'static str {
+    match d {
+        Defence::None => "none",
+        Defence::Label => "label",
+        Defence::ReverseSigmoid => "reverse-sigmoid",
+    }
+}

@@ -1,0 +1,123 @@
+//! `fusion experiment extraction` as a user runs it: JSON lines and clear
+//! refusals (exit 2) of what is not supported.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+fn model(name: &str) -> PathBuf {
+    repo_data().join("models").join(name)
+}
+
+fn run(args: &[&str], model_name: &str, json: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["experiment", "extraction", "--model"])
+        .arg(model(model_name))
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .env("FUSION_DATA", repo_data())
+        .output()
+        .expect("run fusion")
+}
+
+fn refused(args: &[&str], model_name: &str, needle: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(args, model_name, &dir.path().join("out.jsonl"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert!(err.contains(needle), "{args:?}: stderr {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn extraction_writes_one_json_line_per_budget_with_the_documented_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.jsonl");
+    let out = run(
+        &[
+            "--attack",
+            "carlini",
+            "--budget",
+            "3000,30000",
+            "--seed",
+            "1",
+            "--oracle",
+            "f64",
+        ],
+        "bc-mlp",
+        &json,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("json");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (v, budget) in lines.iter().zip([3000u64, 30000]) {
+        for key in [
+            "attack",
+            "defence",
+            "oracle",
+            "budget",
+            "queries_used",
+            "rows_evaluated",
+            "stolen_accuracy",
+            "server_accuracy",
+            "max_weight_error",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert_eq!(v["attack"], "carlini");
+        assert_eq!(v["defence"], "none");
+        assert_eq!(v["oracle"], "f64");
+        assert_eq!(v["budget"], budget);
+        assert!(v["queries_used"].as_u64().expect("u64") <= budget);
+        assert_eq!(v["rows_evaluated"], v["queries_used"]);
+    }
+    // With the larger budget the f64 oracle gives the weights almost exactly.
+    assert!(lines[1]["max_weight_error"].as_f64().expect("f64") < 1e-6);
+}
+
+#[test]
+fn extraction_refuses_bad_budgets_models_and_modes_with_exit_2() {
+    let c = ["--attack", "carlini", "--seed", "1"];
+    refused(&[&c[..], &["--budget", "0"]].concat(), "bc-mlp", "positive");
+    refused(
+        &[
+            &c[..],
+            &["--budget", "1000", "--defence", "reverse-sigmoid"],
+        ]
+        .concat(),
+        "bc-mlp",
+        "not implemented yet",
+    );
+    refused(
+        &[&c[..], &["--budget", "1000", "--defence", "label"]].concat(),
+        "bc-mlp",
+        "needs scores",
+    );
+    refused(
+        &[&c[..], &["--budget", "1000"]].concat(),
+        "mnist-cnn-weak",
+        "conv2d",
+    );
+    refused(
+        &[&c[..], &["--budget", "1000", "--oracle", "secure"]].concat(),
+        "bc-mlp",
+        "not implemented yet",
+    );
+    refused(
+        &["--attack", "jbda", "--budget", "100", "--seeds", "0"],
+        "bc-mlp",
+        "--seeds",
+    );
+}
