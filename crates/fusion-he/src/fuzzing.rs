@@ -225,8 +225,8 @@ impl SimdFixture {
         let mut rng = ChaCha20Rng::seed_from_u64(17);
         let client = SimdClient::new(&params, &mut rng);
         let n = params.degree();
-        let set = GaloisSet::from_elements(n, vec![crate::simd::rotation_element(n, 1)])
-            .expect("set");
+        let set =
+            GaloisSet::from_elements(n, vec![crate::simd::rotation_element(n, 1)]).expect("set");
         let plans = vec![
             SimdPlan::affine(
                 &params,
@@ -261,24 +261,32 @@ pub fn with_simd_fixture<T>(f: impl FnOnce(&SimdFixture) -> T) -> T {
 /// [`crate::simd::wire::decode_public_key`]: a peer data error, a
 /// fingerprint mismatch, or a key that re-encodes to exactly the input.
 pub fn simd_public_key(data: &[u8]) {
-    with_simd_fixture(|fx| match crate::simd::wire::decode_public_key(&fx.params, data) {
-        Ok(pk) => assert_eq!(
-            crate::simd::wire::encode_public_key(&fx.params, &pk),
-            data,
-            "re-encoding"
-        ),
-        Err(HeError::ParamMismatch(_)) => {}
-        Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
-    })
+    with_simd_fixture(
+        |fx| match crate::simd::wire::decode_public_key(&fx.params, data) {
+            Ok(pk) => assert_eq!(
+                crate::simd::wire::encode_public_key(&fx.params, &pk),
+                data,
+                "re-encoding"
+            ),
+            Err(HeError::ParamMismatch(_)) => {}
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        },
+    )
 }
 
 /// [`crate::simd::wire::decode_galois_keys`]: as [`simd_public_key`].
 pub fn simd_galois_keys(data: &[u8]) {
-    with_simd_fixture(|fx| match crate::simd::wire::decode_galois_keys(&fx.params, data) {
-        Ok(gk) => assert_eq!(crate::simd::wire::encode_galois_keys(&gk), data, "re-encoding"),
-        Err(HeError::ParamMismatch(_)) => {}
-        Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
-    })
+    with_simd_fixture(
+        |fx| match crate::simd::wire::decode_galois_keys(&fx.params, data) {
+            Ok(gk) => assert_eq!(
+                crate::simd::wire::encode_galois_keys(&gk),
+                data,
+                "re-encoding"
+            ),
+            Err(HeError::ParamMismatch(_)) => {}
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        },
+    )
 }
 
 /// [`crate::simd::SimdQuery::from_bytes`] for the first plan: a peer data

@@ -196,6 +196,9 @@ fn fc_shares_reconstruct_w_x_plus_b_mod_p_and_counts_match_the_formulas() {
         FcShape::new(2, 5000, 10),
         FcShape::new(1, 4097, 3),
         FcShape::new(5, 1, 1),
+        // Two ciphertexts, one with a row mixing two vectors (wrap-around
+        // diagonals) and one without.
+        FcShape::new(2, 4, 4200),
     ]
     .into_iter()
     .enumerate()
@@ -219,6 +222,11 @@ fn fc_is_exact_on_edge_inputs() {
 #[test]
 fn batched_fc_packs_several_vectors_per_ciphertext() {
     let fx = fixture();
+    let mixed = SimdPlan::fc(&fx.params, FcShape::new(2, 4, 4200)).unwrap();
+    let super::plan::Circuit::Fc(c) = &mixed.circuit else {
+        unreachable!()
+    };
+    assert_eq!(c.wrap, vec![true, false]);
     let plan = SimdPlan::fc(&fx.params, FcShape::new(128, 784, 128)).unwrap();
     // 8 blocks of 1024 slots: 8 vectors per ciphertext.
     assert_eq!(plan.input_cts(), 16);
