@@ -17,6 +17,12 @@
 //!
 //! The parameters are small (`N = 1024`, two 30-bit primes, built
 //! without the security checks) so that a fuzzer finds the exact lengths.
+//!
+//! The SIMD path ([`crate::simd`]) has its own entry points
+//! ([`simd_public_key`], [`simd_galois_keys`], [`simd_query`], [`simd_reply`],
+//! seeds from [`simd_seeds`]) with the same contract, on the `N = 8192` preset
+//! (its noise budget refuses smaller rings), one Galois element and small
+//! plans.
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
@@ -199,6 +205,149 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     })
 }
 
+/// The SIMD fixture: the `N = 8192` preset, a client, its keys for one
+/// Galois element, and a per-channel affine and a small FC plan.
+pub struct SimdFixture {
+    /// The parameters.
+    pub params: crate::simd::SimdParams,
+    /// A client.
+    pub client: crate::simd::SimdClient,
+    /// The Galois set of the keys (one element).
+    pub set: crate::simd::GaloisSet,
+    /// Plans whose queries and replies the targets decode.
+    pub plans: Vec<crate::simd::SimdPlan>,
+}
+
+impl SimdFixture {
+    fn new() -> Self {
+        use crate::simd::{GaloisSet, SimdClient, SimdPlan, SimdPreset};
+        let params = SimdPreset::N8192.params().expect("simd params");
+        let mut rng = ChaCha20Rng::seed_from_u64(17);
+        let client = SimdClient::new(&params, &mut rng);
+        let n = params.degree();
+        let set =
+            GaloisSet::from_elements(n, vec![crate::simd::rotation_element(n, 1)]).expect("set");
+        let plans = vec![
+            SimdPlan::affine(
+                &params,
+                crate::BatchNormShape {
+                    batch: 1,
+                    channels: 2,
+                    height: 3,
+                    width: 3,
+                },
+            )
+            .expect("affine plan"),
+            SimdPlan::fc(&params, FcShape::new(1, 8, 2)).expect("fc plan"),
+        ];
+        SimdFixture {
+            params,
+            client,
+            set,
+            plans,
+        }
+    }
+}
+
+thread_local! {
+    static SIMD_FIXTURE: SimdFixture = SimdFixture::new();
+}
+
+/// Runs `f` with this thread's SIMD fixture.
+pub fn with_simd_fixture<T>(f: impl FnOnce(&SimdFixture) -> T) -> T {
+    SIMD_FIXTURE.with(f)
+}
+
+/// [`crate::simd::wire::decode_public_key`]: a peer data error, a
+/// fingerprint mismatch, or a key that re-encodes to exactly the input.
+pub fn simd_public_key(data: &[u8]) {
+    with_simd_fixture(
+        |fx| match crate::simd::wire::decode_public_key(&fx.params, data) {
+            Ok(pk) => assert_eq!(
+                crate::simd::wire::encode_public_key(&fx.params, &pk),
+                data,
+                "re-encoding"
+            ),
+            Err(HeError::ParamMismatch(_)) => {}
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        },
+    )
+}
+
+/// [`crate::simd::wire::decode_galois_keys`]: as [`simd_public_key`].
+pub fn simd_galois_keys(data: &[u8]) {
+    with_simd_fixture(
+        |fx| match crate::simd::wire::decode_galois_keys(&fx.params, data) {
+            Ok(gk) => assert_eq!(
+                crate::simd::wire::encode_galois_keys(&gk),
+                data,
+                "re-encoding"
+            ),
+            Err(HeError::ParamMismatch(_)) => {}
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        },
+    )
+}
+
+/// [`crate::simd::SimdQuery::from_bytes`] for the first plan: a peer data
+/// error or a query that re-encodes to exactly the input.
+pub fn simd_query(data: &[u8]) {
+    with_simd_fixture(|fx| {
+        let plan = &fx.plans[0];
+        match crate::simd::SimdQuery::from_bytes(plan, data) {
+            Ok(q) => assert_eq!(q.to_bytes(plan), data, "re-encoding"),
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        }
+    })
+}
+
+/// [`crate::simd::SimdClient::decrypt_bytes`]: the first byte picks the
+/// plan, the rest is the reply. A peer data error, or an output share of the
+/// layer's length with every value below `p`.
+pub fn simd_reply(data: &[u8]) {
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    with_simd_fixture(|fx| {
+        let plan = &fx.plans[pick as usize % fx.plans.len()];
+        match fx.client.decrypt_bytes(plan, bytes.to_vec()) {
+            Ok(out) => {
+                assert_eq!(out.len(), plan.layer().output_len(), "output length");
+                let f = fx.params.field();
+                assert!(out.iter().all(|&v| f.contains(v)), "output outside Z_p");
+            }
+            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        }
+    })
+}
+
+/// Valid SIMD messages for each target: `(target, input)`.
+pub fn simd_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    with_simd_fixture(|fx| {
+        let mut rng = ChaCha20Rng::seed_from_u64(19);
+        let (pk, gk) = fx.client.setup_messages(&fx.set, &mut rng);
+        let plan = &fx.plans[0];
+        let x: Vec<u64> = (0..plan.layer().input_len()).map(|i| i as u64).collect();
+        let mut out = vec![
+            ("simd_public_key", pk),
+            ("simd_galois_keys", gk),
+            (
+                "simd_query",
+                fx.client.query_bytes(plan, &x, &mut rng).expect("query"),
+            ),
+        ];
+        for (i, plan) in fx.plans.iter().enumerate() {
+            let mut r = vec![0u8; plan.reply_bytes_len()];
+            r[0] = crate::simd::wire::TAG_REPLY;
+            r[1..5].copy_from_slice(&(plan.output_cts() as u32).to_le_bytes());
+            let mut input = vec![i as u8];
+            input.extend(r);
+            out.push(("simd_reply", input));
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -284,6 +433,68 @@ mod tests {
                 bytes.truncate(at);
             }
             target(name)(&bytes);
+        }
+    }
+
+    fn simd_target(name: &str) -> fn(&[u8]) {
+        match name {
+            "simd_public_key" => simd_public_key,
+            "simd_galois_keys" => simd_galois_keys,
+            "simd_query" => simd_query,
+            "simd_reply" => simd_reply,
+            _ => panic!("no target {name}"),
+        }
+    }
+
+    #[test]
+    fn valid_simd_messages_decode_and_reencode_identically() {
+        let seeds = simd_seeds();
+        for (name, bytes) in &seeds {
+            simd_target(name)(bytes);
+        }
+        with_simd_fixture(|fx| {
+            crate::simd::wire::decode_public_key(&fx.params, &seeds[0].1).expect("pk decodes");
+            crate::simd::wire::decode_galois_keys(&fx.params, &seeds[1].1).expect("gk decodes");
+            crate::simd::SimdQuery::from_bytes(&fx.plans[0], &seeds[2].1).expect("query decodes");
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn random_bytes_are_rejected_as_simd_peer_data_errors(
+            data in prop::collection::vec(any::<u8>(), 0..96),
+            which in 0usize..4,
+        ) {
+            let name = ["simd_public_key", "simd_galois_keys", "simd_query", "simd_reply"][which];
+            simd_target(name)(&data);
+        }
+
+        #[test]
+        fn mutated_simd_messages_decode_canonically_or_are_peer_data_errors(
+            which in 0usize..5,
+            seed in any::<u64>(),
+            edits in 0usize..6,
+            cut in any::<bool>(),
+        ) {
+            let seeds = simd_seeds();
+            let (name, mut bytes) = seeds[which % seeds.len()].clone();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            for _ in 0..edits {
+                // Half of the edits hit the headers, where the checks are.
+                let i = if rng.random::<bool>() {
+                    rng.random_range(0..bytes.len().min(64))
+                } else {
+                    rng.random_range(0..bytes.len())
+                };
+                bytes[i] = rng.random();
+            }
+            if cut {
+                let at = rng.random_range(0..=bytes.len());
+                bytes.truncate(at);
+            }
+            simd_target(name)(&bytes);
         }
     }
 }

@@ -33,6 +33,11 @@
 //!   [`ServerLinear::respond_bytes`] (fusion-engine's `cheetah` backend drives
 //!   them over its protocol channel).
 //! * [`reference`](mod@reference): the plaintext oracle.
+//! * [`simd`]: the other encoding, for shares modulo a prime `p`: BFV with
+//!   batch (SIMD) encoding, rotations and Gazelle's layer algorithms, as
+//!   CrypTFlow2's SCI_HE uses them ([`SimdClient`],
+//!   [`SimdServer`], [`SimdLinear`],
+//!   [`SimdPlan`]); the coefficient path above is unchanged.
 
 //! # Protocol shape
 //!
@@ -144,5 +149,8 @@ pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
 pub use plan::{FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats};
 pub use server::{HeServer, ServerLinear};
-pub use simd::{SimdParams, SimdPreset};
+pub use simd::{
+    GaloisSet, SimdClient, SimdCounts, SimdLayer, SimdLinear, SimdParams, SimdPlan, SimdPreset,
+    SimdServer,
+};
 pub use wire::{GaloisKeyMsg, PublicKeyMsg, Query, Reply};

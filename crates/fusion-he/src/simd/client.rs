@@ -265,8 +265,10 @@ impl SimdClient {
             }
             let a_s = inner.garner_dec.compose_centered(&res[..dec]) as u128 & mask;
             let phase = ((b[j] << (ka - kb)) + a_s) & mask;
-            let m = (p * phase + (1u128 << (ka - 1))) >> ka;
-            coeffs[j] = (m % p) as u64;
+            // m in [0, p]: p maps to 0, without a branch on the (secret) value.
+            let m = ((p * phase + (1u128 << (ka - 1))) >> ka) as u64;
+            let pm = p as u64;
+            coeffs[j] = m - (pm & 0u64.wrapping_sub(u64::from(m >= pm)));
         }
         buf.zeroize();
         let mut slots = vec![0u64; n];

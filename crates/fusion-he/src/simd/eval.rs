@@ -16,7 +16,7 @@ use crate::error::HeError;
 pub(crate) type Visit<'v> = dyn FnMut(usize, &[u64]) -> Result<(), HeError> + 'v;
 
 /// Memory budget of a layer's cached plaintexts (evaluation form, per layer).
-pub(crate) const PLAINTEXT_CACHE_BYTES: usize = 64 << 20;
+pub(crate) const PLAINTEXT_CACHE_BYTES: usize = 128 << 20;
 
 /// Evaluation context of one layer call.
 pub(crate) struct Ctx<'a> {

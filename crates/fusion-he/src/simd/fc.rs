@@ -323,8 +323,23 @@ pub(crate) struct FcWeights {
     cache: Plaintexts,
 }
 
+/// The diagonal kinds the circuit uses: `0` whole (no wrap), `1` the part
+/// read without wrap, `2` the part read from `rot(x, j - P)`.
+fn kind_list(c: &FcCircuit) -> &'static [usize] {
+    match (c.wrap.iter().any(|&w| w), c.wrap.iter().all(|&w| w)) {
+        (false, _) => &[0],
+        (true, true) => &[1, 2],
+        (true, false) => &[0, 1, 2],
+    }
+}
+
 fn kinds(c: &FcCircuit) -> usize {
-    if c.wrap.iter().any(|&w| w) { 3 } else { 1 }
+    kind_list(c).len()
+}
+
+/// Index of `kind` in [`kind_list`].
+fn kind_index(c: &FcCircuit, kind: usize) -> usize {
+    kind_list(c).iter().position(|&k| k == kind).unwrap_or(0)
 }
 
 fn plaintext_count(c: &FcCircuit) -> usize {
@@ -358,7 +373,7 @@ fn diagonal(params: &SimdParams, c: &FcCircuit, w: &[u64], k: usize) -> Vec<u64>
         return out;
     }
     let nk = kinds(c);
-    let kind = k % nk;
+    let kind = kind_list(c)[k % nk];
     let j = (k / nk) % r;
     let pat = &c.patterns[k / nk / r];
     let p = c.block;
@@ -416,7 +431,8 @@ pub(crate) fn eval(
             .map(|(i, outs)| -> Result<Vec<(usize, Vec<u64>)>, HeError> {
                 let mut accs: Vec<Vec<u64>> = vec![vec![0u64; len]; outs.len()];
                 let wrap = c.wrap[i];
-                let lo_kind = usize::from(wrap);
+                let lo_kind = kind_index(c, usize::from(wrap));
+                let hi_kind = kind_index(c, 2);
                 ctx.rotation_tree(&inputs[i], r, &mut |j, ct| {
                     for (acc, &o) in accs.iter_mut().zip(outs) {
                         let k = (c.outs[o].1 * r + j) * nk + lo_kind;
@@ -431,7 +447,7 @@ pub(crate) fn eval(
                             return Ok(());
                         }
                         for (acc, &o) in accs.iter_mut().zip(outs) {
-                            let k = (c.outs[o].1 * r + j) * nk + 2;
+                            let k = (c.outs[o].1 * r + j) * nk + hi_kind;
                             ctx.mul_acc(acc, ct, &fw.cache.get(params, k, &slots));
                         }
                         Ok(())

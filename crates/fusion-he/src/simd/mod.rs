@@ -55,10 +55,40 @@
 //! ciphertext ([`SimdPlan::revealed_coefficients`]; per-session accounting as
 //! in [`crate::noise::SessionFlooding`]). A plan is refused unless
 //! `E_det + 2^beta` stays below the decryption threshold after the reply's
-//! modulus switch, so decryption cannot fail. At the default `N = 8192`,
-//! `p ~ 2^37`: threshold `2^179.0`; for example FC 784 -> 128 leaves 25 bits
-//! of margin, the 5x5 convolutions about 20 (see the `measured_noise` test,
-//! which prints them).
+//! modulus switch, so decryption cannot fail.
+//!
+//! Measured at the default `N = 8192`, `p = 2^37 + 34 * 2^14 + 1` (noise of
+//! the result ciphertexts before masking and flooding, by exact decryption;
+//! units of `q`; `cargo test -p fusion-he --lib measured_noise -- --nocapture`):
+//!
+//! | layer | measured max | worst case `E_det` | flooding `2^beta` | threshold | margin (bits) |
+//! |---|---|---|---|---|---|
+//! | FC 784 -> 128 | 2^95.9 | 2^116.4 | 2^157 | 2^180.0 | 23.0 |
+//! | FC 6000 -> 100 (chunked) | 2^97.1 | 2^120.2 | 2^161 | 2^180.0 | 19.0 |
+//! | FC 784 -> 128, batch 16 | 2^94.9 | 2^118.4 | 2^159 | 2^180.0 | 21.0 |
+//! | conv 5x5, 64 -> 64 on 12x12 | 2^94.3 | 2^118.0 | 2^159 | 2^180.0 | 21.0 |
+//!
+//! The margin is what is left between `E_det + 2^beta` and the threshold;
+//! the worst case is 20-25 bits above the measured noise (it assumes every
+//! digit, error and weight coefficient at its extreme), which only widens the
+//! flooding. `N = 4096` cannot hold `p > 2^37` at all (see
+//! [`SimdPreset::N4096`]).
+//!
+//! **Cost** (`cargo bench -p fusion-he --bench simd`, 2 shared cores, medians
+//! of end-to-end calls in one process; the coefficient path at `N = 4096`,
+//! `l = 37` for comparison):
+//!
+//! | layer | SIMD bytes up / down | SIMD time | coefficient bytes up / down | coefficient time |
+//! |---|---|---|---|---|
+//! | FC 784 -> 128, batch 1 | 223 269 / 101 381 | 93 ms | 279 077 / 133 784 | 9.8 ms |
+//! | FC 784 -> 128, batch 128 | 3 571 749 / 1 622 021 | 16.8 s | 2 790 437 / 3 491 845 | 0.36 s |
+//! | MNIST conv1 (28x28x1, 5x5, 16) | 223 269 / 202 757 | 167 ms | 55 845 / 153 733 | 4.2 ms |
+//!
+//! plus the one-off setup: public key 223 333 B and 1.34 MB per Galois
+//! element (6 digits of `L N` residues): 13.4 MB for the 10 elements of
+//! FC 784 -> 128 at batch 1, 16.1 MB for the 12 at batch 128, 5.4 MB for
+//! the 4 of conv1. Key switching (36 NTTs per switch without a special
+//! modulus) dominates the time: FC at batch 128 does 4144 switches.
 //!
 //! **Deviations from SCI_HE.** (1) Server privacy: SCI_HE adds
 //! `SMUDGING_BITLEN = 108 - bitlength` bits of flooding without a stated

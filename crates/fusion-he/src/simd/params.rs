@@ -15,8 +15,8 @@
 //!   (CrypTFlow2's SCI_HE uses `N = 8192` as well).
 //!
 //! The plaintext prime defaults to `PrimeField::ntt_friendly(2^37, 2N)`, the
-//! smallest prime `p >= 2^37`, `p = 1 mod 2N` (`p = 2^37 + 3 * 2^14 + 1`... as
-//! found at build time; 38 bits). Any such prime with `p < 2^54`, coprime to `q`,
+//! smallest prime `p >= 2^37` with `p = 1 mod 2N` (at `N = 8192`:
+//! `p = 2^37 + 34 * 2^14 + 1 = 137439510529`, 38 bits). Any such prime with `p < 2^54`, coprime to `q`,
 //! is accepted if the noise budget below permits.
 //!
 //! # Noise budget (worst case, all randomness)

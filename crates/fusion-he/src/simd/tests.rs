@@ -196,6 +196,9 @@ fn fc_shares_reconstruct_w_x_plus_b_mod_p_and_counts_match_the_formulas() {
         FcShape::new(2, 5000, 10),
         FcShape::new(1, 4097, 3),
         FcShape::new(5, 1, 1),
+        // Two ciphertexts, one with a row mixing two vectors (wrap-around
+        // diagonals) and one without.
+        FcShape::new(2, 4, 4200),
     ]
     .into_iter()
     .enumerate()
@@ -219,6 +222,11 @@ fn fc_is_exact_on_edge_inputs() {
 #[test]
 fn batched_fc_packs_several_vectors_per_ciphertext() {
     let fx = fixture();
+    let mixed = SimdPlan::fc(&fx.params, FcShape::new(2, 4, 4200)).unwrap();
+    let super::plan::Circuit::Fc(c) = &mixed.circuit else {
+        unreachable!()
+    };
+    assert_eq!(c.wrap, vec![true, false]);
     let plan = SimdPlan::fc(&fx.params, FcShape::new(128, 784, 128)).unwrap();
     // 8 blocks of 1024 slots: 8 vectors per ciphertext.
     assert_eq!(plan.input_cts(), 16);
@@ -484,4 +492,57 @@ fn plans_refuse_what_does_not_fit() {
     let p = fx.params.field().modulus();
     assert!(fx.client.encrypt(&plan, &[p; 16], &mut rng).is_err());
     let _ = rng.random::<u64>();
+}
+
+/// One session on other parameters: FC and affine end to end.
+fn other_prime_session(params: &SimdParams, rotate: bool, seed: u64) {
+    let f = params.field();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let client = SimdClient::new(params, &mut rng);
+    let n = params.degree();
+    let (pk, gk) = client.setup_messages(&GaloisSet::power_of_two_rotations(n, true), &mut rng);
+    let server = SimdServer::from_setup_messages(params, &pk, rotate.then_some(&gk[..])).unwrap();
+    let mut prng = ChaCha20Rng::seed_from_u64(seed + 1);
+    let mut call = |layer: &SimdLinear, x: &[u64]| -> Vec<u64> {
+        let rng = &mut prng;
+        let x_c: Vec<u64> = x.iter().map(|_| f.random(rng)).collect();
+        let x_s: Vec<u64> = x.iter().zip(&x_c).map(|(&a, &b)| f.sub(a, b)).collect();
+        let q = client.query_bytes(layer.plan(), &x_c, rng).unwrap();
+        let (reply, y_s) = layer.respond_bytes(&server, &q, &x_s, rng).unwrap();
+        let y_c = client.decrypt_bytes(layer.plan(), reply).unwrap();
+        y_c.iter().zip(&y_s).map(|(&a, &b)| f.add(a, b)).collect()
+    };
+    let shape = BatchNormShape {
+        batch: 2,
+        channels: 3,
+        height: 5,
+        width: 5,
+    };
+    let scale = values(f, 3, &mut rng);
+    let x = values(f, 150, &mut rng);
+    let layer = SimdLinear::affine(SimdPlan::affine(params, shape).unwrap(), &scale, None).unwrap();
+    let y = call(&layer, &x);
+    for (j, &v) in y.iter().enumerate() {
+        assert_eq!(v, f.mul(scale[j / 25 % 3], x[j]));
+    }
+    if rotate {
+        let shape = FcShape::new(2, 100, 10);
+        let w = values(f, 1000, &mut rng);
+        let x = values(f, 200, &mut rng);
+        let layer = SimdLinear::fc(SimdPlan::fc(params, shape).unwrap(), &w, None).unwrap();
+        assert_eq!(call(&layer, &x), fc_reference(f, shape, &w, &[0; 10], &x));
+    }
+}
+
+#[test]
+fn other_primes_work_where_the_noise_budget_permits() {
+    // A 46-bit prime at N = 8192.
+    let big = PrimeField::ntt_friendly(1 << 45, 16384).unwrap();
+    let params = SimdPreset::N8192.builder().field(big).build().unwrap();
+    other_prime_session(&params, true, 31);
+    // N = 4096 holds a 21-bit prime for the rotation-free affine layer only.
+    let small = PrimeField::ntt_friendly(1 << 20, 8192).unwrap();
+    let params = SimdPreset::N4096.builder().field(small).build().unwrap();
+    assert!(SimdPlan::fc(&params, FcShape::new(1, 100, 10)).is_err());
+    other_prime_session(&params, false, 32);
 }
