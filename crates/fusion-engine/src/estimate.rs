@@ -2,7 +2,7 @@
 //! backend, step by step, from public sizes alone (no keys, no session).
 //!
 //! Every backend answers [`crate::backend::PreparedBackend::estimate`] with a
-//! [`CostEstimate`]: for each step of the [`Schedule`] the bytes each way,
+//! [`CostEstimate`]: for each step of the [`Schedule`](crate::Schedule) the bytes each way,
 //! split into the input-independent part (the `Preprocessing` phase: OT
 //! generation, garbled tables, HE masks) and the part that runs in the step
 //! itself, and the number of flights (one-way messages in sequence). The

@@ -4,7 +4,7 @@
 //!
 //! Supported ops: dense, ReLU, square, flatten, add, average pooling. Any other
 //! op (convolution, max pooling, batch norm, global pooling) is refused with
-//! [`NnError::Unsupported`]-style training errors: the callers (the model
+//! [`NnError::Training`] errors: the callers (the model
 //! extraction attacks' substitute models) build fully connected networks.
 
 use crate::error::{NnError, Result};
