@@ -305,9 +305,11 @@ async fn field_engine_rejects_non_canonical_shares_and_detects_a_peer_mismatch()
 
 /// Bits per ReLU on the wire: our measured protocol bytes plus the IKNP
 /// traffic of the ROTs the call consumed (128 bits per ROT and direction,
-/// receiver to sender; base OTs of the session excluded), beside CrypTFlow2's
-/// stated bound for ReLU over `Z_n`, `(3/2)·λ·(η+1) + 31·η` bits with
-/// `λ = 128`, `η = ⌈log2 p⌉`, `m = 4`.
+/// receiver to sender; base OTs of the session excluded), beside the bound
+/// for ReLU over `Z_n` recalled from CrypTFlow2 (ePrint 2020/1002),
+/// `(3/2)·λ·(η+1) + 31·η` bits with `λ = 128`, `η = ⌈log2 p⌉`, `m = 4`. The
+/// expression was not checked against the paper's text here (no copy was
+/// available offline); treat the comparison as indicative.
 #[tokio::test]
 async fn field_relu_bits_per_element_stay_below_cryptflow2s_bound() {
     let f = field();
