@@ -73,6 +73,7 @@ pub mod compare;
 pub mod error;
 pub mod fit;
 pub mod infer;
+pub mod load;
 pub mod machine;
 pub mod paper;
 pub mod record;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fusion_bench::compare::{CompareOptions, run_compare};
 use fusion_bench::infer::{InferOptions, PartyOptions, run_infer, serve_party};
+use fusion_bench::load::{LoadOptions, run_load};
 use fusion_bench::report::{ReportOptions, run_report};
 use fusion_bench::spu::{SpuOptions, run_spu};
 use fusion_bench::tables::{TablesOptions, run_tables};
@@ -28,6 +29,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Load test: `fusion serve` on 127.0.0.1 driven by C concurrent clients
+    /// running S sessions in total (busy refusals retried); completed,
+    /// refused, failed, lost, latency percentiles, server peak RSS.
+    Load(LoadOptions),
     /// Run the SPU (SecretFlow Cheetah) peer benchmark and print its JSON.
     Spu(SpuOptions),
     /// Ours and SPU side by side, with ratios.
@@ -46,6 +51,17 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Infer { opts, json } => {
             let r = run_infer(&opts)?;
             if json {
+                let s = serde_json::to_string(&r)
+                    .map_err(|e| BenchError::Io(format!("serialising: {e}")))?;
+                println!("{s}");
+            } else {
+                print!("{}", r.summary());
+            }
+            Ok(())
+        }
+        Cmd::Load(o) => {
+            let r = run_load(&o)?;
+            if o.json {
                 let s = serde_json::to_string(&r)
                     .map_err(|e| BenchError::Io(format!("serialising: {e}")))?;
                 println!("{s}");

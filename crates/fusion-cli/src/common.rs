@@ -22,6 +22,13 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: Fusion aborted (cheating detected or the model missed the threshold).
 pub const EXIT_ABORT: u8 = 3;
+/// Exit code: the server was busy (at its limit of concurrent sessions, or
+/// shutting down) and refused the session before any protocol work; retry
+/// later.
+pub const EXIT_BUSY: u8 = 4;
+/// Exit code: the server refused because our quota for its current period is
+/// used up (the message says when it resets).
+pub const EXIT_QUOTA: u8 = 5;
 
 /// A subcommand's failure, with its exit code.
 #[derive(Debug)]
@@ -30,6 +37,13 @@ pub enum CliError {
     Usage(String),
     /// Anything else (exit 1).
     Failure(String),
+    /// The server refused: our quota is used up (exit 5).
+    Quota(String),
+    /// The server refused the session as busy (exit 4).
+    Busy {
+        /// The server's suggested wait, seconds.
+        retry_after_secs: u64,
+    },
 }
 
 impl CliError {
@@ -44,6 +58,14 @@ impl CliError {
                 eprintln!("fusion {cmd}: {m}");
                 ExitCode::from(EXIT_FAILURE)
             }
+            CliError::Busy { retry_after_secs } => {
+                eprintln!("fusion {cmd}: busy, retry after {retry_after_secs} seconds");
+                ExitCode::from(EXIT_BUSY)
+            }
+            CliError::Quota(m) => {
+                eprintln!("fusion {cmd}: {m}");
+                ExitCode::from(EXIT_QUOTA)
+            }
         }
     }
 }
@@ -51,7 +73,10 @@ impl CliError {
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Failure(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::Failure(m) | CliError::Quota(m) => f.write_str(m),
+            CliError::Busy { retry_after_secs } => {
+                write!(f, "busy, retry after {retry_after_secs} seconds")
+            }
         }
     }
 }
@@ -64,6 +89,22 @@ pub fn failure(e: impl std::fmt::Display) -> CliError {
 /// `Usage` from any displayable error.
 pub fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
+}
+
+/// The runtime `fusion serve` runs its sessions on, apart from the runtime
+/// of the listener and the connections' network tasks ([`runtime`]): a
+/// protocol step that computes on its async task (instead of rayon or the
+/// blocking pool) then delays other sessions' protocol steps at most, never
+/// the QUIC endpoint, the stream managers, hellos or refusals. One worker per
+/// core, at least two.
+pub fn session_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.max(2))
+        .thread_name("fusion-session")
+        .enable_all()
+        .build()
+        .map_err(|e| failure(format!("cannot start the session runtime: {e}")))
 }
 
 /// A multi-threaded tokio runtime.
@@ -89,14 +130,34 @@ pub fn init_rayon() {
 /// logs every stream its manager fails to accept once a connection closes,
 /// which is how every session ends: silenced unless `RUST_LOG` asks for it.
 pub fn init_logging(default: &str) {
+    init_logging_as(default, LogFormat::Text);
+}
+
+/// The format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message and the
+    /// event's fields), for log collectors.
+    Json,
+}
+
+/// [`init_logging`] in the given format.
+pub fn init_logging_as(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default},cryprot_net=off"))
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// A ChaCha20 generator seeded from the operating system.

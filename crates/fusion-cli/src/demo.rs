@@ -23,7 +23,7 @@ use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_engine::statsec::StatSecTarget;
 use fusion_engine::{SecureServer, ServedModel, ServerConfig};
-use fusion_net::{Identity, NetConfig, Server, connect};
+use fusion_net::{ClientRoots, Identity, NetConfig, Server, connect_as};
 use fusion_nn::data::{self, Part};
 use fusion_nn::eval;
 
@@ -139,6 +139,11 @@ fn demo(args: Args) -> Result<u8, CliError> {
     let server =
         SecureServer::new(model, ServerConfig::default(), backends, behaviour).map_err(usage)?;
     let identity = Identity::generate(&[]).map_err(failure)?;
+    // Mutual TLS as a deployed server runs it: a throw-away client CA and
+    // one client certificate, made here (no set-up needed).
+    let client_ca = Identity::generate_client_ca().map_err(failure)?;
+    let client_id = client_ca.issue_client("demo-client").map_err(failure)?;
+    let client_roots = ClientRoots::from_identity(&client_ca).map_err(failure)?;
     let net = NetConfig::default();
     println!(
         "fusion demo: server with model `{}` ({}) on 127.0.0.1, {}; client with R = {r} held-out \
@@ -157,8 +162,13 @@ fn demo(args: Args) -> Result<u8, CliError> {
     let (bar, callback) = progress(args.quiet, "secure inference");
     let rt = runtime()?;
     let outcome = rt.block_on(async {
-        let mut listener = Server::bind((Ipv4Addr::LOCALHOST, 0).into(), &identity, net.clone())
-            .map_err(failure)?;
+        let mut listener = Server::bind_with_client_auth(
+            (Ipv4Addr::LOCALHOST, 0).into(),
+            &identity,
+            Some(&client_roots),
+            net.clone(),
+        )
+        .map_err(failure)?;
         let addr = listener.local_addr();
         let mut srng = os_rng()?;
         let mut crng = os_rng()?;
@@ -167,7 +177,7 @@ fn demo(args: Args) -> Result<u8, CliError> {
             server.serve(session, &mut srng).await.map_err(failure)
         };
         let client = async {
-            let session = connect(addr, &identity.pin(), &net)
+            let session = connect_as(addr, &identity.pin(), Some(&client_id), &net)
                 .await
                 .map_err(failure)?;
             fusion_over(

@@ -3,7 +3,9 @@
 //!
 //! Each subcommand lives in its own module exposing `Args` (a `clap::Args`) and
 //! `run(Args) -> std::process::ExitCode`. Exit codes: 0 success, 1 failure,
-//! 2 usage error (bad arguments), 3 Fusion abort (cheating detected).
+//! 2 usage error (bad arguments), 3 Fusion abort (cheating detected), 4 server
+//! busy (`fusion query`: the server refused the session, retry later), 5 quota
+//! used up (`fusion query`).
 
 // The secure engine's futures nest deeply (run_fusion over the engine over QUIC).
 #![recursion_limit = "256"]
@@ -22,9 +24,11 @@ mod extraction;
 mod import;
 mod inspect;
 mod keygen;
+mod metrics;
 mod netem;
 mod plan;
 mod query;
+mod quota;
 mod samples;
 mod serve;
 mod session;
@@ -47,11 +51,12 @@ enum Command {
     Eval(eval::Args),
     /// Train a shipped model from its recipe (reproduces data/models/).
     Train(train::Args),
-    /// Generate the server's TLS certificate and key (prints its SHA-256 fingerprint).
+    /// Generate TLS identities: the server's certificate and key (prints its SHA-256
+    /// fingerprint), a client CA (--ca), or a client certificate (--client NAME --ca DIR).
     Keygen(keygen::Args),
     /// Emulate a LAN/WAN link between client and server (user-space UDP relay).
     Netem(netem::Args),
-    /// Serve a model for verifiable private inference (sessions one after another).
+    /// Serve a model for verifiable private inference (concurrent sessions up to --max-sessions).
     Serve(serve::Args),
     /// Query a server with Fusion: plan, mix, secure inference, verify.
     #[command(long_about = QUERY_ABOUT)]
@@ -76,7 +81,9 @@ copies of every query with the labelled public samples under a secret permutatio
 through the secure two-party engine (the server sees only encryptions and random shares), and \
 accept only if the accuracy on the public samples reaches the threshold and all copies of every \
 query agree. On accept it prints one prediction per query; on abort the reasons. Exit codes: 0 \
-accept, 3 abort, 2 usage error, 1 other failure. Sample files are CSV (one sample per row, raw \
+accept, 3 abort, 2 usage error, 4 server busy (\"busy, retry after S seconds\"; see --retries), 5 quota used up (the \
+message says when it resets), \
+1 other failure. Sample files are CSV (one sample per row, raw \
 features or pixels 0..255 row-major; the public file with a header naming a `label` column); \
 `fusion samples` writes them.";
 

@@ -10,7 +10,10 @@
 //!
 //! Exit codes: 0 accept, 3 abort (cheating detected or the model misses the
 //! threshold), 2 usage errors (arguments, input files, a server model that
-//! does not fit the files), 1 other failures (network, protocol).
+//! does not fit the files), 4 the server was busy (it runs its maximum of
+//! sessions; "busy, retry after S seconds", after `--retries` attempts),
+//! 5 our quota on the server is used up (the message says when it resets),
+//! 1 other failures (network, protocol).
 //!
 //! Sample files: CSV, one sample per row, raw features (for images the
 //! pixels `0..255` row-major, 784 values for MNIST), an optional header row;
@@ -29,7 +32,7 @@ use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::security::Layout;
 use fusion_core::verify::SecurityFigures;
 use fusion_engine::backends::cheetah::config::OtKind;
-use fusion_net::{NetConfig, ServerPin, connect};
+use fusion_net::{Identity, NetConfig, ServerPin, connect_as};
 
 use crate::common::{
     CliError, SampleFile, failure, init_rayon, os_rng, progress, read_samples, runtime, usage,
@@ -67,6 +70,14 @@ pub struct Args {
     /// The server certificate's SHA-256 fingerprint (hex, colons optional) to pin.
     #[arg(long, value_name = "HEX")]
     server_fingerprint: Option<String>,
+    /// Our client certificate (PEM, from `fusion keygen --client NAME --ca
+    /// DIR`) for a server that authenticates clients (`--client-ca`); needs
+    /// --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// The private queries: CSV, one sample per row (raw features; for images
     /// the pixels 0..255 row-major), optional header row.
     #[arg(long, value_name = "FILE")]
@@ -133,6 +144,11 @@ pub struct Args {
     /// sample is sent; 0 accepts any.
     #[arg(long, value_name = "BITS", default_value_t = fusion_engine::statsec::DEFAULT_SESSION_BITS)]
     min_stat_sec: u32,
+    /// On a busy refusal (the server runs its maximum of sessions), wait the
+    /// seconds the server suggests and try again, up to this many times
+    /// (default 0: report "busy, retry after S seconds" and exit 4).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
     /// Require the server to announce this model name.
     #[arg(long, value_name = "NAME")]
     expect_model: Option<String>,
@@ -193,6 +209,10 @@ fn query(args: Args) -> Result<u8, CliError> {
         (None, Some(h)) => ServerPin::from_fingerprint_hex(h).map_err(usage)?,
         (None, None) => return Err(usage("give --server-cert or --server-fingerprint")),
     };
+    let client_id = match (&args.client_cert, &args.client_key) {
+        (Some(c), Some(k)) => Some(Identity::from_pem_files(c, k).map_err(usage)?),
+        _ => None,
+    };
     let (queries, public) = load(&args)?;
     let (r, t) = (queries.samples.len(), public.len());
     let mut settings = FusionSettings::new(args.threshold);
@@ -232,16 +252,33 @@ fn query(args: Args) -> Result<u8, CliError> {
     let (bar, callback) = progress(args.quiet, "secure inference");
     let rt = runtime()?;
     let outcome = rt.block_on(async {
-        let session = connect(args.server, &pin, &net).await.map_err(failure)?;
-        fusion_over(
-            session,
-            &queries.samples,
-            &public,
-            &settings,
-            Some(callback),
-            &mut rng,
-        )
-        .await
+        let mut attempt = 0u32;
+        loop {
+            let session = connect_as(args.server, &pin, client_id.as_ref(), &net)
+                .await
+                .map_err(|e| connect_error(e, client_id.is_some()))?;
+            let result = fusion_over(
+                session,
+                &queries.samples,
+                &public,
+                &settings,
+                Some(callback.clone()),
+                &mut rng,
+            )
+            .await;
+            match result {
+                Err(CliError::Busy { retry_after_secs }) if attempt < args.retries => {
+                    attempt += 1;
+                    eprintln!(
+                        "fusion query: busy, retry after {retry_after_secs} seconds \
+                         (retry {attempt} of {})",
+                        args.retries
+                    );
+                    tokio::time::sleep(Duration::from_secs(retry_after_secs)).await;
+                }
+                other => return other,
+            }
+        }
     });
     bar.finish_and_clear();
     let outcome = outcome?;
@@ -252,4 +289,21 @@ fn query(args: Args) -> Result<u8, CliError> {
         eprintln!("fusion query: wrote the report to {}", path.display());
     }
     Ok(outcome.exit_code())
+}
+
+/// A connection failure, with a hint when the server's TLS alert says it
+/// wants (another) client certificate.
+fn connect_error(e: fusion_net::NetError, presented: bool) -> CliError {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("certificate") && !lower.contains("pinned") {
+        let hint = if presented {
+            "the server refused our client certificate (not signed by its client CA?)"
+        } else {
+            "the server requires a client certificate: give --client-cert and --client-key"
+        };
+        failure(format!("{text} ({hint})"))
+    } else {
+        failure(e)
+    }
 }

@@ -230,7 +230,11 @@ pub struct Outcome {
 }
 
 fn engine_error(e: SecureError) -> CliError {
-    if e.is_mismatch() {
+    if let SecureError::Busy { retry_after_secs } = e {
+        CliError::Busy { retry_after_secs }
+    } else if let SecureError::QuotaExceeded(_) = e {
+        CliError::Quota(e.to_string())
+    } else if e.is_mismatch() {
         usage(e)
     } else {
         failure(e)
@@ -287,7 +291,14 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
     let backend = settings.build_backend()?;
     let mut client = SecureClient::connect(session, config, backend.as_ref(), rng)
         .await
-        .map_err(engine_error)?;
+        .map_err(|e| match e {
+            SecureError::Net(fusion_net::NetError::ConnectionLost { .. }) => failure(format!(
+                "{e} (the server closed the connection before its hello: a server that \
+                 authenticates clients does so for a client without a certificate signed by \
+                 its client CA; see --client-cert and --client-key)"
+            )),
+            e => engine_error(e),
+        })?;
     let classes = client.classes();
     if let Some(bad) = public.iter().find(|p| p.label >= classes) {
         client.close();
@@ -315,7 +326,10 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
         Ok(r) => r,
         Err(fusion_core::Error::Engine(e)) => {
             client.close();
-            return Err(failure(e));
+            return Err(match e.downcast_ref::<SecureError>() {
+                Some(q @ SecureError::QuotaExceeded(_)) => CliError::Quota(q.to_string()),
+                _ => failure(e),
+            });
         }
         Err(e) => {
             client.close();

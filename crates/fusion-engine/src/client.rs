@@ -125,6 +125,12 @@ impl SecureClient {
         let hello = match rx.recv().await? {
             ServerMsg::Hello(h) => *h,
             ServerMsg::Refused { reason } => return Err(SecureError::Refused(reason)),
+            ServerMsg::QuotaExceeded(q) => return Err(SecureError::QuotaExceeded(q)),
+            ServerMsg::Busy { retry_after_secs } => {
+                return Err(SecureError::Busy {
+                    retry_after_secs: retry_after_secs.min(crate::wire::MAX_RETRY_AFTER_SECS),
+                });
+            }
             ServerMsg::Unavailable { requested, offered } => {
                 return Err(SecureError::BackendUnavailable {
                     requested,
@@ -429,13 +435,17 @@ impl SecureClient {
     async fn explain(&mut self, e: SecureError) -> SecureError {
         if matches!(
             e,
-            SecureError::Refused(_) | SecureError::Config(_) | SecureError::RevealCapReached { .. }
+            SecureError::Refused(_)
+                | SecureError::QuotaExceeded(_)
+                | SecureError::Config(_)
+                | SecureError::RevealCapReached { .. }
         ) {
             return e;
         }
         let wait = std::time::Duration::from_millis(500);
         match tokio::time::timeout(wait, self.rx.recv()).await {
             Ok(Ok(ServerMsg::Refused { reason })) => SecureError::Refused(reason),
+            Ok(Ok(ServerMsg::QuotaExceeded(q))) => SecureError::QuotaExceeded(q),
             _ => e,
         }
     }

@@ -25,6 +25,10 @@ pub const MAX_CHUNK: usize = 1 << 16;
 pub const DEFAULT_MAX_BATCH: usize = 1 << 20;
 /// Default limit on every protocol step (one layer, one message).
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default limit on the client's hello: a client that connects and sends no
+/// hello within it is dropped (see [`crate::SecureServer::set_hello_timeout`]),
+/// separately from the step timeout.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The backend a client asks for when it names none.
 pub const DEFAULT_BACKEND: &str = "cheetah";
 

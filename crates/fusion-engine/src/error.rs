@@ -42,6 +42,18 @@ pub enum SecureError {
     /// The server refused our request (its stated reason).
     #[error("the server refused: {0}")]
     Refused(String),
+    /// The server runs as many sessions as it admits and refused this one
+    /// before any protocol work; a new attempt after `retry_after_secs`
+    /// seconds may be admitted.
+    #[error("the server is busy, retry after {retry_after_secs} seconds")]
+    Busy {
+        /// The server's suggested wait, seconds.
+        retry_after_secs: u64,
+    },
+    /// The client's quota of samples for the current period is used up
+    /// (the server's refusal states when it resets).
+    #[error("the server refused: {0}")]
+    QuotaExceeded(crate::wire::QuotaStatus),
     /// The server does not offer the backend the client asked for.
     #[error("the server does not offer backend `{requested}` (it offers: {offered})")]
     BackendUnavailable {

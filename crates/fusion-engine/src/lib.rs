@@ -107,6 +107,6 @@ pub use config::{ClientConfig, ClientPolicy, Progress, ProgressFn, ServerConfig,
 pub use domain::Domain;
 pub use error::{SecureError, SecureResult};
 pub use schedule::Schedule;
-pub use server::{SecureServer, ServedModel, SessionSummary};
+pub use server::{BatchGate, SecureServer, ServedModel, SessionSummary};
 pub use stats::{BatchStats, PhaseFigures};
 pub use wire::{ModelInfo, ServerHello, SessionEnd};

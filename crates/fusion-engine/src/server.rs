@@ -103,6 +103,16 @@ pub struct SessionSummary {
     pub report: MeterReport,
 }
 
+/// Decides, before each batch of a session, whether the client may run it
+/// (e.g. per-client quotas). [`SecureServer::serve_isolated_gated`] calls
+/// [`BatchGate::admit`] with the requested batch size before any of the
+/// batch's protocol work; a refusal is sent to the client as
+/// [`ServerMsg::QuotaExceeded`] and ends the session.
+pub trait BatchGate: Send + Sync {
+    /// Admits (and counts) a batch of `samples` samples, or refuses it.
+    fn admit(&self, samples: u64) -> Result<(), crate::wire::QuotaStatus>;
+}
+
 /// A backend prepared for the served program.
 struct Offered {
     name: &'static str,
@@ -124,6 +134,8 @@ pub struct SecureServer {
     config: ServerConfig,
     schedule: Schedule,
     offered: Vec<Offered>,
+    /// Limit on the client's hello (see [`SecureServer::set_hello_timeout`]).
+    hello_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for SecureServer {
@@ -207,7 +219,77 @@ impl SecureServer {
             config,
             schedule,
             offered,
+            hello_timeout: crate::config::DEFAULT_HELLO_TIMEOUT,
         })
+    }
+
+    /// Sets the limit on the client's hello (default
+    /// [`crate::config::DEFAULT_HELLO_TIMEOUT`]): a client that connects and
+    /// sends no hello within it ends its session with
+    /// [`SecureError::Timeout`], whatever the step timeout. Zero is refused.
+    pub fn set_hello_timeout(&mut self, timeout: std::time::Duration) -> SecureResult<()> {
+        if timeout.is_zero() {
+            return Err(SecureError::Config(
+                "the hello timeout must be positive".into(),
+            ));
+        }
+        self.hello_timeout = timeout;
+        Ok(())
+    }
+
+    /// The limit on the client's hello.
+    pub fn hello_timeout(&self) -> std::time::Duration {
+        self.hello_timeout
+    }
+
+    /// Refuses a session because the server is at its limit of concurrent
+    /// sessions: sends [`ServerMsg::Busy`] with `retry_after_secs` at once
+    /// (the client reads it in answer to its hello; the server does not wait
+    /// for the hello) and ends the session, waiting at most the session's
+    /// linger time for the client's goodbye. No protocol work is done. Errors
+    /// if the refusal could not be sent within the hello timeout; the session
+    /// is closed either way.
+    pub async fn refuse_busy(&self, session: Session, retry_after_secs: u64) -> SecureResult<()> {
+        self.refuse_with(session, ServerMsg::Busy { retry_after_secs })
+            .await
+    }
+
+    /// Refuses a session because the client's quota is used up, like
+    /// [`SecureServer::refuse_busy`] with [`ServerMsg::QuotaExceeded`].
+    pub async fn refuse_quota(
+        &self,
+        session: Session,
+        status: crate::wire::QuotaStatus,
+    ) -> SecureResult<()> {
+        self.refuse_with(session, ServerMsg::QuotaExceeded(status))
+            .await
+    }
+
+    async fn refuse_with(&self, mut session: Session, refusal: ServerMsg) -> SecureResult<()> {
+        let limit = self.hello_timeout;
+        let exchange = async {
+            let (mut tx, _rx) = session.channel::<ServerMsg, ClientMsg>().await?;
+            tx.send(&refusal).await?;
+            Ok(())
+        };
+        let result = match tokio::time::timeout(limit, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(SecureError::Timeout {
+                what: "sending a refusal".into(),
+                after: limit,
+            }),
+        };
+        match result {
+            Ok(()) => {
+                // A graceful end lets the refusal reach the client.
+                let _ = session.finish().await;
+                Ok(())
+            }
+            Err(e) => {
+                session.close();
+                Err(e)
+            }
+        }
     }
 
     /// The model announced to clients.
@@ -289,13 +371,25 @@ impl SecureServer {
     /// what went wrong (the caller logs it and keeps serving).
     pub async fn serve<G: Rng + CryptoRng + ?Sized>(
         &self,
+        session: Session,
+        rng: &mut G,
+    ) -> SecureResult<SessionSummary> {
+        self.serve_gated(session, rng, None).await
+    }
+
+    /// [`SecureServer::serve`] with a [`BatchGate`] asked before each batch.
+    pub async fn serve_gated<G: Rng + CryptoRng + ?Sized>(
+        &self,
         mut session: Session,
         rng: &mut G,
+        gate: Option<Arc<dyn BatchGate>>,
     ) -> SecureResult<SessionSummary> {
         let mut rng = ChaCha20Rng::from_rng(rng);
         let peer = session.peer_addr();
         let mut state = ServeState::default();
-        let result = self.serve_inner(&mut session, &mut rng, &mut state).await;
+        let result = self
+            .serve_inner(&mut session, &mut rng, &mut state, gate.as_deref())
+            .await;
         match result {
             Ok(()) => {
                 let report = session.report();
@@ -334,10 +428,22 @@ impl SecureServer {
         session: Session,
         rng: &mut G,
     ) -> SecureResult<SessionSummary> {
+        self.serve_isolated_gated(session, rng, None).await
+    }
+
+    /// [`SecureServer::serve_isolated`] with a [`BatchGate`] asked before
+    /// each batch.
+    pub async fn serve_isolated_gated<G: Rng + CryptoRng + ?Sized>(
+        self: &Arc<Self>,
+        session: Session,
+        rng: &mut G,
+        gate: Option<Arc<dyn BatchGate>>,
+    ) -> SecureResult<SessionSummary> {
         let mut task_rng = ChaCha20Rng::from_rng(rng);
         let meter = session.meter().clone();
         let this = Arc::clone(self);
-        let handle = tokio::spawn(async move { this.serve(session, &mut task_rng).await });
+        let handle =
+            tokio::spawn(async move { this.serve_gated(session, &mut task_rng, gate).await });
         match AbortOnDrop(handle).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(SecureError::Panicked {
@@ -353,12 +459,29 @@ impl SecureServer {
         session: &mut Session,
         rng: &mut ChaCha20Rng,
         state: &mut ServeState,
+        gate: Option<&dyn BatchGate>,
     ) -> SecureResult<()> {
         let meter = session.meter().clone();
         let timeout = self.config.step_timeout;
         let setup = meter.phase(Phase::Setup);
-        let (mut tx, mut rx) = session.channel::<ServerMsg, ClientMsg>().await?;
-        let hello: ClientHello = match rx.recv().await? {
+        // The hello has its own, short deadline: a client that connects and
+        // says nothing holds a session slot for at most this long.
+        let hello_limit = self.hello_timeout;
+        let opening = async {
+            let (tx, mut rx) = session.channel::<ServerMsg, ClientMsg>().await?;
+            let first = rx.recv().await?;
+            Ok::<_, SecureError>((tx, rx, first))
+        };
+        let (mut tx, mut rx, first) = match tokio::time::timeout(hello_limit, opening).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(SecureError::Timeout {
+                    what: "waiting for the client's hello".into(),
+                    after: hello_limit,
+                });
+            }
+        };
+        let hello: ClientHello = match first {
             ClientMsg::Hello(h) => h,
             other => {
                 return Err(SecureError::Malformed(format!(
@@ -439,6 +562,13 @@ impl SecureServer {
                         req.samples, params.max_batch
                     ))
                 });
+            if let (Ok(_), Some(gate)) = (&n, gate)
+                && let Err(q) = gate.admit(req.samples)
+            {
+                // Before any of the batch's protocol work.
+                state.refused = tx.send(&ServerMsg::QuotaExceeded(q)).await.is_ok();
+                return Err(SecureError::QuotaExceeded(q));
+            }
             let result = match n {
                 Ok(n) => {
                     self.serve_batch(party.as_mut(), offered, &meter, params, n, rng)

@@ -11,9 +11,13 @@
 //! client                                   server
 //!   Hello {protocol, version, chunk, backend} ->
 //!                      <-  Hello {model, program view, session, backend's announcement}
-//!                          (or Unavailable {offered backends}, or Refused)
+//!                          (or Unavailable {offered backends}, or Refused,
+//!                           or Busy {retry after S seconds}: the server runs
+//!                           its maximum of sessions, or QuotaExceeded {when
+//!                           the client's quota resets})
 //!   [backend setup: keys, base OTs                                         <->]
 //!   Batch {samples: N}                 ->                                       (repeat)
+//!                      (the server may answer QuotaExceeded instead and end the session)
 //!        for each chunk: preprocessing, the program's steps, output reveal <->
 //!   Finish                             ->
 //!                                      <-  Goodbye {server's meter report}
@@ -50,6 +54,9 @@ pub const PROTOCOL: &str = "fusion-secure-inference";
 /// statistical security of its HE flooding per session, [`ServerHello::stat_sec`],
 /// and the accepted input box, [`ModelInfo::input_bound`]).
 pub const VERSION: u32 = 5;
+/// Longest wait a client takes from a busy refusal ([`ServerMsg::Busy`]),
+/// seconds; a larger announced value is clamped to it.
+pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
 /// Longest backend name, bytes.
 pub const MAX_BACKEND_NAME: usize = 64;
 /// Most backends a server may list in a refusal.
@@ -302,6 +309,76 @@ pub enum ServerMsg {
     },
     /// Ends the session.
     Goodbye(Box<SessionEnd>),
+    /// Refuses the session before any protocol work because the server runs
+    /// as many sessions as it admits: the client may connect again after
+    /// `retry_after_secs` seconds (the server's estimate).
+    Busy {
+        /// Suggested wait before a new attempt, seconds.
+        retry_after_secs: u64,
+    },
+    /// Refuses the session, or the batch just requested (the session then
+    /// ends), because the client's quota of samples for the current period
+    /// is used up.
+    QuotaExceeded(QuotaStatus),
+}
+
+/// A client's quota of samples per period, as a refusal states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaStatus {
+    /// Samples per period.
+    pub limit: u64,
+    /// Samples used in the current period.
+    pub used: u64,
+    /// Samples the refused request asked for (0 at session start).
+    pub requested: u64,
+    /// The period, seconds.
+    pub period_secs: u64,
+    /// When the current period ends and the count starts again (Unix
+    /// seconds, UTC).
+    pub resets_at_unix: u64,
+}
+
+impl QuotaStatus {
+    /// `resets_at_unix` as an RFC 3339 UTC time (`2026-12-05T20:00:00Z`).
+    pub fn resets_at_utc(&self) -> String {
+        rfc3339_utc(self.resets_at_unix)
+    }
+}
+
+impl std::fmt::Display for QuotaStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "quota of {} samples per {} s used up ({} used, {} requested); it resets at {}",
+            self.limit,
+            self.period_secs,
+            self.used,
+            self.requested,
+            self.resets_at_utc()
+        )
+    }
+}
+
+/// Unix seconds as an RFC 3339 UTC time (proleptic Gregorian calendar).
+pub fn rfc3339_utc(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 impl ServerMsg {
@@ -312,6 +389,8 @@ impl ServerMsg {
             ServerMsg::Refused { .. } => "refusal",
             ServerMsg::Unavailable { .. } => "backend refusal",
             ServerMsg::Goodbye(_) => "goodbye",
+            ServerMsg::Busy { .. } => "busy refusal",
+            ServerMsg::QuotaExceeded(_) => "quota refusal",
         }
     }
 }
@@ -573,6 +652,15 @@ impl ServerHello {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn quota_reset_times_print_as_rfc3339_utc() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_796_500_800), "2026-12-05T20:00:00Z");
+        assert_eq!(rfc3339_utc(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
     use super::*;
 
     fn hello() -> ServerHello {

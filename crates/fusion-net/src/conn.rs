@@ -37,9 +37,9 @@ use crate::{
     config::{MessageConfig, NetConfig},
     error::{NetError, Result},
     message::{self, FrameReceiver, FrameSender, MsgReceiver, MsgSender},
-    meter::{Meter, MeterReport, MeterSubscriber, Party},
+    meter::{ConnContext, Meter, MeterReport, MeterSubscriber, Party},
     relay::{LinkConfig, Relay},
-    tls::{Identity, SERVER_NAME, ServerPin},
+    tls::{ClientRoots, Identity, PeerIdentity, SERVER_NAME, ServerPin},
 };
 
 /// Application error code sent when a session is closed deliberately.
@@ -59,6 +59,7 @@ pub struct Session {
     messages: MessageConfig,
     linger: std::time::Duration,
     peer: SocketAddr,
+    peer_identity: std::sync::Arc<std::sync::OnceLock<PeerIdentity>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -76,8 +77,8 @@ impl Session {
             what: "setting up the session",
             reason: e.to_string(),
         };
-        let meter = quic
-            .query_event_context(|m: &Meter| m.clone())
+        let (meter, peer_identity) = quic
+            .query_event_context(|c: &ConnContext| (c.meter.clone(), c.peer.clone()))
             .map_err(|e| NetError::Config(format!("connection has no meter: {e}")))?;
         if config.keep_alive.is_some() {
             quic.keep_alive(true).map_err(lost)?;
@@ -93,6 +94,7 @@ impl Session {
             messages: config.messages.clone(),
             linger: config.close_linger,
             peer,
+            peer_identity,
         })
     }
 
@@ -122,6 +124,15 @@ impl Session {
     /// The peer's UDP address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Who the peer is by the certificate it presented in the handshake: on
+    /// a server with client authentication
+    /// ([`Server::bind_with_client_auth`]), the client's verified identity;
+    /// on a client, the (pinned) server's. `None` if the peer presented no
+    /// certificate.
+    pub fn peer_identity(&self) -> Option<PeerIdentity> {
+        self.peer_identity.get().cloned()
     }
 
     /// The connection's traffic meter.
@@ -282,10 +293,23 @@ fn io_provider(addr: SocketAddr, config: &NetConfig) -> Result<s2n_quic::provide
 impl Server {
     /// Listen on `addr` (port 0 picks a free port) with the given identity.
     pub fn bind(addr: SocketAddr, identity: &Identity, config: NetConfig) -> Result<Self> {
+        Self::bind_with_client_auth(addr, identity, None, config)
+    }
+
+    /// Like [`Server::bind`]; with `clients`, only clients presenting a
+    /// certificate that chains to one of these CAs complete the handshake
+    /// (mutual TLS; see [`crate::tls`]). Others fail the handshake and never
+    /// reach [`Server::accept`].
+    pub fn bind_with_client_auth(
+        addr: SocketAddr,
+        identity: &Identity,
+        clients: Option<&ClientRoots>,
+        config: NetConfig,
+    ) -> Result<Self> {
         let limits = config.limits()?;
         let cfg = |e: &dyn std::fmt::Display| NetError::Config(e.to_string());
         let endpoint = s2n_quic::Server::builder()
-            .with_tls(identity.server_tls()?)
+            .with_tls(identity.server_tls(clients)?)
             .map_err(|e| cfg(&e))?
             .with_io(io_provider(addr, &config)?)
             .map_err(|e| cfg(&e))?
@@ -351,8 +375,22 @@ impl Server {
 /// certificate, [`NetError::Connect`] for any other handshake failure
 /// (including no answer within `config.connect_timeout`).
 pub async fn connect(addr: SocketAddr, pin: &ServerPin, config: &NetConfig) -> Result<Session> {
+    connect_as(addr, pin, None, config).await
+}
+
+/// Like [`connect`], presenting `client` as the client certificate (for a
+/// server with client authentication). A server that does not accept the
+/// certificate ends the connection in or right after the handshake: the
+/// error is [`NetError::Connect`] or, on the first use of the session,
+/// [`NetError::ConnectionLost`] naming the TLS alert.
+pub async fn connect_as(
+    addr: SocketAddr,
+    pin: &ServerPin,
+    client: Option<&Identity>,
+    config: &NetConfig,
+) -> Result<Session> {
     let limits = config.limits()?;
-    let (tls, mismatch) = pin.client_tls()?;
+    let (tls, mismatch) = pin.client_tls(client)?;
     let local: SocketAddr = match addr.ip() {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),

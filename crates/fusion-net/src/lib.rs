@@ -62,12 +62,12 @@ pub mod tls;
 
 pub use channel::Channel;
 pub use config::{MAX_ACTIVE_STREAMS, MessageConfig, NetConfig};
-pub use conn::{Server, Session, connect, local_pair, local_pair_over_link};
+pub use conn::{Server, Session, connect, connect_as, local_pair, local_pair_over_link};
 pub use error::{NetError, Result};
 pub use message::{FrameReceiver, FrameSender, MsgReceiver, MsgSender};
 pub use meter::{Counters, Meter, MeterReport, Party, Phase, PhaseGuard, PhaseReport};
 pub use relay::{LinkConfig, Relay, RelayStats};
-pub use tls::{Fingerprint, Identity, ServerPin};
+pub use tls::{ClientRoots, Fingerprint, Identity, PeerIdentity, ServerPin};
 
 /// Re-export of the connection type sessions hand out.
 pub use cryprot_net::Connection;

@@ -403,33 +403,65 @@ pub(crate) struct MeterSubscriber {
     pub(crate) party: Party,
 }
 
+/// Per-connection state of [`MeterSubscriber`]: the meter and the peer's
+/// certificate once the handshake has produced it.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnContext {
+    pub(crate) meter: Meter,
+    pub(crate) peer: Arc<std::sync::OnceLock<crate::tls::PeerIdentity>>,
+}
+
 impl s2n_quic::provider::event::Subscriber for MeterSubscriber {
-    type ConnectionContext = Meter;
+    type ConnectionContext = ConnContext;
 
     fn create_connection_context(
         &mut self,
         _meta: &s2n_quic::provider::event::ConnectionMeta,
         _info: &s2n_quic::provider::event::ConnectionInfo<'_>,
-    ) -> Meter {
-        Meter::new(self.party)
+    ) -> ConnContext {
+        ConnContext {
+            meter: Meter::new(self.party),
+            peer: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    fn on_tls_exporter_ready(
+        &mut self,
+        context: &mut ConnContext,
+        _meta: &s2n_quic::provider::event::ConnectionMeta,
+        event: &s2n_quic::provider::event::events::TlsExporterReady<'_>,
+    ) {
+        // The handshake is complete: the peer's certificate (if it sent one)
+        // has passed our verifier.
+        if let Ok(chain) = event.session.peer_cert_chain_der()
+            && let Some(end_entity) = chain.first()
+        {
+            let _ = context
+                .peer
+                .set(crate::tls::PeerIdentity::of_der(end_entity));
+        }
     }
 
     fn on_datagram_sent(
         &mut self,
-        context: &mut Meter,
+        context: &mut ConnContext,
         _meta: &s2n_quic::provider::event::ConnectionMeta,
         event: &s2n_quic::provider::event::events::DatagramSent,
     ) {
-        context.record_datagram(Direction::Sent, usize::from(event.len));
+        context
+            .meter
+            .record_datagram(Direction::Sent, usize::from(event.len));
     }
 
     fn on_datagram_received(
         &mut self,
-        context: &mut Meter,
+        context: &mut ConnContext,
         _meta: &s2n_quic::provider::event::ConnectionMeta,
         event: &s2n_quic::provider::event::events::DatagramReceived,
     ) {
-        context.record_datagram(Direction::Received, usize::from(event.len));
+        context
+            .meter
+            .record_datagram(Direction::Received, usize::from(event.len));
     }
 }
 

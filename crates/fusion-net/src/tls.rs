@@ -34,6 +34,23 @@
 //! Session resumption and 0-RTT are disabled on both sides, so every
 //! connection re-authenticates the server against the pin.
 //!
+//! # Client authentication (mutual TLS)
+//!
+//! Clients are authenticated by certificates signed by a client CA:
+//! [`Identity::generate_client_ca`] makes the CA (`fusion keygen --ca`),
+//! [`Identity::issue_client`] a client certificate with the client's name as
+//! its subject common name and the `clientAuth` extended key usage
+//! (`fusion keygen --client NAME --ca DIR`). A server given [`ClientRoots`]
+//! ([`crate::Server::bind_with_client_auth`]) requires a client certificate
+//! that chains to one of them (rustls' WebPKI client verifier: signature,
+//! validity dates, key usage) in the TLS handshake; a client without one, or
+//! with one from another CA, fails the handshake and never reaches
+//! [`crate::Server::accept`], so no session, no protocol work. The accepted
+//! client's identity ([`PeerIdentity`]: the SHA-256 of its certificate and
+//! its common name) is available on the session
+//! ([`crate::Session::peer_identity`]). Without client roots the server
+//! accepts any client (no client certificate is asked for).
+//!
 //! Key generation uses rcgen on aws-lc-rs (ECDSA P-256); its randomness comes
 //! from aws-lc's OS-seeded DRBG (rcgen does not accept an external RNG).
 
@@ -67,6 +84,11 @@ pub const SERVER_NAME: &str = "fusion-server";
 pub const CERT_FILE: &str = "cert.pem";
 /// File name of the private key written by [`Identity::write_pem_files`].
 pub const KEY_FILE: &str = "key.pem";
+/// Subject common name of a client CA made by [`Identity::generate_client_ca`]
+/// (client certificates name it as their issuer).
+pub const CLIENT_CA_NAME: &str = "Fusion client CA";
+/// Longest client name accepted by [`Identity::issue_client`], bytes.
+pub const MAX_CLIENT_NAME: usize = 64;
 
 /// A server's TLS identity: a certificate and its private key.
 ///
@@ -126,6 +148,87 @@ impl Identity {
         };
         identity.check()?;
         Ok(identity)
+    }
+
+    /// Generate a client CA (`fusion keygen --ca`): a self-signed CA
+    /// certificate (ECDSA P-256, subject CN [`CLIENT_CA_NAME`], may sign end
+    /// entities only) and its key. Servers trust it with
+    /// [`ClientRoots::from_cert_file`]; [`Identity::issue_client`] signs
+    /// client certificates with it.
+    pub fn generate_client_ca() -> Result<Self> {
+        let key = rcgen::KeyPair::generate().map_err(|e| NetError::TlsMaterial {
+            path: None,
+            reason: format!("key generation failed: {e}"),
+        })?;
+        let cert = ca_params()
+            .self_signed(&key)
+            .map_err(|e| NetError::TlsMaterial {
+                path: None,
+                reason: format!("self-signing the CA failed: {e}"),
+            })?;
+        let identity = Identity {
+            cert_der: cert.der().clone(),
+            key_der: Zeroizing::new(key.serialize_der()),
+            key_kind: KeyKind::Pkcs8,
+        };
+        identity.check()?;
+        Ok(identity)
+    }
+
+    /// Issue a client certificate (`fusion keygen --client NAME --ca DIR`):
+    /// ECDSA P-256, subject CN `name` (1 to [`MAX_CLIENT_NAME`] bytes of
+    /// ASCII letters, digits, `.`, `_`, `-`, `@`), extended key usage
+    /// `clientAuth`, signed by this identity, which must be a client CA made
+    /// by [`Identity::generate_client_ca`] (its subject is rebuilt from
+    /// [`CLIENT_CA_NAME`]; a certificate whose subject differs is refused).
+    pub fn issue_client(&self, name: &str) -> Result<Self> {
+        check_client_name(name)?;
+        let ca_key =
+            rcgen::KeyPair::try_from(&self.private_key()).map_err(|e| NetError::TlsMaterial {
+                path: None,
+                reason: format!("CA key unusable: {e}"),
+            })?;
+        let issuer_params = ca_params();
+        if common_name(&self.cert_der).as_deref() != Some(CLIENT_CA_NAME) {
+            return Err(NetError::TlsMaterial {
+                path: None,
+                reason: format!(
+                    "not a client CA made by `fusion keygen --ca` (its subject is not CN={CLIENT_CA_NAME})"
+                ),
+            });
+        }
+        let issuer = rcgen::Issuer::new(issuer_params, ca_key);
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = rcgen::KeyPair::generate().map_err(|e| NetError::TlsMaterial {
+            path: None,
+            reason: format!("key generation failed: {e}"),
+        })?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|e| NetError::TlsMaterial {
+                path: None,
+                reason: format!("signing the client certificate failed: {e}"),
+            })?;
+        let identity = Identity {
+            cert_der: cert.der().clone(),
+            key_der: Zeroizing::new(key.serialize_der()),
+            key_kind: KeyKind::Pkcs8,
+        };
+        identity.check()?;
+        Ok(identity)
+    }
+
+    /// The certificate's subject common name, if it has one.
+    pub fn common_name(&self) -> Option<String> {
+        common_name(&self.cert_der)
     }
 
     /// Parse a PEM certificate (the first `CERTIFICATE` block is used) and a
@@ -239,10 +342,21 @@ impl Identity {
     /// file is created with mode 0600 on Unix; existing files are not
     /// overwritten.
     pub fn write_pem_files(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        self.write_pem_files_named(dir, CERT_FILE, KEY_FILE)
+    }
+
+    /// Like [`Identity::write_pem_files`] with other file names (e.g. a
+    /// client's `NAME.pem` and `NAME-key.pem`).
+    pub fn write_pem_files_named(
+        &self,
+        dir: &Path,
+        cert_file: &str,
+        key_file: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
         fs::create_dir_all(dir)
             .map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
-        let cert_path = dir.join(CERT_FILE);
-        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(cert_file);
+        let key_path = dir.join(key_file);
         for p in [&cert_path, &key_path] {
             if p.exists() {
                 return Err(NetError::TlsMaterial {
@@ -263,12 +377,29 @@ impl Identity {
     }
 
     /// The rustls server configuration for QUIC with this identity.
-    pub(crate) fn server_tls(&self) -> Result<s2n_quic::provider::tls::rustls::Server> {
+    /// With `clients`, a client must present a certificate chaining to one
+    /// of its roots (see the module docs).
+    pub(crate) fn server_tls(
+        &self,
+        clients: Option<&ClientRoots>,
+    ) -> Result<s2n_quic::provider::tls::rustls::Server> {
         let provider = Arc::new(quic_crypto_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| NetError::Config(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| NetError::Config(e.to_string()))?;
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(roots) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.roots.clone(),
+                    provider,
+                )
+                .build()
+                .map_err(|e| NetError::Config(format!("client certificate verifier: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
             .with_single_cert(vec![self.cert_der.clone()], self.private_key())
             .map_err(|e| NetError::Config(format!("server certificate: {e}")))?;
         config.ignore_client_order = true;
@@ -331,6 +462,7 @@ impl ServerPin {
     /// fingerprint the server presented if it did not match.
     pub(crate) fn client_tls(
         &self,
+        client: Option<&Identity>,
     ) -> Result<(s2n_quic::provider::tls::rustls::Client, MismatchSlot)> {
         let provider = Arc::new(quic_crypto_provider());
         let slot: MismatchSlot = Arc::new(Mutex::new(None));
@@ -339,18 +471,254 @@ impl ServerPin {
             algorithms: provider.signature_verification_algorithms,
             mismatch: slot.clone(),
         };
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Config(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match client {
+            None => config.with_no_client_auth(),
+            Some(id) => config
+                .with_client_auth_cert(vec![id.cert_der.clone()], id.private_key())
+                .map_err(|e| NetError::Config(format!("client certificate: {e}")))?,
+        };
         config.max_fragment_size = None;
         config.alpn_protocols = vec![ALPN.to_vec()];
         config.resumption = rustls::client::Resumption::disabled();
         config.enable_early_data = false;
         Ok((s2n_quic::provider::tls::rustls::Client::from(config), slot))
     }
+}
+
+/// The client CAs a server trusts (`fusion serve --client-ca FILE`).
+#[derive(Clone)]
+pub struct ClientRoots {
+    roots: Arc<rustls::RootCertStore>,
+    fingerprints: Vec<Fingerprint>,
+}
+
+impl fmt::Debug for ClientRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientRoots")
+            .field("fingerprints", &self.fingerprints)
+            .finish()
+    }
+}
+
+impl ClientRoots {
+    /// Trust the CA certificates of a PEM file (every `CERTIFICATE` block;
+    /// at least one).
+    pub fn from_cert_file(path: &Path) -> Result<Self> {
+        let pem = fs::read(path).map_err(|e| NetError::TlsMaterial {
+            path: Some(path.to_path_buf()),
+            reason: e.to_string(),
+        })?;
+        Self::from_pem(&pem).map_err(|e| match e {
+            NetError::TlsMaterial { reason, .. } => NetError::TlsMaterial {
+                path: Some(path.to_path_buf()),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Trust the CA certificates in PEM text.
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        let mut ders = Vec::new();
+        for c in CertificateDer::pem_slice_iter(pem) {
+            ders.push(c.map_err(|e| NetError::TlsMaterial {
+                path: None,
+                reason: format!("invalid PEM certificate: {e}"),
+            })?);
+        }
+        Self::from_ders(ders)
+    }
+
+    /// Trust a CA identity's certificate (e.g. one made in memory by
+    /// `fusion demo`).
+    pub fn from_identity(ca: &Identity) -> Result<Self> {
+        Self::from_ders(vec![ca.cert_der.clone()])
+    }
+
+    fn from_ders(ders: Vec<CertificateDer<'static>>) -> Result<Self> {
+        if ders.is_empty() {
+            return Err(NetError::TlsMaterial {
+                path: None,
+                reason: "no CERTIFICATE block found in PEM".into(),
+            });
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let mut fingerprints = Vec::with_capacity(ders.len());
+        for der in ders {
+            fingerprints.push(Fingerprint::of_der(&der));
+            roots.add(der).map_err(|e| NetError::TlsMaterial {
+                path: None,
+                reason: format!("not a usable CA certificate: {e}"),
+            })?;
+        }
+        Ok(ClientRoots {
+            roots: Arc::new(roots),
+            fingerprints,
+        })
+    }
+
+    /// SHA-256 fingerprints of the trusted CA certificates.
+    pub fn fingerprints(&self) -> &[Fingerprint] {
+        &self.fingerprints
+    }
+}
+
+/// Who the peer is, from the certificate it presented in the handshake (for
+/// a server with client authentication: a certificate its client CA signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// SHA-256 of the peer's certificate (DER).
+    pub fingerprint: Fingerprint,
+    /// The certificate's subject common name (the client's name for
+    /// certificates from `fusion keygen --client NAME`), if it has one made
+    /// of printable ASCII.
+    pub common_name: Option<String>,
+}
+
+impl PeerIdentity {
+    /// The identity of a certificate.
+    pub fn of_der(der: &[u8]) -> Self {
+        PeerIdentity {
+            fingerprint: Fingerprint::of_der(der),
+            common_name: common_name(der),
+        }
+    }
+
+    /// A short name for logs and quotas: the common name, or else the
+    /// fingerprint's hex.
+    pub fn name(&self) -> String {
+        self.common_name
+            .clone()
+            .unwrap_or_else(|| self.fingerprint.to_string())
+    }
+}
+
+impl fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.common_name {
+            Some(cn) => write!(f, "{cn} (sha256 {})", self.fingerprint),
+            None => write!(f, "sha256 {}", self.fingerprint),
+        }
+    }
+}
+
+/// The parameters of a client CA (the same every time, so that
+/// [`Identity::issue_client`] names the issuer exactly as the CA's subject).
+fn ca_params() -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, CLIENT_CA_NAME);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+fn check_client_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_CLIENT_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::InvalidParameter(format!(
+            "client name {name:?}: 1 to {MAX_CLIENT_NAME} ASCII letters, digits, '.', '_', '-' or '@'"
+        )))
+    }
+}
+
+/// The subject common name of a DER certificate: the last CN attribute of
+/// the subject, if it is a UTF8String, PrintableString or IA5String of
+/// printable ASCII (at most 256 bytes). Bounded parsing; `None` on anything
+/// unexpected.
+fn common_name(cert: &[u8]) -> Option<String> {
+    // Certificate ::= SEQUENCE { tbsCertificate, ... }
+    let (tag, cert_body, _) = der_next(cert)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, mut tbs, _) = der_next(cert_body)?;
+    if tag != 0x30 {
+        return None;
+    }
+    // [0] version (optional), serial, signature, issuer, validity, subject.
+    let (tag, _, rest) = der_next(tbs)?;
+    if tag == 0xa0 {
+        tbs = rest;
+    }
+    for _ in 0..4 {
+        let (_, _, rest) = der_next(tbs)?;
+        tbs = rest;
+    }
+    let (tag, mut subject, _) = der_next(tbs)?;
+    if tag != 0x30 {
+        return None;
+    }
+    const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
+    let mut found = None;
+    while !subject.is_empty() {
+        // RelativeDistinguishedName ::= SET OF AttributeTypeAndValue
+        let (tag, mut set, rest) = der_next(subject)?;
+        subject = rest;
+        if tag != 0x31 {
+            return None;
+        }
+        while !set.is_empty() {
+            let (tag, atv, rest) = der_next(set)?;
+            set = rest;
+            if tag != 0x30 {
+                return None;
+            }
+            let (tag, oid, value) = der_next(atv)?;
+            if tag == 0x06 && oid == CN_OID {
+                let (vtag, v, _) = der_next(value)?;
+                if matches!(vtag, 0x0c | 0x13 | 0x16)
+                    && v.len() <= 256
+                    && v.iter().all(|b| (0x20..0x7f).contains(b))
+                {
+                    found = Some(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// One DER element: `(tag, contents, rest)`. Single-byte tags and definite
+/// lengths up to 4 length bytes only.
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let mut len = 0usize;
+        for &b in &rest[..n] {
+            len = (len << 8) | usize::from(b);
+        }
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
 }
 
 /// Shared slot where the verifier leaves the fingerprint of a rejected
@@ -540,6 +908,62 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         Ok(())
+    }
+
+    #[test]
+    fn client_certificates_carry_their_name_and_chain_to_the_client_ca() -> Result<()> {
+        let ca = Identity::generate_client_ca()?;
+        assert_eq!(ca.common_name().as_deref(), Some(CLIENT_CA_NAME));
+        let alice = ca.issue_client("alice.example")?;
+        assert_eq!(alice.common_name().as_deref(), Some("alice.example"));
+        let peer = PeerIdentity::of_der(alice.cert_der());
+        assert_eq!(peer.name(), "alice.example");
+        assert_eq!(peer.fingerprint, alice.fingerprint());
+        // The server's verifier accepts alice under the CA, not under another CA.
+        let now = UnixTime::now();
+        let provider = Arc::new(quic_crypto_provider());
+        let verify = |roots: &ClientRoots| {
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.roots.clone(),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| NetError::Config(e.to_string()))
+            .map(|v| {
+                v.verify_client_cert(&CertificateDer::from(alice.cert_der().to_vec()), &[], now)
+                    .is_ok()
+            })
+        };
+        assert!(verify(&ClientRoots::from_identity(&ca)?)?);
+        let other = Identity::generate_client_ca()?;
+        assert!(!verify(&ClientRoots::from_identity(&other)?)?);
+        // A server certificate is not a client CA.
+        let server = Identity::generate(&[])?;
+        assert!(matches!(
+            server.issue_client("bob"),
+            Err(NetError::TlsMaterial { .. })
+        ));
+        // Names outside the alphabet are refused.
+        for bad in ["", "a b", "x/y", &"n".repeat(MAX_CLIENT_NAME + 1)] {
+            assert!(matches!(
+                ca.issue_client(bad),
+                Err(NetError::InvalidParameter(_))
+            ));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn common_name_parsing_is_bounded_on_malformed_input() {
+        let id = Identity::generate(&[]).map(|i| i.cert_der().to_vec());
+        let der = id.unwrap_or_default();
+        assert_eq!(common_name(&der).as_deref(), Some("Fusion server"));
+        for cut in 0..der.len() {
+            // Truncations never panic; most are refused.
+            let _ = common_name(&der[..cut]);
+        }
+        assert_eq!(common_name(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(common_name(&[]), None);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use cryprot_ot::{
     random_choices,
 };
 use fusion_net::{
-    FrameReceiver, Identity, LinkConfig, MsgReceiver, NetConfig, NetError, Party, Phase, Relay,
-    Server, ServerPin, connect, local_pair, local_pair_over_link,
+    ClientRoots, FrameReceiver, Identity, LinkConfig, MsgReceiver, NetConfig, NetError, Party,
+    Phase, Relay, Server, ServerPin, connect, connect_as, local_pair, local_pair_over_link,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
@@ -213,6 +213,64 @@ async fn wrong_certificate_is_refused_and_the_server_keeps_serving() -> TestResu
         let (_tx, mut rx) = good.channel::<(), String>().await?;
         assert_eq!(rx.recv().await?, "welcome");
         serve.await??;
+        Ok(())
+    })
+    .await
+}
+
+/// A client the server does not accept may see its connect succeed (TLS 1.3:
+/// the server checks the client's certificate after the client's Finished)
+/// but never a working session: the first exchange fails.
+async fn refused_by_the_server(attempt: fusion_net::Result<fusion_net::Session>) -> bool {
+    match attempt {
+        Err(_) => true,
+        Ok(mut s) => {
+            let r = async {
+                let (_tx, mut rx) = s.channel::<(), String>().await?;
+                rx.recv().await
+            }
+            .await;
+            s.close();
+            r.is_err()
+        }
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_admits_only_clients_of_the_client_ca_and_names_them() -> TestResult {
+    bounded(async {
+        let server_id = Identity::generate(&[])?;
+        let ca = Identity::generate_client_ca()?;
+        let alice = ca.issue_client("alice")?;
+        let other_ca = Identity::generate_client_ca()?;
+        let mallory = other_ca.issue_client("alice")?;
+        let roots = ClientRoots::from_identity(&ca)?;
+        let mut server =
+            Server::bind_with_client_auth(localhost(), &server_id, Some(&roots), cfg())?;
+        let addr = server.local_addr();
+        let serve = tokio::spawn(async move {
+            // Only alice's connection becomes a session.
+            let mut s = server.accept().await?;
+            let who = s.peer_identity();
+            let (mut tx, _rx) = s.channel::<String, ()>().await?;
+            tx.send(&"welcome".to_string()).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, NetError>(who)
+        });
+        let pin = server_id.pin();
+        // No client certificate; a certificate of another CA (same name).
+        assert!(refused_by_the_server(connect(addr, &pin, &cfg()).await).await);
+        assert!(refused_by_the_server(connect_as(addr, &pin, Some(&mallory), &cfg()).await).await);
+        // Alice is admitted and the server knows her name.
+        let mut good = connect_as(addr, &pin, Some(&alice), &cfg()).await?;
+        let (_tx, mut rx) = good.channel::<(), String>().await?;
+        assert_eq!(rx.recv().await?, "welcome");
+        let who = serve.await??.ok_or("the server saw no client identity")?;
+        assert_eq!(who.common_name.as_deref(), Some("alice"));
+        assert_eq!(who.fingerprint, alice.fingerprint());
+        // The client sees the pinned server's certificate.
+        let server_seen = good.peer_identity().ok_or("no server identity")?;
+        assert_eq!(server_seen.fingerprint, server_id.fingerprint());
         Ok(())
     })
     .await
