@@ -73,7 +73,7 @@ impl Outcome {
         use fusion_engine::SecureError as E;
         match e {
             E::Timeout { .. } => Outcome::Timeout,
-            E::Net(n) if matches!(n, fusion_net::NetError::Timeout { .. }) => Outcome::Timeout,
+            E::Net(fusion_net::NetError::Timeout { .. }) => Outcome::Timeout,
             E::Panicked { .. } => Outcome::Panicked,
             E::BackendUnavailable { .. }
             | E::Mismatch(_)
