@@ -47,6 +47,17 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The same error with `what: ` in front of its message (a busy refusal
+    /// is kept as it is, so that retries still apply).
+    pub fn context(self, what: &str) -> CliError {
+        match self {
+            CliError::Usage(m) => CliError::Usage(format!("{what}: {m}")),
+            CliError::Failure(m) => CliError::Failure(format!("{what}: {m}")),
+            CliError::Quota(m) => CliError::Quota(format!("{what}: {m}")),
+            busy @ CliError::Busy { .. } => busy,
+        }
+    }
+
     /// Prints the error with the subcommand's name and returns its exit code.
     pub fn report(&self, cmd: &str) -> ExitCode {
         match self {

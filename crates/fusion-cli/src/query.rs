@@ -37,7 +37,7 @@ use fusion_net::{Identity, NetConfig, ServerPin, connect_as};
 use crate::common::{
     CliError, SampleFile, failure, init_rayon, os_rng, progress, read_samples, runtime, usage,
 };
-use crate::session::{FusionSettings, fusion_over};
+use crate::session::{FusionSettings, fusion_over_workers};
 
 /// The default accuracy threshold (see `fusion query --help`).
 pub const DEFAULT_THRESHOLD: &str = "0.9";
@@ -61,9 +61,15 @@ more accurate, lower it for a weaker one.";
 #[derive(clap::Args, Debug)]
 #[command(group(ArgGroup::new("pin").required(true).args(["server_cert", "server_fingerprint"])))]
 pub struct Args {
-    /// The server's address, e.g. 127.0.0.1:4433.
-    #[arg(long, value_name = "ADDR")]
-    server: SocketAddr,
+    /// The server's address, e.g. 127.0.0.1:4433. Repeat it to split one
+    /// batch across several `fusion serve` workers holding the same model
+    /// (and presenting the one pinned certificate): the already-mixed batch
+    /// is split by a fresh uniformly random partition of its positions, the
+    /// checks run on the whole batch with the global B, T and bound, and the
+    /// report gives each worker's cost (docs/SERVICE.md, "One batch across
+    /// workers").
+    #[arg(long = "server", value_name = "ADDR", required = true)]
+    server: Vec<SocketAddr>,
     /// The server's certificate (PEM) to pin.
     #[arg(long, value_name = "FILE")]
     server_cert: Option<PathBuf>,
@@ -254,11 +260,22 @@ fn query(args: Args) -> Result<u8, CliError> {
     let outcome = rt.block_on(async {
         let mut attempt = 0u32;
         loop {
-            let session = connect_as(args.server, &pin, client_id.as_ref(), &net)
-                .await
-                .map_err(|e| connect_error(e, client_id.is_some()))?;
-            let result = fusion_over(
-                session,
+            let mut sessions = Vec::with_capacity(args.server.len());
+            for addr in &args.server {
+                let session = connect_as(*addr, &pin, client_id.as_ref(), &net)
+                    .await
+                    .map_err(|e| connect_error(e, client_id.is_some()))
+                    .map_err(|e| {
+                        if args.server.len() > 1 {
+                            e.context(&format!("worker {addr}"))
+                        } else {
+                            e
+                        }
+                    })?;
+                sessions.push((addr.to_string(), session));
+            }
+            let result = fusion_over_workers(
+                sessions,
                 &queries.samples,
                 &public,
                 &settings,

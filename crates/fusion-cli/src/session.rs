@@ -10,6 +10,7 @@ use fusion_core::engine::{Copies, FusionParams, plan_copies, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::security::Layout;
+use fusion_core::split::SplitEngine;
 use fusion_core::verify::SecurityFigures;
 use fusion_core::verify::{Consistency, Report, Verdict};
 use fusion_engine::backends::cheetah::config::OtKind;
@@ -19,7 +20,9 @@ use fusion_engine::{
     ServerHello, SessionEnd,
 };
 use fusion_net::{MeterReport, Session};
-use rand::{CryptoRng, Rng};
+use futures::future::join_all;
+use rand::rngs::ChaCha20Rng;
+use rand::{CryptoRng, Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::backend::{CheetahOptions, build_one};
@@ -227,6 +230,11 @@ pub struct Outcome {
     /// The statistical security of the server's HE flooding (`None`: the
     /// backend reveals no flooded coefficients).
     pub stat_sec: Option<StatSecFigures>,
+    /// Per worker, when the batch was split across several servers (empty
+    /// for one server). `batch`, `client` and `server` above are then the
+    /// workers' figures combined: bytes summed, seconds the longest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerReport>,
 }
 
 fn engine_error(e: SecureError) -> CliError {
@@ -280,41 +288,160 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
     progress: Option<ProgressFn>,
     rng: &mut G,
 ) -> Result<Outcome, CliError> {
+    fusion_over_workers(
+        vec![(String::new(), session)],
+        queries,
+        public,
+        settings,
+        progress,
+        rng,
+    )
+    .await
+}
+
+/// One worker's share of a batch split across several servers
+/// ([`fusion_over_workers`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    /// The worker's address as given.
+    pub server: String,
+    /// Samples of the mixed batch it ran.
+    pub samples: usize,
+    /// Its inference batch's figures (client's meter).
+    pub batch: Option<BatchStats>,
+    /// The client's meter for its whole session.
+    pub client: MeterReport,
+    /// Its own meter, as it reported it at the end.
+    pub server_meter: Option<MeterReport>,
+}
+
+fn connect_failure(e: SecureError) -> CliError {
+    match e {
+        SecureError::Net(fusion_net::NetError::ConnectionLost { .. }) => failure(format!(
+            "{e} (the server closed the connection before its hello: a server that \
+             authenticates clients does so for a client without a certificate signed by \
+             its client CA; see --client-cert and --client-key)"
+        )),
+        e => engine_error(e),
+    }
+}
+
+/// Checks that every worker serves the same model with the same parameters,
+/// so that their outputs are outputs of one function.
+fn same_service(clients: &[SecureClient], names: &[String]) -> Result<(), CliError> {
+    let first = &clients[0];
+    for (c, name) in clients.iter().zip(names).skip(1) {
+        let (a, b) = (first.server_hello(), c.server_hello());
+        let what = if a.model.name != b.model.name {
+            Some(format!(
+                "model `{}` against `{}`",
+                b.model.name, a.model.name
+            ))
+        } else if c.program() != first.program() {
+            Some("a different fixed-point program (weights aside, its public view)".into())
+        } else if a.backend != b.backend || a.announcement != b.announcement {
+            Some(format!(
+                "backend `{}` with parameters {} against `{}` with {}",
+                b.backend, b.announcement, a.backend, a.announcement
+            ))
+        } else if a.model.output_error_bound != b.model.output_error_bound {
+            Some("a different output error bound".into())
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(usage(format!(
+                "the workers do not serve the same model: {name} announces {what} ({} is the \
+                 first worker)",
+                names[0]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs Fusion with its batch split across one or more servers holding the
+/// same model (`sessions`: each worker's name and session): secure setup with
+/// each, a check that they announce the same model and parameters, then
+/// [`run_fusion`] over a [`SplitEngine`] (a fresh uniformly random partition
+/// of the already-mixed batch; verification is global), then every goodbye.
+/// The progress callback follows the first worker.
+pub async fn fusion_over_workers<G: Rng + CryptoRng>(
+    sessions: Vec<(String, Session)>,
+    queries: &[Vec<f32>],
+    public: &[Labeled<Vec<f32>>],
+    settings: &FusionSettings,
+    progress: Option<ProgressFn>,
+    rng: &mut G,
+) -> Result<Outcome, CliError> {
+    if sessions.is_empty() {
+        return Err(usage("no server to query"));
+    }
     let mut policy = settings.policy.clone();
     policy.input_len = policy.input_len.or_else(|| queries.first().map(Vec::len));
-    let config = ClientConfig {
-        chunk: settings.chunk,
-        step_timeout: settings.timeout,
-        policy,
-        progress,
-    };
     let backend = settings.build_backend()?;
-    let mut client = SecureClient::connect(session, config, backend.as_ref(), rng)
-        .await
-        .map_err(|e| match e {
-            SecureError::Net(fusion_net::NetError::ConnectionLost { .. }) => failure(format!(
-                "{e} (the server closed the connection before its hello: a server that \
-                 authenticates clients does so for a client without a certificate signed by \
-                 its client CA; see --client-cert and --client-key)"
-            )),
-            e => engine_error(e),
-        })?;
-    let classes = client.classes();
+    let (names, sessions): (Vec<String>, Vec<Session>) = sessions.into_iter().unzip();
+    // Secure setup with every worker, side by side, each with its own
+    // generator seeded from `rng`.
+    let seeds: Vec<ChaCha20Rng> = (0..sessions.len())
+        .map(|_| ChaCha20Rng::from_rng(&mut *rng))
+        .collect();
+    let setups = sessions
+        .into_iter()
+        .zip(seeds)
+        .enumerate()
+        .map(|(i, (session, mut seed))| {
+            let config = ClientConfig {
+                chunk: settings.chunk,
+                step_timeout: settings.timeout,
+                policy: policy.clone(),
+                progress: if i == 0 { progress.clone() } else { None },
+            };
+            let backend = backend.as_ref();
+            async move { SecureClient::connect(session, config, backend, &mut seed).await }
+        });
+    let mut clients = Vec::new();
+    let mut first_error = None;
+    for (i, r) in join_all(setups).await.into_iter().enumerate() {
+        match r {
+            Ok(c) => clients.push(c),
+            Err(e) => {
+                let e = connect_failure(e);
+                if first_error.is_none() {
+                    first_error = Some(if names.len() > 1 {
+                        e.context(&format!("worker {}", names[i]))
+                    } else {
+                        e
+                    });
+                }
+            }
+        }
+    }
+    let close_all = |clients: Vec<SecureClient>| clients.into_iter().for_each(SecureClient::close);
+    if let Some(e) = first_error {
+        close_all(clients);
+        return Err(e);
+    }
+    if let Err(e) = same_service(&clients, &names) {
+        close_all(clients);
+        return Err(e);
+    }
+    let classes = clients[0].classes();
     if let Some(bad) = public.iter().find(|p| p.label >= classes) {
-        client.close();
+        close_all(clients);
         return Err(usage(format!(
             "a public sample has label {}, the model has {classes} classes",
             bad.label
         )));
     }
-    let hello = client.server_hello().clone();
-    let model = summary(&hello.model, &client);
+    let hello = clients[0].server_hello().clone();
+    let model = summary(&hello.model, &clients[0]);
     let mut params = settings.params(classes);
     if settings.near_ties {
         match hello.model.output_error_bound {
             Some(bound) => params.consistency = Consistency::NearTies { bound },
             None => {
-                client.close();
+                close_all(clients);
                 return Err(usage(format!(
                     "--near-ties: the server announces no finite output error bound for model `{}`",
                     hello.model.name
@@ -322,25 +449,47 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
             }
         }
     }
-    let report = match run_fusion(&mut client, queries, public, &params, rng).await {
+    let mut split = SplitEngine::new(clients, rng).map_err(failure)?;
+    let result = run_fusion(&mut split, queries, public, &params, rng).await;
+    let sizes = split.last_sizes().to_vec();
+    let clients = split.into_workers();
+    let report = match result {
         Ok(r) => r,
         Err(fusion_core::Error::Engine(e)) => {
-            client.close();
-            return Err(match e.downcast_ref::<SecureError>() {
-                Some(q @ SecureError::QuotaExceeded(_)) => CliError::Quota(q.to_string()),
-                _ => failure(e),
-            });
+            close_all(clients);
+            return Err(engine_failure(e.as_ref(), &names));
         }
         Err(e) => {
-            client.close();
+            close_all(clients);
             return Err(usage(e));
         }
     };
-    let batch = client.last_batch().cloned();
-    let meter = client.meter();
-    let end: Option<SessionEnd> = client.finish().await.ok();
-    let client_report = meter.report();
-    let server = end.map(|e| e.report);
+    let mut workers = Vec::with_capacity(clients.len());
+    let finishes = clients.into_iter().map(|client| async move {
+        let batch = client.last_batch().cloned();
+        let meter = client.meter();
+        let end: Option<SessionEnd> = client.finish().await.ok();
+        (batch, meter.report(), end.map(|e| e.report))
+    });
+    for ((i, (batch, client, server_meter)), name) in
+        join_all(finishes).await.into_iter().enumerate().zip(&names)
+    {
+        workers.push(WorkerReport {
+            server: name.clone(),
+            samples: sizes.get(i).copied().unwrap_or(0),
+            batch,
+            client,
+            server_meter,
+        });
+    }
+    let client_report =
+        MeterReport::concurrent(&workers.iter().map(|w| w.client.clone()).collect::<Vec<_>>())
+            .ok_or_else(|| failure("no worker report"))?;
+    let server_reports: Option<Vec<MeterReport>> =
+        workers.iter().map(|w| w.server_meter.clone()).collect();
+    let server = server_reports.and_then(|r| MeterReport::concurrent(&r));
+    let batches: Option<Vec<BatchStats>> = workers.iter().map(|w| w.batch.clone()).collect();
+    let batch = batches.and_then(|b| BatchStats::concurrent(&b));
     let per_query = batch.as_ref().map(|b| {
         let r = report.parameters.queries.max(1) as f64;
         let c = &client_report;
@@ -361,7 +510,32 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
         server,
         per_query,
         stat_sec: hello.stat_sec.as_ref().map(StatSecFigures::new),
+        workers: if workers.len() > 1 {
+            workers
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// An engine failure from [`run_fusion`] (possibly one worker's), as a CLI
+/// error: a quota refusal keeps its own exit code.
+fn engine_failure(e: &(dyn std::error::Error + 'static), names: &[String]) -> CliError {
+    let (worker, inner) = match e.downcast_ref::<fusion_core::Error>() {
+        Some(fusion_core::Error::Worker { worker, source }) => (
+            Some(*worker),
+            source.as_ref() as &(dyn std::error::Error + 'static),
+        ),
+        _ => (None, e),
+    };
+    let prefix = match worker {
+        Some(w) if names.len() > 1 => format!("worker {}: ", names.get(w).map_or("?", |n| n)),
+        _ => String::new(),
+    };
+    match inner.downcast_ref::<SecureError>() {
+        Some(q @ SecureError::QuotaExceeded(_)) => CliError::Quota(format!("{prefix}{q}")),
+        _ => failure(format!("{prefix}{inner}")),
+    }
 }
 
 fn summary(m: &ModelInfo, client: &SecureClient) -> ModelSummary {
@@ -483,6 +657,29 @@ impl Outcome {
                 human_bytes(q.bytes_with_setup.round() as u64),
                 q.seconds_with_setup
             );
+        }
+        if !self.workers.is_empty() {
+            let _ = write!(
+                s,
+                "\nworkers    {} (figures above: bytes summed, seconds the longest)",
+                self.workers.len()
+            );
+            for w in &self.workers {
+                let (sent, received, seconds) = w
+                    .batch
+                    .as_ref()
+                    .map_or((0, 0, 0.0), |b| (b.bytes_sent, b.bytes_received, b.seconds));
+                let _ = write!(
+                    s,
+                    "\n  {:<22} {:>6} samples: {} sent + {} received, {:.3} s (session total {})",
+                    w.server,
+                    w.samples,
+                    human_bytes(sent),
+                    human_bytes(received),
+                    seconds,
+                    human_bytes(w.client.total.bytes_total())
+                );
+            }
         }
         s
     }

@@ -742,3 +742,82 @@ fn quotas_count_per_client_survive_a_restart_and_the_refusal_says_when_they_rese
     let (status, _) = wait_exit(&mut server, LIMIT);
     assert!(status.success());
 }
+
+/// `fusion query` with `--server` repeated against the given workers; the
+/// JSON report goes to `dir/report.json`.
+fn query_workers(dir: &Path, workers: &[SocketAddr], extra: &[&str]) -> Output {
+    let mut c = bin();
+    c.arg("query");
+    for w in workers {
+        c.args(["--server", &w.to_string()]);
+    }
+    c.arg("--server-cert")
+        .arg(dir.join("keys/cert.pem"))
+        .arg("--queries")
+        .arg(dir.join("q.csv"))
+        .arg("--public")
+        .arg(dir.join("p.csv"))
+        .arg("--json")
+        .arg(dir.join("report.json"))
+        .arg("--quiet")
+        .args(extra);
+    run(c)
+}
+
+#[test]
+fn one_batch_split_across_two_workers_is_verified_globally_with_each_workers_cost() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let (_a, a) = serve(dir, &["--sessions", "1"]);
+    let (_b, b) = serve(dir, &["--sessions", "1"]);
+    let out = query_workers(dir, &[a, b], &[]);
+    assert_accepted(&out);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("workers    2"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report"))
+            .expect("json");
+    let n = report["fusion"]["parameters"]["total"].as_u64().expect("N");
+    let workers = report["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    let sizes: Vec<u64> = workers
+        .iter()
+        .map(|w| w["samples"].as_u64().expect("samples"))
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), n, "{sizes:?}");
+    assert!(sizes[0].abs_diff(sizes[1]) <= 1, "{sizes:?}");
+    for w in workers {
+        assert_eq!(w["batch"]["samples"], w["samples"]);
+        assert!(w["batch"]["bytes_sent"].as_u64().expect("bytes") > 0);
+    }
+    assert_eq!(report["batch"]["samples"].as_u64(), Some(n));
+}
+
+#[test]
+fn a_cheating_worker_among_honest_ones_is_caught() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let (_a, a) = serve(dir, &["--sessions", "1"]);
+    let (_b, b) = serve(dir, &["--sessions", "1", "--cheat", "random"]);
+    let out = query_workers(dir, &[a, b], &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("ABORT"), "{stdout}");
+}
+
+#[test]
+fn workers_announcing_different_parameters_are_refused_before_inference() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let (_a, a) = serve(dir, &["--sessions", "1"]);
+    let (_b, b) = serve(dir, &["--sessions", "1", "--ot", "iknp"]);
+    let out = query_workers(dir, &[a, b], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("do not serve the same model"), "{stderr}");
+}

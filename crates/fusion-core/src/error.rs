@@ -86,6 +86,16 @@ pub enum Error {
     /// The engine failed to run the batch.
     #[error("the inference engine failed: {0}")]
     Engine(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// One worker of a batch split across several engines
+    /// ([`crate::split::SplitEngine`]) failed.
+    #[error("worker {worker} failed: {source}")]
+    Worker {
+        /// The worker's index (in the order the workers were given).
+        worker: usize,
+        /// Its failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The operating system's randomness source failed.
     #[error("operating-system randomness is unavailable: {0}")]
     Entropy(String),

@@ -54,6 +54,7 @@ pub mod output;
 pub mod ring;
 pub mod search;
 pub mod security;
+pub mod split;
 pub mod stats;
 pub mod threshold;
 pub mod verify;

@@ -40,6 +40,53 @@ pub struct PhaseFigures {
 }
 
 impl BatchStats {
+    /// One batch's figures from parts of it that ran side by side on
+    /// several workers: samples, chunks and bytes are summed, rounds summed,
+    /// seconds the longest (per phase and in total). `None` for no parts.
+    pub fn concurrent(parts: &[BatchStats]) -> Option<BatchStats> {
+        fn merge(into: &mut Vec<PhaseFigures>, p: &PhaseFigures) {
+            match into.iter_mut().find(|m| m.name == p.name) {
+                Some(m) => {
+                    m.seconds = m.seconds.max(p.seconds);
+                    m.bytes_sent += p.bytes_sent;
+                    m.bytes_received += p.bytes_received;
+                    m.rounds += p.rounds;
+                }
+                None => into.push(p.clone()),
+            }
+        }
+        let first = parts.first()?;
+        let mut out = BatchStats {
+            samples: 0,
+            chunks: 0,
+            seconds: 0.0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            preprocessing: PhaseFigures {
+                bytes_sent: 0,
+                bytes_received: 0,
+                rounds: 0,
+                seconds: 0.0,
+                ..first.preprocessing.clone()
+            },
+            phases: Vec::new(),
+        };
+        for b in parts {
+            out.samples += b.samples;
+            out.chunks += b.chunks;
+            out.seconds = out.seconds.max(b.seconds);
+            out.bytes_sent += b.bytes_sent;
+            out.bytes_received += b.bytes_received;
+            let mut pre = vec![out.preprocessing.clone()];
+            merge(&mut pre, &b.preprocessing);
+            out.preprocessing = pre.remove(0);
+            for p in &b.phases {
+                merge(&mut out.phases, p);
+            }
+        }
+        Some(out)
+    }
+
     /// The figures of a batch of `samples` samples in `chunks` chunks that
     /// took `seconds`, from meter snapshots taken before and after it.
     pub fn between(

@@ -181,6 +181,35 @@ pub struct MeterReport {
 }
 
 impl MeterReport {
+    /// One report for several connections that ran side by side (one
+    /// party's sessions with several workers): counters are summed, per
+    /// phase and in total; seconds are the longest of the reports (per phase
+    /// and in total), since the connections ran concurrently. `None` for no
+    /// reports. The party is the first report's.
+    pub fn concurrent(reports: &[MeterReport]) -> Option<MeterReport> {
+        let first = reports.first()?;
+        let mut merged = MeterReport {
+            party: first.party,
+            seconds: 0.0,
+            total: Counters::default(),
+            phases: Vec::new(),
+        };
+        for r in reports {
+            merged.seconds = merged.seconds.max(r.seconds);
+            merged.total.add(&r.total);
+            for p in &r.phases {
+                match merged.phases.iter_mut().find(|m| m.name == p.name) {
+                    Some(m) => {
+                        m.seconds = m.seconds.max(p.seconds);
+                        m.counters.add(&p.counters);
+                    }
+                    None => merged.phases.push(p.clone()),
+                }
+            }
+        }
+        Some(merged)
+    }
+
     /// The phase's figures, if it was used.
     pub fn phase(&self, phase: Phase) -> Option<&PhaseReport> {
         self.phases.iter().find(|p| p.name == phase)
