@@ -821,3 +821,38 @@ fn workers_announcing_different_parameters_are_refused_before_inference() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("do not serve the same model"), "{stderr}");
 }
+
+/// A client whose hello is still on its way when the busy refusal arrives
+/// (here: sent only after reading the refusal) must be able to finish sending
+/// it: the server keeps its receive side open until the session ends, so
+/// the client reads a clean refusal rather than a reset stream.
+#[test]
+fn a_busy_refusal_does_not_reset_a_hello_still_being_sent() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let (_server, addr) = serve(dir, &["--max-sessions", "1", "--timeout", "60"]);
+    let rt = runtime();
+    let pin = pin(dir);
+    let holder = rt.block_on(hold_a_session(addr, &pin));
+    rt.block_on(async {
+        let mut session = fusion_net::connect(addr, &pin, &NetConfig::default())
+            .await
+            .expect("connect");
+        let (mut tx, mut rx) = session
+            .channel::<ClientMsg, ServerMsg>()
+            .await
+            .expect("channel");
+        let reply = tokio::time::timeout(LIMIT, rx.recv()).await;
+        assert!(
+            matches!(reply, Ok(Ok(ServerMsg::Busy { .. }))),
+            "expected a busy refusal: {reply:?}"
+        );
+        // Give a stop or reset from the server time to arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx.send(&ClientMsg::Hello(ClientHello::new(16, "cheetah")))
+            .await
+            .expect("the hello is accepted after the refusal");
+        session.close();
+    });
+    rt.block_on(async move { holder.close() });
+}

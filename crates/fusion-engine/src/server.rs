@@ -268,9 +268,9 @@ impl SecureServer {
     async fn refuse_with(&self, mut session: Session, refusal: ServerMsg) -> SecureResult<()> {
         let limit = self.hello_timeout;
         let exchange = async {
-            let (mut tx, _rx) = session.channel::<ServerMsg, ClientMsg>().await?;
+            let (mut tx, rx) = session.channel::<ServerMsg, ClientMsg>().await?;
             tx.send(&refusal).await?;
-            Ok(())
+            Ok((tx, rx))
         };
         let result = match tokio::time::timeout(limit, exchange).await {
             Ok(r) => r,
@@ -280,9 +280,14 @@ impl SecureServer {
             }),
         };
         match result {
-            Ok(()) => {
-                // A graceful end lets the refusal reach the client.
+            Ok(streams) => {
+                // A graceful end lets the refusal reach the client. The
+                // streams stay open until then: dropping the receive side
+                // earlier would reset a hello the client is still sending,
+                // and the client would see a reset stream instead of the
+                // refusal (found by `fusion-bench load`).
                 let _ = session.finish().await;
+                drop(streams);
                 Ok(())
             }
             Err(e) => {
