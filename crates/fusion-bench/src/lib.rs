@@ -71,6 +71,7 @@
 
 pub mod compare;
 pub mod error;
+pub mod extraction;
 pub mod fit;
 pub mod infer;
 pub mod load;

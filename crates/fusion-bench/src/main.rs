@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fusion_bench::compare::{CompareOptions, run_compare};
+use fusion_bench::extraction::{ExtractionFigureOptions, run_extraction_figure};
 use fusion_bench::infer::{InferOptions, PartyOptions, run_infer, serve_party};
 use fusion_bench::load::{LoadOptions, run_load};
 use fusion_bench::report::{ReportOptions, run_report};
@@ -41,6 +42,9 @@ enum Cmd {
     Tables(TablesOptions),
     /// Render results as BENCHMARKS.md and SVG charts.
     Report(ReportOptions),
+    /// Figure 8 shape: stolen-model accuracy against query budget, from
+    /// `fusion experiment extraction --json` lines, as an SVG.
+    ExtractionFigure(ExtractionFigureOptions),
     /// The server party of `infer` (internal).
     #[command(hide = true)]
     PartyServer(PartyOptions),
@@ -95,6 +99,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Report(o) => run_report(&o),
+        Cmd::ExtractionFigure(o) => {
+            let path = run_extraction_figure(&o)?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
         Cmd::PartyServer(p) => serve_party(&p),
     }
 }

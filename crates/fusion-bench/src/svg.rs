@@ -83,15 +83,24 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 fn legend(names: &[String], s: &mut String) {
+    // As many 130-pixel entries per row as fit; a second row (and the first
+    // moved up) only when they do not fit in one.
+    let per_row = (((W - LEFT - RIGHT - 10.0) / 130.0).floor() as usize).max(1);
+    let rows = names.len().div_ceil(per_row);
     for (i, n) in names.iter().enumerate() {
-        let x = LEFT + 10.0 + 130.0 * i as f64;
+        let (row, col) = (i / per_row, i % per_row);
+        let x = LEFT + 10.0 + 130.0 * col as f64;
+        let y = if rows <= 1 {
+            H - 22.0
+        } else {
+            H - 32.0 + 16.0 * row as f64
+        };
         let _ = writeln!(
             s,
-            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-            H - 22.0,
+            r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
             COLOURS[i % COLOURS.len()],
             x + 16.0,
-            H - 12.0,
+            y + 10.0,
             esc(n)
         );
     }
