@@ -12,8 +12,12 @@
 //!
 //! Oracles: `plaintext` (the fixed-point engine the secure engine reproduces,
 //! with its floor-or-one-less truncation modelled by a seeded RNG) and `f64`
-//! (the same fully connected network in f64; A2's reference). `secure` (a real
-//! client session against `fusion serve`) is not wired in yet and is refused.
+//! (the same fully connected network in f64; A2's reference), and `secure`:
+//! every batch of attacker queries is one Fusion run (copies, `--public-count`
+//! labelled public samples, secure inference with `--backend`, verification)
+//! against a server in this process over QUIC on 127.0.0.1
+//! ([`crate::secure_oracle::SecureOracle`]); its public samples are the first
+//! `--public-count` test samples (for `jbda` these lie inside the seed set).
 //! Defences: `none`; `label` is the plaintext oracle returning the argmax only
 //! (a plaintext model of the label output mode, which on shares is other
 //! work); `reverse-sigmoid` is refused (the output mode on shares is not
@@ -36,6 +40,7 @@ use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
 
 use crate::common::{CliError, failure, os_rng, usage};
+use crate::secure_oracle::SecureOracle;
 
 /// The attack.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +69,8 @@ pub enum OracleKind {
     Plaintext,
     /// The same fully connected network in f64.
     F64,
-    /// A client session against `fusion serve` (not wired in yet: refused).
+    /// Fusion runs (copies, public samples, checks) against a server in this
+    /// process over QUIC on 127.0.0.1.
     Secure,
 }
 
@@ -99,6 +105,16 @@ pub struct ExtractionArgs {
     /// Output file (JSON lines).
     #[arg(long, value_name = "OUT")]
     json: PathBuf,
+    /// `--oracle secure`: the two-party backend (see `fusion backends`).
+    #[arg(long, value_name = "NAME", default_value = "cheetah")]
+    backend: String,
+    /// `--oracle secure`: labelled public samples per Fusion run (the first T
+    /// test samples).
+    #[arg(long, value_name = "T", default_value_t = 100)]
+    public_count: usize,
+    /// `--oracle secure`: Fusion's accuracy threshold.
+    #[arg(long, value_name = "DELTA", default_value = crate::query::DEFAULT_THRESHOLD)]
+    threshold: fusion_core::Threshold,
 }
 
 /// One JSON line.
@@ -138,10 +154,18 @@ fn attack_err(e: AttackError) -> CliError {
     }
 }
 
+/// What `--oracle secure` needs besides the model.
+struct SecureSetup<'a> {
+    backend: &'a str,
+    public: &'a [(Vec<f64>, usize)],
+    threshold: fusion_core::Threshold,
+}
+
 fn make_oracle(
     kind: OracleKind,
     defence: Defence,
     model: &Model,
+    secure: &SecureSetup<'_>,
     rng: &mut ChaCha20Rng,
 ) -> Result<Box<dyn Oracle>, CliError> {
     let base: Box<dyn Oracle> = match kind {
@@ -156,9 +180,13 @@ fn make_oracle(
         ),
         OracleKind::F64 => Box::new(F64Oracle::new(model).map_err(attack_err)?),
         OracleKind::Secure => {
-            return Err(usage(
-                "--oracle secure is not implemented yet (a client session against `fusion serve`); use --oracle plaintext, whose outputs the secure engine reproduces up to the truncation bound",
-            ));
+            let cheetah = crate::backend::CheetahOptions::default();
+            let server = crate::backend::build_one(secure.backend, cheetah.clone())?;
+            let client = crate::backend::build_one(secure.backend, cheetah.clone())?;
+            Box::new(
+                SecureOracle::start(model, server, client, secure.public, secure.threshold, rng)
+                    .map_err(attack_err)?,
+            )
         }
     };
     Ok(match defence {
@@ -181,12 +209,6 @@ pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
         return Err(usage(
             "--defence reverse-sigmoid: the reverse-sigmoid output mode on shares is not implemented yet",
         ));
-    }
-    if a.oracle == OracleKind::Secure {
-        // Refused with the reason by make_oracle; checked first so that nothing runs.
-        let mut rng = fusion_core::mix::seeded_rng_for_experiments(0);
-        let m = Model::load(&crate::experiment::model_dir(&a.model, "bc-mlp")?).map_err(usage)?;
-        make_oracle(a.oracle, a.defence, &m, &mut rng)?;
     }
     if a.budget.contains(&0) {
         return Err(usage("--budget: every budget must be positive"));
@@ -226,6 +248,25 @@ pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
             test.len()
         )));
     }
+    let public: Vec<(Vec<f64>, usize)> = if a.oracle == OracleKind::Secure {
+        if a.public_count == 0 || a.public_count > test.len() {
+            return Err(usage(format!(
+                "--public-count must be between 1 and {} (the test split)",
+                test.len()
+            )));
+        }
+        rows_of(&x.slice_batch(0..a.public_count))
+            .into_iter()
+            .zip(test.labels.iter().copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let secure = SecureSetup {
+        backend: &a.backend,
+        public: &public,
+        threshold: a.threshold,
+    };
     let mut out = std::fs::File::create(&a.json)
         .map_err(|e| failure(format!("{}: {e}", a.json.display())))?;
     for &budget in &a.budget {
@@ -233,7 +274,7 @@ pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
             Some(s) => fusion_core::mix::seeded_rng_for_experiments(s),
             None => os_rng()?,
         };
-        let mut oracle = make_oracle(a.oracle, a.defence, &model, &mut rng)?;
+        let mut oracle = make_oracle(a.oracle, a.defence, &model, &secure, &mut rng)?;
         let start = Instant::now();
         let row = match a.attack {
             Attack::Jbda => {

@@ -30,6 +30,7 @@ mod plan;
 mod query;
 mod quota;
 mod samples;
+mod secure_oracle;
 mod serve;
 mod session;
 mod train;
