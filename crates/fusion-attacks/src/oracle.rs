@@ -20,6 +20,10 @@
 //! * [`LabelOnly`]: wraps an oracle and returns only the argmax: a plaintext
 //!   model of the `label` output mode (the mode on shares is not implemented).
 //!
+//! The secure oracle (a real Fusion run per batch of queries, over QUIC) lives
+//! with the client in `fusion-cli` (`secure_oracle.rs`), since it needs the
+//! engine and the network; it implements the same trait.
+//!
 //! `rows_evaluated` counts every row the service evaluated. For the plaintext
 //! oracles it equals `queries_used`; a Fusion session adds the copies and
 //! public samples (`R·B + T` per batch of `R` queries).
