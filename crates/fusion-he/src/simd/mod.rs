@@ -120,6 +120,7 @@ pub mod wire;
 
 pub use client::SimdClient;
 pub use encoder::BatchEncoder;
+pub use fc::FcObjective;
 pub use params::{SimdNoise, SimdParams, SimdParamsBuilder, SimdPreset};
 pub use plan::{SimdCounts, SimdLayer, SimdPlan};
 pub use rotation::{GaloisSet, SimdGaloisKeys, rotation_element, swap_element};

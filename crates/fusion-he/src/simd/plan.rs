@@ -148,7 +148,17 @@ pub struct SimdPlan {
 impl SimdPlan {
     /// A fully connected layer.
     pub fn fc(params: &SimdParams, shape: FcShape) -> Result<Self, HeError> {
-        super::fc::plan(params, shape)
+        super::fc::plan(params, shape, super::fc::FcObjective::Bytes)
+    }
+
+    /// A fully connected layer planned for `objective` (fewest bytes or
+    /// fewest key switches first).
+    pub fn fc_with(
+        params: &SimdParams,
+        shape: FcShape,
+        objective: super::fc::FcObjective,
+    ) -> Result<Self, HeError> {
+        super::fc::plan(params, shape, objective)
     }
 
     /// A convolution (spatial size `(H + pads) (W + pads) <= N / 2`).

@@ -151,10 +151,14 @@ fn conv_reference(f: PrimeField, s: Conv2dShape, w: &[u64], b: &[u64], x: &[u64]
 }
 
 fn check_fc(shape: FcShape, kind: u8, seed: u64) -> SimdPlan {
+    check_fc_with(shape, kind, seed, FcObjective::Bytes)
+}
+
+fn check_fc_with(shape: FcShape, kind: u8, seed: u64, objective: FcObjective) -> SimdPlan {
     let fx = fixture();
     let f = fx.params.field();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let plan = SimdPlan::fc(&fx.params, shape).expect("plan");
+    let plan = SimdPlan::fc_with(&fx.params, shape, objective).expect("plan");
     let w = kind_values(f, shape.in_features * shape.out_features, kind, &mut rng);
     let b = values(f, shape.out_features, &mut rng);
     let x = kind_values(f, shape.batch * shape.in_features, kind, &mut rng);
@@ -213,6 +217,18 @@ fn fc_shares_reconstruct_w_x_plus_b_mod_p_and_counts_match_the_formulas() {
 }
 
 #[test]
+fn fc_planned_for_time_is_exact_and_counted() {
+    for (i, shape) in [FcShape::new(6, 100, 40), FcShape::new(3, 50, 7)]
+        .into_iter()
+        .enumerate()
+    {
+        let fast = check_fc_with(shape, 0, 700 + i as u64, FcObjective::Rotations);
+        let small = SimdPlan::fc(&fixture().params, shape).unwrap();
+        assert!(fast.analytic_counts().rotations <= small.analytic_counts().rotations);
+    }
+}
+
+#[test]
 fn fc_is_exact_on_edge_inputs() {
     for kind in 1..=3 {
         check_fc(FcShape::new(2, 200, 20), kind, 200 + kind as u64);
@@ -231,6 +247,16 @@ fn batched_fc_packs_several_vectors_per_ciphertext() {
     // 8 blocks of 1024 slots: 8 vectors per ciphertext.
     assert_eq!(plan.input_cts(), 16);
     assert_eq!(plan.output_cts(), 16);
+    // For time: one vector per row, no wrap-around diagonals.
+    let fast = SimdPlan::fc_with(
+        &fx.params,
+        FcShape::new(128, 784, 128),
+        FcObjective::Rotations,
+    )
+    .unwrap();
+    assert_eq!(fast.input_cts(), 64);
+    assert_eq!(fast.analytic_counts().rotations, 2304);
+    assert!(plan.analytic_counts().rotations > 2304);
 }
 
 #[test]
