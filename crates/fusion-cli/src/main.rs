@@ -25,6 +25,7 @@ mod import;
 mod inspect;
 mod keygen;
 mod metrics;
+mod muse;
 mod netem;
 mod plan;
 mod query;
@@ -72,6 +73,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Measurements: detection of a tampering server, false aborts, secure-vs-plaintext agreement.
     Experiment(experiment::Args),
+    /// Attacks by a malicious client (MUSE share shifting), measured on this engine.
+    Attack(muse::Args),
     /// List the two-party backends this build offers (for `--backend`).
     Backends,
 }
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Samples(args) => samples::run(args),
         Command::Experiment(args) => experiment::run(args),
+        Command::Attack(args) => muse::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Backends => {

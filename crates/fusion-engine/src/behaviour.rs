@@ -15,6 +15,15 @@
 //! chosen positions, or any model the server prefers); Fusion's checks on the
 //! client are what catch it. The cheat modes of the command-line tools are
 //! in [`crate::cheats`].
+//!
+//! The other direction, a **malicious client**, has its hook here too:
+//! [`ClientDeviation`] sees the client's own share of every value before a
+//! linear or non-linear step consumes it and may change it (MUSE's
+//! share-shifting attack, Lehmkuhl et al., USENIX Security 2021). An honest
+//! [`crate::SecureClient`] has none; attacks install one with
+//! [`crate::SecureClient::set_deviation`]. The server has no code path that
+//! knows about it: it cannot tell a shifted share from an honest one, which
+//! is the point of the attack.
 
 use std::fmt;
 
@@ -22,6 +31,15 @@ use rand::rngs::ChaCha20Rng;
 
 use crate::domain::Domain;
 use crate::server::ServedModel;
+
+/// A client that deviates from the protocol by changing its own shares (see
+/// the module docs). Attack and test code only.
+pub trait ClientDeviation: Send + Sync + fmt::Debug {
+    /// Called before program step `step` consumes the client's share `x` of
+    /// its input (`m` samples starting at batch position `start`, batch-major,
+    /// in `domain`); may change it in place.
+    fn before_step(&self, step: usize, x: &mut [u64], start: usize, m: usize, domain: &Domain);
+}
 
 /// How the server behaves (see the module docs).
 pub trait ServerBehaviour: Send + Sync + fmt::Debug {

@@ -55,6 +55,7 @@ pub struct SecureClient {
     config: ClientConfig,
     last_batch: Option<BatchStats>,
     failed: bool,
+    deviation: Option<std::sync::Arc<dyn crate::behaviour::ClientDeviation>>,
 }
 
 impl std::fmt::Debug for SecureClient {
@@ -99,6 +100,7 @@ impl SecureClient {
                 config,
                 last_batch: None,
                 failed: false,
+                deviation: None,
             }),
             Err(e) => {
                 session.close();
@@ -311,6 +313,13 @@ impl SecureClient {
         Ok(self.hello.program.encode_input(&x)?.into_data())
     }
 
+    /// Makes this client deviate from the protocol (a malicious client, for
+    /// attacks and their tests only; see [`crate::behaviour::ClientDeviation`]).
+    /// Every later batch runs with the hook.
+    pub fn set_deviation(&mut self, d: std::sync::Arc<dyn crate::behaviour::ClientDeviation>) {
+        self.deviation = Some(d);
+    }
+
     /// Decodes output ring elements (`samples x classes`) to logits.
     pub fn decode(&self, y: &[u64]) -> Vec<Vec<f64>> {
         let (fp, s) = (self.hello.program.fixed, self.hello.program.output_scale());
@@ -414,6 +423,7 @@ impl SecureClient {
                 progress: self.config.progress.as_ref(),
                 progress_base: ci * per_pass,
                 progress_total: total,
+                deviation: self.deviation.as_deref().map(|d| (d, start)),
             };
             let yc = pass.run(share, m).await?;
             let out = reveal(self.party.as_mut(), &self.meter, timeout, yc, m)

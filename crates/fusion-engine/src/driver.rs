@@ -70,6 +70,9 @@ pub(crate) struct Pass<'a> {
     /// Steps done before this pass and in the whole batch (progress reports).
     pub progress_base: usize,
     pub progress_total: usize,
+    /// A deviating client's hook and the chunk's first batch position
+    /// (`None` for honest parties; see [`crate::behaviour::ClientDeviation`]).
+    pub deviation: Option<(&'a dyn crate::behaviour::ClientDeviation, usize)>,
 }
 
 impl Pass<'_> {
@@ -121,7 +124,10 @@ impl Pass<'_> {
                 ActionKind::Linear => {
                     let _phase = self.meter.phase(Phase::Linear);
                     let v = action.inputs[0];
-                    let x = take(&mut values, v, dead.contains(&v))?;
+                    let mut x = take(&mut values, v, dead.contains(&v))?;
+                    if let Some((d, start)) = self.deviation {
+                        d.before_step(action.step, &mut x, start, n, &self.domain);
+                    }
                     let call = LinearCall {
                         step: action.step,
                         n,
@@ -147,7 +153,10 @@ impl Pass<'_> {
                 ActionKind::NonLinear(op) => {
                     let _phase = self.meter.phase(Phase::NonLinear);
                     let v = action.inputs[0];
-                    let x = take(&mut values, v, dead.contains(&v))?;
+                    let mut x = take(&mut values, v, dead.contains(&v))?;
+                    if let Some((d, start)) = self.deviation {
+                        d.before_step(action.step, &mut x, start, n, &self.domain);
+                    }
                     timed(self.timeout, what, self.backend.nonlinear(op, x, n)).await?
                 }
             };

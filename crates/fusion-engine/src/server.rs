@@ -624,6 +624,7 @@ impl SecureServer {
                 progress: None,
                 progress_base: 0,
                 progress_total: 0,
+                deviation: None,
             };
             let mut y = pass.run(vec![0u64; m * in_len], m).await?;
             if let Some(a) = alteration.as_mut() {
