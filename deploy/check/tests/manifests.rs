@@ -59,7 +59,11 @@ fn serve_container(s: &StatefulSet) -> Container {
     let serve: Vec<&Container> = spec
         .containers
         .iter()
-        .filter(|c| c.command.as_deref().is_some_and(|c| c.ends_with(&["serve".to_owned()])))
+        .filter(|c| {
+            c.command
+                .as_deref()
+                .is_some_and(|c| c.ends_with(&["serve".to_owned()]))
+        })
         .collect();
     assert_eq!(serve.len(), 1, "one container runs `fusion serve`");
     serve[0].clone()
@@ -216,7 +220,10 @@ fn the_serve_flag_reader_finds_the_flags_of_serve_rs() {
         "quota-db",
         "log-format",
     ] {
-        assert!(flags.get(f).is_some_and(|f| f.takes_value), "--{f}: {flags:?}");
+        assert!(
+            flags.get(f).is_some_and(|f| f.takes_value),
+            "--{f}: {flags:?}"
+        );
     }
     assert!(!flags["ot-parallel"].takes_value);
     // `--seed` comes from a flattened struct (common.rs), refused by serve: not accepted here.
@@ -224,13 +231,15 @@ fn the_serve_flag_reader_finds_the_flags_of_serve_rs() {
 }
 
 #[test]
-fn container_args_name_only_flags_fusion_serve_accepts_and_always_require_client_certificates()
-{
+fn container_args_name_only_flags_fusion_serve_accepts_and_always_require_client_certificates() {
     let s = statefulset();
     let c = serve_container(&s);
     let args = serve_args(&c);
     for required in ["model", "listen", "cert", "key", "client-ca", "metrics"] {
-        assert!(args.contains_key(required), "--{required} missing: {args:?}");
+        assert!(
+            args.contains_key(required),
+            "--{required} missing: {args:?}"
+        );
     }
     if args.contains_key("quota") {
         assert!(args.contains_key("quota-db"), "--quota without --quota-db");
@@ -295,7 +304,10 @@ fn probes_check_readyz_and_metrics_on_the_metrics_port() {
     let c = serve_container(&statefulset());
     let args = serve_args(&c);
     let metrics_port = port_of(&args["metrics"]);
-    assert!(args["metrics"].starts_with("0.0.0.0:"), "kubelet must reach it");
+    assert!(
+        args["metrics"].starts_with("0.0.0.0:"),
+        "kubelet must reach it"
+    );
     let ready = c
         .readiness_probe
         .as_ref()
@@ -363,14 +375,23 @@ fn services_carry_quic_over_udp_to_the_listen_port_and_the_headless_one_governs_
     for svc in services.iter() {
         let spec = svc.spec.as_ref().expect("spec");
         for (k, v) in spec.selector.iter().flatten() {
-            assert_eq!(pod_labels.get(k), Some(v), "selector {k}={v} misses the pods");
+            assert_eq!(
+                pod_labels.get(k),
+                Some(v),
+                "selector {k}={v} misses the pods"
+            );
         }
         let ports = spec.ports.clone().unwrap_or_default();
         let quic_ports: Vec<_> = ports
             .iter()
             .filter(|p| p.target_port.as_ref().map(|t| resolve(&c, t)) == Some(quic))
             .collect();
-        assert_eq!(quic_ports.len(), 1, "{:?}: one QUIC port", svc.metadata.name);
+        assert_eq!(
+            quic_ports.len(),
+            1,
+            "{:?}: one QUIC port",
+            svc.metadata.name
+        );
         assert_eq!(quic_ports[0].protocol.as_deref(), Some("UDP"));
     }
     let spec = public[0].spec.as_ref().expect("spec");
@@ -398,7 +419,10 @@ fn hpa_scales_the_statefulset_on_a_per_pod_gauge_the_server_exports_via_the_adap
     assert_eq!(hpas.len(), 1);
     let spec = hpas[0].spec.as_ref().expect("spec");
     assert_eq!(spec.scale_target_ref.kind, "StatefulSet");
-    assert_eq!(spec.scale_target_ref.api_version.as_deref(), Some("apps/v1"));
+    assert_eq!(
+        spec.scale_target_ref.api_version.as_deref(),
+        Some("apps/v1")
+    );
     assert_eq!(Some(&spec.scale_target_ref.name), s.metadata.name.as_ref());
     assert_eq!(hpas[0].metadata.namespace, s.metadata.namespace);
 
@@ -415,13 +439,18 @@ fn hpa_scales_the_statefulset_on_a_per_pod_gauge_the_server_exports_via_the_adap
         .iter()
         .find(|m| &m.name == name)
         .unwrap_or_else(|| panic!("{name} is not exported by the server: {exported:?}"));
-    assert_eq!(m.kind, "Gauge", "{name}: an HPA on a counter scales on history");
+    assert_eq!(
+        m.kind, "Gauge",
+        "{name}: an HPA on a counter scales on history"
+    );
 
     // The prometheus-adapter rule names the same series and serves it under that name.
     let adapter = objects
         .iter()
         .find_map(|(_, o)| match o {
-            Object::ConfigMap(c) if c.metadata.name.as_deref() == Some("prometheus-adapter-fusion") => {
+            Object::ConfigMap(c)
+                if c.metadata.name.as_deref() == Some("prometheus-adapter-fusion") =>
+            {
                 c.data.clone()
             }
             _ => None,
@@ -455,9 +484,15 @@ fn secrets_are_templates_without_key_material_and_match_the_mounted_names() {
         })
         .collect();
     let text = read(&k8s_dir().join("secrets.template.yaml")).expect("template");
-    assert!(!text.contains("-----BEGIN"), "no PEM material in the template");
+    assert!(
+        !text.contains("-----BEGIN"),
+        "no PEM material in the template"
+    );
     for secret in &secrets {
-        assert!(secret.data.is_none(), "templates use placeholders in stringData");
+        assert!(
+            secret.data.is_none(),
+            "templates use placeholders in stringData"
+        );
         for (k, v) in secret.string_data.iter().flatten() {
             assert!(v.starts_with("REPLACE"), "{k}: not a placeholder");
             assert!(!k.contains("ca-key"), "the CA's private key stays out");
@@ -491,7 +526,10 @@ fn the_pod_runs_as_non_root_with_resources_and_every_object_shares_the_namespace
     assert_eq!(pod.run_as_non_root, Some(true));
     assert!(pod.run_as_user.is_some_and(|u| u > 0));
     let c = serve_container(&s);
-    let sc = c.security_context.clone().expect("container securityContext");
+    let sc = c
+        .security_context
+        .clone()
+        .expect("container securityContext");
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(
