@@ -61,14 +61,15 @@ more accurate, lower it for a weaker one.";
 #[derive(clap::Args, Debug)]
 #[command(group(ArgGroup::new("pin").required(true).args(["server_cert", "server_fingerprint"])))]
 pub struct Args {
-    /// The server's address, e.g. 127.0.0.1:4433. Repeat it to split one
+    /// The server's address, e.g. 127.0.0.1:4433 or fusion.example.org:4433
+    /// (a name is resolved once, at start; its first address is used). Repeat it to split one
     /// batch across several `fusion serve` workers holding the same model
     /// (and presenting the one pinned certificate): the already-mixed batch
     /// is split by a fresh uniformly random partition of its positions, the
     /// checks run on the whole batch with the global B, T and bound, and the
     /// report gives each worker's cost (docs/SERVICE.md, "One batch across
     /// workers").
-    #[arg(long = "server", value_name = "ADDR", required = true)]
+    #[arg(long = "server", value_name = "HOST:PORT", required = true, value_parser = resolve)]
     server: Vec<SocketAddr>,
     /// The server's certificate (PEM) to pin.
     #[arg(long, value_name = "FILE")]
@@ -306,6 +307,19 @@ fn query(args: Args) -> Result<u8, CliError> {
         eprintln!("fusion query: wrote the report to {}", path.display());
     }
     Ok(outcome.exit_code())
+}
+
+/// `HOST:PORT` to its first socket address (a name is resolved by the
+/// system resolver).
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = text.parse() {
+        return Ok(a);
+    }
+    text.to_socket_addrs()
+        .map_err(|e| format!("`{text}`: {e} (expected HOST:PORT)"))?
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
 }
 
 /// A connection failure, with a hint when the server's TLS alert says it
