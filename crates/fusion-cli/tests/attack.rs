@@ -55,3 +55,125 @@ fn delphi_fixes_the_clients_share_in_preprocessing_so_the_online_shift_is_refuse
         "{stderr}"
     );
 }
+
+/// Kills and reaps the child when dropped.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fusion() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fusion"));
+    c.env("FUSION_DATA", data());
+    c
+}
+
+/// A deviating client (on a backend that refuses the shift mid-protocol,
+/// and on one where the attack succeeds) neither stops nor hangs a real
+/// `fusion serve`: an honest client is served afterwards.
+#[test]
+fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(fusion()
+        .args(["keygen", "--out"])
+        .arg(dir.join("keys"))
+        .output()
+        .expect("keygen"));
+    for (extra, file) in [
+        (&["--count", "2"][..], "q.csv"),
+        (
+            &["--offset", "4", "--count", "100", "--with-labels"][..],
+            "p.csv",
+        ),
+    ] {
+        ok(fusion()
+            .args(["samples", "--data", "breast-cancer"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.join(file))
+            .output()
+            .expect("samples"));
+    }
+    let mut server = Guard(
+        fusion()
+            .arg("serve")
+            .arg("--model")
+            .arg(data().join("models/bc-mlp"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                "cheetah,delphi",
+                "--cert",
+            ])
+            .arg(dir.join("keys/cert.pem"))
+            .arg("--key")
+            .arg(dir.join("keys/key.pem"))
+            .args(["--timeout", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let stdout = server.0.stdout.take().expect("stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on "))
+        .expect("address line");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address")
+        .to_string();
+    let attack = |backend: &str| {
+        fusion()
+            .args(["attack", "muse", "--server", &addr, "--server-cert"])
+            .arg(dir.join("keys/cert.pem"))
+            .arg("--model")
+            .arg(data().join("models/bc-mlp"))
+            .args(["--backend", backend, "--json"])
+            .arg(dir.join(format!("muse-{backend}.json")))
+            .output()
+            .expect("attack")
+    };
+    let refused = attack("delphi");
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    ok(attack("cheetah"));
+    let honest = fusion()
+        .args(["query", "--server", &addr, "--server-cert"])
+        .arg(dir.join("keys/cert.pem"))
+        .arg("--queries")
+        .arg(dir.join("q.csv"))
+        .arg("--public")
+        .arg(dir.join("p.csv"))
+        .args(["--quiet", "--timeout", "60"])
+        .output()
+        .expect("query");
+    let text = String::from_utf8_lossy(&honest.stdout);
+    assert_eq!(honest.status.code(), Some(0), "{text}");
+    assert!(text.contains("ACCEPT"), "{text}");
+    assert!(
+        server.0.try_wait().expect("wait").is_none(),
+        "the server is still running"
+    );
+}
