@@ -111,13 +111,50 @@ fn extraction_refuses_bad_budgets_models_and_modes_with_exit_2() {
         "conv2d",
     );
     refused(
-        &[&c[..], &["--budget", "1000", "--oracle", "secure"]].concat(),
+        &[
+            &c[..],
+            &[
+                "--budget",
+                "100",
+                "--oracle",
+                "secure",
+                "--public-count",
+                "0",
+            ],
+        ]
+        .concat(),
         "bc-mlp",
-        "not implemented yet",
+        "--public-count must be between 1 and",
     );
     refused(
         &["--attack", "jbda", "--budget", "100", "--seeds", "0"],
         "bc-mlp",
         "--seeds",
     );
+}
+
+#[test]
+fn the_secure_oracle_counts_fusions_copies_and_public_samples_as_evaluated_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.jsonl");
+    let out = run(
+        &[
+            "--attack", "carlini", "--budget", "200", "--seed", "1", "--oracle", "secure",
+        ],
+        "bc-mlp",
+        &json,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("line");
+    assert_eq!(line["oracle"], "secure-cheetah");
+    let used = line["queries_used"].as_u64().expect("queries");
+    let rows = line["rows_evaluated"].as_u64().expect("rows");
+    assert!(used > 0 && used <= 200, "{line}");
+    // Every Fusion run adds at least one more copy per query and 100 public samples.
+    assert!(rows >= 2 * used + 100, "{line}");
 }
