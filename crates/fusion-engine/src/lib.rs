@@ -26,6 +26,7 @@
 //! | [`client`] | [`SecureClient`]: names a backend, validates the server, runs batches; implements [`fusion_core::engine::Engine`] |
 //! | [`behaviour`] | the server's behaviour hook (default honest) |
 //! | [`cheats`] | cheating servers built on the hook, for tests, demos and experiments |
+//! | [`output_mode`] | what the client learns: logits, or only the label (secure argmax on the shares) |
 //! | [`wire`] | the session's control messages (versioned, bounded, validated) |
 //! | [`config`] | session parameters, server and client settings, client policy |
 //! | [`stats`] | per-phase and per-batch figures; the cost rule |
@@ -95,6 +96,7 @@ pub mod estimate;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod output_mode;
 pub mod schedule;
 pub mod server;
 pub mod stats;
@@ -106,6 +108,7 @@ pub use client::SecureClient;
 pub use config::{ClientConfig, ClientPolicy, Progress, ProgressFn, ServerConfig, SessionParams};
 pub use domain::Domain;
 pub use error::{SecureError, SecureResult};
+pub use output_mode::OutputMode;
 pub use schedule::Schedule;
 pub use server::{BatchGate, SecureServer, ServedModel, SessionSummary};
 pub use stats::{BatchStats, PhaseFigures};

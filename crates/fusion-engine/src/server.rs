@@ -41,6 +41,7 @@ use crate::backend::{Backend, PartySession, PreparedBackend, SetupLink};
 use crate::behaviour::ServerBehaviour;
 use crate::config::{MAX_CHUNK, ServerConfig, SessionParams};
 use crate::driver::{Pass, reveal, timed};
+use crate::output_mode::{ArgmaxStage, OutputMode};
 use crate::error::{SecureError, SecureResult};
 use crate::schedule::Schedule;
 use crate::wire::{
@@ -136,6 +137,10 @@ pub struct SecureServer {
     offered: Vec<Offered>,
     /// Limit on the client's hello (see [`SecureServer::set_hello_timeout`]).
     hello_timeout: std::time::Duration,
+    /// What clients learn ([`SecureServer::set_output_mode`]); the argmax
+    /// stage in label mode.
+    output_mode: OutputMode,
+    argmax: Option<ArgmaxStage>,
 }
 
 impl std::fmt::Debug for SecureServer {
@@ -220,7 +225,49 @@ impl SecureServer {
             schedule,
             offered,
             hello_timeout: crate::config::DEFAULT_HELLO_TIMEOUT,
+            output_mode: OutputMode::Logits,
+            argmax: None,
         })
+    }
+
+    /// Chooses what clients learn of each sample (default
+    /// [`OutputMode::Logits`]); announced in every later session's hello.
+    /// Label mode runs the secure argmax ([`crate::output_mode`]); it is
+    /// refused for a model with fewer than two classes, and, when the model
+    /// announces an input box, if the range analysis cannot prove that the
+    /// logits leave the argmax's headroom
+    /// ([`crate::output_mode::label_mode_max_bits`]).
+    pub fn set_output_mode(&mut self, mode: OutputMode) -> SecureResult<()> {
+        let argmax = match mode {
+            OutputMode::Logits => None,
+            OutputMode::Label => {
+                let stage = ArgmaxStage::new(self.public.fixed, self.served.classes)?;
+                if let Some(range) = self.range() {
+                    let range = range?;
+                    let allowed = crate::output_mode::label_mode_max_bits(
+                        range.ring_bits,
+                        self.served.classes,
+                    );
+                    if let Some(out) = range.values.last()
+                        && out.bits > allowed
+                    {
+                        return Err(SecureError::Config(format!(
+                            "label mode: the logits' proven bound ({} bits) leaves no room for the secure argmax of {} classes (at most {allowed} bits in Z_2^{})",
+                            out.bits, self.served.classes, range.ring_bits
+                        )));
+                    }
+                }
+                Some(stage)
+            }
+        };
+        self.output_mode = mode;
+        self.argmax = argmax;
+        Ok(())
+    }
+
+    /// What clients learn of each sample.
+    pub fn output_mode(&self) -> OutputMode {
+        self.output_mode
     }
 
     /// Sets the limit on the client's hello (default
@@ -348,6 +395,7 @@ impl SecureServer {
                 preprocess: self.served.preprocess.clone(),
                 output_error_bound: self.output_error_bound,
                 input_bound: self.announced.input_bound,
+                output_mode: self.output_mode,
             },
             program: self.public.clone(),
             session: self.session_params(chunk),
@@ -623,6 +671,11 @@ impl SecureServer {
             let mut y = pass.run(vec![0u64; m * in_len], m).await?;
             if let Some(a) = alteration.as_mut() {
                 a.alter(&mut y, start, m, &domain, rng);
+            }
+            if let Some(stage) = &self.argmax {
+                y = stage
+                    .run(&mut *party, meter, timeout, domain, y, m, false)
+                    .await?;
             }
             reveal(&mut *party, meter, timeout, y, m).await?;
             start += m;
