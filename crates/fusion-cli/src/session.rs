@@ -166,6 +166,8 @@ pub struct ModelSummary {
     /// The server's announced per-entry output error bound `E` (score
     /// units; `--near-ties` uses it, the client cannot check it).
     pub output_error_bound: Option<f64>,
+    /// What the server reveals of each sample (`logits` or `label`).
+    pub output_mode: String,
 }
 
 /// Per-query figures of the inference batch.
@@ -310,6 +312,13 @@ pub async fn fusion_over<G: Rng + CryptoRng>(
     let hello = client.server_hello().clone();
     let model = summary(&hello.model, &client);
     let mut params = settings.params(classes);
+    if settings.near_ties && hello.model.output_mode == fusion_engine::OutputMode::Label {
+        client.close();
+        return Err(usage(format!(
+            "--near-ties compares logits, and the server of model `{}` reveals only labels (output mode `label`)",
+            hello.model.name
+        )));
+    }
     if settings.near_ties {
         match hello.model.output_error_bound {
             Some(bound) => params.consistency = Consistency::NearTies { bound },
@@ -376,6 +385,7 @@ fn summary(m: &ModelInfo, client: &SecureClient) -> ModelSummary {
         steps: p.steps.len(),
         fused_relu_truncations: client.schedule().fused,
         output_error_bound: m.output_error_bound,
+        output_mode: m.output_mode.to_string(),
     }
 }
 
@@ -402,8 +412,8 @@ impl Outcome {
         let m = &self.model;
         let _ = writeln!(
             s,
-            "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps)",
-            m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps
+            "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps; output mode {})",
+            m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps, m.output_mode
         );
         if let Some(f) = &self.stat_sec {
             let _ = writeln!(
@@ -446,11 +456,15 @@ impl Outcome {
                     } else {
                         name(o.label())
                     };
-                    let _ = writeln!(
-                        s,
-                        "  query {i:>3}: {label}   logits [{}]{t}",
-                        scores.join(", ")
-                    );
+                    if m.output_mode == "label" {
+                        let _ = writeln!(s, "  query {i:>3}: {label}{t}");
+                    } else {
+                        let _ = writeln!(
+                            s,
+                            "  query {i:>3}: {label}   logits [{}]{t}",
+                            scores.join(", ")
+                        );
+                    }
                 }
             }
             Verdict::Abort { .. } => {

@@ -17,38 +17,47 @@
 //! Written only in the backends' existing vocabulary ([`NonLinearOp::MaxPool`]
 //! and [`NonLinearOp::Relu`], both exact) and local share arithmetic, so every
 //! backend runs it unchanged. For a sample with shared outputs
-//! `y_0 .. y_{k-1}` (`k` classes, ring elements at the output scale):
+//! `y_0 .. y_{k-1}` (`k` classes, ring elements at the output scale), one
+//! **round** on a shared vector `x` computes the indicators of its maxima:
 //!
-//! 1. **Tie-break** (local): `y'_i = k·y_i + (k-1-i)`; the public constant is
-//!    added to the client's share only. Distinct `y'` for every `i`, and
-//!    `y'_i > y'_j` iff `y_i > y_j`, or `y_i = y_j` and `i < j`: the lowest
-//!    index of the top logits wins, as in [`fusion_core::Output::label`].
-//! 2. **Max** (one [`NonLinearOp::MaxPool`] with one window of all `k`
-//!    entries): `m = max_i y'_i`, exact.
-//! 3. **Differences** (local): `d_i = y'_i - m <= 0`, exactly one `d_i = 0`.
-//! 4. **Indicator** (one [`NonLinearOp::Relu`] over `2k` values per sample):
-//!    `h_i = ReLU(d_i + 1) - ReLU(d_i)`, which is `1` for `d_i = 0` and `0`
-//!    for `d_i <= -1`, exact in the ring (the `+1` is one unit added to the
-//!    client's share).
-//! 5. The backend's output stage reveals `h` (a one-hot vector) to the client.
+//! * `m = max_i x_i` (one [`NonLinearOp::MaxPool`] with one window of all `k`
+//!   entries; exact);
+//! * `d_i = x_i - m <= 0` (local);
+//! * `h_i = ReLU(d_i + 1) - ReLU(d_i)` (one [`NonLinearOp::Relu`] over `2k`
+//!   values per sample; the `+1` is one unit added to the client's share):
+//!   `1` for `d_i = 0`, `0` for `d_i <= -1`, exact in the ring.
+//!
+//! The stage runs two rounds:
+//!
+//! 1. on the logits `y`: `e_i = [y_i = max y]`, a 0/1 vector with a 1 at
+//!    every top logit (several on an exact tie);
+//! 2. **tie-break** on `t_i = k·e_i + (k-1-i)` (local; the public constant on
+//!    the client's share): the `t_i` are distinct and in `[0, 2k)`, and the
+//!    largest is at the lowest index among the top logits, so the second
+//!    round's indicators are a one-hot vector of exactly the class
+//!    [`fusion_core::Output::label`] and the plaintext engine
+//!    (`fusion_nn::fixed::argmax_signed`) choose: the lowest index of the top
+//!    logits.
+//!
+//! The backend's output stage then reveals the one-hot vector.
 //!
 //! **Range precondition.** The max pool of the OT backends is exact for
-//! inputs in `[-2^(l-2), 2^(l-2))` (fusion-ot `maxpool`), ReLU is exact for
-//! every signed ring value (field backends: every centred representative of
-//! `Z_p`, `p > 2^l`), so the stage is exact when `k·|y_i| + k <= 2^(l-2)`,
-//! which holds when the logits need at most [`label_mode_max_bits`] bits
-//! with their sign: `l - 1 - bitlen(k)` (`l = 37`: 34 bits for two classes,
-//! 32 for ten, against the engine's own 36).
-//! [`crate::SecureServer::set_output_mode`] checks this against the range
-//! analysis when the model announces an input box
-//! ([`fusion_nn::calibrate::RangeAnalysis`]) and refuses label mode if the
-//! logits' proven bound leaves no room. The garbled-circuit backends compute
-//! the same ops on the same ring values.
+//! inputs in `[-2^(l-2), 2^(l-2))` (fusion-ot `maxpool`; the garbled-circuit
+//! and field backends compute the same comparisons on the same signed
+//! values), ReLU is exact for every signed ring value (field backends: every
+//! centred representative of `Z_p`, `p > 2^l`), and `d_i` lies in
+//! `(-2^(l-1), 0]`. So the stage is exact whenever the logits satisfy the
+//! engine's own range condition (`|y| < 2^(l-2)`, what
+//! [`fusion_nn::calibrate::RangeAnalysis::proven`] proves); the second
+//! round's values are below `2k`. The tie-break costs a round instead of
+//! headroom: scaling the logits by `k` would need `log2 k` more bits than the
+//! range analysis proves for shipped models (bc-mlp's proven logit bound
+//! uses 35 of the 36 bits).
 //!
-//! **Cost.** Per sample, `k - 1` pairwise maxima (the max pool's ReLU-based
-//! tournament, `ceil(log2 k)` rounds) and `2k` ReLUs in one call, plus the
-//! reveal of `k` values as in logits mode; metered under
-//! [`fusion_net::Phase::Output`].
+//! **Cost.** Per sample, two max pools of `k` entries (`k - 1` pairwise
+//! maxima each, `ceil(log2 k)` ReLU rounds) and two ReLU calls of `2k`
+//! values: `6k - 2` ReLUs, against none in logits mode; the reveal is the
+//! same `k` values. Metered under [`fusion_net::Phase::Output`].
 //!
 //! # What each party learns
 //!
@@ -126,16 +135,6 @@ impl std::str::FromStr for OutputMode {
     }
 }
 
-/// Bits the logits may need (with sign) for the argmax stage of `classes`
-/// classes in ring `l` to be exact: `k·|y| + k <= 2^(l-2)` holds when
-/// `|y| < 2^(b-1)` with `b` returned here (see the module docs).
-pub fn label_mode_max_bits(ring_bits: u32, classes: usize) -> u32 {
-    let k = classes.max(2) as u64;
-    // ceil(log2 (k + 1)) bits for the factor and the offset.
-    let extra = 64 - k.leading_zeros();
-    (ring_bits - 1).saturating_sub(extra)
-}
-
 /// The secure argmax of one output width (see the module docs): a small
 /// public program whose schedule both parties walk, so that backends with a
 /// preprocessing phase prepare it like any pass.
@@ -146,12 +145,6 @@ pub struct ArgmaxStage {
     schedule: Schedule,
 }
 
-/// Value ids of the stage's program.
-const LOGITS: usize = 0;
-const MAX: usize = 1;
-const SHIFTED: usize = 2;
-const INDICATORS: usize = 3;
-
 impl ArgmaxStage {
     /// The stage for `classes` outputs in the program's fixed point `fixed`.
     pub fn new(fixed: FixedPoint, classes: usize) -> SecureResult<Self> {
@@ -160,6 +153,10 @@ impl ArgmaxStage {
                 "label mode needs at least two classes, the model has {classes}"
             )));
         }
+        let k = classes;
+        // Values: 0 logits [k]; per round r (r = 0, 1), starting at value
+        // 4r: its max [1], the ReLU input [2k], the ReLU output [2k]; and the
+        // tie-break input [k] between the rounds (value 4).
         let step = |name: &str, op: PublicOp, inputs: Vec<usize>, width: usize| PublicStep {
             name: name.into(),
             op,
@@ -167,55 +164,49 @@ impl ArgmaxStage {
             shape: vec![width],
             scale: 0,
         };
+        // The public ops here only name the steps; the stage runs the
+        // schedule's `NonLinearOp`s and its own local arithmetic.
+        let pool = || PublicOp::MaxPool {
+            kernel: k,
+            stride: k,
+            padding: 0,
+        };
         let program = PublicProgram {
             fixed,
-            input_shape: vec![classes],
+            input_shape: vec![k],
             steps: vec![
-                // The public op here only names the step; the stage runs the
-                // schedule's `NonLinearOp`s.
-                step(
-                    "argmax.max",
-                    PublicOp::MaxPool {
-                        kernel: classes,
-                        stride: classes,
-                        padding: 0,
-                    },
-                    vec![LOGITS],
-                    1,
-                ),
-                step("argmax.shift", PublicOp::Add, vec![LOGITS, MAX], 2 * classes),
-                step("argmax.relu", PublicOp::Relu, vec![SHIFTED], 2 * classes),
+                step("argmax.max", pool(), vec![0], 1),
+                step("argmax.diff", PublicOp::Add, vec![0, 1], 2 * k),
+                step("argmax.relu", PublicOp::Relu, vec![2], 2 * k),
+                step("argmax.tiebreak", PublicOp::Add, vec![3], k),
+                step("argmax.tie_max", pool(), vec![4], 1),
+                step("argmax.tie_diff", PublicOp::Add, vec![4, 5], 2 * k),
+                step("argmax.tie_relu", PublicOp::Relu, vec![6], 2 * k),
             ],
         };
-        let window: Vec<usize> = (0..classes).collect();
-        let action = |kind, step, output, inputs| Action {
+        let max_op = NonLinearOp::MaxPool {
+            windows: Arc::new(vec![(0..k).collect()]),
+            in_len: k,
+        };
+        let action = |kind, step: usize, inputs| Action {
             kind,
             step,
-            output,
+            output: step + 1,
             inputs,
         };
         let actions = vec![
-            action(
-                ActionKind::NonLinear(NonLinearOp::MaxPool {
-                    windows: Arc::new(vec![window]),
-                    in_len: classes,
-                }),
-                0,
-                MAX,
-                vec![LOGITS],
-            ),
-            action(ActionKind::Local, 1, SHIFTED, vec![LOGITS, MAX]),
-            action(
-                ActionKind::NonLinear(NonLinearOp::Relu),
-                2,
-                INDICATORS,
-                vec![SHIFTED],
-            ),
+            action(ActionKind::NonLinear(max_op.clone()), 0, vec![0]),
+            action(ActionKind::Local, 1, vec![0, 1]),
+            action(ActionKind::NonLinear(NonLinearOp::Relu), 2, vec![2]),
+            action(ActionKind::Local, 3, vec![3]),
+            action(ActionKind::NonLinear(max_op), 4, vec![4]),
+            action(ActionKind::Local, 5, vec![4, 5]),
+            action(ActionKind::NonLinear(NonLinearOp::Relu), 6, vec![6]),
         ];
         let schedule = Schedule {
             drop_after: vec![Vec::new(); actions.len()],
             actions,
-            output: INDICATORS,
+            output: 7,
             fused: 0,
         };
         Ok(ArgmaxStage {
@@ -234,6 +225,7 @@ impl ArgmaxStage {
     /// `domain`) and returns its share of the one-hot vectors. `adds_constants`
     /// is `true` for exactly one party (the client). Phase
     /// [`Phase::Output`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         backend: &mut dyn PartySession,
@@ -263,29 +255,65 @@ impl ArgmaxStage {
             backend.preprocess(plan),
         )
         .await?;
-        let one = domain.from_program(1);
-        let zero = domain.from_program(0);
-        let constant = |c: u64| if adds_constants { domain.from_program(c) } else { zero };
-        // 1. y'_i = k y_i + (k - 1 - i).
-        let shifted: Vec<u64> = y
+        let ops: Vec<&NonLinearOp> = self
+            .schedule
+            .actions
             .iter()
-            .enumerate()
-            .map(|(j, &v)| {
-                let i = (j % k) as u64;
-                domain.add(times(domain, v, k as u64), constant(k as u64 - 1 - i))
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(op) => Some(op),
+                _ => None,
             })
             .collect();
-        // 2. m = max_i y'_i.
-        let [max_action, _, relu_action] = &self.schedule.actions[..] else {
-            return Err(SecureError::Config("argmax schedule".into()));
+        let [max_a, relu_a, max_b, relu_b] = ops[..] else {
+            return Err(SecureError::Config("the argmax schedule".into()));
         };
-        let ActionKind::NonLinear(max_op) = &max_action.kind else {
-            return Err(SecureError::Config("argmax schedule".into()));
-        };
-        let m = timed(
+        let round = Round {
+            k,
+            n,
+            domain,
             timeout,
+            adds_constants,
+        };
+        // Round 1: the indicators of every maximal logit.
+        let e = round.indicators(backend, max_a, relu_a, y).await?;
+        // Tie-break: k e_i + (k - 1 - i), distinct, in [0, 2k).
+        let constant = |c: usize| {
+            domain.from_program(if adds_constants { c as u64 } else { 0 })
+        };
+        let t: Vec<u64> = e
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| domain.add(times(domain, v, k as u64), constant(k - 1 - j % k)))
+            .collect();
+        // Round 2: the one maximal tie-break value.
+        round.indicators(backend, max_b, relu_b, t).await
+    }
+}
+
+/// One round of the stage: the public sizes and this party's role.
+struct Round {
+    k: usize,
+    n: usize,
+    domain: Domain,
+    timeout: Duration,
+    adds_constants: bool,
+}
+
+impl Round {
+    /// This party's shares of `[x_i = max_j x_j]` for each sample of `x`:
+    /// `ReLU(d_i + 1) - ReLU(d_i)` with `d_i = x_i - max`.
+    async fn indicators(
+        &self,
+        backend: &mut dyn PartySession,
+        max_op: &NonLinearOp,
+        relu_op: &NonLinearOp,
+        x: Vec<u64>,
+    ) -> SecureResult<Vec<u64>> {
+        let (k, n, domain) = (self.k, self.n, self.domain);
+        let m = timed(
+            self.timeout,
             || "running the argmax's max".into(),
-            backend.nonlinear(max_op, shifted.clone(), n),
+            backend.nonlinear(max_op, x.clone(), n),
         )
         .await?;
         if m.len() != n {
@@ -294,25 +322,15 @@ impl ArgmaxStage {
                 m.len()
             )));
         }
-        // 3. d_i = y'_i - m; the ReLU's input per sample is [d + 1, d].
+        let one = domain.from_program(u64::from(self.adds_constants));
         let mut z = Vec::with_capacity(2 * n * k);
-        for (s, row) in shifted.chunks(k).enumerate() {
-            let d: Vec<u64> = row.iter().map(|&v| domain.sub(v, m[s])).collect();
-            z.extend(d.iter().map(|&v| {
-                if adds_constants {
-                    domain.add(v, one)
-                } else {
-                    v
-                }
-            }));
+        for (row, &mx) in x.chunks(k).zip(&m) {
+            let d: Vec<u64> = row.iter().map(|&v| domain.sub(v, mx)).collect();
+            z.extend(d.iter().map(|&v| domain.add(v, one)));
             z.extend(d);
         }
-        // 4. h_i = ReLU(d_i + 1) - ReLU(d_i).
-        let ActionKind::NonLinear(relu_op) = &relu_action.kind else {
-            return Err(SecureError::Config("argmax schedule".into()));
-        };
         let r = timed(
-            timeout,
+            self.timeout,
             || "running the argmax's ReLU".into(),
             backend.nonlinear(relu_op, z, n),
         )
@@ -393,18 +411,6 @@ mod tests {
             let e = check_one_hot(&bad, 3, 4).unwrap_err();
             assert!(matches!(e, SecureError::Malformed(_)));
             assert!(e.to_string().contains("sample 5"), "{e}");
-        }
-    }
-
-    #[test]
-    fn label_mode_bits_leave_room_for_the_tie_break() {
-        // l = 37, 10 classes: 10 |y| + 10 <= 2^35 needs |y| < 2^31.
-        assert_eq!(label_mode_max_bits(37, 10), 32);
-        assert_eq!(label_mode_max_bits(37, 2), 34);
-        for (l, k) in [(37u32, 10usize), (37, 2), (64, 1000)] {
-            let b = label_mode_max_bits(l, k);
-            let y = (1u128 << (b - 1)) - 1;
-            assert!(k as u128 * y + k as u128 <= 1u128 << (l - 2));
         }
     }
 }

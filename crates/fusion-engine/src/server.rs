@@ -232,36 +232,15 @@ impl SecureServer {
 
     /// Chooses what clients learn of each sample (default
     /// [`OutputMode::Logits`]); announced in every later session's hello.
-    /// Label mode runs the secure argmax ([`crate::output_mode`]); it is
-    /// refused for a model with fewer than two classes, and, when the model
-    /// announces an input box, if the range analysis cannot prove that the
-    /// logits leave the argmax's headroom
-    /// ([`crate::output_mode::label_mode_max_bits`]).
+    /// Label mode runs the secure argmax ([`crate::output_mode`]; exact under
+    /// the engine's own range condition) and is refused for a model with
+    /// fewer than two classes.
     pub fn set_output_mode(&mut self, mode: OutputMode) -> SecureResult<()> {
-        let argmax = match mode {
+        self.argmax = match mode {
             OutputMode::Logits => None,
-            OutputMode::Label => {
-                let stage = ArgmaxStage::new(self.public.fixed, self.served.classes)?;
-                if let Some(range) = self.range() {
-                    let range = range?;
-                    let allowed = crate::output_mode::label_mode_max_bits(
-                        range.ring_bits,
-                        self.served.classes,
-                    );
-                    if let Some(out) = range.values.last()
-                        && out.bits > allowed
-                    {
-                        return Err(SecureError::Config(format!(
-                            "label mode: the logits' proven bound ({} bits) leaves no room for the secure argmax of {} classes (at most {allowed} bits in Z_2^{})",
-                            out.bits, self.served.classes, range.ring_bits
-                        )));
-                    }
-                }
-                Some(stage)
-            }
+            OutputMode::Label => Some(ArgmaxStage::new(self.public.fixed, self.served.classes)?),
         };
         self.output_mode = mode;
-        self.argmax = argmax;
         Ok(())
     }
 

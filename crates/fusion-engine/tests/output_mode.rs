@@ -242,7 +242,7 @@ async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_
     let public = program.public();
     let ring = program.ring();
     let k = 10usize;
-    let big = (1i64 << 31) - 2; // the largest |y| label mode allows at l = 37
+    let big = (1i64 << 35) - 1; // the largest |y| of the engine's range at l = 37
     let rows: Vec<Vec<i64>> = vec![
         vec![5, 5, 3, 5, 0, 0, 0, 0, 0, 0],           // tie at the top: class 0
         vec![-7; 10],                                 // all equal: class 0
