@@ -30,7 +30,10 @@
 //! * `argmax_agreement`, `max_logit_error`: the secure logits against the
 //!   plaintext fixed-point interpreter on the same encoded inputs, computed in
 //!   the client process from the same seeded model. This is a **benchmark
-//!   shortcut**: a real client never has the weights.
+//!   shortcut**: a real client never has the weights. With
+//!   `--output-mode label` the client gets one-hot vectors: the argmax
+//!   agreement compares their class, and `max_logit_error` is reported as 0
+//!   (no logits to compare). `output_mode` names the mode.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -910,7 +913,12 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         per_sample_ms: mid.0 * 1e3 / n as f64,
         per_sample_kib: bytes_total as f64 / 1024.0 / n as f64,
         argmax_agreement: agree as f64 / checked.max(1) as f64,
-        max_logit_error: max_err,
+        // Label mode: the client has one-hot vectors, no logits to compare.
+        max_logit_error: if o.output_mode == "label" {
+            0.0
+        } else {
+            max_err
+        },
         checked_samples: checked,
         phases: stats.phases.iter().map(PhaseRecord::from).collect(),
         chunks: stats.chunks,

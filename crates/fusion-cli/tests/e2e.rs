@@ -448,7 +448,13 @@ fn a_label_mode_server_reveals_only_labels_and_fusion_accepts() {
     }
     let (_server, addr) = serve(
         dir,
-        &["--sessions", "1", "--output-mode", "label", "--require-range-proof"],
+        &[
+            "--sessions",
+            "1",
+            "--output-mode",
+            "label",
+            "--require-range-proof",
+        ],
     );
     let cert = dir.join("keys/cert.pem");
     let json = dir.join("report.json");
@@ -459,7 +465,12 @@ fn a_label_mode_server_reveals_only_labels_and_fusion_accepts() {
         &["--json", json.to_str().expect("utf8")],
     );
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("ACCEPT"), "{stdout}");
     assert!(stdout.contains("output mode label"), "{stdout}");
     assert!(!stdout.contains("logits ["), "{stdout}");

@@ -338,7 +338,11 @@ impl SecureClient {
         if self.output_mode() == OutputMode::Label {
             return y
                 .chunks(self.classes().max(1))
-                .map(|row| row.iter().map(|&v| if v == 1 { 1.0 } else { 0.0 }).collect())
+                .map(|row| {
+                    row.iter()
+                        .map(|&v| if v == 1 { 1.0 } else { 0.0 })
+                        .collect()
+                })
                 .collect();
         }
         let (fp, s) = (self.hello.program.fixed, self.hello.program.output_scale());

@@ -63,8 +63,9 @@
 //!   client used its outputs only if the client tells it (e.g. by aborting in
 //!   Fusion, a one-bit selective-failure channel per session).
 //! * **Client**: the public view of the program (architecture, shapes, ring and
-//!   scale, preprocessing, class count; no coefficients), the outputs (logits)
-//!   of its samples, and sizes and timing. HE replies are re-randomised and
+//!   scale, preprocessing, class count; no coefficients), the outputs of its
+//!   samples (the logits, or in label mode only the class, as the server
+//!   chooses: [`output_mode`]), and sizes and timing. HE replies are re-randomised and
 //!   noise-flooded (fusion-he), so they reveal only the client's output share.
 //!
 //! # Threat model
@@ -77,7 +78,8 @@
 //! server that cheats on the outputs. The server's privacy holds against a
 //! **semi-honest client** only: a client that shifts its shares can extract
 //! weights from semi-honest protocols (MUSE, Lehmkuhl et al., USENIX Security
-//! 2021), and any client learns full logits, which help model extraction;
+//! 2021). In logits mode any client learns full logits, which help model
+//! extraction; the server can reveal only labels instead ([`output_mode`]);
 //! output perturbation (the paper's use of reverse sigmoid) is not
 //! implemented. The public view, the preprocessing and the class count are
 //! public by design.

@@ -35,7 +35,7 @@
 //!    the client's share): the `t_i` are distinct and in `[0, 2k)`, and the
 //!    largest is at the lowest index among the top logits, so the second
 //!    round's indicators are a one-hot vector of exactly the class
-//!    [`fusion_core::Output::label`] and the plaintext engine
+//!    [`fusion_core::engine::Output::label`] and the plaintext engine
 //!    (`fusion_nn::fixed::argmax_signed`) choose: the lowest index of the top
 //!    logits.
 //!
@@ -75,8 +75,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fusion_net::{Meter, Phase};
 use fusion_core::ring::FixedPoint;
+use fusion_net::{Meter, Phase};
 use fusion_nn::fixed::{PublicOp, PublicProgram, PublicStep};
 use serde::{Deserialize, Serialize};
 
@@ -277,9 +277,7 @@ impl ArgmaxStage {
         // Round 1: the indicators of every maximal logit.
         let e = round.indicators(backend, max_a, relu_a, y).await?;
         // Tie-break: k e_i + (k - 1 - i), distinct, in [0, 2k).
-        let constant = |c: usize| {
-            domain.from_program(if adds_constants { c as u64 } else { 0 })
-        };
+        let constant = |c: usize| domain.from_program(if adds_constants { c as u64 } else { 0 });
         let t: Vec<u64> = e
             .iter()
             .enumerate()
@@ -406,8 +404,15 @@ mod tests {
 
     #[test]
     fn one_hot_check_names_the_bad_sample() {
-        assert_eq!(check_one_hot(&[0, 1, 0, 1, 0, 0], 3, 0).expect("ok"), [1, 0]);
-        for bad in [vec![0, 1, 0, 1, 1, 0], vec![0, 1, 0, 0, 0, 0], vec![0, 1, 0, 2, 1, 0]] {
+        assert_eq!(
+            check_one_hot(&[0, 1, 0, 1, 0, 0], 3, 0).expect("ok"),
+            [1, 0]
+        );
+        for bad in [
+            vec![0, 1, 0, 1, 1, 0],
+            vec![0, 1, 0, 0, 0, 0],
+            vec![0, 1, 0, 2, 1, 0],
+        ] {
             let e = check_one_hot(&bad, 3, 4).unwrap_err();
             assert!(matches!(e, SecureError::Malformed(_)));
             assert!(e.to_string().contains("sample 5"), "{e}");

@@ -41,8 +41,8 @@ use crate::backend::{Backend, PartySession, PreparedBackend, SetupLink};
 use crate::behaviour::ServerBehaviour;
 use crate::config::{MAX_CHUNK, ServerConfig, SessionParams};
 use crate::driver::{Pass, reveal, timed};
-use crate::output_mode::{ArgmaxStage, OutputMode};
 use crate::error::{SecureError, SecureResult};
+use crate::output_mode::{ArgmaxStage, OutputMode};
 use crate::schedule::Schedule;
 use crate::wire::{
     ClientHello, ClientMsg, ModelInfo, PROTOCOL, ServerHello, ServerMsg, SessionEnd, VERSION,

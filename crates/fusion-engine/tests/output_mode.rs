@@ -2,6 +2,8 @@
 //! backend, against the plaintext fixed-point engine, both parties in one
 //! test with fixed seeds over loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +29,8 @@ use fusion_nn::fixed::{FixedProgram, argmax_signed};
 use fusion_nn::model::Model;
 use fusion_nn::tensor::{RingTensor, Tensor};
 use fusion_nn::{eval, zoo};
-use rand::rngs::ChaCha20Rng;
 use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
 
 mod support;
 use support::dealer::{Dealer, DealerBackend};
@@ -113,19 +115,15 @@ async fn label_session(
 ) -> Result<(Vec<u64>, OutputMode, u64), SecureError> {
     rayon_threads();
     let (sb, cb) = backends(kind, &served.program);
-    let mut server = SecureServer::new(
-        served,
-        ServerConfig::default(),
-        vec![sb],
-        Arc::new(Honest),
-    )?;
+    let mut server =
+        SecureServer::new(served, ServerConfig::default(), vec![sb], Arc::new(Honest))?;
     server.set_output_mode(OutputMode::Label)?;
     let (s, c) = local_pair(&net()).await?;
     let mut srng = ChaCha20Rng::seed_from_u64(41);
     let mut crng = ChaCha20Rng::seed_from_u64(42);
     let client = async move {
-        let mut client = SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng)
-            .await?;
+        let mut client =
+            SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng).await?;
         let mode = client.output_mode();
         let n = x.batch();
         let y = client.infer_encoded(x.into_data(), n).await?;
@@ -150,8 +148,15 @@ async fn check_label_mode(model: &Model, raw: Tensor<f32>, kind: &Kind, require_
         .encode_input(&model.meta.preprocess.apply(&raw).unwrap())
         .unwrap();
     let (y, mode, out_bytes) = label_session(served, kind, x.clone()).await.unwrap();
-    assert_eq!(mode, OutputMode::Label, "the client sees the announced mode");
-    assert!(out_bytes > 0, "the argmax is metered under the output phase");
+    assert_eq!(
+        mode,
+        OutputMode::Label,
+        "the client sees the announced mode"
+    );
+    assert!(
+        out_bytes > 0,
+        "the argmax is metered under the output phase"
+    );
     let classes = program.output_shape()[0];
     let ring = program.ring();
     assert_eq!(y.len(), x.batch() * classes);
@@ -175,7 +180,11 @@ async fn check_label_mode(model: &Model, raw: Tensor<f32>, kind: &Kind, require_
     let reference = all.last().unwrap();
     let ref_arg = argmax_signed(ring, reference);
     let mut compared = 0;
-    for (i, (row, r)) in y.chunks(classes).zip(reference.data().chunks(classes)).enumerate() {
+    for (i, (row, r)) in y
+        .chunks(classes)
+        .zip(reference.data().chunks(classes))
+        .enumerate()
+    {
         let got = row.iter().position(|&v| v == 1).unwrap();
         let mut s: Vec<i64> = r.iter().map(|&v| ring.to_signed(v)).collect();
         s.sort_unstable();
@@ -186,7 +195,10 @@ async fn check_label_mode(model: &Model, raw: Tensor<f32>, kind: &Kind, require_
     }
     // (mnist-cnn's proven deviation bound is loose: its samples may all be
     // within it; the one-hot checks above still hold.)
-    assert!(!require_clear || compared > 0, "no sample had a clear margin");
+    assert!(
+        !require_clear || compared > 0,
+        "no sample had a clear margin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,12 +256,23 @@ async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_
     let k = 10usize;
     let big = (1i64 << 35) - 1; // the largest |y| of the engine's range at l = 37
     let rows: Vec<Vec<i64>> = vec![
-        vec![5, 5, 3, 5, 0, 0, 0, 0, 0, 0],           // tie at the top: class 0
-        vec![-7; 10],                                 // all equal: class 0
+        vec![5, 5, 3, 5, 0, 0, 0, 0, 0, 0], // tie at the top: class 0
+        vec![-7; 10],                       // all equal: class 0
         vec![-9, -3, -3, -8, -3, -4, -5, -6, -7, -8], // tie of negatives: class 1
-        vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 1],           // one ulp apart: class 9
+        vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 1], // one ulp apart: class 9
         vec![big, -big, 0, big - 1, 0, 0, 0, 0, 0, big], // extremes, tie: class 0
-        vec![-big, -big, -big, -big, -big, -big, -big, -big, -big + 1, -big], // class 8
+        vec![
+            -big,
+            -big,
+            -big,
+            -big,
+            -big,
+            -big,
+            -big,
+            -big,
+            -big + 1,
+            -big,
+        ], // class 8
     ];
     let n = rows.len();
     let expected: Vec<usize> = rows.iter().map(|r| plain_argmax(r)).collect();
@@ -363,8 +386,10 @@ async fn fusion_in_label_mode_accepts_the_honest_server_and_catches_cheats() {
     for kind in [cheetah, aby, dealer] {
         let honest = fusion_in_label_mode(&kind, Arc::new(Honest)).await.unwrap();
         assert!(honest.accepted(), "{honest}");
-        let cheats: [Arc<dyn ServerBehaviour>; 2] =
-            [Arc::new(Tamper::new(30, 0, 2).unwrap()), Arc::new(RandomOutputs)];
+        let cheats: [Arc<dyn ServerBehaviour>; 2] = [
+            Arc::new(Tamper::new(30, 0, 2).unwrap()),
+            Arc::new(RandomOutputs),
+        ];
         for cheat in cheats {
             let name = cheat.name();
             // Detected: the verification rejects, or (random logits outside
