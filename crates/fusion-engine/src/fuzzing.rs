@@ -269,7 +269,9 @@ mod tests {
         }
         // The mode is one byte apart; any other value is refused as malformed.
         assert_eq!(logits.len(), label.len());
-        let at: Vec<usize> = (0..label.len()).filter(|&i| logits[i] != label[i]).collect();
+        let at: Vec<usize> = (0..label.len())
+            .filter(|&i| logits[i] != label[i])
+            .collect();
         assert_eq!(at.len(), 1, "{at:?}");
         let mut bad = label.clone();
         bad[at[0]] = 7;
