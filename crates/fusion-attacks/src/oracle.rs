@@ -18,7 +18,8 @@
 //! * [`F64Oracle`]: the same fully connected network evaluated in f64 (the
 //!   reference for A2).
 //! * [`LabelOnly`]: wraps an oracle and returns only the argmax: a plaintext
-//!   model of the `label` output mode (the mode on shares is not implemented).
+//!   model of the `label` output mode (on shares it is the server's
+//!   `--output-mode label`, which the secure oracle of `fusion-cli` uses).
 //!
 //! The secure oracle (a real Fusion run per batch of queries, over QUIC) lives
 //! with the client in `fusion-cli` (`secure_oracle.rs`), since it needs the

@@ -30,7 +30,10 @@
 //! * `argmax_agreement`, `max_logit_error`: the secure logits against the
 //!   plaintext fixed-point interpreter on the same encoded inputs, computed in
 //!   the client process from the same seeded model. This is a **benchmark
-//!   shortcut**: a real client never has the weights.
+//!   shortcut**: a real client never has the weights. With
+//!   `--output-mode label` the client gets one-hot vectors: the argmax
+//!   agreement compares their class, and `max_logit_error` is reported as 0
+//!   (no logits to compare). `output_mode` names the mode.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -196,6 +199,10 @@ pub struct InferOptions {
     /// of Cheetah and SPU (the default here).
     #[arg(long, value_name = "BITS")]
     pub stat_sec_per_session: Option<u32>,
+    /// What the server reveals: `logits`, or `label` (a secure argmax on the
+    /// shares, metered in the output phase; the cost of the paper's Figure 7).
+    #[arg(long, value_name = "MODE", default_value = "logits")]
+    pub output_mode: String,
 }
 
 /// The server's flooding setting for `per_session` (see
@@ -230,6 +237,7 @@ impl InferOptions {
             timeout: 1800,
             engine: EngineTuning::Bytes,
             stat_sec_per_session: None,
+            output_mode: "logits".into(),
         }
     }
 
@@ -274,6 +282,9 @@ impl InferOptions {
         if let Some(b) = self.stat_sec_per_session {
             c += &format!(" --stat-sec-per-session {b}");
         }
+        if self.output_mode != "logits" {
+            c += &format!(" --output-mode {}", self.output_mode);
+        }
         c + " --json"
     }
 
@@ -294,6 +305,9 @@ impl InferOptions {
         eval::fixed_point(self.ring_bits, self.frac_bits)
             .map_err(|e| BenchError::Usage(e.to_string()))?;
         self.he.parse::<HeChoice>().map_err(BenchError::Usage)?;
+        self.output_mode
+            .parse::<fusion_engine::OutputMode>()
+            .map_err(|e| BenchError::Usage(format!("--output-mode: {e}")))?;
         fusion_engine::backends::by_name(&self.backend)
             .map_err(|e| BenchError::Usage(e.to_string()))?;
         let cheetah_only = [
@@ -352,6 +366,8 @@ impl InferOptions {
             self.timeout.to_string(),
             "--engine".into(),
             self.engine.name().into(),
+            "--output-mode".into(),
+            self.output_mode.clone(),
         ]
         .into_iter()
         .chain(
@@ -467,6 +483,9 @@ pub struct InferResult {
     /// The two-party backend.
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// What the server revealed: `logits` or `label` (secure argmax).
+    #[serde(default = "default_output_mode")]
+    pub output_mode: String,
     /// Bytes of the preprocessing phase of the median batch (included in
     /// `bytes_total`).
     #[serde(default)]
@@ -508,6 +527,10 @@ pub struct InferResult {
     pub max_revealed_coefficients: u64,
     /// The equivalent command line.
     pub command: String,
+}
+
+fn default_output_mode() -> String {
+    "logits".into()
 }
 
 impl InferResult {
@@ -890,7 +913,12 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         per_sample_ms: mid.0 * 1e3 / n as f64,
         per_sample_kib: bytes_total as f64 / 1024.0 / n as f64,
         argmax_agreement: agree as f64 / checked.max(1) as f64,
-        max_logit_error: max_err,
+        // Label mode: the client has one-hot vectors, no logits to compare.
+        max_logit_error: if o.output_mode == "label" {
+            0.0
+        } else {
+            max_err
+        },
         checked_samples: checked,
         phases: stats.phases.iter().map(PhaseRecord::from).collect(),
         chunks: stats.chunks,
@@ -911,6 +939,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
             o.ot.to_string()
         },
         backend: o.backend.clone(),
+        output_mode: o.output_mode.clone(),
         preprocessing_bytes: stats.preprocessing.bytes_sent + stats.preprocessing.bytes_received,
         preprocessing_s: stats.preprocessing.seconds,
         online_bytes: bytes_total
@@ -990,6 +1019,9 @@ pub struct PartyOptions {
     /// Engine tuning.
     #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
+    /// Output mode (`logits` or `label`).
+    #[arg(long, default_value = "logits")]
+    pub output_mode: String,
 }
 
 /// The server party: builds the seeded model, listens on 127.0.0.1:0, prints
@@ -1038,7 +1070,14 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
             fusion_engine::backends::by_name(other).map_err(|e| BenchError::Usage(e.to_string()))?
         }
     };
-    let server = SecureServer::new(served, config, vec![backend], Arc::new(Honest))
+    let mut server = SecureServer::new(served, config, vec![backend], Arc::new(Honest))
+        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let mode = p
+        .output_mode
+        .parse::<fusion_engine::OutputMode>()
+        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    server
+        .set_output_mode(mode)
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     let identity = Identity::generate(&[]).map_err(|e| BenchError::Session(e.to_string()))?;
     let opts = InferOptions {

@@ -56,6 +56,10 @@ pub struct Args {
     /// Security parameter lambda.
     #[arg(long, value_name = "LAMBDA", default_value_t = DEFAULT_LAMBDA)]
     lambda: u32,
+    /// What the server lets the client learn of each sample: `logits` or
+    /// `label` (only the class, by a secure argmax on the shares).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::common::OutputModeArg::Logits)]
+    output_mode: crate::common::OutputModeArg,
     /// Model directory (default: the shipped bc-mlp).
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
@@ -136,8 +140,11 @@ fn demo(args: Args) -> Result<u8, CliError> {
     settings.check_plan(r, t)?;
 
     init_rayon();
-    let server =
+    let mut server =
         SecureServer::new(model, ServerConfig::default(), backends, behaviour).map_err(usage)?;
+    server
+        .set_output_mode(args.output_mode.into())
+        .map_err(usage)?;
     let identity = Identity::generate(&[]).map_err(failure)?;
     // Mutual TLS as a deployed server runs it: a throw-away client CA and
     // one client certificate, made here (no set-up needed).
@@ -146,15 +153,17 @@ fn demo(args: Args) -> Result<u8, CliError> {
     let client_roots = ClientRoots::from_identity(&client_ca).map_err(failure)?;
     let net = NetConfig::default();
     println!(
-        "fusion demo: server with model `{}` ({}) on 127.0.0.1, {}; client with R = {r} held-out \
-         patients as queries and T = {t} other held-out patients as public samples",
+        "fusion demo: server with model `{}` ({}) on 127.0.0.1, {}, output mode {}; client with \
+         R = {r} held-out patients as queries and T = {t} other held-out patients as public \
+         samples",
         server.model().name,
         server.model().description,
         if args.cheat.is_honest() {
             "honest".to_string()
         } else {
             format!("CHEATING ({})", server.behaviour_name())
-        }
+        },
+        server.output_mode()
     );
     if let Some(range) = server.range() {
         println!("fusion demo: range {}", range.map_err(failure)?.summary());

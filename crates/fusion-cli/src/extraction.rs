@@ -18,9 +18,9 @@
 //! against a server in this process over QUIC on 127.0.0.1
 //! ([`crate::secure_oracle::SecureOracle`]); its public samples are the first
 //! `--public-count` test samples (for `jbda` these lie inside the seed set).
-//! Defences: `none`; `label` is the plaintext oracle returning the argmax only
-//! (a plaintext model of the label output mode, which on shares is other
-//! work); `reverse-sigmoid` is refused (the output mode on shares is not
+//! Defences: `none`; `label`: with `--oracle secure` the server runs in
+//! `label` output mode (the argmax computed on shares, only the class
+//! revealed), with the other oracles a wrapper returning the argmax only; `reverse-sigmoid` is refused (the output mode on shares is not
 //! implemented yet).
 //!
 //! Writes one JSON object per line and budget to `--json`.
@@ -56,7 +56,8 @@ pub enum Attack {
 pub enum Defence {
     /// Logits are returned.
     None,
-    /// Only the argmax is returned (plaintext oracle only).
+    /// Only the argmax is returned (with `--oracle secure`: the server's label
+    /// output mode, computed on shares).
     Label,
     /// Reverse sigmoid on the probabilities (not implemented: refused).
     ReverseSigmoid,
@@ -183,10 +184,24 @@ fn make_oracle(
             let cheetah = crate::backend::CheetahOptions::default();
             let server = crate::backend::build_one(secure.backend, cheetah.clone())?;
             let client = crate::backend::build_one(secure.backend, cheetah.clone())?;
-            Box::new(
-                SecureOracle::start(model, server, client, secure.public, secure.threshold, rng)
-                    .map_err(attack_err)?,
-            )
+            let mode = match defence {
+                Defence::Label => fusion_engine::OutputMode::Label,
+                _ => fusion_engine::OutputMode::Logits,
+            };
+            // The label defence is the server's output mode on shares here,
+            // not a wrapper.
+            return Ok(Box::new(
+                SecureOracle::start(
+                    model,
+                    server,
+                    client,
+                    secure.public,
+                    secure.threshold,
+                    mode,
+                    rng,
+                )
+                .map_err(attack_err)?,
+            ));
         }
     };
     Ok(match defence {

@@ -403,6 +403,13 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
 
 /// Runs the probes in one batch and solves for the weights.
 async fn attack(client: &mut SecureClient, c: f64, s: f64) -> Result<(DenseNet, u64), CliError> {
+    if client.output_mode() != fusion_engine::OutputMode::Logits {
+        return Err(usage(format!(
+            "the server reveals only labels (output mode `{}`): this attack reads scores; the \
+             label-only variant (SEEK) is not implemented",
+            client.output_mode()
+        )));
+    }
     let t = targets(client)?;
     let (d, h, k) = t.dims;
     // Rows: 0 base; 1..=h hidden shifts; h+1 all off; then per unit j:

@@ -6,7 +6,8 @@
 //!
 //! What the attacker gets per batch is what `fusion query` would print on
 //! accept: the logits of its queries (copy 0 of each, verified against the
-//! other copies). A run the checks reject is an oracle error (an honest
+//! other copies), or with the server in `label` output mode only their
+//! classes (the argmax computed on shares, `fusion_engine::output_mode`). A run the checks reject is an oracle error (an honest
 //! server is never expected to be rejected at these thresholds; the
 //! experiment stops rather than feed unverified outputs to the attack).
 //!
@@ -34,7 +35,8 @@ use fusion_core::engine::{Engine, FusionParams, Output, run_fusion};
 use fusion_core::mix::Labeled;
 use fusion_engine::behaviour::Honest;
 use fusion_engine::{
-    Backend, ClientConfig, SecureClient, SecureError, SecureServer, ServedModel, ServerConfig,
+    Backend, ClientConfig, OutputMode, SecureClient, SecureError, SecureServer, ServedModel,
+    ServerConfig,
 };
 use fusion_net::{NetConfig, local_pair};
 use fusion_nn::fixed::PublicProgram;
@@ -71,6 +73,7 @@ pub struct SecureOracle {
     rng: ChaCha20Rng,
     clear: PlaintextOracle,
     backend: String,
+    mode: OutputMode,
     queries: u64,
     rows: u64,
 }
@@ -102,19 +105,21 @@ impl SecureOracle {
         client_backend: Box<dyn Backend>,
         public: &[(Vec<f64>, usize)],
         threshold: Threshold,
+        mode: OutputMode,
         rng: &mut G,
     ) -> Result<Self, AttackError> {
         let fixed = eval::default_fixed_point();
         let served = ServedModel::from_model(model, fixed).map_err(oracle_err)?;
         let program = served.program.public();
         let backend = server_backend.name().to_string();
-        let server = SecureServer::new(
+        let mut server = SecureServer::new(
             served,
             ServerConfig::default(),
             vec![server_backend],
             Arc::new(Honest),
         )
         .map_err(oracle_err)?;
+        server.set_output_mode(mode).map_err(oracle_err)?;
         let in_len: usize = program.input_shape.iter().product();
         let fp = program.fixed;
         let mut encoded = Vec::with_capacity(public.len());
@@ -164,6 +169,7 @@ impl SecureOracle {
             rng: ChaCha20Rng::seed_from_u64(rng.next_u64()),
             clear,
             backend,
+            mode,
             queries: 0,
             rows: 0,
         })
@@ -191,7 +197,10 @@ impl Drop for SecureOracle {
 
 impl Oracle for SecureOracle {
     fn name(&self) -> String {
-        format!("secure-{}", self.backend)
+        match self.mode {
+            OutputMode::Logits => format!("secure-{}", self.backend),
+            _ => format!("secure-{}-{}", self.backend, self.mode),
+        }
     }
 
     fn input_len(&self) -> usize {
@@ -203,7 +212,7 @@ impl Oracle for SecureOracle {
     }
 
     fn returns_scores(&self) -> bool {
-        true
+        self.mode == OutputMode::Logits
     }
 
     fn input_resolution(&self) -> f64 {
@@ -243,8 +252,11 @@ impl Oracle for SecureOracle {
         self.queries += rows.len() as u64;
         self.rows += report.parameters.total;
         match report.outputs() {
-            Some(outputs) => Ok(OracleAnswer::Logits(
+            Some(outputs) if self.mode == OutputMode::Logits => Ok(OracleAnswer::Logits(
                 outputs.iter().map(|o| o.scores().to_vec()).collect(),
+            )),
+            Some(outputs) => Ok(OracleAnswer::Labels(
+                outputs.iter().map(Output::label).collect(),
             )),
             None => Err(oracle_err(format!(
                 "Fusion rejected the service's answers:\n{report}"
@@ -314,6 +326,7 @@ mod tests {
             backend(),
             &public,
             "0.9".parse().expect("threshold"),
+            OutputMode::Logits,
             &mut rng,
         )
         .expect("start");

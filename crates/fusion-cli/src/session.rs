@@ -169,6 +169,8 @@ pub struct ModelSummary {
     /// The server's announced per-entry output error bound `E` (score
     /// units; `--near-ties` uses it, the client cannot check it).
     pub output_error_bound: Option<f64>,
+    /// What the server reveals of each sample (`logits` or `label`).
+    pub output_mode: String,
 }
 
 /// Per-query figures of the inference batch.
@@ -346,6 +348,11 @@ fn same_service(clients: &[SecureClient], names: &[String]) -> Result<(), CliErr
             ))
         } else if a.model.output_error_bound != b.model.output_error_bound {
             Some("a different output error bound".into())
+        } else if a.model.output_mode != b.model.output_mode {
+            Some(format!(
+                "output mode `{}` against `{}`",
+                b.model.output_mode, a.model.output_mode
+            ))
         } else {
             None
         };
@@ -437,6 +444,13 @@ pub async fn fusion_over_workers<G: Rng + CryptoRng>(
     let hello = clients[0].server_hello().clone();
     let model = summary(&hello.model, &clients[0]);
     let mut params = settings.params(classes);
+    if settings.near_ties && hello.model.output_mode == fusion_engine::OutputMode::Label {
+        close_all(clients);
+        return Err(usage(format!(
+            "--near-ties compares logits, and the server of model `{}` reveals only labels (output mode `label`)",
+            hello.model.name
+        )));
+    }
     if settings.near_ties {
         match hello.model.output_error_bound {
             Some(bound) => params.consistency = Consistency::NearTies { bound },
@@ -550,6 +564,7 @@ fn summary(m: &ModelInfo, client: &SecureClient) -> ModelSummary {
         steps: p.steps.len(),
         fused_relu_truncations: client.schedule().fused,
         output_error_bound: m.output_error_bound,
+        output_mode: m.output_mode.to_string(),
     }
 }
 
@@ -576,8 +591,8 @@ impl Outcome {
         let m = &self.model;
         let _ = writeln!(
             s,
-            "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps)",
-            m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps
+            "model      `{}` ({} classes, input {:?}, Z_2^{} with f = {}, {} steps; output mode {})",
+            m.name, m.classes, m.input_shape, m.ring_bits, m.frac_bits, m.steps, m.output_mode
         );
         if let Some(f) = &self.stat_sec {
             let _ = writeln!(
@@ -620,11 +635,15 @@ impl Outcome {
                     } else {
                         name(o.label())
                     };
-                    let _ = writeln!(
-                        s,
-                        "  query {i:>3}: {label}   logits [{}]{t}",
-                        scores.join(", ")
-                    );
+                    if m.output_mode == "label" {
+                        let _ = writeln!(s, "  query {i:>3}: {label}{t}");
+                    } else {
+                        let _ = writeln!(
+                            s,
+                            "  query {i:>3}: {label}   logits [{}]{t}",
+                            scores.join(", ")
+                        );
+                    }
                 }
             }
             Verdict::Abort { .. } => {

@@ -418,3 +418,102 @@ fn serve_refuses_to_start_when_the_range_proof_is_required_but_fails() {
         "{err}"
     );
 }
+
+#[test]
+fn a_label_mode_server_reveals_only_labels_and_fusion_accepts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let keygen = run({
+        let mut c = bin();
+        c.args(["keygen", "--out"]).arg(dir.join("keys"));
+        c
+    });
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    for (extra, file) in [
+        (&["--count", "4"][..], "q.csv"),
+        (
+            &["--offset", "4", "--count", "100", "--with-labels"][..],
+            "p.csv",
+        ),
+    ] {
+        let out = run({
+            let mut c = bin();
+            c.args(["samples", "--data", "breast-cancer"])
+                .args(extra)
+                .arg("--out")
+                .arg(dir.join(file));
+            c
+        });
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let (_server, addr) = serve(
+        dir,
+        &[
+            "--sessions",
+            "1",
+            "--output-mode",
+            "label",
+            "--require-range-proof",
+        ],
+    );
+    let cert = dir.join("keys/cert.pem");
+    let json = dir.join("report.json");
+    let out = query(
+        dir,
+        &addr,
+        &["--server-cert", cert.to_str().expect("utf8")],
+        &["--json", json.to_str().expect("utf8")],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("ACCEPT"), "{stdout}");
+    assert!(stdout.contains("output mode label"), "{stdout}");
+    assert!(!stdout.contains("logits ["), "{stdout}");
+    for (i, label) in expected_labels().iter().enumerate() {
+        assert!(
+            stdout.contains(&format!("query {i:>3}: class {label}")),
+            "query {i} should be class {label}:\n{stdout}"
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    assert_eq!(report["model"]["output_mode"], "label");
+    for o in report["fusion"]["verdict"]["outputs"]
+        .as_array()
+        .expect("outputs")
+    {
+        let scores: Vec<f64> = o["scores"]
+            .as_array()
+            .expect("scores")
+            .iter()
+            .map(|v| v.as_f64().expect("score"))
+            .collect();
+        assert_eq!(scores.iter().filter(|&&s| s == 1.0).count(), 1, "{o}");
+        assert!(scores.iter().all(|&s| s == 0.0 || s == 1.0), "{o}");
+    }
+}
+
+#[test]
+fn serve_offers_logits_and_label_and_refuses_other_output_modes_with_usage_errors() {
+    for mode in ["reverse-sigmoid", "probabilities"] {
+        let out = run({
+            let mut c = bin();
+            c.args(["serve", "--output-mode", mode]);
+            c
+        });
+        assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("logits") && err.contains("label"), "{err}");
+    }
+    let help = run({
+        let mut c = bin();
+        c.args(["serve", "--help"]);
+        c
+    });
+    assert!(text(&help.stdout).contains("--output-mode"));
+}

@@ -158,3 +158,37 @@ fn the_secure_oracle_counts_fusions_copies_and_public_samples_as_evaluated_rows(
     // Every Fusion run adds at least one more copy per query and 100 public samples.
     assert!(rows >= 2 * used + 100, "{line}");
 }
+
+#[test]
+fn the_label_defence_through_the_secure_oracle_is_the_servers_output_mode_on_shares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.jsonl");
+    let out = run(
+        &[
+            "--attack",
+            "jbda",
+            "--defence",
+            "label",
+            "--oracle",
+            "secure",
+            "--budget",
+            "60",
+            "--seeds",
+            "30",
+            "--seed",
+            "1",
+        ],
+        "bc-mlp",
+        &json,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("line");
+    assert_eq!(line["oracle"], "secure-cheetah-label");
+    assert_eq!(line["defence"], "label");
+    assert_eq!(line["queries_used"], 60);
+}

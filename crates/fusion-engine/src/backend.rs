@@ -21,7 +21,7 @@
 //! | [`LinearLayers`] | dense, convolution, per-channel affine (batch norm) on shares | per linear step |
 //! | [`NonLinearLayers`] | ReLU, fused ReLU-truncation, truncation, max pool, square on shares | per non-linear step |
 //! | [`Preprocessing`] | optional input-independent work before each pass (DELPHI's offline phase, ABY's triples, silent-OT generation) | per chunk, before its pass |
-//! | [`OutputStage`] | reveals the program's output to the client (logits today; argmax or a server-chosen output function later) | per chunk, after its pass |
+//! | [`OutputStage`] | reveals the program's output to the client (the logits, or in label mode the one-hot vector of [`crate::output_mode`]'s secure argmax, which runs on the other traits) | per chunk, after its pass |
 //!
 //! A per-party session object implements the last four ([`PartySession`]);
 //! client and server each get their own object from the same

@@ -13,11 +13,14 @@
 //! The client implements [`fusion_core::engine::Engine`] for raw samples
 //! (`Vec<f32>`, one flattened sample as stored in the dataset: pixels
 //! `0..255`, raw clinical features), so [`fusion_core::engine::run_fusion`]
-//! drives it. The outputs are the decoded logits.
+//! drives it. The outputs are the decoded logits, or in label mode
+//! ([`crate::output_mode`], chosen by the server) one-hot vectors of the
+//! classes, checked to be one-hot.
 //!
 //! **What the client learns**: the public view of the server's program
 //! (architecture, shapes, fixed-point parameters, preprocessing), the
-//! backend's parameters, the outputs (logits) of every sample it submits, and
+//! backend's parameters, the outputs of every sample it submits (the logits,
+//! or in label mode only the class), and
 //! sizes and timing. Semi-honest client only: a client that deviates (shifts
 //! its shares, MUSE-style) can learn more about the weights; that is not
 //! covered (see the crate docs).
@@ -34,6 +37,7 @@ use crate::config::{ClientConfig, MAX_CHUNK};
 use crate::domain::Domain;
 use crate::driver::{Pass, reveal, timed};
 use crate::error::{SecureError, SecureResult};
+use crate::output_mode::{ArgmaxStage, OutputMode, check_one_hot};
 use crate::schedule::Schedule;
 use crate::stats::BatchStats;
 use crate::wire::{BatchRequest, ClientHello, ClientMsg, ServerHello, ServerMsg, SessionEnd};
@@ -52,6 +56,8 @@ pub struct SecureClient {
     backend_description: String,
     hello: ServerHello,
     schedule: Schedule,
+    /// The secure argmax when the server announced label mode.
+    argmax: Option<ArgmaxStage>,
     config: ClientConfig,
     last_batch: Option<BatchStats>,
     failed: bool,
@@ -97,6 +103,7 @@ impl SecureClient {
                 backend_description: parts.description,
                 hello: parts.hello,
                 schedule: parts.schedule,
+                argmax: parts.argmax,
                 config,
                 last_batch: None,
                 failed: false,
@@ -170,6 +177,13 @@ impl SecureClient {
             )));
         }
         let schedule = Schedule::new(&hello.program)?;
+        let argmax = match hello.model.output_mode {
+            OutputMode::Logits => None,
+            OutputMode::Label => Some(
+                ArgmaxStage::new(hello.program.fixed, hello.model.classes as usize)
+                    .map_err(|e| SecureError::Malformed(format!("the server's label mode: {e}")))?,
+            ),
+        };
         let prepared = backend.join(&hello.program, &hello.announcement)?;
         if prepared.stat_security() != hello.stat_sec {
             return Err(SecureError::Mismatch(format!(
@@ -198,6 +212,7 @@ impl SecureClient {
             description: prepared.describe(),
             hello,
             schedule,
+            argmax,
         })
     }
 
@@ -214,6 +229,12 @@ impl SecureClient {
     /// The schedule both parties run.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// What the server lets this client learn of each sample (announced in
+    /// the hello).
+    pub fn output_mode(&self) -> OutputMode {
+        self.hello.model.output_mode
     }
 
     /// Number of classes of the model.
@@ -320,15 +341,27 @@ impl SecureClient {
         self.deviation = Some(d);
     }
 
-    /// Decodes output ring elements (`samples x classes`) to logits.
+    /// Decodes output ring elements (`samples x classes`) to logits; in
+    /// label mode the revealed one-hot vectors become `0.0`/`1.0` scores.
     pub fn decode(&self, y: &[u64]) -> Vec<Vec<f64>> {
+        if self.output_mode() == OutputMode::Label {
+            return y
+                .chunks(self.classes().max(1))
+                .map(|row| {
+                    row.iter()
+                        .map(|&v| if v == 1 { 1.0 } else { 0.0 })
+                        .collect()
+                })
+                .collect();
+        }
         let (fp, s) = (self.hello.program.fixed, self.hello.program.output_scale());
         y.chunks(self.classes().max(1))
             .map(|row| row.iter().map(|&v| fp.decode_at(v, s)).collect())
             .collect()
     }
 
-    /// Runs a batch of raw samples; returns their logits.
+    /// Runs a batch of raw samples; returns their logits (label mode: their
+    /// one-hot vectors).
     pub async fn infer_raw(&mut self, raw: &[Vec<f32>]) -> SecureResult<Vec<Vec<f64>>> {
         let x = self.encode(raw)?;
         let y = self.infer_encoded(x, raw.len()).await?;
@@ -337,7 +370,8 @@ impl SecureClient {
 
     /// Runs a batch of `n` encoded samples (program values, e.g. from
     /// [`PublicProgram::encode_input`]); returns the output ring elements
-    /// (`n x classes`, at the program's output scale).
+    /// (`n x classes`, at the program's output scale; in label mode one-hot
+    /// vectors of `0`/`1`, checked).
     pub async fn infer_encoded(&mut self, x: Vec<u64>, n: usize) -> SecureResult<Vec<u64>> {
         if self.failed {
             return Err(SecureError::Config(
@@ -425,7 +459,20 @@ impl SecureClient {
                 progress_total: total,
                 deviation: self.deviation.as_deref().map(|d| (d, start)),
             };
-            let yc = pass.run(share, m).await?;
+            let mut yc = pass.run(share, m).await?;
+            if let Some(stage) = &self.argmax {
+                yc = stage
+                    .run(
+                        self.party.as_mut(),
+                        &self.meter,
+                        timeout,
+                        domain,
+                        yc,
+                        m,
+                        true,
+                    )
+                    .await?;
+            }
             let out = reveal(self.party.as_mut(), &self.meter, timeout, yc, m)
                 .await?
                 .ok_or_else(|| SecureError::Config("the output stage revealed nothing".into()))?;
@@ -434,6 +481,9 @@ impl SecureClient {
                     "the output stage revealed {} values for {m} samples of {classes} classes",
                     out.len()
                 )));
+            }
+            if self.argmax.is_some() {
+                check_one_hot(&out, classes, start)?;
             }
             y.extend(out);
             start += m;
@@ -510,13 +560,26 @@ struct Parts {
     description: String,
     hello: ServerHello,
     schedule: Schedule,
+    argmax: Option<ArgmaxStage>,
 }
 
 impl Engine<Vec<f32>> for SecureClient {
     type Error = SecureError;
 
-    /// Runs the batch of raw samples and returns their logits.
+    /// Runs the batch of raw samples and returns their logits (label mode:
+    /// one-hot outputs of their classes).
     async fn infer(&mut self, batch: &[Vec<f32>]) -> Result<Vec<Output>, SecureError> {
+        if self.output_mode() == OutputMode::Label {
+            let x = self.encode(batch)?;
+            let y = self.infer_encoded(x, batch.len()).await?;
+            let classes = self.classes();
+            return check_one_hot(&y, classes, 0)?
+                .into_iter()
+                .map(|c| {
+                    Output::one_hot(c, classes).map_err(|e| SecureError::Malformed(e.to_string()))
+                })
+                .collect();
+        }
         let logits = self.infer_raw(batch).await?;
         logits
             .into_iter()

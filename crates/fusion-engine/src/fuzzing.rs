@@ -145,6 +145,7 @@ pub fn sample_hello() -> ServerHello {
             preprocess: fusion_nn::model::Preprocess::Identity,
             output_error_bound: Some(0.01),
             input_bound: Some(1.0),
+            output_mode: crate::output_mode::OutputMode::Logits,
         },
         program: fx.public.clone(),
         session: SessionParams {
@@ -251,6 +252,33 @@ mod tests {
                 std::fs::write(d.join(format!("seed-{i}")), bytes).expect("write seed");
             }
         }
+    }
+
+    #[test]
+    fn the_output_mode_travels_in_the_hello_and_an_unknown_mode_is_refused() {
+        use crate::output_mode::OutputMode;
+        let bytes = |mode: OutputMode| {
+            let mut h = sample_hello();
+            h.model.output_mode = mode;
+            encode(&ServerMsg::Hello(Box::new(h)), u32::MAX).expect("encodes")
+        };
+        let (logits, label) = (bytes(OutputMode::Logits), bytes(OutputMode::Label));
+        match decode::<ServerMsg>(&label).expect("decodes") {
+            ServerMsg::Hello(h) => assert_eq!(h.model.output_mode, OutputMode::Label),
+            other => panic!("not a hello: {}", other.kind()),
+        }
+        // The mode is one byte apart; any other value is refused as malformed.
+        assert_eq!(logits.len(), label.len());
+        let at: Vec<usize> = (0..label.len())
+            .filter(|&i| logits[i] != label[i])
+            .collect();
+        assert_eq!(at.len(), 1, "{at:?}");
+        let mut bad = label.clone();
+        bad[at[0]] = 7;
+        assert!(matches!(
+            decode::<ServerMsg>(&bad),
+            Err(NetError::Malformed(_))
+        ));
     }
 
     #[test]

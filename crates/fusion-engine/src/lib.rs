@@ -26,6 +26,7 @@
 //! | [`client`] | [`SecureClient`]: names a backend, validates the server, runs batches; implements [`fusion_core::engine::Engine`] |
 //! | [`behaviour`] | the server's behaviour hook (default honest) |
 //! | [`cheats`] | cheating servers built on the hook, for tests, demos and experiments |
+//! | [`output_mode`] | what the client learns: logits, or only the label (secure argmax on the shares) |
 //! | [`wire`] | the session's control messages (versioned, bounded, validated) |
 //! | [`config`] | session parameters, server and client settings, client policy |
 //! | [`stats`] | per-phase and per-batch figures; the cost rule |
@@ -62,8 +63,9 @@
 //!   client used its outputs only if the client tells it (e.g. by aborting in
 //!   Fusion, a one-bit selective-failure channel per session).
 //! * **Client**: the public view of the program (architecture, shapes, ring and
-//!   scale, preprocessing, class count; no coefficients), the outputs (logits)
-//!   of its samples, and sizes and timing. HE replies are re-randomised and
+//!   scale, preprocessing, class count; no coefficients), the outputs of its
+//!   samples (the logits, or in label mode only the class, as the server
+//!   chooses: [`output_mode`]), and sizes and timing. HE replies are re-randomised and
 //!   noise-flooded (fusion-he), so they reveal only the client's output share.
 //!
 //! # Threat model
@@ -76,7 +78,8 @@
 //! server that cheats on the outputs. The server's privacy holds against a
 //! **semi-honest client** only: a client that shifts its shares can extract
 //! weights from semi-honest protocols (MUSE, Lehmkuhl et al., USENIX Security
-//! 2021), and any client learns full logits, which help model extraction;
+//! 2021). In logits mode any client learns full logits, which help model
+//! extraction; the server can reveal only labels instead ([`output_mode`]);
 //! output perturbation (the paper's use of reverse sigmoid) is not
 //! implemented. The public view, the preprocessing and the class count are
 //! public by design.
@@ -95,6 +98,7 @@ pub mod estimate;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod output_mode;
 pub mod schedule;
 pub mod server;
 pub mod stats;
@@ -106,6 +110,7 @@ pub use client::SecureClient;
 pub use config::{ClientConfig, ClientPolicy, Progress, ProgressFn, ServerConfig, SessionParams};
 pub use domain::Domain;
 pub use error::{SecureError, SecureResult};
+pub use output_mode::OutputMode;
 pub use schedule::Schedule;
 pub use server::{BatchGate, SecureServer, ServedModel, SessionSummary};
 pub use stats::{BatchStats, PhaseFigures};

@@ -42,6 +42,7 @@ use crate::behaviour::ServerBehaviour;
 use crate::config::{MAX_CHUNK, ServerConfig, SessionParams};
 use crate::driver::{Pass, reveal, timed};
 use crate::error::{SecureError, SecureResult};
+use crate::output_mode::{ArgmaxStage, OutputMode};
 use crate::schedule::Schedule;
 use crate::wire::{
     ClientHello, ClientMsg, ModelInfo, PROTOCOL, ServerHello, ServerMsg, SessionEnd, VERSION,
@@ -136,6 +137,10 @@ pub struct SecureServer {
     offered: Vec<Offered>,
     /// Limit on the client's hello (see [`SecureServer::set_hello_timeout`]).
     hello_timeout: std::time::Duration,
+    /// What clients learn ([`SecureServer::set_output_mode`]); the argmax
+    /// stage in label mode.
+    output_mode: OutputMode,
+    argmax: Option<ArgmaxStage>,
 }
 
 impl std::fmt::Debug for SecureServer {
@@ -220,7 +225,28 @@ impl SecureServer {
             schedule,
             offered,
             hello_timeout: crate::config::DEFAULT_HELLO_TIMEOUT,
+            output_mode: OutputMode::Logits,
+            argmax: None,
         })
+    }
+
+    /// Chooses what clients learn of each sample (default
+    /// [`OutputMode::Logits`]); announced in every later session's hello.
+    /// Label mode runs the secure argmax ([`crate::output_mode`]; exact under
+    /// the engine's own range condition) and is refused for a model with
+    /// fewer than two classes.
+    pub fn set_output_mode(&mut self, mode: OutputMode) -> SecureResult<()> {
+        self.argmax = match mode {
+            OutputMode::Logits => None,
+            OutputMode::Label => Some(ArgmaxStage::new(self.public.fixed, self.served.classes)?),
+        };
+        self.output_mode = mode;
+        Ok(())
+    }
+
+    /// What clients learn of each sample.
+    pub fn output_mode(&self) -> OutputMode {
+        self.output_mode
     }
 
     /// Sets the limit on the client's hello (default
@@ -353,6 +379,7 @@ impl SecureServer {
                 preprocess: self.served.preprocess.clone(),
                 output_error_bound: self.output_error_bound,
                 input_bound: self.announced.input_bound,
+                output_mode: self.output_mode,
             },
             program: self.public.clone(),
             session: self.session_params(chunk),
@@ -629,6 +656,11 @@ impl SecureServer {
             let mut y = pass.run(vec![0u64; m * in_len], m).await?;
             if let Some(a) = alteration.as_mut() {
                 a.alter(&mut y, start, m, &domain, rng);
+            }
+            if let Some(stage) = &self.argmax {
+                y = stage
+                    .run(&mut *party, meter, timeout, domain, y, m, false)
+                    .await?;
             }
             reveal(&mut *party, meter, timeout, y, m).await?;
             start += m;

@@ -52,8 +52,9 @@ pub const PROTOCOL: &str = "fusion-secure-inference";
 /// server announces the backend's parameters as its own JSON text; 4: the
 /// server announces its output error bound; 5: the server announces the
 /// statistical security of its HE flooding per session, [`ServerHello::stat_sec`],
-/// and the accepted input box, [`ModelInfo::input_bound`]).
-pub const VERSION: u32 = 5;
+/// and the accepted input box, [`ModelInfo::input_bound`]; 6: the server
+/// announces its output mode, [`ModelInfo::output_mode`]).
+pub const VERSION: u32 = 6;
 /// Longest wait a client takes from a busy refusal ([`ServerMsg::Busy`]),
 /// seconds; a larger announced value is clamped to it.
 pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
@@ -146,6 +147,9 @@ pub struct ModelInfo {
     /// client refuses such samples before encoding them (see
     /// `fusion_nn::calibrate::RangeAnalysis`).
     pub input_bound: Option<f64>,
+    /// What the client learns of each sample (chosen by the server;
+    /// [`crate::output_mode`]).
+    pub output_mode: crate::output_mode::OutputMode,
 }
 
 /// The server's answer to [`ClientHello`].
@@ -193,6 +197,7 @@ struct WireHello {
     preprocess: String,
     output_error_bound: Option<f64>,
     input_bound: Option<f64>,
+    output_mode: crate::output_mode::OutputMode,
     program: String,
     session: SessionParams,
     backend: String,
@@ -212,6 +217,7 @@ impl From<ServerHello> for WireHello {
             preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
             output_error_bound: h.model.output_error_bound,
             input_bound: h.model.input_bound,
+            output_mode: h.model.output_mode,
             program: serde_json::to_string(&h.program).unwrap_or_default(),
             session: h.session,
             backend: h.backend,
@@ -236,6 +242,7 @@ impl TryFrom<WireHello> for ServerHello {
                     .map_err(|e| format!("preprocessing: {e}"))?,
                 output_error_bound: w.output_error_bound,
                 input_bound: w.input_bound,
+                output_mode: w.output_mode,
             },
             program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
             session: w.session,
@@ -678,6 +685,7 @@ mod tests {
                 preprocess: Preprocess::Identity,
                 output_error_bound: Some(0.01),
                 input_bound: Some(1.0),
+                output_mode: crate::output_mode::OutputMode::Label,
             },
             program,
             session: SessionParams {

@@ -1,0 +1,421 @@
+//! Output modes and the secure argmax: what the client learns of each sample.
+//!
+//! The server chooses the mode ([`OutputMode`]) and announces it in the
+//! handshake ([`crate::wire::ModelInfo::output_mode`]); both parties then walk
+//! the same output stage after every chunk's pass (issue 15 item 2; the
+//! paper's defence against model extraction by restricting the output,
+//! Dong et al., NDSS 2023, §VII and Figure 7):
+//!
+//! * [`OutputMode::Logits`]: the backend's [`crate::backend::OutputStage`]
+//!   reveals the program's output (the fixed-point logits) to the client.
+//! * [`OutputMode::Label`]: a **secure argmax** ([`ArgmaxStage`]) runs on the
+//!   shares first, then the output stage reveals only a one-hot vector per
+//!   sample. The client learns the class, nothing else of the logits.
+//!
+//! # The secure argmax
+//!
+//! Written only in the backends' existing vocabulary ([`NonLinearOp::MaxPool`]
+//! and [`NonLinearOp::Relu`], both exact) and local share arithmetic, so every
+//! backend runs it unchanged. For a sample with shared outputs
+//! `y_0 .. y_{k-1}` (`k` classes, ring elements at the output scale), one
+//! **round** on a shared vector `x` computes the indicators of its maxima:
+//!
+//! * `m = max_i x_i` (one [`NonLinearOp::MaxPool`] with one window of all `k`
+//!   entries; exact);
+//! * `d_i = x_i - m <= 0` (local);
+//! * `h_i = ReLU(d_i + 1) - ReLU(d_i)` (one [`NonLinearOp::Relu`] over `2k`
+//!   values per sample; the `+1` is one unit added to the client's share):
+//!   `1` for `d_i = 0`, `0` for `d_i <= -1`, exact in the ring.
+//!
+//! The stage runs two rounds:
+//!
+//! 1. on the logits `y`: `e_i = [y_i = max y]`, a 0/1 vector with a 1 at
+//!    every top logit (several on an exact tie);
+//! 2. **tie-break** on `t_i = k·e_i + (k-1-i)` (local; the public constant on
+//!    the client's share): the `t_i` are distinct and in `[0, 2k)`, and the
+//!    largest is at the lowest index among the top logits, so the second
+//!    round's indicators are a one-hot vector of exactly the class
+//!    [`fusion_core::engine::Output::label`] and the plaintext engine
+//!    (`fusion_nn::fixed::argmax_signed`) choose: the lowest index of the top
+//!    logits.
+//!
+//! The backend's output stage then reveals the one-hot vector.
+//!
+//! **Range precondition.** The max pool of the OT backends is exact for
+//! inputs in `[-2^(l-2), 2^(l-2))` (fusion-ot `maxpool`; the garbled-circuit
+//! and field backends compute the same comparisons on the same signed
+//! values), ReLU is exact for every signed ring value (field backends: every
+//! centred representative of `Z_p`, `p > 2^l`), and `d_i` lies in
+//! `(-2^(l-1), 0]`. So the stage is exact whenever the logits satisfy the
+//! engine's own range condition (`|y| < 2^(l-2)`, what
+//! [`fusion_nn::calibrate::RangeAnalysis::proven`] proves); the second
+//! round's values are below `2k`. The tie-break costs a round instead of
+//! headroom: scaling the logits by `k` would need `log2 k` more bits than the
+//! range analysis proves for shipped models (bc-mlp's proven logit bound
+//! uses 35 of the 36 bits).
+//!
+//! **Cost.** Per sample, two max pools of `k` entries (`k - 1` pairwise
+//! maxima each, `ceil(log2 k)` ReLU rounds) and two ReLU calls of `2k`
+//! values: `6k - 2` ReLUs, against none in logits mode; the reveal is the
+//! same `k` values. Metered under [`fusion_net::Phase::Output`].
+//!
+//! # What each party learns
+//!
+//! * **Server**: nothing new (the stage runs the backends' protocols, which
+//!   reveal nothing to it).
+//! * **Client**: in label mode, one index per sample (the one-hot vector, no
+//!   logits, no margins, no ties: exactly one class is revealed even when the
+//!   top logits are equal). In logits mode, the logits.
+//!
+//! A malicious server may reveal anything (it can skip the stage); the client
+//! refuses a revealed vector that is not one-hot
+//! ([`check_one_hot`]), and Fusion's mix-and-check verifies labels as in
+//! logits mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fusion_core::ring::FixedPoint;
+use fusion_net::{Meter, Phase};
+use fusion_nn::fixed::{PublicOp, PublicProgram, PublicStep};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{PartySession, PassPlan};
+use crate::domain::Domain;
+use crate::driver::timed;
+use crate::error::{SecureError, SecureResult};
+use crate::schedule::{Action, ActionKind, NonLinearOp, Schedule};
+
+/// What the client learns of each sample (chosen by the server, announced in
+/// the handshake). See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputMode {
+    /// The fixed-point logits of every class (default).
+    #[default]
+    Logits,
+    /// Only the class (secure argmax on the shares; one-hot reveal).
+    Label,
+}
+
+impl OutputMode {
+    /// Every mode, in the order the command line lists them.
+    pub const ALL: [OutputMode; 2] = [OutputMode::Logits, OutputMode::Label];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputMode::Logits => "logits",
+            OutputMode::Label => "label",
+        }
+    }
+}
+
+impl std::fmt::Display for OutputMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OutputMode {
+    type Err = SecureError;
+
+    fn from_str(s: &str) -> SecureResult<Self> {
+        match s {
+            "logits" => Ok(OutputMode::Logits),
+            "label" => Ok(OutputMode::Label),
+            "reverse-sigmoid" => Err(SecureError::Config(
+                "output mode `reverse-sigmoid` is not implemented yet (use `logits` or `label`)"
+                    .into(),
+            )),
+            other => Err(SecureError::Config(format!(
+                "unknown output mode `{other}` (use `logits` or `label`)"
+            ))),
+        }
+    }
+}
+
+/// The secure argmax of one output width (see the module docs): a small
+/// public program whose schedule both parties walk, so that backends with a
+/// preprocessing phase prepare it like any pass.
+#[derive(Debug, Clone)]
+pub struct ArgmaxStage {
+    classes: usize,
+    program: PublicProgram,
+    schedule: Schedule,
+}
+
+impl ArgmaxStage {
+    /// The stage for `classes` outputs in the program's fixed point `fixed`.
+    pub fn new(fixed: FixedPoint, classes: usize) -> SecureResult<Self> {
+        if classes < 2 {
+            return Err(SecureError::Config(format!(
+                "label mode needs at least two classes, the model has {classes}"
+            )));
+        }
+        let k = classes;
+        // Values: 0 logits [k]; per round r (r = 0, 1), starting at value
+        // 4r: its max [1], the ReLU input [2k], the ReLU output [2k]; and the
+        // tie-break input [k] between the rounds (value 4).
+        let step = |name: &str, op: PublicOp, inputs: Vec<usize>, width: usize| PublicStep {
+            name: name.into(),
+            op,
+            inputs,
+            shape: vec![width],
+            scale: 0,
+        };
+        // The public ops here only name the steps; the stage runs the
+        // schedule's `NonLinearOp`s and its own local arithmetic.
+        let pool = || PublicOp::MaxPool {
+            kernel: k,
+            stride: k,
+            padding: 0,
+        };
+        let program = PublicProgram {
+            fixed,
+            input_shape: vec![k],
+            steps: vec![
+                step("argmax.max", pool(), vec![0], 1),
+                step("argmax.diff", PublicOp::Add, vec![0, 1], 2 * k),
+                step("argmax.relu", PublicOp::Relu, vec![2], 2 * k),
+                step("argmax.tiebreak", PublicOp::Add, vec![3], k),
+                step("argmax.tie_max", pool(), vec![4], 1),
+                step("argmax.tie_diff", PublicOp::Add, vec![4, 5], 2 * k),
+                step("argmax.tie_relu", PublicOp::Relu, vec![6], 2 * k),
+            ],
+        };
+        let max_op = NonLinearOp::MaxPool {
+            windows: Arc::new(vec![(0..k).collect()]),
+            in_len: k,
+        };
+        let action = |kind, step: usize, inputs| Action {
+            kind,
+            step,
+            output: step + 1,
+            inputs,
+        };
+        let actions = vec![
+            action(ActionKind::NonLinear(max_op.clone()), 0, vec![0]),
+            action(ActionKind::Local, 1, vec![0, 1]),
+            action(ActionKind::NonLinear(NonLinearOp::Relu), 2, vec![2]),
+            action(ActionKind::Local, 3, vec![3]),
+            action(ActionKind::NonLinear(max_op), 4, vec![4]),
+            action(ActionKind::Local, 5, vec![4, 5]),
+            action(ActionKind::NonLinear(NonLinearOp::Relu), 6, vec![6]),
+        ];
+        let schedule = Schedule {
+            drop_after: vec![Vec::new(); actions.len()],
+            actions,
+            output: 7,
+            fused: 0,
+        };
+        Ok(ArgmaxStage {
+            classes,
+            program,
+            schedule,
+        })
+    }
+
+    /// The stage's public program and schedule (for estimates and tests).
+    pub fn plan(&self) -> (&PublicProgram, &Schedule) {
+        (&self.program, &self.schedule)
+    }
+
+    /// Runs the stage on this party's shares `y` (`n x classes`, in
+    /// `domain`) and returns its share of the one-hot vectors. `adds_constants`
+    /// is `true` for exactly one party (the client). Phase
+    /// [`Phase::Output`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        &self,
+        backend: &mut dyn PartySession,
+        meter: &Meter,
+        timeout: Duration,
+        domain: Domain,
+        y: Vec<u64>,
+        n: usize,
+        adds_constants: bool,
+    ) -> SecureResult<Vec<u64>> {
+        let k = self.classes;
+        if y.len() != n * k {
+            return Err(SecureError::Config(format!(
+                "argmax of {} values for {n} samples of {k} classes",
+                y.len()
+            )));
+        }
+        let _phase = meter.phase(Phase::Output);
+        let plan = PassPlan {
+            program: &self.program,
+            schedule: &self.schedule,
+            n,
+        };
+        timed(
+            timeout,
+            || "preprocessing the argmax".into(),
+            backend.preprocess(plan),
+        )
+        .await?;
+        let ops: Vec<&NonLinearOp> = self
+            .schedule
+            .actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(op) => Some(op),
+                _ => None,
+            })
+            .collect();
+        let [max_a, relu_a, max_b, relu_b] = ops[..] else {
+            return Err(SecureError::Config("the argmax schedule".into()));
+        };
+        let round = Round {
+            k,
+            n,
+            domain,
+            timeout,
+            adds_constants,
+        };
+        // Round 1: the indicators of every maximal logit.
+        let e = round.indicators(backend, max_a, relu_a, y).await?;
+        // Tie-break: k e_i + (k - 1 - i), distinct, in [0, 2k).
+        let constant = |c: usize| domain.from_program(if adds_constants { c as u64 } else { 0 });
+        let t: Vec<u64> = e
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| domain.add(times(domain, v, k as u64), constant(k - 1 - j % k)))
+            .collect();
+        // Round 2: the one maximal tie-break value.
+        round.indicators(backend, max_b, relu_b, t).await
+    }
+}
+
+/// One round of the stage: the public sizes and this party's role.
+struct Round {
+    k: usize,
+    n: usize,
+    domain: Domain,
+    timeout: Duration,
+    adds_constants: bool,
+}
+
+impl Round {
+    /// This party's shares of `[x_i = max_j x_j]` for each sample of `x`:
+    /// `ReLU(d_i + 1) - ReLU(d_i)` with `d_i = x_i - max`.
+    async fn indicators(
+        &self,
+        backend: &mut dyn PartySession,
+        max_op: &NonLinearOp,
+        relu_op: &NonLinearOp,
+        x: Vec<u64>,
+    ) -> SecureResult<Vec<u64>> {
+        let (k, n, domain) = (self.k, self.n, self.domain);
+        let m = timed(
+            self.timeout,
+            || "running the argmax's max".into(),
+            backend.nonlinear(max_op, x.clone(), n),
+        )
+        .await?;
+        if m.len() != n {
+            return Err(SecureError::Config(format!(
+                "the argmax's max gave {} values for {n} samples",
+                m.len()
+            )));
+        }
+        let one = domain.from_program(u64::from(self.adds_constants));
+        let mut z = Vec::with_capacity(2 * n * k);
+        for (row, &mx) in x.chunks(k).zip(&m) {
+            let d: Vec<u64> = row.iter().map(|&v| domain.sub(v, mx)).collect();
+            z.extend(d.iter().map(|&v| domain.add(v, one)));
+            z.extend(d);
+        }
+        let r = timed(
+            self.timeout,
+            || "running the argmax's ReLU".into(),
+            backend.nonlinear(relu_op, z, n),
+        )
+        .await?;
+        if r.len() != 2 * n * k {
+            return Err(SecureError::Config(format!(
+                "the argmax's ReLU gave {} values for {n} samples",
+                r.len()
+            )));
+        }
+        Ok(r.chunks(2 * k)
+            .flat_map(|c| (0..k).map(move |i| domain.sub(c[i], c[k + i])))
+            .collect())
+    }
+}
+
+/// `c·v` in the domain (double and add; `c` is public).
+fn times(domain: Domain, v: u64, c: u64) -> u64 {
+    let mut acc = domain.from_program(0);
+    let mut base = v;
+    let mut c = c;
+    while c > 0 {
+        if c & 1 == 1 {
+            acc = domain.add(acc, base);
+        }
+        base = domain.add(base, base);
+        c >>= 1;
+    }
+    acc
+}
+
+/// The class of each revealed one-hot vector (`n x classes` ring values, the
+/// first being sample `first` of the batch); anything else is malformed peer
+/// data naming the sample.
+pub fn check_one_hot(revealed: &[u64], classes: usize, first: usize) -> SecureResult<Vec<usize>> {
+    revealed
+        .chunks(classes.max(1))
+        .enumerate()
+        .map(|(s, row)| {
+            let ones: Vec<usize> = row
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v == 1)
+                .map(|(i, _)| i)
+                .collect();
+            let others = row.iter().filter(|v| **v > 1).count();
+            match (ones.as_slice(), others) {
+                ([c], 0) => Ok(*c),
+                _ => Err(SecureError::Malformed(format!(
+                    "label mode: sample {}'s revealed output is not a one-hot vector ({} ones, {others} other non-zero values)",
+                    first + s,
+                    ones.len()
+                ))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_modes_parse_and_reverse_sigmoid_is_refused() {
+        for m in OutputMode::ALL {
+            assert_eq!(m.name().parse::<OutputMode>().expect("parse"), m);
+        }
+        let e = "reverse-sigmoid".parse::<OutputMode>().unwrap_err();
+        assert!(e.to_string().contains("not implemented yet"), "{e}");
+        assert!("probs".parse::<OutputMode>().is_err());
+        assert_eq!(OutputMode::default(), OutputMode::Logits);
+    }
+
+    #[test]
+    fn one_hot_check_names_the_bad_sample() {
+        assert_eq!(
+            check_one_hot(&[0, 1, 0, 1, 0, 0], 3, 0).expect("ok"),
+            [1, 0]
+        );
+        for bad in [
+            vec![0, 1, 0, 1, 1, 0],
+            vec![0, 1, 0, 0, 0, 0],
+            vec![0, 1, 0, 2, 1, 0],
+        ] {
+            let e = check_one_hot(&bad, 3, 4).unwrap_err();
+            assert!(matches!(e, SecureError::Malformed(_)));
+            assert!(e.to_string().contains("sample 5"), "{e}");
+        }
+    }
+}
