@@ -41,13 +41,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fusion_attacks::dense::{DenseLayer, DenseNet};
-use fusion_engine::behaviour::{ClientDeviation, Honest};
+use fusion_engine::behaviour::ClientDeviation;
 use fusion_engine::domain::Domain;
 use fusion_engine::schedule::{ActionKind, NonLinearOp};
-use fusion_engine::{ClientConfig, SecureClient, SecureServer, ServedModel, ServerConfig};
-use fusion_net::{NetConfig, ServerPin, connect_as, local_pair};
+use fusion_engine::{ClientConfig, SecureClient};
+use fusion_net::{NetConfig, ServerPin, connect_as};
+use fusion_nn::Model;
 use fusion_nn::fixed::{PublicOp, PublicProgram};
-use fusion_nn::{Model, eval};
 use serde::Serialize;
 
 use crate::common::{CliError, failure, init_rayon, os_rng, runtime, usage};
@@ -292,18 +292,15 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
     let (recovered, queries, bytes) = rt.block_on(async {
         let net = NetConfig::default();
         let (client_session, server_task) = if a.local {
-            let served =
-                ServedModel::from_model(&model, eval::default_fixed_point()).map_err(failure)?;
-            let server = SecureServer::new(
-                served,
-                ServerConfig::default(),
-                vec![crate::backend::build_one(&a.backend, Default::default())?],
-                Arc::new(Honest),
+            let backend = crate::backend::build_one(&a.backend, Default::default())?;
+            let (c, task) = crate::secure_oracle::local_server(
+                &model,
+                backend,
+                fusion_engine::OutputMode::Logits,
+                os_rng()?,
             )
+            .await
             .map_err(failure)?;
-            let (s, c) = local_pair(&net).await.map_err(failure)?;
-            let mut srng = os_rng()?;
-            let task = tokio::spawn(async move { server.serve(s, &mut srng).await.map(|_| ()) });
             (c, Some(task))
         } else {
             let addr = a.server.ok_or_else(|| usage("give --server or --local"))?;

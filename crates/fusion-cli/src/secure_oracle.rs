@@ -62,11 +62,36 @@ impl Engine<Vec<u64>> for Encoded<'_> {
     }
 }
 
+/// A server task serving one session (see [`local_server`]).
+pub(crate) type ServerTask = tokio::task::JoinHandle<Result<(), SecureError>>;
+
+/// An honest server for `model` (default fixed point, `backend`, output
+/// `mode`) on 127.0.0.1, serving one session as a task on the current
+/// runtime; returns the client's end of the connection and the task.
+pub(crate) async fn local_server(
+    model: &Model,
+    backend: Box<dyn Backend>,
+    mode: OutputMode,
+    mut rng: ChaCha20Rng,
+) -> Result<(fusion_net::Session, ServerTask), SecureError> {
+    let served = ServedModel::from_model(model, eval::default_fixed_point())?;
+    let mut server = SecureServer::new(
+        served,
+        ServerConfig::default(),
+        vec![backend],
+        Arc::new(Honest),
+    )?;
+    server.set_output_mode(mode)?;
+    let (s, c) = local_pair(&NetConfig::default()).await?;
+    let task = tokio::spawn(async move { server.serve(s, &mut rng).await.map(|_| ()) });
+    Ok((c, task))
+}
+
 /// The service as a Fusion client sees it (see the module docs).
 pub struct SecureOracle {
     rt: tokio::runtime::Runtime,
     client: Option<SecureClient>,
-    server: Option<tokio::task::JoinHandle<Result<(), SecureError>>>,
+    server: Option<ServerTask>,
     program: PublicProgram,
     public: Vec<Labeled<Vec<u64>>>,
     params: FusionParams,
@@ -108,18 +133,25 @@ impl SecureOracle {
         mode: OutputMode,
         rng: &mut G,
     ) -> Result<Self, AttackError> {
-        let fixed = eval::default_fixed_point();
-        let served = ServedModel::from_model(model, fixed).map_err(oracle_err)?;
-        let program = served.program.public();
         let backend = server_backend.name().to_string();
-        let mut server = SecureServer::new(
-            served,
-            ServerConfig::default(),
-            vec![server_backend],
-            Arc::new(Honest),
-        )
-        .map_err(oracle_err)?;
-        server.set_output_mode(mode).map_err(oracle_err)?;
+        let rt = crate::common::runtime().map_err(oracle_err)?;
+        let srng = ChaCha20Rng::seed_from_u64(rng.next_u64());
+        let mut crng = ChaCha20Rng::seed_from_u64(rng.next_u64());
+        let (client, server) = rt.block_on(async {
+            let (c, server) = local_server(model, server_backend, mode, srng)
+                .await
+                .map_err(oracle_err)?;
+            let client = SecureClient::connect(
+                c,
+                ClientConfig::default(),
+                client_backend.as_ref(),
+                &mut crng,
+            )
+            .await
+            .map_err(oracle_err)?;
+            Ok::<_, AttackError>((client, server))
+        })?;
+        let program = client.program().clone();
         let in_len: usize = program.input_shape.iter().product();
         let fp = program.fixed;
         let mut encoded = Vec::with_capacity(public.len());
@@ -135,28 +167,6 @@ impl SecureOracle {
                 *label,
             ));
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(oracle_err)?;
-        let mut srng = ChaCha20Rng::seed_from_u64(rng.next_u64());
-        let mut crng = ChaCha20Rng::seed_from_u64(rng.next_u64());
-        let (client, server) = rt.block_on(async {
-            let (s, c) = local_pair(&NetConfig::default())
-                .await
-                .map_err(oracle_err)?;
-            let server = tokio::spawn(async move { server.serve(s, &mut srng).await.map(|_| ()) });
-            let client = SecureClient::connect(
-                c,
-                ClientConfig::default(),
-                client_backend.as_ref(),
-                &mut crng,
-            )
-            .await
-            .map_err(oracle_err)?;
-            Ok::<_, AttackError>((client, server))
-        })?;
         let classes = model.meta.classes;
         let clear = PlaintextOracle::new(model, Truncation::Floor)?;
         Ok(SecureOracle {

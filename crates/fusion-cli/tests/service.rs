@@ -746,21 +746,11 @@ fn quotas_count_per_client_survive_a_restart_and_the_refusal_says_when_they_rese
 /// `fusion query` with `--server` repeated against the given workers; the
 /// JSON report goes to `dir/report.json`.
 fn query_workers(dir: &Path, workers: &[SocketAddr], extra: &[&str]) -> Output {
-    let mut c = bin();
-    c.arg("query");
-    for w in workers {
+    let mut c = query_cmd(dir, workers[0], extra);
+    for w in &workers[1..] {
         c.args(["--server", &w.to_string()]);
     }
-    c.arg("--server-cert")
-        .arg(dir.join("keys/cert.pem"))
-        .arg("--queries")
-        .arg(dir.join("q.csv"))
-        .arg("--public")
-        .arg(dir.join("p.csv"))
-        .arg("--json")
-        .arg(dir.join("report.json"))
-        .arg("--quiet")
-        .args(extra);
+    c.arg("--json").arg(dir.join("report.json"));
     run(c)
 }
 
