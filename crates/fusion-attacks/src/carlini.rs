@@ -174,7 +174,9 @@ impl Probe<'_> {
             return Ok(Err(OutOfBudget));
         }
         match self.oracle.query(xs)? {
-            OracleAnswer::Logits(l) => Ok(Ok(l)),
+            // Perturbed probabilities (reverse sigmoid) are the only scores
+            // such a service gives: the attack runs on them as they are.
+            OracleAnswer::Logits(l) | OracleAnswer::Probabilities(l) => Ok(Ok(l)),
             OracleAnswer::Labels(_) => Err(AttackError::Unsupported(
                 "A2 needs scores; the oracle returns labels only".into(),
             )),

@@ -136,6 +136,11 @@ pub fn run<R: Rng + CryptoRng + ?Sized>(
         labels.extend(answer.labels());
         match answer {
             OracleAnswer::Logits(l) => targets.extend(l.iter().map(|r| softmax(r))),
+            // The service's (perturbed) probabilities are the targets as they are.
+            OracleAnswer::Probabilities(p) => targets.extend(
+                p.iter()
+                    .map(|r| r.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
+            ),
             OracleAnswer::Labels(l) => targets.extend(l.iter().map(|&y| {
                 let mut t = vec![0f32; classes];
                 if y < classes {

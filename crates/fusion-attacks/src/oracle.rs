@@ -20,6 +20,12 @@
 //! * [`LabelOnly`]: wraps an oracle and returns only the argmax: a plaintext
 //!   model of the `label` output mode (on shares it is the server's
 //!   `--output-mode label`, which the secure oracle of `fusion-cli` uses).
+//! * [`ReverseSigmoidOutput`]: wraps an oracle and returns Lee et al.'s
+//!   perturbed probabilities of its logits: in fixed point through the same
+//!   pipeline the secure stage computes on shares
+//!   ([`fusion_nn::reverse_sigmoid::ReverseSigmoidTables::apply_fixed`]), or in
+//!   f64 ([`fusion_nn::reverse_sigmoid::ReverseSigmoid::apply_f64`]). On shares
+//!   it is the server's `--output-mode reverse-sigmoid`.
 //!
 //! The secure oracle (a real Fusion run per batch of queries, over QUIC) lives
 //! with the client in `fusion-cli` (`secure_oracle.rs`), since it needs the
@@ -36,6 +42,8 @@ use fusion_nn::{Model, eval, fixed};
 use rand::rngs::ChaCha20Rng;
 use rand::{Rng, SeedableRng};
 
+use fusion_nn::reverse_sigmoid::{ReverseSigmoid, ReverseSigmoidTables};
+
 use crate::dense::{DenseNet, argmax};
 use crate::error::{AttackError, Result};
 
@@ -46,13 +54,18 @@ pub enum OracleAnswer {
     Logits(Vec<Vec<f64>>),
     /// One class per query.
     Labels(Vec<usize>),
+    /// One probability vector per query (the reverse-sigmoid output mode:
+    /// perturbed probabilities, not logits).
+    Probabilities(Vec<Vec<f64>>),
 }
 
 impl OracleAnswer {
     /// The argmax labels (for both kinds).
     pub fn labels(&self) -> Vec<usize> {
         match self {
-            OracleAnswer::Logits(l) => l.iter().map(|r| argmax(r)).collect(),
+            OracleAnswer::Logits(l) | OracleAnswer::Probabilities(l) => {
+                l.iter().map(|r| argmax(r)).collect()
+            }
             OracleAnswer::Labels(l) => l.clone(),
         }
     }
@@ -61,6 +74,14 @@ impl OracleAnswer {
     pub fn logits(&self) -> Option<&[Vec<f64>]> {
         match self {
             OracleAnswer::Logits(l) => Some(l),
+            OracleAnswer::Labels(_) | OracleAnswer::Probabilities(_) => None,
+        }
+    }
+
+    /// The scores of either kind (logits or probabilities), if any.
+    pub fn scores(&self) -> Option<&[Vec<f64>]> {
+        match self {
+            OracleAnswer::Logits(l) | OracleAnswer::Probabilities(l) => Some(l),
             OracleAnswer::Labels(_) => None,
         }
     }
@@ -84,6 +105,11 @@ pub trait Oracle {
     /// The service's labels for rows, **not** counted as attacker queries: the
     /// experimenter measuring the service's utility.
     fn server_labels(&mut self, rows: &[Vec<f64>]) -> Result<Vec<usize>>;
+    /// What the service returns for rows, **not** counted as attacker
+    /// queries (default: [`Oracle::server_labels`] as labels).
+    fn server_answer(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        Ok(OracleAnswer::Labels(self.server_labels(rows)?))
+    }
     /// Attacker rows answered so far.
     fn queries_used(&self) -> u64;
     /// All rows the service evaluated for them (copies and public samples included).
@@ -224,6 +250,9 @@ impl Oracle for PlaintextOracle {
     fn server_labels(&mut self, rows: &[Vec<f64>]) -> Result<Vec<usize>> {
         Ok(self.logits(rows)?.iter().map(|r| argmax(r)).collect())
     }
+    fn server_answer(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        Ok(OracleAnswer::Logits(self.logits(rows)?))
+    }
     fn queries_used(&self) -> u64 {
         self.queries
     }
@@ -330,6 +359,12 @@ impl Oracle for F64Oracle {
         check_rows(rows, self.input_len())?;
         Ok(rows.iter().map(|r| argmax(&self.net.forward(r))).collect())
     }
+    fn server_answer(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        check_rows(rows, self.input_len())?;
+        Ok(OracleAnswer::Logits(
+            rows.iter().map(|r| self.net.forward(r)).collect(),
+        ))
+    }
     fn queries_used(&self) -> u64 {
         self.queries
     }
@@ -373,6 +408,99 @@ impl<O: Oracle> Oracle for LabelOnly<O> {
     }
 }
 
+/// How [`ReverseSigmoidOutput`] computes the perturbation.
+#[derive(Debug, Clone)]
+pub enum Perturbation {
+    /// The fixed-point pipeline (logits read back at the program's output
+    /// scale; outputs at its fractional bits).
+    Fixed(Box<ReverseSigmoidTables>),
+    /// The f64 defence, clipping at `2^-frac`.
+    F64(ReverseSigmoid, u32),
+}
+
+/// Wraps an oracle that returns logits and returns the reverse sigmoid of its
+/// softmax instead (see the module docs).
+#[derive(Debug)]
+pub struct ReverseSigmoidOutput<O> {
+    inner: O,
+    perturbation: Perturbation,
+}
+
+impl<O: Oracle> ReverseSigmoidOutput<O> {
+    /// The wrapper; `inner` must return logits.
+    pub fn new(inner: O, perturbation: Perturbation) -> Result<Self> {
+        if !inner.returns_scores() {
+            return Err(AttackError::BadParameter(
+                "reverse sigmoid needs an oracle that returns logits".into(),
+            ));
+        }
+        Ok(ReverseSigmoidOutput {
+            inner,
+            perturbation,
+        })
+    }
+
+    fn perturb(&self, logits: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        match &self.perturbation {
+            Perturbation::F64(rs, frac) => logits.iter().map(|r| rs.apply_f64(r, *frac)).collect(),
+            Perturbation::Fixed(t) => {
+                let (s, f) = ((t.logit_scale() as f64).exp2(), (t.frac() as f64).exp2());
+                logits
+                    .iter()
+                    .map(|r| {
+                        let z: Vec<i64> = r.iter().map(|&v| (v * s).round() as i64).collect();
+                        t.apply_fixed(&z).iter().map(|&v| v as f64 / f).collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl<O: Oracle> Oracle for ReverseSigmoidOutput<O> {
+    fn name(&self) -> String {
+        format!("{}-reverse-sigmoid", self.inner.name())
+    }
+    fn input_len(&self) -> usize {
+        self.inner.input_len()
+    }
+    fn classes(&self) -> usize {
+        self.inner.classes()
+    }
+    fn returns_scores(&self) -> bool {
+        true
+    }
+    fn input_resolution(&self) -> f64 {
+        self.inner.input_resolution()
+    }
+    fn query(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        match self.inner.query(rows)? {
+            OracleAnswer::Logits(l) => Ok(OracleAnswer::Probabilities(self.perturb(&l))),
+            _ => Err(AttackError::Oracle(
+                "reverse sigmoid: the wrapped oracle did not return logits".into(),
+            )),
+        }
+    }
+    /// The labels the client sees: the argmax of the perturbed output.
+    fn server_labels(&mut self, rows: &[Vec<f64>]) -> Result<Vec<usize>> {
+        Ok(self.server_answer(rows)?.labels())
+    }
+    fn server_answer(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        match self.inner.server_answer(rows)? {
+            OracleAnswer::Logits(l) => Ok(OracleAnswer::Probabilities(self.perturb(&l))),
+            _ => Err(AttackError::Oracle(
+                "reverse sigmoid: the wrapped oracle did not return logits".into(),
+            )),
+        }
+    }
+    fn queries_used(&self) -> u64 {
+        self.inner.queries_used()
+    }
+    fn rows_evaluated(&self) -> u64 {
+        self.inner.rows_evaluated()
+    }
+}
+
 impl<O: Oracle + ?Sized> Oracle for Box<O> {
     fn name(&self) -> String {
         (**self).name()
@@ -394,6 +522,9 @@ impl<O: Oracle + ?Sized> Oracle for Box<O> {
     }
     fn server_labels(&mut self, rows: &[Vec<f64>]) -> Result<Vec<usize>> {
         (**self).server_labels(rows)
+    }
+    fn server_answer(&mut self, rows: &[Vec<f64>]) -> Result<OracleAnswer> {
+        (**self).server_answer(rows)
     }
     fn queries_used(&self) -> u64 {
         (**self).queries_used()

@@ -33,7 +33,10 @@
 //!   shortcut**: a real client never has the weights. With
 //!   `--output-mode label` the client gets one-hot vectors: the argmax
 //!   agreement compares their class, and `max_logit_error` is reported as 0
-//!   (no logits to compare). `output_mode` names the mode.
+//!   (no logits to compare). With `--output-mode reverse-sigmoid` both
+//!   figures compare the revealed `y_hat` with the plaintext fixed-point
+//!   pipeline's (`fusion_nn::reverse_sigmoid`), the error in probability
+//!   units. `output_mode` names the mode.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -199,8 +202,10 @@ pub struct InferOptions {
     /// of Cheetah and SPU (the default here).
     #[arg(long, value_name = "BITS")]
     pub stat_sec_per_session: Option<u32>,
-    /// What the server reveals: `logits`, or `label` (a secure argmax on the
-    /// shares, metered in the output phase; the cost of the paper's Figure 7).
+    /// What the server reveals: `logits`, `label` (a secure argmax on the
+    /// shares) or `reverse-sigmoid[:BETA,GAMMA]` (the perturbed
+    /// probabilities computed on the shares); the stages are metered in the
+    /// output phase (the cost of the paper's Figure 7).
     #[arg(long, value_name = "MODE", default_value = "logits")]
     pub output_mode: String,
 }
@@ -637,13 +642,14 @@ fn reference(o: &InferOptions) -> Result<Reference> {
     })
 }
 
-/// Argmax agreement and largest logit error of `got` against `want` (both
-/// `samples x classes` ring elements at the program's output scale).
+/// Argmax agreement and largest error of `got` against `want` (both
+/// `samples x classes` ring elements at `scale` fractional bits).
 pub fn compare_outputs(
     program: &FixedProgram,
     classes: usize,
     want: &[u64],
     got: &[u64],
+    scale: u32,
 ) -> Result<(usize, usize, f64)> {
     let ring = program.ring();
     let n = want.len() / classes.max(1);
@@ -662,8 +668,47 @@ pub fn compare_outputs(
         .map(|(&x, &y)| (ring.to_signed(x) - ring.to_signed(y)).unsigned_abs())
         .max()
         .unwrap_or(0);
-    let err = max_dev as f64 / 2f64.powi(program.output_scale() as i32);
+    let err = max_dev as f64 / 2f64.powi(scale as i32);
     Ok((agree, n, err))
+}
+
+/// What the client should receive in `mode` for the reference logits `y`
+/// (`samples x classes` at the program's output scale), and its scale: the
+/// logits themselves, or in reverse-sigmoid mode the plaintext fixed-point
+/// pipeline's `y_hat` ([`fusion_nn::reverse_sigmoid::ReverseSigmoidTables`]).
+pub fn expected_outputs(
+    program: &FixedProgram,
+    classes: usize,
+    mode: fusion_engine::OutputMode,
+    y: &[u64],
+) -> Result<(Vec<u64>, u32)> {
+    let ring = program.ring();
+    let rs = mode
+        .reverse_sigmoid()
+        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let Some(rs) = rs else {
+        return Ok((y.to_vec(), program.output_scale()));
+    };
+    let fixed = program.fixed;
+    let tables = fusion_nn::reverse_sigmoid::ReverseSigmoidTables::new(
+        rs,
+        classes,
+        program.output_scale(),
+        fixed.frac_bits,
+        ring.bits(),
+    )
+    .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let mut out = Vec::with_capacity(y.len());
+    for row in y.chunks(classes.max(1)) {
+        let z: Vec<i64> = row.iter().map(|&v| ring.to_signed(v)).collect();
+        out.extend(
+            tables
+                .apply_fixed(&z)
+                .into_iter()
+                .map(|v| ring.from_signed(v)),
+        );
+    }
+    Ok((out, fixed.frac_bits))
 }
 
 /// The server child process; killed (and reaped) on drop.
@@ -871,8 +916,13 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
     let mut agree = 0;
     let mut checked = 0;
     let mut max_err = 0f64;
+    let mode = o
+        .output_mode
+        .parse::<fusion_engine::OutputMode>()
+        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let (want, scale) = expected_outputs(&reference.program, classes, mode, &reference.y)?;
     for (_, _, y) in &runs {
-        let (a, c, e) = compare_outputs(&reference.program, classes, &reference.y, y)?;
+        let (a, c, e) = compare_outputs(&reference.program, classes, &want, y, scale)?;
         agree += a;
         checked += c;
         max_err = max_err.max(e);
@@ -913,7 +963,9 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         per_sample_ms: mid.0 * 1e3 / n as f64,
         per_sample_kib: bytes_total as f64 / 1024.0 / n as f64,
         argmax_agreement: agree as f64 / checked.max(1) as f64,
-        // Label mode: the client has one-hot vectors, no logits to compare.
+        // Label mode: the client has one-hot vectors, no logits to compare
+        // (reverse sigmoid: the error of y_hat against the plaintext
+        // pipeline's).
         max_logit_error: if o.output_mode == "label" {
             0.0
         } else {

@@ -144,25 +144,11 @@ pub fn init_logging(default: &str) {
     init_logging_as(default, LogFormat::Text);
 }
 
-/// What the server lets clients learn of each sample (`--output-mode`;
-/// `reverse-sigmoid` is not implemented yet and not offered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OutputModeArg {
-    /// The fixed-point logits of every class.
-    #[default]
-    Logits,
-    /// Only the class: a secure argmax runs on the shares and the client
-    /// gets a one-hot vector.
-    Label,
-}
-
-impl From<OutputModeArg> for fusion_engine::OutputMode {
-    fn from(m: OutputModeArg) -> Self {
-        match m {
-            OutputModeArg::Logits => fusion_engine::OutputMode::Logits,
-            OutputModeArg::Label => fusion_engine::OutputMode::Label,
-        }
-    }
+/// Parses `--output-mode`: `logits`, `label`, `reverse-sigmoid` or
+/// `reverse-sigmoid:BETA,GAMMA` (see `fusion_engine::OutputMode`).
+pub fn parse_output_mode(s: &str) -> Result<fusion_engine::OutputMode, String> {
+    s.parse()
+        .map_err(|e: fusion_engine::SecureError| e.to_string())
 }
 
 /// The format of log lines on stderr.

@@ -56,10 +56,12 @@ pub struct Args {
     /// Security parameter lambda.
     #[arg(long, value_name = "LAMBDA", default_value_t = DEFAULT_LAMBDA)]
     lambda: u32,
-    /// What the server lets the client learn of each sample: `logits` or
-    /// `label` (only the class, by a secure argmax on the shares).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::common::OutputModeArg::Logits)]
-    output_mode: crate::common::OutputModeArg,
+    /// What the server lets the client learn of each sample: `logits`,
+    /// `label` (only the class, by a secure argmax on the shares) or
+    /// `reverse-sigmoid[:BETA,GAMMA]` (perturbed probabilities computed on
+    /// the shares).
+    #[arg(long, value_name = "MODE", default_value = "logits", value_parser = crate::common::parse_output_mode)]
+    output_mode: fusion_engine::OutputMode,
     /// Model directory (default: the shipped bc-mlp).
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
@@ -142,9 +144,7 @@ fn demo(args: Args) -> Result<u8, CliError> {
     init_rayon();
     let mut server =
         SecureServer::new(model, ServerConfig::default(), backends, behaviour).map_err(usage)?;
-    server
-        .set_output_mode(args.output_mode.into())
-        .map_err(usage)?;
+    server.set_output_mode(args.output_mode).map_err(usage)?;
     let identity = Identity::generate(&[]).map_err(failure)?;
     // Mutual TLS as a deployed server runs it: a throw-away client CA and
     // one client certificate, made here (no set-up needed).

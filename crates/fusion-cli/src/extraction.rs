@@ -20,8 +20,12 @@
 //! `--public-count` test samples (for `jbda` these lie inside the seed set).
 //! Defences: `none`; `label`: with `--oracle secure` the server runs in
 //! `label` output mode (the argmax computed on shares, only the class
-//! revealed), with the other oracles a wrapper returning the argmax only; `reverse-sigmoid` is refused (the output mode on shares is not
-//! implemented yet).
+//! revealed), with the other oracles a wrapper returning the argmax only;
+//! `reverse-sigmoid` (`--beta`, `--gamma`): with `--oracle secure` the
+//! server's `reverse-sigmoid` output mode (computed on shares, only the
+//! perturbed probabilities revealed), with `plaintext` the same fixed-point
+//! pipeline in the clear, with `f64` the defence in f64. A1 trains on the
+//! perturbed probabilities; A2 runs on them as its scores.
 //!
 //! Writes one JSON object per line and budget to `--json`.
 
@@ -32,9 +36,12 @@ use std::time::Instant;
 use fusion_attacks::carlini::{self, CarliniConfig};
 use fusion_attacks::dense::DenseNet;
 use fusion_attacks::jbda::{self, JbdaConfig};
-use fusion_attacks::oracle::{F64Oracle, LabelOnly, PlaintextOracle, Truncation, rows_of};
+use fusion_attacks::oracle::{
+    F64Oracle, LabelOnly, Perturbation, PlaintextOracle, ReverseSigmoidOutput, Truncation, rows_of,
+};
 use fusion_attacks::{AttackError, Oracle};
 use fusion_nn::Model;
+use fusion_nn::reverse_sigmoid::ReverseSigmoidTables;
 use rand::Rng;
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
@@ -59,7 +66,9 @@ pub enum Defence {
     /// Only the argmax is returned (with `--oracle secure`: the server's label
     /// output mode, computed on shares).
     Label,
-    /// Reverse sigmoid on the probabilities (not implemented: refused).
+    /// Lee et al.'s reverse sigmoid of the probabilities (`--beta`,
+    /// `--gamma`): with `--oracle secure` the server's `reverse-sigmoid`
+    /// output mode, computed on shares.
     ReverseSigmoid,
 }
 
@@ -116,6 +125,12 @@ pub struct ExtractionArgs {
     /// `--oracle secure`: Fusion's accuracy threshold.
     #[arg(long, value_name = "DELTA", default_value = crate::query::DEFAULT_THRESHOLD)]
     threshold: fusion_core::Threshold,
+    /// `--defence reverse-sigmoid`: beta, in [0, 1] (thousandths).
+    #[arg(long, default_value_t = fusion_nn::reverse_sigmoid::DEFAULT_BETA)]
+    beta: f64,
+    /// `--defence reverse-sigmoid`: gamma, in (0, 1] (thousandths).
+    #[arg(long, default_value_t = fusion_nn::reverse_sigmoid::DEFAULT_GAMMA)]
+    gamma: f64,
 }
 
 /// One JSON line.
@@ -165,31 +180,46 @@ struct SecureSetup<'a> {
 fn make_oracle(
     kind: OracleKind,
     defence: Defence,
+    mode: fusion_engine::OutputMode,
     model: &Model,
     secure: &SecureSetup<'_>,
     rng: &mut ChaCha20Rng,
 ) -> Result<Box<dyn Oracle>, CliError> {
+    let rs = mode.reverse_sigmoid().map_err(usage)?;
     let base: Box<dyn Oracle> = match kind {
-        OracleKind::Plaintext => Box::new(
-            PlaintextOracle::new(
+        OracleKind::Plaintext => {
+            let plain = PlaintextOracle::new(
                 model,
                 Truncation::FloorOrOneLess(Box::new(fusion_core::mix::seeded_rng_for_experiments(
                     rng.next_u64(),
                 ))),
             )
-            .map_err(attack_err)?,
-        ),
+            .map_err(attack_err)?;
+            if let Some(rs) = rs {
+                // The same fixed-point pipeline the secure stage computes.
+                let p = plain.program();
+                let tables = ReverseSigmoidTables::new(
+                    rs,
+                    model.meta.classes,
+                    p.output_scale(),
+                    p.fixed.frac_bits,
+                    p.ring().bits(),
+                )
+                .map_err(usage)?;
+                return Ok(Box::new(
+                    ReverseSigmoidOutput::new(plain, Perturbation::Fixed(Box::new(tables)))
+                        .map_err(attack_err)?,
+                ));
+            }
+            Box::new(plain)
+        }
         OracleKind::F64 => Box::new(F64Oracle::new(model).map_err(attack_err)?),
         OracleKind::Secure => {
             let cheetah = crate::backend::CheetahOptions::default();
             let server = crate::backend::build_one(secure.backend, cheetah.clone())?;
             let client = crate::backend::build_one(secure.backend, cheetah.clone())?;
-            let mode = match defence {
-                Defence::Label => fusion_engine::OutputMode::Label,
-                _ => fusion_engine::OutputMode::Logits,
-            };
-            // The label defence is the server's output mode on shares here,
-            // not a wrapper.
+            // The defences are the server's output mode on shares here, not
+            // wrappers.
             return Ok(Box::new(
                 SecureOracle::start(
                     model,
@@ -204,10 +234,16 @@ fn make_oracle(
             ));
         }
     };
-    Ok(match defence {
-        Defence::None => base,
-        Defence::Label => Box::new(LabelOnly(base)),
-        Defence::ReverseSigmoid => unreachable!("refused before"),
+    Ok(match (defence, rs) {
+        (Defence::Label, _) => Box::new(LabelOnly(base)),
+        (Defence::ReverseSigmoid, Some(rs)) => Box::new(
+            ReverseSigmoidOutput::new(
+                base,
+                Perturbation::F64(rs, fusion_nn::eval::default_fixed_point().frac_bits),
+            )
+            .map_err(attack_err)?,
+        ),
+        _ => base,
     })
 }
 
@@ -220,11 +256,14 @@ fn share(a: &[usize], b: &[usize]) -> f64 {
 
 /// Runs `fusion experiment extraction`.
 pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
-    if a.defence == Defence::ReverseSigmoid {
-        return Err(usage(
-            "--defence reverse-sigmoid: the reverse-sigmoid output mode on shares is not implemented yet",
-        ));
-    }
+    let mode = match a.defence {
+        Defence::None => fusion_engine::OutputMode::Logits,
+        Defence::Label => fusion_engine::OutputMode::Label,
+        Defence::ReverseSigmoid => {
+            crate::common::parse_output_mode(&format!("reverse-sigmoid:{},{}", a.beta, a.gamma))
+                .map_err(|e| usage(format!("--beta/--gamma: {e}")))?
+        }
+    };
     if a.budget.contains(&0) {
         return Err(usage("--budget: every budget must be positive"));
     }
@@ -289,7 +328,7 @@ pub fn extraction(a: ExtractionArgs) -> Result<(), CliError> {
             Some(s) => fusion_core::mix::seeded_rng_for_experiments(s),
             None => os_rng()?,
         };
-        let mut oracle = make_oracle(a.oracle, a.defence, &model, &secure, &mut rng)?;
+        let mut oracle = make_oracle(a.oracle, a.defence, mode, &model, &secure, &mut rng)?;
         let start = Instant::now();
         let row = match a.attack {
             Attack::Jbda => {

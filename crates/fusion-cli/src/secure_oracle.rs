@@ -6,8 +6,10 @@
 //!
 //! What the attacker gets per batch is what `fusion query` would print on
 //! accept: the logits of its queries (copy 0 of each, verified against the
-//! other copies), or with the server in `label` output mode only their
-//! classes (the argmax computed on shares, `fusion_engine::output_mode`). A run the checks reject is an oracle error (an honest
+//! other copies), with the server in `label` output mode only their
+//! classes (the argmax computed on shares, `fusion_engine::output_mode`), in
+//! `reverse-sigmoid` mode the perturbed probabilities computed on shares
+//! (`fusion_engine::reverse_sigmoid`). A run the checks reject is an oracle error (an honest
 //! server is never expected to be rejected at these thresholds; the
 //! experiment stops rather than feed unverified outputs to the attack).
 //!
@@ -28,7 +30,9 @@
 
 use std::sync::Arc;
 
-use fusion_attacks::oracle::{OracleAnswer, PlaintextOracle, Truncation};
+use fusion_attacks::oracle::{
+    OracleAnswer, Perturbation, PlaintextOracle, ReverseSigmoidOutput, Truncation,
+};
 use fusion_attacks::{AttackError, Oracle};
 use fusion_core::Threshold;
 use fusion_core::engine::{Engine, FusionParams, Output, run_fusion};
@@ -40,6 +44,7 @@ use fusion_engine::{
 };
 use fusion_net::{NetConfig, local_pair};
 use fusion_nn::fixed::PublicProgram;
+use fusion_nn::reverse_sigmoid::ReverseSigmoidTables;
 use fusion_nn::{Model, eval};
 use rand::rngs::ChaCha20Rng;
 use rand::{Rng, SeedableRng};
@@ -96,7 +101,7 @@ pub struct SecureOracle {
     public: Vec<Labeled<Vec<u64>>>,
     params: FusionParams,
     rng: ChaCha20Rng,
-    clear: PlaintextOracle,
+    clear: Box<dyn Oracle>,
     backend: String,
     mode: OutputMode,
     queries: u64,
@@ -168,7 +173,27 @@ impl SecureOracle {
             ));
         }
         let classes = model.meta.classes;
-        let clear = PlaintextOracle::new(model, Truncation::Floor)?;
+        let plain = PlaintextOracle::new(model, Truncation::Floor)?;
+        // The service's utility in reverse-sigmoid mode is the argmax of the
+        // perturbed output the client sees.
+        let clear: Box<dyn Oracle> = match mode.reverse_sigmoid().map_err(oracle_err)? {
+            Some(rs) => {
+                let p = plain.program();
+                let tables = ReverseSigmoidTables::new(
+                    rs,
+                    classes,
+                    p.output_scale(),
+                    p.fixed.frac_bits,
+                    p.ring().bits(),
+                )
+                .map_err(|e| AttackError::BadParameter(e.to_string()))?;
+                Box::new(ReverseSigmoidOutput::new(
+                    plain,
+                    Perturbation::Fixed(Box::new(tables)),
+                )?)
+            }
+            None => Box::new(plain),
+        };
         Ok(SecureOracle {
             rt,
             client: Some(client),
@@ -222,7 +247,7 @@ impl Oracle for SecureOracle {
     }
 
     fn returns_scores(&self) -> bool {
-        self.mode == OutputMode::Logits
+        self.mode != OutputMode::Label
     }
 
     fn input_resolution(&self) -> f64 {
@@ -265,6 +290,9 @@ impl Oracle for SecureOracle {
             Some(outputs) if self.mode == OutputMode::Logits => Ok(OracleAnswer::Logits(
                 outputs.iter().map(|o| o.scores().to_vec()).collect(),
             )),
+            Some(outputs) if self.mode.name() == "reverse-sigmoid" => Ok(
+                OracleAnswer::Probabilities(outputs.iter().map(|o| o.scores().to_vec()).collect()),
+            ),
             Some(outputs) => Ok(OracleAnswer::Labels(
                 outputs.iter().map(Output::label).collect(),
             )),

@@ -125,12 +125,13 @@ pub struct Args {
     /// that says nothing is dropped after it (separate from --timeout).
     #[arg(long, value_name = "SECS", default_value_t = fusion_engine::config::DEFAULT_HELLO_TIMEOUT.as_secs())]
     hello_timeout: u64,
-    /// What clients learn of each sample: `logits` (every class's score) or
-    /// `label` (only the class; a secure argmax runs on the shares, see
-    /// docs/SECURITY.md). Announced in the handshake. (`reverse-sigmoid` is
-    /// not implemented yet.)
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::common::OutputModeArg::Logits)]
-    output_mode: crate::common::OutputModeArg,
+    /// What clients learn of each sample: `logits` (every class's score),
+    /// `label` (only the class; a secure argmax runs on the shares) or
+    /// `reverse-sigmoid[:BETA,GAMMA]` (Lee et al.'s perturbed probabilities,
+    /// computed on the shares; default 0.7,0.5). See docs/SECURITY.md.
+    /// Announced in the handshake.
+    #[arg(long, value_name = "MODE", default_value = "logits", value_parser = crate::common::parse_output_mode)]
+    output_mode: fusion_engine::OutputMode,
     /// On SIGINT/SIGTERM: seconds running sessions get to finish before they
     /// are ended (new clients are refused as busy meanwhile).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -262,9 +263,7 @@ fn serve(args: Args) -> Result<(), CliError> {
         step_timeout: timeout,
     };
     let mut server = SecureServer::new(model, config, backends, behaviour).map_err(usage)?;
-    server
-        .set_output_mode(args.output_mode.into())
-        .map_err(usage)?;
+    server.set_output_mode(args.output_mode).map_err(usage)?;
     info!(output_mode = %server.output_mode(), "output mode");
     let server = std::sync::Arc::new(server);
     match (&bound, server.range()) {

@@ -444,11 +444,11 @@ pub async fn fusion_over_workers<G: Rng + CryptoRng>(
     let hello = clients[0].server_hello().clone();
     let model = summary(&hello.model, &clients[0]);
     let mut params = settings.params(classes);
-    if settings.near_ties && hello.model.output_mode == fusion_engine::OutputMode::Label {
+    if settings.near_ties && hello.model.output_mode != fusion_engine::OutputMode::Logits {
         close_all(clients);
         return Err(usage(format!(
-            "--near-ties compares logits, and the server of model `{}` reveals only labels (output mode `label`)",
-            hello.model.name
+            "--near-ties compares logits within the announced bound, and the server of model `{}` does not reveal logits (output mode `{}`)",
+            hello.model.name, hello.model.output_mode
         )));
     }
     if settings.near_ties {
@@ -637,6 +637,12 @@ impl Outcome {
                     };
                     if m.output_mode == "label" {
                         let _ = writeln!(s, "  query {i:>3}: {label}{t}");
+                    } else if m.output_mode.starts_with("reverse-sigmoid") {
+                        let _ = writeln!(
+                            s,
+                            "  query {i:>3}: {label}   perturbed probabilities [{}]{t}",
+                            scores.join(", ")
+                        );
                     } else {
                         let _ = writeln!(
                             s,

@@ -499,8 +499,12 @@ fn a_label_mode_server_reveals_only_labels_and_fusion_accepts() {
 }
 
 #[test]
-fn serve_offers_logits_and_label_and_refuses_other_output_modes_with_usage_errors() {
-    for mode in ["reverse-sigmoid", "probabilities"] {
+fn serve_refuses_unknown_output_modes_and_bad_reverse_sigmoid_parameters_with_usage_errors() {
+    for mode in [
+        "probabilities",
+        "reverse-sigmoid:2,0.5",
+        "reverse-sigmoid:0.5",
+    ] {
         let out = run({
             let mut c = bin();
             c.args(["serve", "--output-mode", mode]);
@@ -508,7 +512,7 @@ fn serve_offers_logits_and_label_and_refuses_other_output_modes_with_usage_error
         });
         assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
         let err = text(&out.stderr);
-        assert!(err.contains("logits") && err.contains("label"), "{err}");
+        assert!(err.contains("reverse-sigmoid"), "{err}");
     }
     let help = run({
         let mut c = bin();

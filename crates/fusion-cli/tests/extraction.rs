@@ -94,11 +94,18 @@ fn extraction_refuses_bad_budgets_models_and_modes_with_exit_2() {
     refused(
         &[
             &c[..],
-            &["--budget", "1000", "--defence", "reverse-sigmoid"],
+            &[
+                "--budget",
+                "1000",
+                "--defence",
+                "reverse-sigmoid",
+                "--beta",
+                "1.5",
+            ],
         ]
         .concat(),
         "bc-mlp",
-        "not implemented yet",
+        "beta",
     );
     refused(
         &[&c[..], &["--budget", "1000", "--defence", "label"]].concat(),

@@ -37,7 +37,8 @@ use crate::config::{ClientConfig, MAX_CHUNK};
 use crate::domain::Domain;
 use crate::driver::{Pass, reveal, timed};
 use crate::error::{SecureError, SecureResult};
-use crate::output_mode::{ArgmaxStage, OutputMode, check_one_hot};
+use crate::output_mode::{OutputMode, ShareStage, check_one_hot};
+use crate::reverse_sigmoid::check_probabilities;
 use crate::schedule::Schedule;
 use crate::stats::BatchStats;
 use crate::wire::{BatchRequest, ClientHello, ClientMsg, ServerHello, ServerMsg, SessionEnd};
@@ -56,8 +57,9 @@ pub struct SecureClient {
     backend_description: String,
     hello: ServerHello,
     schedule: Schedule,
-    /// The secure argmax when the server announced label mode.
-    argmax: Option<ArgmaxStage>,
+    /// The computation on the shares of the server's output mode (label:
+    /// the secure argmax; reverse sigmoid), `None` for logits.
+    stage: Option<ShareStage>,
     config: ClientConfig,
     last_batch: Option<BatchStats>,
     failed: bool,
@@ -103,7 +105,7 @@ impl SecureClient {
                 backend_description: parts.description,
                 hello: parts.hello,
                 schedule: parts.schedule,
-                argmax: parts.argmax,
+                stage: parts.stage,
                 config,
                 last_batch: None,
                 failed: false,
@@ -177,13 +179,17 @@ impl SecureClient {
             )));
         }
         let schedule = Schedule::new(&hello.program)?;
-        let argmax = match hello.model.output_mode {
-            OutputMode::Logits => None,
-            OutputMode::Label => Some(
-                ArgmaxStage::new(hello.program.fixed, hello.model.classes as usize)
-                    .map_err(|e| SecureError::Malformed(format!("the server's label mode: {e}")))?,
-            ),
-        };
+        let stage = ShareStage::for_mode(
+            hello.model.output_mode,
+            &hello.program,
+            hello.model.classes as usize,
+        )
+        .map_err(|e| {
+            SecureError::Malformed(format!(
+                "the server's output mode {}: {e}",
+                hello.model.output_mode
+            ))
+        })?;
         let prepared = backend.join(&hello.program, &hello.announcement)?;
         if prepared.stat_security() != hello.stat_sec {
             return Err(SecureError::Mismatch(format!(
@@ -212,7 +218,7 @@ impl SecureClient {
             description: prepared.describe(),
             hello,
             schedule,
-            argmax,
+            stage,
         })
     }
 
@@ -342,7 +348,8 @@ impl SecureClient {
     }
 
     /// Decodes output ring elements (`samples x classes`) to logits; in
-    /// label mode the revealed one-hot vectors become `0.0`/`1.0` scores.
+    /// label mode the revealed one-hot vectors become `0.0`/`1.0` scores, in
+    /// reverse-sigmoid mode the perturbed probabilities.
     pub fn decode(&self, y: &[u64]) -> Vec<Vec<f64>> {
         if self.output_mode() == OutputMode::Label {
             return y
@@ -354,7 +361,11 @@ impl SecureClient {
                 })
                 .collect();
         }
-        let (fp, s) = (self.hello.program.fixed, self.hello.program.output_scale());
+        let fp = self.hello.program.fixed;
+        let s = match self.output_mode() {
+            OutputMode::ReverseSigmoid { .. } => fp.frac_bits,
+            _ => self.hello.program.output_scale(),
+        };
         y.chunks(self.classes().max(1))
             .map(|row| row.iter().map(|&v| fp.decode_at(v, s)).collect())
             .collect()
@@ -460,7 +471,7 @@ impl SecureClient {
                 deviation: self.deviation.as_deref().map(|d| (d, start)),
             };
             let mut yc = pass.run(share, m).await?;
-            if let Some(stage) = &self.argmax {
+            if let Some(stage) = &self.stage {
                 yc = stage
                     .run(
                         self.party.as_mut(),
@@ -482,8 +493,14 @@ impl SecureClient {
                     out.len()
                 )));
             }
-            if self.argmax.is_some() {
-                check_one_hot(&out, classes, start)?;
+            match self.output_mode() {
+                OutputMode::Label => {
+                    check_one_hot(&out, classes, start)?;
+                }
+                OutputMode::ReverseSigmoid { .. } => {
+                    check_probabilities(&out, self.hello.program.fixed, classes, start)?;
+                }
+                OutputMode::Logits => {}
             }
             y.extend(out);
             start += m;
@@ -560,7 +577,7 @@ struct Parts {
     description: String,
     hello: ServerHello,
     schedule: Schedule,
-    argmax: Option<ArgmaxStage>,
+    stage: Option<ShareStage>,
 }
 
 impl Engine<Vec<f32>> for SecureClient {

@@ -129,6 +129,24 @@ impl Domain {
         }
     }
 
+    /// The element of the signed integer `v` (any `i64`; in the ring, `v mod
+    /// 2^l`). For public constants that are not program values (a table's
+    /// knots, constants and slopes, see [`crate::reverse_sigmoid`]).
+    pub fn constant(&self, v: i64) -> u64 {
+        match self {
+            Domain::Ring(r) => r.from_signed(v),
+            Domain::Field { field, .. } => field.from_signed(v),
+        }
+    }
+
+    /// `c·a` for a share `a` and a public signed integer `c`.
+    pub fn mul_signed(&self, a: u64, c: i64) -> u64 {
+        match self {
+            Domain::Ring(r) => r.mul(a, r.from_signed(c)),
+            Domain::Field { field, .. } => field.mul(field.reduce(a), field.from_signed(c)),
+        }
+    }
+
     /// Reconstructs program values from both parties' shares.
     pub fn reconstruct(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
         a.iter()

@@ -99,6 +99,7 @@ pub mod estimate;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod output_mode;
+pub mod reverse_sigmoid;
 pub mod schedule;
 pub mod server;
 pub mod stats;

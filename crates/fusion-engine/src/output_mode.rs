@@ -84,7 +84,9 @@ use crate::backend::{PartySession, PassPlan};
 use crate::domain::Domain;
 use crate::driver::timed;
 use crate::error::{SecureError, SecureResult};
+use crate::reverse_sigmoid::ReverseSigmoidStage;
 use crate::schedule::{Action, ActionKind, NonLinearOp, Schedule};
+use fusion_nn::reverse_sigmoid::ReverseSigmoid;
 
 /// What the client learns of each sample (chosen by the server, announced in
 /// the handshake). See the module docs.
@@ -96,41 +98,188 @@ pub enum OutputMode {
     Logits,
     /// Only the class (secure argmax on the shares; one-hot reveal).
     Label,
+    /// Lee et al.'s reverse sigmoid of the softmax, computed on the shares
+    /// ([`crate::reverse_sigmoid`]); parameters in thousandths.
+    ReverseSigmoid {
+        /// `beta`, in thousandths (`0..=1000`).
+        beta_milli: u16,
+        /// `gamma`, in thousandths (`1..=1000`).
+        gamma_milli: u16,
+    },
 }
 
 impl OutputMode {
-    /// Every mode, in the order the command line lists them.
-    pub const ALL: [OutputMode; 2] = [OutputMode::Logits, OutputMode::Label];
+    /// Every mode, in the order the command line lists them (reverse sigmoid
+    /// with its default parameters).
+    pub const ALL: [OutputMode; 3] = [
+        OutputMode::Logits,
+        OutputMode::Label,
+        OutputMode::ReverseSigmoid {
+            beta_milli: 700,
+            gamma_milli: 500,
+        },
+    ];
 
-    /// The name on the command line and in reports.
+    /// The mode's name on the command line and in reports (without
+    /// parameters).
     pub fn name(self) -> &'static str {
         match self {
             OutputMode::Logits => "logits",
             OutputMode::Label => "label",
+            OutputMode::ReverseSigmoid { .. } => "reverse-sigmoid",
+        }
+    }
+
+    /// The reverse sigmoid's validated parameters, in that mode (an error
+    /// for parameters out of range, e.g. announced by a peer).
+    pub fn reverse_sigmoid(self) -> SecureResult<Option<ReverseSigmoid>> {
+        match self {
+            OutputMode::ReverseSigmoid {
+                beta_milli,
+                gamma_milli,
+            } => ReverseSigmoid::new(
+                f64::from(beta_milli) / 1000.0,
+                f64::from(gamma_milli) / 1000.0,
+            )
+            .map(Some)
+            .map_err(|e| SecureError::Config(e.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// The reverse-sigmoid mode of `params` (rounded to thousandths).
+    pub fn from_reverse_sigmoid(params: ReverseSigmoid) -> Self {
+        OutputMode::ReverseSigmoid {
+            beta_milli: (params.beta() * 1000.0).round() as u16,
+            gamma_milli: (params.gamma() * 1000.0).round() as u16,
         }
     }
 }
 
 impl std::fmt::Display for OutputMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        match self {
+            OutputMode::ReverseSigmoid {
+                beta_milli,
+                gamma_milli,
+            } => write!(
+                f,
+                "reverse-sigmoid:{},{}",
+                f64::from(*beta_milli) / 1000.0,
+                f64::from(*gamma_milli) / 1000.0
+            ),
+            m => f.write_str(m.name()),
+        }
     }
 }
 
 impl std::str::FromStr for OutputMode {
     type Err = SecureError;
 
+    /// `logits`, `label`, `reverse-sigmoid` (default `beta`, `gamma`) or
+    /// `reverse-sigmoid:BETA,GAMMA`.
     fn from_str(s: &str) -> SecureResult<Self> {
+        let usage = "use `logits`, `label`, `reverse-sigmoid` or `reverse-sigmoid:BETA,GAMMA`";
         match s {
             "logits" => Ok(OutputMode::Logits),
             "label" => Ok(OutputMode::Label),
-            "reverse-sigmoid" => Err(SecureError::Config(
-                "output mode `reverse-sigmoid` is not implemented yet (use `logits` or `label`)"
-                    .into(),
-            )),
-            other => Err(SecureError::Config(format!(
-                "unknown output mode `{other}` (use `logits` or `label`)"
-            ))),
+            "reverse-sigmoid" => Ok(OutputMode::from_reverse_sigmoid(ReverseSigmoid::default())),
+            other => {
+                let Some(params) = other.strip_prefix("reverse-sigmoid:") else {
+                    return Err(SecureError::Config(format!(
+                        "unknown output mode `{other}` ({usage})"
+                    )));
+                };
+                let parsed: Vec<f64> = params
+                    .split(',')
+                    .map(|v| v.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| {
+                        SecureError::Config(format!("output mode `{other}`: {e} ({usage})"))
+                    })?;
+                let [beta, gamma] = parsed[..] else {
+                    return Err(SecureError::Config(format!(
+                        "output mode `{other}`: give two numbers, BETA,GAMMA"
+                    )));
+                };
+                let rs = ReverseSigmoid::new(beta, gamma)
+                    .map_err(|e| SecureError::Config(e.to_string()))?;
+                let mode = OutputMode::from_reverse_sigmoid(rs);
+                // Thousandths only: refuse what the handshake cannot carry.
+                let back = mode.reverse_sigmoid()?.unwrap_or(rs);
+                if (back.beta() - beta).abs() > 1e-9 || (back.gamma() - gamma).abs() > 1e-9 {
+                    return Err(SecureError::Config(format!(
+                        "output mode `{other}`: beta and gamma are carried in thousandths"
+                    )));
+                }
+                mode.reverse_sigmoid()?;
+                Ok(mode)
+            }
+        }
+    }
+}
+
+/// The computation an output mode runs on the shares before the reveal.
+#[derive(Debug, Clone)]
+pub enum ShareStage {
+    /// The secure argmax (label mode).
+    Argmax(ArgmaxStage),
+    /// The reverse sigmoid.
+    ReverseSigmoid(Box<ReverseSigmoidStage>),
+}
+
+impl ShareStage {
+    /// The stage of `mode` for `program`'s outputs (`classes` per sample);
+    /// `None` in logits mode.
+    pub fn for_mode(
+        mode: OutputMode,
+        program: &PublicProgram,
+        classes: usize,
+    ) -> SecureResult<Option<Self>> {
+        Ok(match mode {
+            OutputMode::Logits => None,
+            OutputMode::Label => Some(ShareStage::Argmax(ArgmaxStage::new(
+                program.fixed,
+                classes,
+            )?)),
+            OutputMode::ReverseSigmoid { .. } => {
+                let rs = mode.reverse_sigmoid()?.unwrap_or_default();
+                Some(ShareStage::ReverseSigmoid(Box::new(
+                    ReverseSigmoidStage::new(program.fixed, program.output_scale(), classes, rs)?,
+                )))
+            }
+        })
+    }
+
+    /// The stage's public program and schedule.
+    pub fn plan(&self) -> (&PublicProgram, &Schedule) {
+        match self {
+            ShareStage::Argmax(a) => a.plan(),
+            ShareStage::ReverseSigmoid(r) => r.plan(),
+        }
+    }
+
+    /// Runs the stage on this party's shares of `n` samples' outputs.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        &self,
+        backend: &mut dyn PartySession,
+        meter: &Meter,
+        timeout: Duration,
+        domain: Domain,
+        y: Vec<u64>,
+        n: usize,
+        adds_constants: bool,
+    ) -> SecureResult<Vec<u64>> {
+        match self {
+            ShareStage::Argmax(a) => {
+                a.run(backend, meter, timeout, domain, y, n, adds_constants)
+                    .await
+            }
+            ShareStage::ReverseSigmoid(r) => {
+                r.run(backend, meter, timeout, domain, y, n, adds_constants)
+                    .await
+            }
         }
     }
 }
@@ -392,13 +541,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn output_modes_parse_and_reverse_sigmoid_is_refused() {
+    fn output_modes_parse_and_reverse_sigmoid_parameters_are_validated() {
         for m in OutputMode::ALL {
-            assert_eq!(m.name().parse::<OutputMode>().expect("parse"), m);
+            assert_eq!(m.to_string().parse::<OutputMode>().expect("parse"), m);
         }
-        let e = "reverse-sigmoid".parse::<OutputMode>().unwrap_err();
-        assert!(e.to_string().contains("not implemented yet"), "{e}");
-        assert!("probs".parse::<OutputMode>().is_err());
+        assert_eq!(
+            "reverse-sigmoid".parse::<OutputMode>().expect("parse"),
+            OutputMode::ALL[2]
+        );
+        assert_eq!(
+            "reverse-sigmoid:0.25,1"
+                .parse::<OutputMode>()
+                .expect("parse"),
+            OutputMode::ReverseSigmoid {
+                beta_milli: 250,
+                gamma_milli: 1000
+            }
+        );
+        for bad in [
+            "reverse-sigmoid:",
+            "reverse-sigmoid:0.5",
+            "reverse-sigmoid:1.5,0.5",
+            "reverse-sigmoid:0.5,0",
+            "reverse-sigmoid:0.5,0.5,1",
+            "reverse-sigmoid:0.0005,0.5",
+            "probs",
+        ] {
+            assert!(bad.parse::<OutputMode>().is_err(), "{bad}");
+        }
+        // A peer's out-of-range parameters are an error, not a panic.
+        let peer = OutputMode::ReverseSigmoid {
+            beta_milli: 5000,
+            gamma_milli: 0,
+        };
+        assert!(peer.reverse_sigmoid().is_err());
         assert_eq!(OutputMode::default(), OutputMode::Logits);
     }
 

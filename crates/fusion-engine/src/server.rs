@@ -42,7 +42,7 @@ use crate::behaviour::ServerBehaviour;
 use crate::config::{MAX_CHUNK, ServerConfig, SessionParams};
 use crate::driver::{Pass, reveal, timed};
 use crate::error::{SecureError, SecureResult};
-use crate::output_mode::{ArgmaxStage, OutputMode};
+use crate::output_mode::{OutputMode, ShareStage};
 use crate::schedule::Schedule;
 use crate::wire::{
     ClientHello, ClientMsg, ModelInfo, PROTOCOL, ServerHello, ServerMsg, SessionEnd, VERSION,
@@ -137,10 +137,10 @@ pub struct SecureServer {
     offered: Vec<Offered>,
     /// Limit on the client's hello (see [`SecureServer::set_hello_timeout`]).
     hello_timeout: std::time::Duration,
-    /// What clients learn ([`SecureServer::set_output_mode`]); the argmax
-    /// stage in label mode.
+    /// What clients learn ([`SecureServer::set_output_mode`]) and the
+    /// computation on the shares it needs (argmax, reverse sigmoid).
     output_mode: OutputMode,
-    argmax: Option<ArgmaxStage>,
+    stage: Option<ShareStage>,
 }
 
 impl std::fmt::Debug for SecureServer {
@@ -226,20 +226,18 @@ impl SecureServer {
             offered,
             hello_timeout: crate::config::DEFAULT_HELLO_TIMEOUT,
             output_mode: OutputMode::Logits,
-            argmax: None,
+            stage: None,
         })
     }
 
     /// Chooses what clients learn of each sample (default
     /// [`OutputMode::Logits`]); announced in every later session's hello.
     /// Label mode runs the secure argmax ([`crate::output_mode`]; exact under
-    /// the engine's own range condition) and is refused for a model with
-    /// fewer than two classes.
+    /// the engine's own range condition), reverse-sigmoid mode the
+    /// perturbation on the shares ([`crate::reverse_sigmoid`]); both are
+    /// refused for a model with fewer than two classes.
     pub fn set_output_mode(&mut self, mode: OutputMode) -> SecureResult<()> {
-        self.argmax = match mode {
-            OutputMode::Logits => None,
-            OutputMode::Label => Some(ArgmaxStage::new(self.public.fixed, self.served.classes)?),
-        };
+        self.stage = ShareStage::for_mode(mode, &self.public, self.served.classes)?;
         self.output_mode = mode;
         Ok(())
     }
@@ -657,7 +655,7 @@ impl SecureServer {
             if let Some(a) = alteration.as_mut() {
                 a.alter(&mut y, start, m, &domain, rng);
             }
-            if let Some(stage) = &self.argmax {
+            if let Some(stage) = &self.stage {
                 y = stage
                     .run(&mut *party, meter, timeout, domain, y, m, false)
                     .await?;

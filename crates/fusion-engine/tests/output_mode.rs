@@ -18,7 +18,7 @@ use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::{Honest, ServerBehaviour};
 use fusion_engine::bound::deviation_bound;
 use fusion_engine::cheats::{RandomOutputs, Tamper};
-use fusion_engine::output_mode::ArgmaxStage;
+use fusion_engine::output_mode::{ArgmaxStage, ShareStage};
 use fusion_engine::{
     Backend, ClientConfig, OutputMode, SecureClient, SecureError, SecureServer, ServedModel,
     ServerConfig,
@@ -27,6 +27,7 @@ use fusion_net::{NetConfig, Phase, local_pair};
 use fusion_nn::data::{self, Part};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
 use fusion_nn::model::Model;
+use fusion_nn::reverse_sigmoid::ReverseSigmoid;
 use fusion_nn::tensor::{RingTensor, Tensor};
 use fusion_nn::{eval, zoo};
 use rand::SeedableRng;
@@ -330,10 +331,11 @@ async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_
     }
 }
 
-/// Fusion over a label-mode session of bc-mlp against `behaviour`: the
-/// report, or the client's refusal of a revealed vector that is not one-hot.
-async fn fusion_in_label_mode(
+/// Fusion over a `mode` session of bc-mlp against `behaviour`: the report,
+/// or the client's refusal of a revealed output its mode does not allow.
+async fn fusion_in_mode(
     kind: &Kind,
+    mode: OutputMode,
     behaviour: Arc<dyn ServerBehaviour>,
 ) -> Result<fusion_core::verify::Report, String> {
     rayon_threads();
@@ -342,7 +344,7 @@ async fn fusion_in_label_mode(
     let (sb, cb) = backends(kind, &served.program);
     let mut server =
         SecureServer::new(served, ServerConfig::default(), vec![sb], behaviour).unwrap();
-    server.set_output_mode(OutputMode::Label).unwrap();
+    server.set_output_mode(mode).unwrap();
     let test = data::load(&data::data_dir().unwrap(), "breast-cancer", Part::Test).unwrap();
     let rows: Vec<Vec<f32>> = (0..test.len())
         .map(|i| test.inputs.sample(i).to_vec())
@@ -360,7 +362,7 @@ async fn fusion_in_label_mode(
         let mut client = SecureClient::connect(c, ClientConfig::default(), cb.as_ref(), &mut crng)
             .await
             .unwrap();
-        assert_eq!(client.output_mode(), OutputMode::Label);
+        assert_eq!(client.output_mode(), mode);
         let params = FusionParams::new(2, "0.95".parse().unwrap());
         match run_fusion(&mut client, &queries, &public, &params, &mut crng).await {
             Ok(report) => {
@@ -384,7 +386,9 @@ async fn fusion_in_label_mode(
 async fn fusion_in_label_mode_accepts_the_honest_server_and_catches_cheats() {
     let [cheetah, _, aby, _, dealer] = kinds();
     for kind in [cheetah, aby, dealer] {
-        let honest = fusion_in_label_mode(&kind, Arc::new(Honest)).await.unwrap();
+        let honest = fusion_in_mode(&kind, OutputMode::Label, Arc::new(Honest))
+            .await
+            .unwrap();
         assert!(honest.accepted(), "{honest}");
         let cheats: [Arc<dyn ServerBehaviour>; 2] = [
             Arc::new(Tamper::new(30, 0, 2).unwrap()),
@@ -394,7 +398,7 @@ async fn fusion_in_label_mode_accepts_the_honest_server_and_catches_cheats() {
             let name = cheat.name();
             // Detected: the verification rejects, or (random logits outside
             // the argmax's range) the client refuses a non-one-hot reveal.
-            match fusion_in_label_mode(&kind, cheat).await {
+            match fusion_in_mode(&kind, OutputMode::Label, cheat).await {
                 Ok(r) => assert!(!r.accepted(), "{name}: {r}"),
                 Err(e) => assert!(e.contains("not a one-hot vector"), "{name}: {e}"),
             }
@@ -426,4 +430,161 @@ async fn a_client_sees_logits_mode_by_default() {
     let (served, mode) = tokio::join!(server.serve(s, &mut srng), client);
     served.unwrap();
     assert_eq!(mode, OutputMode::Logits);
+}
+
+/// The default reverse-sigmoid mode.
+fn reverse_sigmoid() -> OutputMode {
+    OutputMode::from_reverse_sigmoid(ReverseSigmoid::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reverse_sigmoid_stage_matches_the_fixed_point_pipeline_on_chosen_logits_for_every_backend()
+ {
+    rayon_threads();
+    // A 10-class program for the backends' sessions; the stage runs on
+    // crafted shares of chosen logits (at the program's output scale).
+    let model = zoo::build("mlp-mnist", 5).unwrap();
+    let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
+    let program = served.program.clone();
+    let public = program.public();
+    let ring = program.ring();
+    let k = 10usize;
+    let scale = program.output_scale();
+    let unit = 1i64 << scale;
+    let big = (1i64 << 35) - 1;
+    let mut rows: Vec<Vec<i64>> = vec![
+        vec![0; 10],                                // uniform
+        vec![20 * unit, 0, 0, 0, 0, 0, 0, 0, 0, 0], // one certain class
+        vec![
+            2 * unit,
+            unit,
+            0,
+            -unit,
+            3 * unit / 2,
+            0,
+            0,
+            0,
+            0,
+            -5 * unit,
+        ],
+        vec![-7 * unit; 10],                             // equal negatives
+        vec![big, -big, 0, big - 1, 0, 0, 0, 0, 0, big], // range extremes
+    ];
+    let mut rng = ChaCha20Rng::seed_from_u64(81);
+    for _ in 0..5 {
+        rows.push(
+            (0..k)
+                .map(|_| rand::RngExt::random_range(&mut rng, -6 * unit..6 * unit))
+                .collect(),
+        );
+    }
+    let n = rows.len();
+    let Some(ShareStage::ReverseSigmoid(stage)) =
+        ShareStage::for_mode(reverse_sigmoid(), &public, k).unwrap()
+    else {
+        panic!("the reverse-sigmoid stage");
+    };
+    let tables = stage.tables().clone();
+    let frac = program.fixed.frac_bits;
+    let want: Vec<Vec<i64>> = rows.iter().map(|r| tables.apply_fixed(r)).collect();
+    for kind in kinds() {
+        let (sb, cb) = backends(&kind, &program);
+        let (prepared_s, announcement) = sb.serve(&program).unwrap();
+        let prepared_c = cb.join(&public, &announcement).unwrap();
+        let domain = prepared_c.domain();
+        let (mut s, mut c) = local_pair(&net()).await.unwrap();
+        let timeout = Duration::from_secs(120);
+        let (ps, pc) = tokio::join!(
+            prepared_s.open(SetupLink {
+                session: &mut s,
+                rng: ChaCha20Rng::seed_from_u64(51),
+                timeout,
+            }),
+            prepared_c.open(SetupLink {
+                session: &mut c,
+                rng: ChaCha20Rng::seed_from_u64(52),
+                timeout,
+            })
+        );
+        let (mut ps, mut pc) = (ps.unwrap(), pc.unwrap());
+        let (mut ys, mut yc) = (Vec::new(), Vec::new());
+        for &v in rows.iter().flatten() {
+            let r = domain.random(&mut rng);
+            ys.push(r);
+            yc.push(domain.sub(domain.from_program(ring.from_signed(v)), r));
+        }
+        let (ms, mc) = (s.meter().clone(), c.meter().clone());
+        let server = async {
+            let h = stage
+                .run(ps.as_mut(), &ms, timeout, domain, ys, n, false)
+                .await?;
+            ps.reveal(h, n).await
+        };
+        let client = async {
+            let h = stage
+                .run(pc.as_mut(), &mc, timeout, domain, yc, n, true)
+                .await?;
+            pc.reveal(h, n).await
+        };
+        let (rs, rc) = tokio::join!(server, client);
+        assert_eq!(rs.unwrap(), None, "the server learns nothing");
+        // The client's whole view of the outputs: y_hat, probabilities.
+        let revealed = rc.unwrap().expect("the client learns the output");
+        fusion_engine::reverse_sigmoid::check_probabilities(&revealed, program.fixed, k, 0)
+            .unwrap();
+        let mut worst = 0i64;
+        for (i, (got, w)) in revealed.chunks(k).zip(&want).enumerate() {
+            let got: Vec<i64> = got.iter().map(|&v| ring.to_signed(v)).collect();
+            let dev = got.iter().zip(w).map(|(a, b)| (a - b).abs()).max().unwrap();
+            worst = worst.max(dev);
+            let total: i64 = got.iter().sum();
+            assert!(
+                (total - (1 << frac)).abs() < 1 << (frac - 5),
+                "{}: sample {i} sums to {total}",
+                sb.name()
+            );
+        }
+        // Each truncation is exact or one less; through the tables' slopes
+        // that moves y_hat by a few units of 2^-f (documented bound: 2^-6).
+        assert!(
+            worst < 1 << (frac - 6),
+            "{}: y_hat {worst} units from the plaintext pipeline",
+            sb.name()
+        );
+        eprintln!(
+            "{}: largest deviation {worst} units of 2^-{frac}",
+            sb.name()
+        );
+        drop((ps, pc));
+        s.close();
+        c.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fusion_in_reverse_sigmoid_mode_accepts_the_honest_server_and_catches_cheats() {
+    let [cheetah, _, _, _, dealer] = kinds();
+    for kind in [cheetah, dealer] {
+        let honest = fusion_in_mode(&kind, reverse_sigmoid(), Arc::new(Honest))
+            .await
+            .unwrap();
+        assert!(honest.accepted(), "{honest}");
+        // What the client receives are probabilities, not logits.
+        for o in honest.outputs().unwrap() {
+            let p = o.scores();
+            assert!(p.iter().all(|&v| (-0.02..=1.02).contains(&v)), "{p:?}");
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 0.05, "{p:?}");
+        }
+        let cheats: [Arc<dyn ServerBehaviour>; 2] = [
+            Arc::new(Tamper::new(30, 0, 2).unwrap()),
+            Arc::new(RandomOutputs),
+        ];
+        for cheat in cheats {
+            let name = cheat.name();
+            match fusion_in_mode(&kind, reverse_sigmoid(), cheat).await {
+                Ok(r) => assert!(!r.accepted(), "{name}: {r}"),
+                Err(e) => assert!(e.contains("not a probability"), "{name}: {e}"),
+            }
+        }
+    }
 }

@@ -63,6 +63,8 @@ pub mod input_grad;
 pub mod kernels;
 pub mod model;
 pub mod onnx;
+pub mod piecewise;
+pub mod reverse_sigmoid;
 pub mod tensor;
 pub mod train;
 pub mod util;
