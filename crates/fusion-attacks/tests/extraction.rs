@@ -4,11 +4,13 @@ use fusion_attacks::carlini::{self, CarliniConfig};
 use fusion_attacks::dense::DenseNet;
 use fusion_attacks::jbda::{self, JbdaConfig};
 use fusion_attacks::oracle::{
-    F64Oracle, LabelOnly, PlaintextOracle, Truncation, floor_or_one_less, rows_of, truncation_bound,
+    F64Oracle, LabelOnly, OracleAnswer, Perturbation, PlaintextOracle, ReverseSigmoidOutput,
+    Truncation, floor_or_one_less, rows_of, truncation_bound,
 };
 use fusion_attacks::{AttackError, Oracle};
 use fusion_nn::Model;
 use fusion_nn::data::{self, Part, Split};
+use fusion_nn::reverse_sigmoid::{ReverseSigmoid, ReverseSigmoidTables};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
@@ -208,4 +210,47 @@ fn carlini_recovers_bc_mlp_from_the_fixed_point_oracle_to_a_few_percent() {
         err[0] > 1e-4,
         "implausibly exact from a quantised oracle: {err:?}"
     );
+}
+
+#[test]
+fn the_reverse_sigmoid_oracle_returns_perturbed_probabilities_and_counts_only_attacker_rows() {
+    let (model, split) = load("mnist-cnn");
+    let rows: Vec<Vec<f64>> = preprocessed(&model, &split).into_iter().take(20).collect();
+    let plain = PlaintextOracle::new(&model, Truncation::Floor).expect("oracle");
+    let p = plain.program();
+    let rs = ReverseSigmoid::default();
+    let tables = ReverseSigmoidTables::new(
+        rs,
+        model.meta.classes,
+        p.output_scale(),
+        p.fixed.frac_bits,
+        p.ring().bits(),
+    )
+    .expect("tables");
+    let mut logits = PlaintextOracle::new(&model, Truncation::Floor).expect("oracle");
+    let want = logits.query(&rows).expect("logits");
+    let mut o =
+        ReverseSigmoidOutput::new(plain, Perturbation::Fixed(Box::new(tables))).expect("wrapper");
+    let OracleAnswer::Probabilities(got) = o.query(&rows).expect("query") else {
+        panic!("probabilities expected");
+    };
+    assert_eq!(o.queries_used(), 20);
+    for (g, l) in got.iter().zip(want.logits().expect("logits")) {
+        assert!((g.iter().sum::<f64>() - 1.0).abs() < 0.01, "{g:?}");
+        assert!(g.iter().all(|&v| (0.0..=1.0).contains(&v)), "{g:?}");
+        // Against the f64 defence of the same logits.
+        for (a, b) in g.iter().zip(rs.apply_f64(l, 12)) {
+            assert!((a - b).abs() < 0.004, "{g:?}");
+        }
+    }
+    let labels = o.server_labels(&rows).expect("labels");
+    assert_eq!(labels, OracleAnswer::Probabilities(got).labels());
+    assert_eq!(
+        o.queries_used(),
+        20,
+        "the service's utility is not an attacker query"
+    );
+    // A label-only oracle cannot be wrapped.
+    let label = LabelOnly(PlaintextOracle::new(&model, Truncation::Floor).expect("oracle"));
+    assert!(ReverseSigmoidOutput::new(label, Perturbation::F64(rs, 12)).is_err());
 }

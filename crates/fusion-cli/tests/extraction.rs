@@ -199,3 +199,38 @@ fn the_label_defence_through_the_secure_oracle_is_the_servers_output_mode_on_sha
     assert_eq!(line["defence"], "label");
     assert_eq!(line["queries_used"], 60);
 }
+
+#[test]
+fn the_reverse_sigmoid_defence_runs_the_attack_on_perturbed_probabilities() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.jsonl");
+    let out = run(
+        &[
+            "--attack",
+            "carlini",
+            "--budget",
+            "2000",
+            "--seed",
+            "1",
+            "--defence",
+            "reverse-sigmoid",
+            "--beta",
+            "0.5",
+            "--gamma",
+            "0.25",
+        ],
+        "bc-mlp",
+        &json,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("json");
+    assert_eq!(v["defence"], "reverse-sigmoid");
+    assert_eq!(v["oracle"], "plaintext-reverse-sigmoid");
+    // With two classes the perturbation keeps the service's labels.
+    assert!(v["server_accuracy"].as_f64().expect("f64") > 0.9, "{v}");
+}
