@@ -76,6 +76,7 @@ pub mod fit;
 pub mod infer;
 pub mod load;
 pub mod machine;
+pub mod output_figure;
 pub mod paper;
 pub mod record;
 pub mod report;

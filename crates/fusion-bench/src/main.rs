@@ -7,6 +7,7 @@ use fusion_bench::compare::{CompareOptions, run_compare};
 use fusion_bench::extraction::{ExtractionFigureOptions, run_extraction_figure};
 use fusion_bench::infer::{InferOptions, PartyOptions, run_infer, serve_party};
 use fusion_bench::load::{LoadOptions, run_load};
+use fusion_bench::output_figure::{OutputFigureOptions, run_output_figure};
 use fusion_bench::report::{ReportOptions, run_report};
 use fusion_bench::spu::{SpuOptions, run_spu};
 use fusion_bench::tables::{TablesOptions, run_tables};
@@ -45,6 +46,9 @@ enum Cmd {
     /// Figure 8 shape: stolen-model accuracy against query budget, from
     /// `fusion experiment extraction --json` lines, as an SVG.
     ExtractionFigure(ExtractionFigureOptions),
+    /// Figure 7 shape: bytes and time of a secure batch per output mode,
+    /// from `fusion-bench infer --output-mode MODE --json` lines, as SVGs.
+    OutputFigure(OutputFigureOptions),
     /// The server party of `infer` (internal).
     #[command(hide = true)]
     PartyServer(PartyOptions),
@@ -102,6 +106,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::ExtractionFigure(o) => {
             let path = run_extraction_figure(&o)?;
             println!("wrote {}", path.display());
+            Ok(())
+        }
+        Cmd::OutputFigure(o) => {
+            for path in run_output_figure(&o)? {
+                println!("wrote {}", path.display());
+            }
             Ok(())
         }
         Cmd::PartyServer(p) => serve_party(&p),

@@ -106,9 +106,16 @@ pub struct Rendered {
 
 /// Tables II-III with the backends side by side: per network and `(R, B)`,
 /// each backend's Fusion bytes and LAN/WAN seconds beside the paper's, and
-/// our bytes over the paper's. Rendered when the records hold `Queries`
-/// rows of more than one backend.
-fn backends_side_by_side(md: &mut String, tables: &[&TableRow]) {
+/// our bytes over the paper's, and a chart of bytes per sample (log scale,
+/// one bar per backend). Rendered when the records hold `Queries` rows of
+/// more than one backend.
+fn backends_side_by_side(
+    md: &mut String,
+    tables: &[&TableRow],
+    out: &Path,
+    svg_dir: &Path,
+    charts: &mut Vec<(PathBuf, String)>,
+) {
     let rows: Vec<&&TableRow> = tables
         .iter()
         .filter(|t| t.table == Table::Queries)
@@ -182,6 +189,49 @@ fn backends_side_by_side(md: &mut String, tables: &[&TableRow]) {
                     )),
                 );
             }
+        }
+        // Bytes per sample of the smallest layout, per backend and link.
+        let first = rows
+            .iter()
+            .filter(|r| r.net == net)
+            .map(|r| (r.queries, r.copies))
+            .min();
+        if let Some((r0, b0)) = first {
+            let links = ["lan", "wan"];
+            let series: Vec<(String, Vec<f64>)> = backends
+                .iter()
+                .map(|backend| {
+                    let v = links
+                        .iter()
+                        .map(|link| {
+                            rows.iter()
+                                .find(|x| {
+                                    x.net == net
+                                        && x.backend == *backend
+                                        && x.link == *link
+                                        && x.queries == r0
+                                        && x.copies == b0
+                                })
+                                .map_or(0.0, |x| {
+                                    (x.fusion_bytes / x.total.max(1) as f64 / 1024.0)
+                                        .max(1.0)
+                                        .log10()
+                                })
+                        })
+                        .collect();
+                    (backend.to_string(), v)
+                })
+                .collect();
+            let name = format!("backends-{net}.svg");
+            let chart = svg::bar_chart(
+                &format!("{title}: Fusion bytes per sample at R = {r0}, B = {b0} (log scale)"),
+                "log10 KiB per sample",
+                &links.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+                &series,
+            );
+            let p = svg_dir.join(&name);
+            let _ = writeln!(md, "\n![{name}]({})", rel_link(out, &p));
+            charts.push((p, chart));
         }
         let _ = writeln!(md);
     }
@@ -462,7 +512,7 @@ pub fn render(records: &[Record], out: &Path, svg_dir: &Path) -> Rendered {
         let _ = writeln!(md);
     }
 
-    backends_side_by_side(&mut md, &tables);
+    backends_side_by_side(&mut md, &tables, out, svg_dir, &mut charts);
 
     // ---------------------------------------------------------------- raw runs
     let infers: Vec<_> = records
