@@ -26,7 +26,8 @@
 //! | [`client`] | [`SecureClient`]: names a backend, validates the server, runs batches; implements [`fusion_core::engine::Engine`] |
 //! | [`behaviour`] | the server's behaviour hook (default honest) |
 //! | [`cheats`] | cheating servers built on the hook, for tests, demos and experiments |
-//! | [`output_mode`] | what the client learns: logits, or only the label (secure argmax on the shares) |
+//! | [`output_mode`] | what the client learns: logits, only the label (secure argmax on the shares) or perturbed probabilities |
+//! | [`reverse_sigmoid`] | the reverse-sigmoid output stage: softmax and Lee et al.'s perturbation on the shares |
 //! | [`wire`] | the session's control messages (versioned, bounded, validated) |
 //! | [`config`] | session parameters, server and client settings, client policy |
 //! | [`stats`] | per-phase and per-batch figures; the cost rule |
@@ -79,9 +80,9 @@
 //! **semi-honest client** only: a client that shifts its shares can extract
 //! weights from semi-honest protocols (MUSE, Lehmkuhl et al., USENIX Security
 //! 2021). In logits mode any client learns full logits, which help model
-//! extraction; the server can reveal only labels instead ([`output_mode`]);
-//! output perturbation (the paper's use of reverse sigmoid) is not
-//! implemented. The public view, the preprocessing and the class count are
+//! extraction; the server can reveal only labels instead ([`output_mode`]),
+//! or the paper's reverse-sigmoid perturbation of the probabilities, computed
+//! on the shares ([`reverse_sigmoid`]). The public view, the preprocessing and the class count are
 //! public by design.
 
 pub mod backend;

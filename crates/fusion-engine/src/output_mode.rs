@@ -11,6 +11,12 @@
 //! * [`OutputMode::Label`]: a **secure argmax** ([`ArgmaxStage`]) runs on the
 //!   shares first, then the output stage reveals only a one-hot vector per
 //!   sample. The client learns the class, nothing else of the logits.
+//! * [`OutputMode::ReverseSigmoid`]: the softmax and Lee et al.'s
+//!   perturbation run on the shares ([`crate::reverse_sigmoid`]); the output
+//!   stage reveals only the perturbed probabilities.
+//!
+//! [`ShareStage`] is the computation a mode runs on the shares before the
+//! reveal (none in logits mode).
 //!
 //! # The secure argmax
 //!

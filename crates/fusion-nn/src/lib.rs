@@ -21,6 +21,8 @@
 //! | [`input_grad`] | gradients with respect to the input (Jacobians; fully connected networks and pooling) |
 //! | [`onnx`] | ONNX import: decode (hand-written prost messages), map the graph to layers |
 //! | [`calibrate`] | per-layer value ranges in float and fixed point, headroom against the ring, choice of `f` |
+//! | [`piecewise`] | clipped piecewise-linear functions in fixed point (sums of ReLUs), fitted to a tolerance |
+//! | [`reverse_sigmoid`] | Lee et al.'s reverse sigmoid: the f64 defence and the fixed-point pipeline the secure output stage computes |
 //! | [`kernels`] | im2col, matrix products, window reductions |
 //!
 //! ## A typical use
