@@ -439,7 +439,19 @@ impl<O: Oracle> ReverseSigmoidOutput<O> {
             perturbation,
         })
     }
+}
 
+impl ReverseSigmoidOutput<PlaintextOracle> {
+    /// The plaintext oracle with the fixed-point pipeline of its own program
+    /// (the same tables the secure stage computes with).
+    pub fn fixed_point(plain: PlaintextOracle, rs: ReverseSigmoid) -> Result<Self> {
+        let tables = ReverseSigmoidTables::for_program(rs, plain.classes, plain.program())
+            .map_err(|e| AttackError::BadParameter(e.to_string()))?;
+        Self::new(plain, Perturbation::Fixed(Box::new(tables)))
+    }
+}
+
+impl<O: Oracle> ReverseSigmoidOutput<O> {
     fn perturb(&self, logits: &[Vec<f64>]) -> Vec<Vec<f64>> {
         match &self.perturbation {
             Perturbation::F64(rs, frac) => logits.iter().map(|r| rs.apply_f64(r, *frac)).collect(),

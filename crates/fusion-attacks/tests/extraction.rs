@@ -10,7 +10,7 @@ use fusion_attacks::oracle::{
 use fusion_attacks::{AttackError, Oracle};
 use fusion_nn::Model;
 use fusion_nn::data::{self, Part, Split};
-use fusion_nn::reverse_sigmoid::{ReverseSigmoid, ReverseSigmoidTables};
+use fusion_nn::reverse_sigmoid::ReverseSigmoid;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
@@ -217,20 +217,10 @@ fn the_reverse_sigmoid_oracle_returns_perturbed_probabilities_and_counts_only_at
     let (model, split) = load("mnist-cnn");
     let rows: Vec<Vec<f64>> = preprocessed(&model, &split).into_iter().take(20).collect();
     let plain = PlaintextOracle::new(&model, Truncation::Floor).expect("oracle");
-    let p = plain.program();
     let rs = ReverseSigmoid::default();
-    let tables = ReverseSigmoidTables::new(
-        rs,
-        model.meta.classes,
-        p.output_scale(),
-        p.fixed.frac_bits,
-        p.ring().bits(),
-    )
-    .expect("tables");
     let mut logits = PlaintextOracle::new(&model, Truncation::Floor).expect("oracle");
     let want = logits.query(&rows).expect("logits");
-    let mut o =
-        ReverseSigmoidOutput::new(plain, Perturbation::Fixed(Box::new(tables))).expect("wrapper");
+    let mut o = ReverseSigmoidOutput::fixed_point(plain, rs).expect("wrapper");
     let OracleAnswer::Probabilities(got) = o.query(&rows).expect("query") else {
         panic!("probabilities expected");
     };

@@ -7,7 +7,7 @@
 //! interpolated. Lines of other attacks than the one asked for are skipped.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -49,21 +49,7 @@ pub struct ExtractionRecord {
 
 /// Reads every record of the files.
 pub fn read_records(files: &[PathBuf]) -> Result<Vec<ExtractionRecord>> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| BenchError::Io(format!("{}: {e}", f.display())))?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let r: ExtractionRecord = serde_json::from_str(line)
-                .map_err(|e| BenchError::Usage(format!("{} line {}: {e}", f.display(), i + 1)))?;
-            out.push(r);
-        }
-    }
-    Ok(out)
+    crate::record::read_json_lines(files)
 }
 
 /// The chart: categories are the budgets, series `model defence` (stolen
@@ -118,16 +104,8 @@ pub fn figure(records: &[ExtractionRecord], attack: &str) -> Result<String> {
 pub fn run_extraction_figure(o: &ExtractionFigureOptions) -> Result<PathBuf> {
     let records = read_records(&o.results)?;
     let chart = figure(&records, &o.attack)?;
-    write(&o.out, &chart)?;
+    crate::record::write_file(&o.out, &chart)?;
     Ok(o.out.clone())
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BenchError::Io(format!("{}: {e}", dir.display())))?;
-    }
-    std::fs::write(path, text).map_err(|e| BenchError::Io(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

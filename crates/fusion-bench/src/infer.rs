@@ -689,15 +689,9 @@ pub fn expected_outputs(
     let Some(rs) = rs else {
         return Ok((y.to_vec(), program.output_scale()));
     };
-    let fixed = program.fixed;
-    let tables = fusion_nn::reverse_sigmoid::ReverseSigmoidTables::new(
-        rs,
-        classes,
-        program.output_scale(),
-        fixed.frac_bits,
-        ring.bits(),
-    )
-    .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let tables =
+        fusion_nn::reverse_sigmoid::ReverseSigmoidTables::for_program(rs, classes, program)
+            .map_err(|e| BenchError::Usage(e.to_string()))?;
     let mut out = Vec::with_capacity(y.len());
     for row in y.chunks(classes.max(1)) {
         let z: Vec<i64> = row.iter().map(|&v| ring.to_signed(v)).collect();
@@ -708,7 +702,7 @@ pub fn expected_outputs(
                 .map(|v| ring.from_signed(v)),
         );
     }
-    Ok((out, fixed.frac_bits))
+    Ok((out, program.fixed.frac_bits))
 }
 
 /// The server child process; killed (and reaped) on drop.

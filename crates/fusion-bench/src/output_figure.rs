@@ -7,7 +7,7 @@
 //! (network, batch, mode) wins); nothing is interpolated.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -48,20 +48,7 @@ fn logits() -> String {
 
 /// Reads every record of the files.
 pub fn read_records(files: &[PathBuf]) -> Result<Vec<OutputRecord>> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| BenchError::Io(format!("{}: {e}", f.display())))?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let r: OutputRecord = serde_json::from_str(line)
-                .map_err(|e| BenchError::Usage(format!("{} line {}: {e}", f.display(), i + 1)))?;
-            out.push(r);
-        }
-    }
+    let out: Vec<OutputRecord> = crate::record::read_json_lines(files)?;
     if out.is_empty() {
         return Err(BenchError::Usage("no records in the input".into()));
     }
@@ -128,17 +115,9 @@ pub fn run_output_figure(o: &OutputFigureOptions) -> Result<Vec<PathBuf>> {
         o.svg_dir.join("output-modes-bytes.svg"),
         o.svg_dir.join("output-modes-time.svg"),
     ];
-    write(&files[0], &bytes)?;
-    write(&files[1], &time)?;
+    crate::record::write_file(&files[0], &bytes)?;
+    crate::record::write_file(&files[1], &time)?;
     Ok(files)
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BenchError::Io(format!("{}: {e}", dir.display())))?;
-    }
-    std::fs::write(path, text).map_err(|e| BenchError::Io(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

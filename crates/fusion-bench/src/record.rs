@@ -230,3 +230,35 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>> {
     }
     Ok(out)
 }
+
+/// Every line of the JSON Lines `files` as a `T` (blank lines skipped); a
+/// line that is not a `T` is a usage error naming the file and line.
+pub fn read_json_lines<T: serde::de::DeserializeOwned>(
+    files: &[std::path::PathBuf],
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| crate::BenchError::Io(format!("{}: {e}", f.display())))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            out.push(serde_json::from_str(line).map_err(|e| {
+                crate::BenchError::Usage(format!("{} line {}: {e}", f.display(), i + 1))
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `text` to `path`, creating its directory.
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::BenchError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| crate::BenchError::Io(format!("{}: {e}", path.display())))
+}

@@ -41,7 +41,6 @@ use fusion_attacks::oracle::{
 };
 use fusion_attacks::{AttackError, Oracle};
 use fusion_nn::Model;
-use fusion_nn::reverse_sigmoid::ReverseSigmoidTables;
 use rand::Rng;
 use rand::rngs::ChaCha20Rng;
 use serde::Serialize;
@@ -197,18 +196,8 @@ fn make_oracle(
             .map_err(attack_err)?;
             if let Some(rs) = rs {
                 // The same fixed-point pipeline the secure stage computes.
-                let p = plain.program();
-                let tables = ReverseSigmoidTables::new(
-                    rs,
-                    model.meta.classes,
-                    p.output_scale(),
-                    p.fixed.frac_bits,
-                    p.ring().bits(),
-                )
-                .map_err(usage)?;
                 return Ok(Box::new(
-                    ReverseSigmoidOutput::new(plain, Perturbation::Fixed(Box::new(tables)))
-                        .map_err(attack_err)?,
+                    ReverseSigmoidOutput::fixed_point(plain, rs).map_err(attack_err)?,
                 ));
             }
             Box::new(plain)

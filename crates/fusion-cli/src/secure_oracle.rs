@@ -30,9 +30,7 @@
 
 use std::sync::Arc;
 
-use fusion_attacks::oracle::{
-    OracleAnswer, Perturbation, PlaintextOracle, ReverseSigmoidOutput, Truncation,
-};
+use fusion_attacks::oracle::{OracleAnswer, PlaintextOracle, ReverseSigmoidOutput, Truncation};
 use fusion_attacks::{AttackError, Oracle};
 use fusion_core::Threshold;
 use fusion_core::engine::{Engine, FusionParams, Output, run_fusion};
@@ -44,7 +42,6 @@ use fusion_engine::{
 };
 use fusion_net::{NetConfig, local_pair};
 use fusion_nn::fixed::PublicProgram;
-use fusion_nn::reverse_sigmoid::ReverseSigmoidTables;
 use fusion_nn::{Model, eval};
 use rand::rngs::ChaCha20Rng;
 use rand::{Rng, SeedableRng};
@@ -177,21 +174,7 @@ impl SecureOracle {
         // The service's utility in reverse-sigmoid mode is the argmax of the
         // perturbed output the client sees.
         let clear: Box<dyn Oracle> = match mode.reverse_sigmoid().map_err(oracle_err)? {
-            Some(rs) => {
-                let p = plain.program();
-                let tables = ReverseSigmoidTables::new(
-                    rs,
-                    classes,
-                    p.output_scale(),
-                    p.fixed.frac_bits,
-                    p.ring().bits(),
-                )
-                .map_err(|e| AttackError::BadParameter(e.to_string()))?;
-                Box::new(ReverseSigmoidOutput::new(
-                    plain,
-                    Perturbation::Fixed(Box::new(tables)),
-                )?)
-            }
+            Some(rs) => Box::new(ReverseSigmoidOutput::fixed_point(plain, rs)?),
             None => Box::new(plain),
         };
         Ok(SecureOracle {

@@ -33,6 +33,19 @@ fn refused(args: &[&str], model_name: &str, needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Runs a command that must succeed and write one JSON line; the line.
+fn one_line(args: &[&str], model_name: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.jsonl");
+    let out = run(args, model_name, &json);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("one line")
+}
+
 #[test]
 fn extraction_writes_one_json_line_per_budget_with_the_documented_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -142,22 +155,12 @@ fn extraction_refuses_bad_budgets_models_and_modes_with_exit_2() {
 
 #[test]
 fn the_secure_oracle_counts_fusions_copies_and_public_samples_as_evaluated_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("out.jsonl");
-    let out = run(
+    let line = one_line(
         &[
             "--attack", "carlini", "--budget", "200", "--seed", "1", "--oracle", "secure",
         ],
         "bc-mlp",
-        &json,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("line");
     assert_eq!(line["oracle"], "secure-cheetah");
     let used = line["queries_used"].as_u64().expect("queries");
     let rows = line["rows_evaluated"].as_u64().expect("rows");
@@ -168,9 +171,7 @@ fn the_secure_oracle_counts_fusions_copies_and_public_samples_as_evaluated_rows(
 
 #[test]
 fn the_label_defence_through_the_secure_oracle_is_the_servers_output_mode_on_shares() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("out.jsonl");
-    let out = run(
+    let line = one_line(
         &[
             "--attack",
             "jbda",
@@ -186,15 +187,7 @@ fn the_label_defence_through_the_secure_oracle_is_the_servers_output_mode_on_sha
             "1",
         ],
         "bc-mlp",
-        &json,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("line");
     assert_eq!(line["oracle"], "secure-cheetah-label");
     assert_eq!(line["defence"], "label");
     assert_eq!(line["queries_used"], 60);
@@ -202,9 +195,7 @@ fn the_label_defence_through_the_secure_oracle_is_the_servers_output_mode_on_sha
 
 #[test]
 fn the_reverse_sigmoid_defence_runs_the_attack_on_perturbed_probabilities() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("out.jsonl");
-    let out = run(
+    let v = one_line(
         &[
             "--attack",
             "carlini",
@@ -220,15 +211,7 @@ fn the_reverse_sigmoid_defence_runs_the_attack_on_perturbed_probabilities() {
             "0.25",
         ],
         "bc-mlp",
-        &json,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&json).expect("json").trim()).expect("json");
     assert_eq!(v["defence"], "reverse-sigmoid");
     assert_eq!(v["oracle"], "plaintext-reverse-sigmoid");
     // With two classes the perturbation keeps the service's labels.

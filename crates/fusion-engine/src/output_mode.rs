@@ -265,7 +265,27 @@ impl ShareStage {
         }
     }
 
-    /// Runs the stage on this party's shares of `n` samples' outputs.
+    /// What the stage is called in errors.
+    fn name(&self) -> &'static str {
+        match self {
+            ShareStage::Argmax(_) => "argmax",
+            ShareStage::ReverseSigmoid(_) => "reverse sigmoid",
+        }
+    }
+
+    /// Classes per sample.
+    fn classes(&self) -> usize {
+        match self {
+            ShareStage::Argmax(a) => a.classes,
+            ShareStage::ReverseSigmoid(r) => r.tables().classes(),
+        }
+    }
+
+    /// Runs the stage on this party's shares `y` of `n` samples' outputs
+    /// (`n x classes`, in `domain`) and returns its share of what the client
+    /// is to learn (one-hot vectors; `y_hat`). `adds_constants` is `true` for
+    /// exactly one party (the client). Both parties first pass the stage's
+    /// plan to the backend's preprocessing. Phase [`Phase::Output`].
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
@@ -277,13 +297,32 @@ impl ShareStage {
         n: usize,
         adds_constants: bool,
     ) -> SecureResult<Vec<u64>> {
+        let (name, k) = (self.name(), self.classes());
+        if y.len() != n * k {
+            return Err(SecureError::Config(format!(
+                "{name} of {} values for {n} samples of {k} classes",
+                y.len()
+            )));
+        }
+        let _phase = meter.phase(Phase::Output);
+        let (program, schedule) = self.plan();
+        timed(
+            timeout,
+            || format!("preprocessing the {name}"),
+            backend.preprocess(PassPlan {
+                program,
+                schedule,
+                n,
+            }),
+        )
+        .await?;
         match self {
             ShareStage::Argmax(a) => {
-                a.run(backend, meter, timeout, domain, y, n, adds_constants)
+                a.compute(backend, timeout, domain, y, n, adds_constants)
                     .await
             }
             ShareStage::ReverseSigmoid(r) => {
-                r.run(backend, meter, timeout, domain, y, n, adds_constants)
+                r.compute(backend, timeout, domain, y, n, adds_constants)
                     .await
             }
         }
@@ -376,15 +415,12 @@ impl ArgmaxStage {
         (&self.program, &self.schedule)
     }
 
-    /// Runs the stage on this party's shares `y` (`n x classes`, in
-    /// `domain`) and returns its share of the one-hot vectors. `adds_constants`
-    /// is `true` for exactly one party (the client). Phase
-    /// [`Phase::Output`].
-    #[allow(clippy::too_many_arguments)]
-    pub async fn run(
+    /// The stage's computation on this party's shares `y` (`n x classes`,
+    /// in `domain`, already checked and preprocessed by [`ShareStage::run`]):
+    /// its share of the one-hot vectors.
+    async fn compute(
         &self,
         backend: &mut dyn PartySession,
-        meter: &Meter,
         timeout: Duration,
         domain: Domain,
         y: Vec<u64>,
@@ -392,24 +428,6 @@ impl ArgmaxStage {
         adds_constants: bool,
     ) -> SecureResult<Vec<u64>> {
         let k = self.classes;
-        if y.len() != n * k {
-            return Err(SecureError::Config(format!(
-                "argmax of {} values for {n} samples of {k} classes",
-                y.len()
-            )));
-        }
-        let _phase = meter.phase(Phase::Output);
-        let plan = PassPlan {
-            program: &self.program,
-            schedule: &self.schedule,
-            n,
-        };
-        timed(
-            timeout,
-            || "preprocessing the argmax".into(),
-            backend.preprocess(plan),
-        )
-        .await?;
         let ops: Vec<&NonLinearOp> = self
             .schedule
             .actions

@@ -18,7 +18,10 @@
 //! * sums, differences and the clip `max(d, -D)` (the first knot's ReLU
 //!   output plus `-D`) locally.
 //!
-//! Only the backends' existing protocols run, so every backend computes the
+//! [`crate::output_mode::ShareStage::run`] checks the input, enters the
+//! output phase and passes the stage's plan to the backend's preprocessing
+//! before [`ReverseSigmoidStage`]'s own computation. Only the backends'
+//! existing protocols run, so every backend computes the
 //! stage unchanged (as the secure argmax of [`crate::output_mode`]); nothing
 //! is divided on shares (softmax and normaliser go through `ln` and `exp`).
 //!
@@ -56,12 +59,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fusion_core::ring::FixedPoint;
-use fusion_net::{Meter, Phase};
+
 use fusion_nn::fixed::{PublicOp, PublicProgram, PublicStep};
 use fusion_nn::piecewise::Piecewise;
 use fusion_nn::reverse_sigmoid::{ReverseSigmoid, ReverseSigmoidTables};
 
-use crate::backend::{PartySession, PassPlan};
+use crate::backend::PartySession;
 use crate::domain::Domain;
 use crate::driver::timed;
 use crate::error::{SecureError, SecureResult};
@@ -222,15 +225,13 @@ impl ReverseSigmoidStage {
         &self.tables
     }
 
-    /// Runs the stage on this party's shares `y` (`n x classes` logits, in
-    /// `domain`) and returns its share of `y_hat` (`n x classes`, at the
-    /// program's fractional bits). `adds_constants` is `true` for exactly one
-    /// party (the client). Phase [`Phase::Output`].
-    #[allow(clippy::too_many_arguments)]
-    pub async fn run(
+    /// The stage's computation on this party's shares `y` (`n x classes`
+    /// logits, in `domain`, already checked and preprocessed by
+    /// [`crate::output_mode::ShareStage::run`]): its share of `y_hat`
+    /// (`n x classes`, at the program's fractional bits).
+    pub(crate) async fn compute(
         &self,
         backend: &mut dyn PartySession,
-        meter: &Meter,
         timeout: Duration,
         domain: Domain,
         y: Vec<u64>,
@@ -238,24 +239,6 @@ impl ReverseSigmoidStage {
         adds_constants: bool,
     ) -> SecureResult<Vec<u64>> {
         let k = self.tables.classes();
-        if y.len() != n * k {
-            return Err(SecureError::Config(format!(
-                "reverse sigmoid of {} values for {n} samples of {k} classes",
-                y.len()
-            )));
-        }
-        let _phase = meter.phase(Phase::Output);
-        let plan = PassPlan {
-            program: &self.program,
-            schedule: &self.schedule,
-            n,
-        };
-        timed(
-            timeout,
-            || "preprocessing the reverse sigmoid".into(),
-            backend.preprocess(plan),
-        )
-        .await?;
         let mut run = Run {
             backend,
             domain,
@@ -276,11 +259,7 @@ impl ReverseSigmoidStage {
                 m.len()
             )));
         }
-        let d: Vec<u64> = y
-            .chunks(k)
-            .zip(&m)
-            .flat_map(|(row, &mx)| row.iter().map(move |&v| domain.sub(v, mx)))
-            .collect();
+        let d = minus_per_sample(domain, &y, &m, k);
         // 2. e_i = exp(d_i); the first knot's ReLU gives max(d_i, T_0) - T_0.
         let exp = t.exp_logit();
         let (relu, sums) = run.table(exp, &d, 1).await?;
@@ -293,11 +272,7 @@ impl ReverseSigmoidStage {
         let (_, sums) = run.table(t.ln_sum(), &s, 1).await?;
         let l = run.truncate(t.ln_sum(), sums[0].clone()).await?;
         // 4. y_i = exp(max(d_i, T_0) - L): the softmax.
-        let u: Vec<u64> = clipped
-            .chunks(k)
-            .zip(&l)
-            .flat_map(|(row, &lv)| row.iter().map(move |&v| domain.sub(v, lv)))
-            .collect();
+        let u = minus_per_sample(domain, &clipped, &l, k);
         let (_, sums) = run.table(exp, &u, 1).await?;
         let probs = run.truncate(exp, sums[0].clone()).await?;
         // 5. g(y_i) and ln g(y_i), one knot set, one truncation.
@@ -310,14 +285,19 @@ impl ReverseSigmoidStage {
         let (_, sums) = run.table(t.ln_norm(), &total, 1).await?;
         let lg = run.truncate(t.ln_norm(), sums[0].clone()).await?;
         // 7. y_hat_i = exp(ln g_i - LG).
-        let v: Vec<u64> = ln_g
-            .chunks(k)
-            .zip(&lg)
-            .flat_map(|(row, &lv)| row.iter().map(move |&x| domain.sub(x, lv)))
-            .collect();
+        let v = minus_per_sample(domain, ln_g, &lg, k);
         let (_, sums) = run.table(t.exp_frac(), &v, 1).await?;
         run.truncate(t.exp_frac(), sums[0].clone()).await
     }
+}
+
+/// `x_i - s` for every entry `x_i` of sample `j`'s row of `k` values, `s`
+/// being `per_sample[j]`.
+fn minus_per_sample(domain: Domain, x: &[u64], per_sample: &[u64], k: usize) -> Vec<u64> {
+    x.chunks(k)
+        .zip(per_sample)
+        .flat_map(|(row, &s)| row.iter().map(move |&v| domain.sub(v, s)))
+        .collect()
 }
 
 /// The sum of shares.

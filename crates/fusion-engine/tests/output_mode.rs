@@ -244,6 +244,66 @@ fn plain_argmax(row: &[i64]) -> usize {
     best
 }
 
+/// Runs `stage` on random shares (from `rng`) of the chosen logits `rows`
+/// over one `kind` session of `program`, both parties in this test; returns
+/// the backend's name, what the server's reveal returned and what the client
+/// was revealed.
+async fn stage_on_shares(
+    kind: &Kind,
+    program: &FixedProgram,
+    stage: &ShareStage,
+    rows: &[Vec<i64>],
+    rng: &mut ChaCha20Rng,
+) -> (String, Option<Vec<u64>>, Vec<u64>) {
+    let public = program.public();
+    let ring = program.ring();
+    let n = rows.len();
+    let (sb, cb) = backends(kind, program);
+    let (prepared_s, announcement) = sb.serve(program).unwrap();
+    let prepared_c = cb.join(&public, &announcement).unwrap();
+    let domain = prepared_c.domain();
+    let (mut s, mut c) = local_pair(&net()).await.unwrap();
+    let timeout = Duration::from_secs(120);
+    let (ps, pc) = tokio::join!(
+        prepared_s.open(SetupLink {
+            session: &mut s,
+            rng: ChaCha20Rng::seed_from_u64(51),
+            timeout,
+        }),
+        prepared_c.open(SetupLink {
+            session: &mut c,
+            rng: ChaCha20Rng::seed_from_u64(52),
+            timeout,
+        })
+    );
+    let (mut ps, mut pc) = (ps.unwrap(), pc.unwrap());
+    let (mut ys, mut yc) = (Vec::new(), Vec::new());
+    for &v in rows.iter().flatten() {
+        let r = domain.random(rng);
+        ys.push(r);
+        yc.push(domain.sub(domain.from_program(ring.from_signed(v)), r));
+    }
+    let (ms, mc) = (s.meter().clone(), c.meter().clone());
+    let server = async {
+        let h = stage
+            .run(ps.as_mut(), &ms, timeout, domain, ys, n, false)
+            .await?;
+        ps.reveal(h, n).await
+    };
+    let client = async {
+        let h = stage
+            .run(pc.as_mut(), &mc, timeout, domain, yc, n, true)
+            .await?;
+        pc.reveal(h, n).await
+    };
+    let (rs, rc) = tokio::join!(server, client);
+    let revealed = rc.unwrap().expect("the client learns the output");
+    drop((ps, pc));
+    s.close();
+    c.close();
+    (sb.name().to_string(), rs.unwrap(), revealed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_every_backend() {
     rayon_threads();
@@ -252,8 +312,6 @@ async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_
     let model = zoo::build("mlp-mnist", 5).unwrap();
     let served = ServedModel::from_model(&model, eval::default_fixed_point()).unwrap();
     let program = served.program.clone();
-    let public = program.public();
-    let ring = program.ring();
     let k = 10usize;
     let big = (1i64 << 35) - 1; // the largest |y| of the engine's range at l = 37
     let rows: Vec<Vec<i64>> = vec![
@@ -275,59 +333,16 @@ async fn the_argmax_stage_reveals_exactly_one_class_on_ties_and_edge_values_for_
             -big,
         ], // class 8
     ];
-    let n = rows.len();
     let expected: Vec<usize> = rows.iter().map(|r| plain_argmax(r)).collect();
     assert_eq!(expected, [0, 0, 1, 9, 0, 8]);
-    let stage = ArgmaxStage::new(program.fixed, k).unwrap();
+    let stage = ShareStage::Argmax(ArgmaxStage::new(program.fixed, k).unwrap());
     for kind in kinds() {
-        let (sb, cb) = backends(&kind, &program);
-        let (prepared_s, announcement) = sb.serve(&program).unwrap();
-        let prepared_c = cb.join(&public, &announcement).unwrap();
-        let domain = prepared_c.domain();
-        let (mut s, mut c) = local_pair(&net()).await.unwrap();
-        let timeout = Duration::from_secs(120);
-        let (ps, pc) = tokio::join!(
-            prepared_s.open(SetupLink {
-                session: &mut s,
-                rng: ChaCha20Rng::seed_from_u64(51),
-                timeout,
-            }),
-            prepared_c.open(SetupLink {
-                session: &mut c,
-                rng: ChaCha20Rng::seed_from_u64(52),
-                timeout,
-            })
-        );
-        let (mut ps, mut pc) = (ps.unwrap(), pc.unwrap());
         // Random shares of the logits.
         let mut rng = ChaCha20Rng::seed_from_u64(53);
-        let (mut ys, mut yc) = (Vec::new(), Vec::new());
-        for &v in rows.iter().flatten() {
-            let r = domain.random(&mut rng);
-            ys.push(r);
-            yc.push(domain.sub(domain.from_program(ring.from_signed(v)), r));
-        }
-        let (ms, mc) = (s.meter().clone(), c.meter().clone());
-        let server = async {
-            let h = stage
-                .run(ps.as_mut(), &ms, timeout, domain, ys, n, false)
-                .await?;
-            ps.reveal(h, n).await
-        };
-        let client = async {
-            let h = stage
-                .run(pc.as_mut(), &mc, timeout, domain, yc, n, true)
-                .await?;
-            pc.reveal(h, n).await
-        };
-        let (rs, rc) = tokio::join!(server, client);
-        assert_eq!(rs.unwrap(), None);
-        let revealed = rc.unwrap().expect("the client learns the output");
+        let (_, server, revealed) = stage_on_shares(&kind, &program, &stage, &rows, &mut rng).await;
+        assert_eq!(server, None);
         let got = fusion_engine::output_mode::check_one_hot(&revealed, k, 0).unwrap();
         assert_eq!(got, expected);
-        drop((ps, pc));
-        s.close();
-        c.close();
     }
 }
 
@@ -478,58 +493,20 @@ async fn the_reverse_sigmoid_stage_matches_the_fixed_point_pipeline_on_chosen_lo
                 .collect(),
         );
     }
-    let n = rows.len();
-    let Some(ShareStage::ReverseSigmoid(stage)) =
-        ShareStage::for_mode(reverse_sigmoid(), &public, k).unwrap()
-    else {
+    let stage = ShareStage::for_mode(reverse_sigmoid(), &public, k)
+        .unwrap()
+        .expect("a stage");
+    let ShareStage::ReverseSigmoid(rs_stage) = &stage else {
         panic!("the reverse-sigmoid stage");
     };
-    let tables = stage.tables().clone();
+    let tables = rs_stage.tables().clone();
     let frac = program.fixed.frac_bits;
     let want: Vec<Vec<i64>> = rows.iter().map(|r| tables.apply_fixed(r)).collect();
     for kind in kinds() {
-        let (sb, cb) = backends(&kind, &program);
-        let (prepared_s, announcement) = sb.serve(&program).unwrap();
-        let prepared_c = cb.join(&public, &announcement).unwrap();
-        let domain = prepared_c.domain();
-        let (mut s, mut c) = local_pair(&net()).await.unwrap();
-        let timeout = Duration::from_secs(120);
-        let (ps, pc) = tokio::join!(
-            prepared_s.open(SetupLink {
-                session: &mut s,
-                rng: ChaCha20Rng::seed_from_u64(51),
-                timeout,
-            }),
-            prepared_c.open(SetupLink {
-                session: &mut c,
-                rng: ChaCha20Rng::seed_from_u64(52),
-                timeout,
-            })
-        );
-        let (mut ps, mut pc) = (ps.unwrap(), pc.unwrap());
-        let (mut ys, mut yc) = (Vec::new(), Vec::new());
-        for &v in rows.iter().flatten() {
-            let r = domain.random(&mut rng);
-            ys.push(r);
-            yc.push(domain.sub(domain.from_program(ring.from_signed(v)), r));
-        }
-        let (ms, mc) = (s.meter().clone(), c.meter().clone());
-        let server = async {
-            let h = stage
-                .run(ps.as_mut(), &ms, timeout, domain, ys, n, false)
-                .await?;
-            ps.reveal(h, n).await
-        };
-        let client = async {
-            let h = stage
-                .run(pc.as_mut(), &mc, timeout, domain, yc, n, true)
-                .await?;
-            pc.reveal(h, n).await
-        };
-        let (rs, rc) = tokio::join!(server, client);
-        assert_eq!(rs.unwrap(), None, "the server learns nothing");
+        let (name, server, revealed) =
+            stage_on_shares(&kind, &program, &stage, &rows, &mut rng).await;
+        assert_eq!(server, None, "the server learns nothing");
         // The client's whole view of the outputs: y_hat, probabilities.
-        let revealed = rc.unwrap().expect("the client learns the output");
         fusion_engine::reverse_sigmoid::check_probabilities(&revealed, program.fixed, k, 0)
             .unwrap();
         let mut worst = 0i64;
@@ -541,7 +518,7 @@ async fn the_reverse_sigmoid_stage_matches_the_fixed_point_pipeline_on_chosen_lo
             assert!(
                 (total - (1 << frac)).abs() < 1 << (frac - 5),
                 "{}: sample {i} sums to {total}",
-                sb.name()
+                name
             );
         }
         // Each truncation is exact or one less; through the tables' slopes
@@ -549,15 +526,9 @@ async fn the_reverse_sigmoid_stage_matches_the_fixed_point_pipeline_on_chosen_lo
         assert!(
             worst < 1 << (frac - 6),
             "{}: y_hat {worst} units from the plaintext pipeline",
-            sb.name()
+            name
         );
-        eprintln!(
-            "{}: largest deviation {worst} units of 2^-{frac}",
-            sb.name()
-        );
-        drop((ps, pc));
-        s.close();
-        c.close();
+        eprintln!("{}: largest deviation {worst} units of 2^-{frac}", name);
     }
 }
 

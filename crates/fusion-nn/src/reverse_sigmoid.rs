@@ -291,6 +291,22 @@ impl ReverseSigmoidTables {
         })
     }
 
+    /// The tables for `classes` outputs of `program` (its output scale, its
+    /// fractional bits and ring).
+    pub fn for_program(
+        rs: ReverseSigmoid,
+        classes: usize,
+        program: &crate::fixed::FixedProgram,
+    ) -> Result<Self> {
+        Self::new(
+            rs,
+            classes,
+            program.output_scale(),
+            program.fixed.frac_bits,
+            program.ring().bits(),
+        )
+    }
+
     /// The parameters.
     pub fn params(&self) -> ReverseSigmoid {
         self.rs
