@@ -71,6 +71,62 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The QUIC connection under a session's streams, kept to explain their
+/// failures. A stream only learns that its connection went away (cryprot
+/// reports "channel closed" or "unable to open stream"); the connection keeps
+/// the reason, for example the TLS alert of a server that refused the
+/// client's certificate, which arrives just after the client's handshake
+/// completed. [`WhyLost::explain`] puts that reason into the error.
+#[derive(Clone)]
+pub(crate) struct WhyLost {
+    handle: s2n_quic::connection::Handle,
+    party: Party,
+}
+
+impl WhyLost {
+    /// `e` unchanged unless it is a lost connection or a refused stream and
+    /// the connection has closed: then [`NetError::ConnectionLost`] with the
+    /// connection's own reason.
+    pub(crate) fn explain(&self, e: NetError) -> NetError {
+        let what = match &e {
+            NetError::ConnectionLost { what, .. } => *what,
+            NetError::OpenStream(_) => "opening a stream",
+            _ => return e,
+        };
+        // `ping` only queues a PING frame on a live connection; on a closed
+        // one it returns the error the connection was closed with.
+        let mut handle = self.handle.clone();
+        let Err(closed) = handle.ping() else {
+            return e;
+        };
+        NetError::ConnectionLost {
+            what,
+            reason: self.describe(closed),
+        }
+    }
+
+    /// The close reason, with what a TLS alert from the server after the
+    /// session started means: in TLS 1.3 the client's handshake completes
+    /// before the server has checked the client's last flight, so the
+    /// server's verdict on the client certificate arrives as such an alert.
+    fn describe(&self, closed: s2n_quic::connection::Error) -> String {
+        let text = closed.to_string();
+        let tls_alert_from_server = matches!(
+            closed,
+            s2n_quic::connection::Error::Transport { code, initiator, .. }
+                if initiator.is_remote() && (0x100..=0x1ff).contains(&code.as_u64())
+        ) && self.party == Party::Client;
+        if tls_alert_from_server {
+            format!(
+                "{text} (the server refused the end of our TLS handshake: \
+                 no client certificate, or one it does not accept)"
+            )
+        } else {
+            text
+        }
+    }
+}
+
 impl Session {
     fn start(mut quic: s2n_quic::Connection, config: &NetConfig) -> Result<Self> {
         let lost = |e: s2n_quic::connection::Error| NetError::ConnectionLost {
@@ -167,21 +223,32 @@ impl Session {
     pub async fn channel<S: Serialize, R: DeserializeOwned>(
         &mut self,
     ) -> Result<(MsgSender<S>, MsgReceiver<R>)> {
-        let (meter, messages) = (self.meter.clone(), self.messages.clone());
-        message::channel(self.conn_mut(), Some(&meter), &messages).await
+        let (tx, rx) = self.frame_channel().await?;
+        Ok((MsgSender::new(tx), MsgReceiver::new(rx)))
     }
 
     /// Open a protocol [`crate::Channel`] (metered on this session's meter,
     /// with the session's message limits).
     pub async fn protocol_channel(&mut self) -> Result<crate::Channel> {
-        let (meter, messages) = (self.meter.clone(), self.messages.clone());
-        crate::Channel::open(self.conn_mut(), Some(&meter), &messages).await
+        let (tx, rx) = self.frame_channel().await?;
+        Ok(crate::Channel::new(tx, rx))
     }
 
     /// Open a raw frame stream pair.
     pub async fn frame_channel(&mut self) -> Result<(FrameSender, FrameReceiver)> {
         let (meter, messages) = (self.meter.clone(), self.messages.clone());
-        message::frame_channel(self.conn_mut(), Some(&meter), &messages).await
+        let why = self.why_lost();
+        let r = message::frame_channel(self.conn_mut(), Some(&meter), &messages).await;
+        let (tx, rx) = r.map_err(|e| why.explain(e))?;
+        Ok((tx.explained_by(why.clone()), rx.explained_by(why)))
+    }
+
+    /// What explains this session's transport failures (see [`WhyLost`]).
+    fn why_lost(&self) -> WhyLost {
+        WhyLost {
+            handle: self.handle.clone(),
+            party: self.meter.party(),
+        }
     }
 
     /// End the session normally: tell the peer we are done, wait (at most

@@ -36,6 +36,7 @@ use cryprot_net::{Connection, ReceiveStreamBytes, SendStreamBytes};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::conn::WhyLost;
 use crate::{
     config::MessageConfig,
     error::{NetError, Result},
@@ -83,6 +84,7 @@ pub struct FrameSender<W = SendStreamBytes> {
     meter: Option<Meter>,
     config: MessageConfig,
     broken: bool,
+    why_lost: Option<WhyLost>,
 }
 
 /// Receiving half of a raw frame stream.
@@ -91,6 +93,7 @@ pub struct FrameReceiver<R = ReceiveStreamBytes> {
     meter: Option<Meter>,
     config: MessageConfig,
     state: RecvState,
+    why_lost: Option<WhyLost>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,20 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
             meter,
             config,
             broken: false,
+            why_lost: None,
+        }
+    }
+
+    /// Explain transport failures by the connection's own reason.
+    pub(crate) fn explained_by(mut self, why: WhyLost) -> Self {
+        self.why_lost = Some(why);
+        self
+    }
+
+    fn explain(&self, e: NetError) -> NetError {
+        match &self.why_lost {
+            Some(why) => why.explain(e),
+            None => e,
         }
     }
 
@@ -139,7 +156,7 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
                 what: "sending a message",
                 after: self.config.send_timeout,
             }),
-            Ok(Err(e)) => Err(NetError::from_stream_io("sending a message", e)),
+            Ok(Err(e)) => Err(self.explain(NetError::from_stream_io("sending a message", e))),
             Ok(Ok(())) => {
                 self.broken = false;
                 if let Some(m) = &self.meter {
@@ -159,7 +176,9 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
                 what: "closing a message stream",
                 after: t,
             }),
-            Ok(r) => r.map_err(|e| NetError::from_stream_io("closing a message stream", e)),
+            Ok(r) => {
+                r.map_err(|e| self.explain(NetError::from_stream_io("closing a message stream", e)))
+            }
         }
     }
 
@@ -177,6 +196,20 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
             meter,
             config,
             state: RecvState::Ready,
+            why_lost: None,
+        }
+    }
+
+    /// Explain transport failures by the connection's own reason.
+    pub(crate) fn explained_by(mut self, why: WhyLost) -> Self {
+        self.why_lost = Some(why);
+        self
+    }
+
+    fn explain(&self, e: NetError) -> NetError {
+        match &self.why_lost {
+            Some(why) => why.explain(e),
+            None => e,
         }
     }
 
@@ -207,7 +240,7 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
                 self.state = RecvState::Closed;
                 Err(NetError::PeerClosed)
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(self.explain(e)),
             Ok(Ok(body)) => {
                 self.state = RecvState::Ready;
                 if let Some(m) = &self.meter {
