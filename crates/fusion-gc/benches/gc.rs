@@ -13,11 +13,11 @@
 //!   MUSE's arrangement: the evaluator (client) supplies both its share of the
 //!   ReLU input and the next layer's mask, the garbler (server) its share. The
 //!   circuit's shape (ANDs, table bytes and input labels per ReLU) is printed.
-//! - `session`: one run of `garble_remote` / `evaluate_remote` over a
-//!   fusion-net loopback session (QUIC + TLS, IKNP for the evaluator's
-//!   labels), for `2^12` ReLUs mod `2^37` (the `delphi` backend's circuit) and
-//!   for the mod-`p` circuit above: wall time (criterion) and bytes per ReLU
-//!   by kind ([`fusion_gc::session::GcStats`]; IKNP's ROT generation runs on
+//! - `gc_session`: `garble_remote` / `evaluate_remote` over a fusion-net
+//!   loopback session (QUIC + TLS, IKNP for the evaluator's labels), for
+//!   `2^12` ReLUs mod `2^37` (the `delphi` backend's arrangement) and for the
+//!   mod-`p` circuit above: wall time per run (criterion) and, from one run,
+//!   bytes per ReLU by kind ([`fusion_gc::session::GcStats`]; IKNP's ROT generation runs on
 //!   CryProt's streams and is not in these figures, see
 //!   `cargo bench -p fusion-ot --bench nonlinear`, `iknp/rot`).
 //!
