@@ -1,47 +1,135 @@
-//! `fusion attack muse`: a malicious client recovers bc-mlp's weights by
-//! shifting its shares, against a server in the same process over QUIC on
-//! 127.0.0.1; and on a backend that fixes the client's shares in
-//! preprocessing the deviation is refused by the client's own backend.
+//! `fusion attack muse`: a malicious client recovers bc-mlp's weights, and a
+//! small convolutional network's layer by layer, by shifting its shares,
+//! against a server in the same process over QUIC on 127.0.0.1; and on a
+//! backend that fixes the client's shares in preprocessing the deviation is
+//! refused by the client's own backend.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
 }
 
-fn muse(backend: &str, out: &std::path::Path) -> std::process::Output {
+fn muse_on(model: &Path, backend: &str, out: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_fusion"))
         .env("FUSION_DATA", data())
         .args(["attack", "muse", "--local", "--model"])
-        .arg(data().join("models/bc-mlp"))
+        .arg(model)
         .args(["--backend", backend, "--json"])
         .arg(out)
         .output()
         .expect("run fusion attack muse")
 }
 
-#[test]
-fn muse_share_shifting_recovers_every_bc_mlp_parameter_from_514_rows() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let out = tmp.path().join("muse.json");
-    let run = muse("cheetah", &out);
+fn muse(backend: &str, out: &Path) -> std::process::Output {
+    muse_on(&data().join("models/bc-mlp"), backend, out)
+}
+
+fn report(run: &std::process::Output, out: &Path) -> serde_json::Value {
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("json")).expect("parse");
-    // 1 base + 16 hidden shifts + 1 all-off + 16 x (1 + 30) isolations.
-    assert_eq!(r["queries"], 514);
+    serde_json::from_str(&std::fs::read_to_string(out).expect("json")).expect("parse")
+}
+
+#[test]
+fn muse_share_shifting_recovers_every_bc_mlp_parameter_from_322_rows() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("muse.json");
+    let r = report(&muse("cheetah", &out), &out);
+    // Last layer: 1 all-off row + 16 impulses. Hidden layer (2 classes, so
+    // 2 units per row): 1 all-off row + 8 groups x (4 reference + 4
+    // calibration + 30 impulse rows).
+    assert_eq!(r["queries"], 322);
     assert_eq!(r["parameters"], 530);
+    assert_eq!(r["unobservable"], 0);
     let err = r["max_relative_error"].as_f64().expect("error");
     assert!(err < 1e-3, "max relative weight error {err}");
     for b in r["layer_bias_errors"].as_array().expect("bias errors") {
         assert!(b.as_f64().expect("f64") < 1e-2, "{b}");
     }
     assert_eq!(r["agreement"].as_f64(), Some(1.0));
+}
+
+/// A small convolutional network with seeded weights: conv 3x3 (1 -> 3
+/// channels) on 8 x 8, ReLU, 2 x 2 average pool, dense 27 -> 6, ReLU, dense
+/// 6 -> 4.
+fn small_cnn(dir: &Path) {
+    use fusion_nn::Model;
+    use fusion_nn::graph::GraphBuilder;
+    use fusion_nn::model::{ModelMeta, Params, Preprocess, WeightDtype};
+    use rand::rngs::ChaCha20Rng;
+    use rand::{Rng, SeedableRng};
+
+    let mut g = GraphBuilder::new(vec![1, 8, 8]);
+    let x = g.input();
+    let c = g.conv2d("conv", x, 3, 3, 1, 0);
+    let r = g.relu("relu1", c);
+    let p = g.avg_pool("pool", r, 2, 2, 0);
+    let f = g.flatten("flat", p);
+    let d = g.dense("fc1", f, 6);
+    let r = g.relu("relu2", d);
+    g.dense("fc2", r, 4);
+    let graph = g.finish().expect("graph");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mut params = Params::default();
+    for spec in graph.param_specs().expect("specs") {
+        let n: usize = spec.shape.iter().product();
+        let data = (0..n)
+            .map(|_| (rng.next_u32() as f64 / f64::from(u32::MAX) - 0.5) as f32)
+            .collect();
+        params.insert(
+            spec.name.clone(),
+            fusion_nn::Tensor::new(spec.shape.clone(), data).expect("tensor"),
+        );
+    }
+    let meta = ModelMeta {
+        name: "small-cnn".into(),
+        description: "test".into(),
+        dataset: None,
+        classes: 4,
+        preprocess: Preprocess::Identity,
+        training: None,
+        evaluation: None,
+    };
+    Model::new(meta, graph, params)
+        .expect("model")
+        .save(dir, WeightDtype::F32)
+        .expect("save");
+}
+
+#[test]
+fn muse_share_shifting_recovers_a_convolutional_network_layer_by_layer() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model = tmp.path().join("small-cnn");
+    small_cnn(&model);
+    let out = tmp.path().join("muse.json");
+    let r = report(&muse_on(&model, "cheetah", &out), &out);
+    // conv 27 + 3, fc1 162 + 6, fc2 24 + 4.
+    assert_eq!(
+        r["parameters"].as_u64().expect("u64") + r["unobservable"].as_u64().expect("u64"),
+        226
+    );
+    assert_eq!(r["unobservable"], 0);
+    let weights = r["layer_weight_errors"].as_array().expect("errors");
+    assert_eq!(weights.len(), 3);
+    for (l, e) in weights.iter().enumerate() {
+        assert!(e.as_f64().expect("f64") < 2e-2, "layer {l}: {e} in {r}");
+    }
+    for (l, e) in r["layer_bias_errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            e.as_f64().expect("f64") < 1e-2,
+            "layer {l} bias: {e} in {r}"
+        );
+    }
 }
 
 #[test]
@@ -176,4 +264,87 @@ fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
         server.0.try_wait().expect("wait").is_none(),
         "the server is still running"
     );
+}
+
+/// A per-client row quota (`fusion serve --client-ca --quota`) stops the
+/// attack at the quota: the server refuses the batch that would pass it,
+/// before any of its protocol work, and the attack says how far it got.
+#[test]
+fn a_per_client_quota_stops_the_attack_at_its_limit() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let keygen = |args: &[&str], out: &Path| {
+        ok(fusion()
+            .arg("keygen")
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("keygen"));
+    };
+    keygen(&[], &dir.join("keys"));
+    keygen(&["--ca"], &dir.join("ca"));
+    let ca = dir.join("ca").display().to_string();
+    keygen(&["--client", "mallory", "--ca", &ca], &dir.join("clients"));
+    let mut server = Guard(
+        fusion()
+            .arg("serve")
+            .arg("--model")
+            .arg(data().join("models/bc-mlp"))
+            .args(["--listen", "127.0.0.1:0", "--cert"])
+            .arg(dir.join("keys/cert.pem"))
+            .arg("--key")
+            .arg(dir.join("keys/key.pem"))
+            .arg("--client-ca")
+            .arg(dir.join("ca/ca.pem"))
+            .args(["--quota", "100/1d", "--quota-db"])
+            .arg(dir.join("quota.redb"))
+            .args(["--timeout", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let stdout = server.0.stdout.take().expect("stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on "))
+        .expect("address line");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address")
+        .to_string();
+    let out = fusion()
+        .args(["attack", "muse", "--server", &addr, "--server-cert"])
+        .arg(dir.join("keys/cert.pem"))
+        .arg("--client-cert")
+        .arg(dir.join("clients/mallory.pem"))
+        .arg("--client-key")
+        .arg(dir.join("clients/mallory-key.pem"))
+        .arg("--model")
+        .arg(data().join("models/bc-mlp"))
+        .args(["--chunk", "40", "--json"])
+        .arg(dir.join("muse.json"))
+        .output()
+        .expect("attack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    // 17 last-layer rows, then batches of 40: 57 and 97 pass, 137 would not.
+    assert!(
+        stderr.contains("refused a batch of 40 rows after 97")
+            && stderr.contains("quota of 100 samples per 86400 s"),
+        "{stderr}"
+    );
+    assert!(!dir.join("muse.json").exists());
 }
