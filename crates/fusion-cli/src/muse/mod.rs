@@ -113,15 +113,17 @@ pub struct MuseArgs {
     backend: String,
     /// Isolating shift c (real units): must exceed every |pre-activation|
     /// on the probe inputs.
-    #[arg(long, value_name = "C", default_value_t = 32.0)]
+    #[arg(long, value_name = "C", default_value_t = 128.0)]
     shift: f64,
     /// Identity shift C (real units): must exceed every |pre-activation| of
     /// the layers after the one being read, and keep C 2^scale inside the
     /// ReLU's input range.
-    #[arg(long, value_name = "C", default_value_t = 256.0)]
+    #[arg(long, value_name = "C", default_value_t = 1024.0)]
     identity_shift: f64,
-    /// Probe input magnitude s (x = s e_i).
-    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    /// Probe input magnitude s (x = s e_i): larger reads the weights above
+    /// the noise of the server's truncations; `s |w| + |b|` must stay below
+    /// the isolating shift.
+    #[arg(long, value_name = "S", default_value_t = 32.0)]
     probe: f64,
     /// Hidden units read per probe row (at most the number of classes).
     #[arg(long, value_name = "G", default_value_t = 8)]
