@@ -5,7 +5,7 @@
 //! (`--local`).
 //!
 //! **What it does.** The client runs the ordinary secure protocol, except
-//! that a [`ClientDeviation`] hook ([`shifts::Shifter`]) adds chosen offsets
+//! that a [`ClientDeviation`](fusion_engine::behaviour::ClientDeviation) hook ([`shifts::Shifter`]) adds chosen offsets
 //! to the client's share of values inside the network, row by row. Three
 //! settings of a ReLU's input do all the work: `-c` on every unit makes
 //! every output 0 ("off"); `+c` on chosen units and `-c` on the rest passes
