@@ -38,7 +38,7 @@
 //!
 //! **Scope.** Chains of dense or stride-1 convolution layers, each followed
 //! by ReLU and optionally a non-overlapping average pool, ending in a linear
-//! layer (bc-mlp, mnist-mlp, mnist-cnn), on every backend whose client shares
+//! layer (bc-mlp and mnist-cnn among the shipped models), on every backend whose client shares
 //! the hook can add to (cheetah, cryptflow2). `delphi` and `aby` fix the
 //! client's ReLU input shares in preprocessing and refuse the shifted share
 //! online; MUSE's attack on DELPHI chooses those preprocessing inputs
