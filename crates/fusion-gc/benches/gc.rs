@@ -26,7 +26,10 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
 use fusion_core::field::PrimeField;
 use fusion_core::ring::Ring;
 use fusion_gc::circuit::{Builder, Circuit};
@@ -52,27 +55,39 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("half_gates");
     g.sample_size(10);
     g.throughput(Throughput::Elements(ands));
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    garble_and_evaluate(&mut g, &circuit, &gbits, &ebits, 1);
+    g.finish();
+}
+
+/// Benchmarks `garble` and `evaluate` (one garbling per evaluation, with
+/// the given inputs) of `circuit` in group `g`.
+fn garble_and_evaluate(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    circuit: &Circuit,
+    gbits: &[bool],
+    ebits: &[bool],
+    seed: u64,
+) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut garbler = Garbler::new();
     g.bench_function("garble", |b| {
-        b.iter(|| garbler.garble(&circuit, &mut rng).unwrap());
+        b.iter(|| garbler.garble(circuit, &mut rng).unwrap());
     });
     let mut evaluator = Evaluator::new();
     g.bench_function("evaluate", |b| {
         b.iter_batched(
             || {
                 let (gc, gl, pairs) = garbler
-                    .garble(&circuit, &mut rng)
+                    .garble(circuit, &mut rng)
                     .unwrap()
-                    .into_parts(&gbits)
+                    .into_parts(gbits)
                     .unwrap();
-                (gc, gl, pairs.select(&ebits).unwrap())
+                (gc, gl, pairs.select(ebits).unwrap())
             },
-            |(gc, gl, el)| evaluator.evaluate(&circuit, gc, gl, el).unwrap(),
+            |(gc, gl, el)| evaluator.evaluate(circuit, gc, gl, el).unwrap(),
             BatchSize::PerIteration,
         );
     });
-    g.finish();
 }
 
 /// The plaintext prime of fusion-he's SIMD BFV preset `N = 8192`.
@@ -131,6 +146,7 @@ fn muse(c: &mut Criterion) {
     let circuit = muse_relu_circuit(N_MUSE, p);
     let (gbits, ebits) = muse_inputs(&circuit, N_MUSE, p);
     let per = |x: usize| x as f64 / N_MUSE as f64;
+    let ring_relu = relu_circuit(L, N_MUSE).unwrap();
     println!(
         "muse_relu_mod_p: p = {p} ({L_P} bits), {N_MUSE} ReLUs: {:.1} ANDs/ReLU, \
          {:.1} table bytes/ReLU, {:.1} garbler labels/ReLU ({:.1} B), \
@@ -142,32 +158,13 @@ fn muse(c: &mut Criterion) {
         per(16 * circuit.garbler_input_count()),
         per(circuit.evaluator_input_count()),
         per(circuit.output_count()),
-        per(relu_circuit(L, N_MUSE).unwrap().and_count()),
-        per(relu_circuit(L, N_MUSE).unwrap().evaluator_input_count()),
+        per(ring_relu.and_count()),
+        per(ring_relu.evaluator_input_count()),
     );
     let mut g = c.benchmark_group("muse_relu_mod_p");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N_MUSE as u64));
-    let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut garbler = Garbler::new();
-    g.bench_function("garble", |b| {
-        b.iter(|| garbler.garble(&circuit, &mut rng).unwrap());
-    });
-    let mut evaluator = Evaluator::new();
-    g.bench_function("evaluate", |b| {
-        b.iter_batched(
-            || {
-                let (gc, gl, pairs) = garbler
-                    .garble(&circuit, &mut rng)
-                    .unwrap()
-                    .into_parts(&gbits)
-                    .unwrap();
-                (gc, gl, pairs.select(&ebits).unwrap())
-            },
-            |(gc, gl, el)| evaluator.evaluate(&circuit, gc, gl, el).unwrap(),
-            BatchSize::PerIteration,
-        );
-    });
+    garble_and_evaluate(&mut g, &circuit, &gbits, &ebits, 2);
     g.finish();
 }
 

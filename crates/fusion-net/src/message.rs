@@ -103,6 +103,15 @@ enum RecvState {
     Closed,
 }
 
+/// `e` explained by the connection's own reason when the stream knows its
+/// connection (see [`WhyLost`]).
+fn explain(why: &Option<WhyLost>, e: NetError) -> NetError {
+    match why {
+        Some(why) => why.explain(e),
+        None => e,
+    }
+}
+
 impl<W: AsyncWrite + Unpin> FrameSender<W> {
     /// Wrap any byte sink (a QUIC stream, or an in-memory pipe in tests).
     pub fn new(stream: W, meter: Option<Meter>, config: MessageConfig) -> Self {
@@ -119,13 +128,6 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
     pub(crate) fn explained_by(mut self, why: WhyLost) -> Self {
         self.why_lost = Some(why);
         self
-    }
-
-    fn explain(&self, e: NetError) -> NetError {
-        match &self.why_lost {
-            Some(why) => why.explain(e),
-            None => e,
-        }
     }
 
     /// Send one frame.
@@ -156,7 +158,10 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
                 what: "sending a message",
                 after: self.config.send_timeout,
             }),
-            Ok(Err(e)) => Err(self.explain(NetError::from_stream_io("sending a message", e))),
+            Ok(Err(e)) => Err(explain(
+                &self.why_lost,
+                NetError::from_stream_io("sending a message", e),
+            )),
             Ok(Ok(())) => {
                 self.broken = false;
                 if let Some(m) = &self.meter {
@@ -176,9 +181,12 @@ impl<W: AsyncWrite + Unpin> FrameSender<W> {
                 what: "closing a message stream",
                 after: t,
             }),
-            Ok(r) => {
-                r.map_err(|e| self.explain(NetError::from_stream_io("closing a message stream", e)))
-            }
+            Ok(r) => r.map_err(|e| {
+                explain(
+                    &self.why_lost,
+                    NetError::from_stream_io("closing a message stream", e),
+                )
+            }),
         }
     }
 
@@ -204,13 +212,6 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
     pub(crate) fn explained_by(mut self, why: WhyLost) -> Self {
         self.why_lost = Some(why);
         self
-    }
-
-    fn explain(&self, e: NetError) -> NetError {
-        match &self.why_lost {
-            Some(why) => why.explain(e),
-            None => e,
-        }
     }
 
     /// Receive one frame (bounded by `max_frame_bytes` and `recv_timeout`).
@@ -240,7 +241,7 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
                 self.state = RecvState::Closed;
                 Err(NetError::PeerClosed)
             }
-            Ok(Err(e)) => Err(self.explain(e)),
+            Ok(Err(e)) => Err(explain(&self.why_lost, e)),
             Ok(Ok(body)) => {
                 self.state = RecvState::Ready;
                 if let Some(m) = &self.meter {
