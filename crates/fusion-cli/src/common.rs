@@ -102,6 +102,20 @@ pub fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
+/// The client identity of `--client-cert FILE --client-key FILE` (clap
+/// requires both or neither); `None` without them.
+pub fn client_identity(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<Option<fusion_net::Identity>, CliError> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some(
+            fusion_net::Identity::from_pem_files(c, k).map_err(usage)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// The runtime `fusion serve` runs its sessions on, apart from the runtime
 /// of the listener and the connections' network tasks ([`runtime`]): a
 /// protocol step that computes on its async task (instead of rayon or the

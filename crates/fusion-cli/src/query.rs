@@ -32,7 +32,7 @@ use fusion_core::search::DEFAULT_LAMBDA;
 use fusion_core::security::Layout;
 use fusion_core::verify::SecurityFigures;
 use fusion_engine::backends::cheetah::config::OtKind;
-use fusion_net::{Identity, NetConfig, ServerPin, connect_as};
+use fusion_net::{NetConfig, ServerPin, connect_as};
 
 use crate::common::{
     CliError, SampleFile, failure, init_rayon, os_rng, progress, read_samples, runtime, usage,
@@ -216,10 +216,8 @@ fn query(args: Args) -> Result<u8, CliError> {
         (None, Some(h)) => ServerPin::from_fingerprint_hex(h).map_err(usage)?,
         (None, None) => return Err(usage("give --server-cert or --server-fingerprint")),
     };
-    let client_id = match (&args.client_cert, &args.client_key) {
-        (Some(c), Some(k)) => Some(Identity::from_pem_files(c, k).map_err(usage)?),
-        _ => None,
-    };
+    let client_id =
+        crate::common::client_identity(args.client_cert.as_deref(), args.client_key.as_deref())?;
     let (queries, public) = load(&args)?;
     let (r, t) = (queries.samples.len(), public.len());
     let mut settings = FusionSettings::new(args.threshold);

@@ -160,57 +160,40 @@ fn fusion() -> Command {
     c
 }
 
-/// A deviating client (on a backend that refuses the shift mid-protocol,
-/// and on one where the attack succeeds) neither stops nor hangs a real
-/// `fusion serve`: an honest client is served afterwards.
-#[test]
-fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
-    use std::io::{BufRead, BufReader};
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path();
-    let ok = |out: std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+fn ok(out: std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `fusion keygen ARGS --out OUT`.
+fn keygen(args: &[&str], out: &Path) {
     ok(fusion()
-        .args(["keygen", "--out"])
-        .arg(dir.join("keys"))
+        .arg("keygen")
+        .args(args)
+        .arg("--out")
+        .arg(out)
         .output()
         .expect("keygen"));
-    for (extra, file) in [
-        (&["--count", "2"][..], "q.csv"),
-        (
-            &["--offset", "4", "--count", "100", "--with-labels"][..],
-            "p.csv",
-        ),
-    ] {
-        ok(fusion()
-            .args(["samples", "--data", "breast-cancer"])
-            .args(extra)
-            .arg("--out")
-            .arg(dir.join(file))
-            .output()
-            .expect("samples"));
-    }
+}
+
+/// Starts `fusion serve` on bc-mlp with the keys in `dir/keys` and `extra`
+/// arguments; returns it with the address it printed.
+fn serve(dir: &Path, extra: &[&str]) -> (Guard, String) {
+    use std::io::{BufRead, BufReader};
     let mut server = Guard(
         fusion()
             .arg("serve")
             .arg("--model")
             .arg(data().join("models/bc-mlp"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--backend",
-                "cheetah,delphi",
-                "--cert",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--cert"])
             .arg(dir.join("keys/cert.pem"))
             .arg("--key")
             .arg(dir.join("keys/key.pem"))
             .args(["--timeout", "60"])
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -228,6 +211,33 @@ fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
         .and_then(|r| r.split_whitespace().next())
         .expect("address")
         .to_string();
+    (server, addr)
+}
+
+/// A deviating client (on a backend that refuses the shift mid-protocol,
+/// and on one where the attack succeeds) neither stops nor hangs a real
+/// `fusion serve`: an honest client is served afterwards.
+#[test]
+fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    keygen(&[], &dir.join("keys"));
+    for (extra, file) in [
+        (&["--count", "2"][..], "q.csv"),
+        (
+            &["--offset", "4", "--count", "100", "--with-labels"][..],
+            "p.csv",
+        ),
+    ] {
+        ok(fusion()
+            .args(["samples", "--data", "breast-cancer"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.join(file))
+            .output()
+            .expect("samples"));
+    }
+    let (mut server, addr) = serve(dir, &["--backend", "cheetah,delphi"]);
     let attack = |backend: &str| {
         fusion()
             .args(["attack", "muse", "--server", &addr, "--server-cert"])
@@ -271,60 +281,25 @@ fn a_deviating_client_neither_stops_nor_hangs_the_server_for_honest_clients() {
 /// before any of its protocol work, and the attack says how far it got.
 #[test]
 fn a_per_client_quota_stops_the_attack_at_its_limit() {
-    use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    let ok = |out: std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let keygen = |args: &[&str], out: &Path| {
-        ok(fusion()
-            .arg("keygen")
-            .args(args)
-            .arg("--out")
-            .arg(out)
-            .output()
-            .expect("keygen"));
-    };
     keygen(&[], &dir.join("keys"));
     keygen(&["--ca"], &dir.join("ca"));
     let ca = dir.join("ca").display().to_string();
     keygen(&["--client", "mallory", "--ca", &ca], &dir.join("clients"));
-    let mut server = Guard(
-        fusion()
-            .arg("serve")
-            .arg("--model")
-            .arg(data().join("models/bc-mlp"))
-            .args(["--listen", "127.0.0.1:0", "--cert"])
-            .arg(dir.join("keys/cert.pem"))
-            .arg("--key")
-            .arg(dir.join("keys/key.pem"))
-            .arg("--client-ca")
-            .arg(dir.join("ca/ca.pem"))
-            .args(["--quota", "100/1d", "--quota-db"])
-            .arg(dir.join("quota.redb"))
-            .args(["--timeout", "60"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("serve"),
+    let ca_pem = dir.join("ca/ca.pem").display().to_string();
+    let db = dir.join("quota.redb").display().to_string();
+    let (_server, addr) = serve(
+        dir,
+        &[
+            "--client-ca",
+            &ca_pem,
+            "--quota",
+            "100/1d",
+            "--quota-db",
+            &db,
+        ],
     );
-    let stdout = server.0.stdout.take().expect("stdout");
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("listening on "))
-        .expect("address line");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("address")
-        .to_string();
     let out = fusion()
         .args(["attack", "muse", "--server", &addr, "--server-cert"])
         .arg(dir.join("keys/cert.pem"))

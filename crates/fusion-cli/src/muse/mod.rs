@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fusion_engine::{ClientConfig, SecureClient};
-use fusion_net::{Identity, NetConfig, ServerPin, connect_as};
+use fusion_net::{NetConfig, ServerPin, connect_as};
 use fusion_nn::Model;
 use serde::Serialize;
 
@@ -192,10 +192,8 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
     }
     let model = Model::load(&a.model).map_err(|e| usage(format!("{}: {e}", a.model.display())))?;
     let truth = Net::from_model(&model).map_err(usage)?;
-    let client_id = match (&a.client_cert, &a.client_key) {
-        (Some(c), Some(k)) => Some(Identity::from_pem_files(c, k).map_err(usage)?),
-        _ => None,
-    };
+    let client_id =
+        crate::common::client_identity(a.client_cert.as_deref(), a.client_key.as_deref())?;
     let knobs = Knobs {
         c: a.shift,
         identity: a.identity_shift,
@@ -529,25 +527,9 @@ async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), 
             .iter()
             .map(|b| Layer::zeros(b.linear.kind))
             .collect(),
-        pools: vec![None; blocks],
+        pools: steps.blocks.iter().map(|b| b.pool).collect(),
         last: Layer::zeros(steps.last.kind),
     };
-    // The pools, from the shapes: block b's ReLU output feeds layer b + 1.
-    for b in 0..blocks {
-        if steps.blocks[b].undo.fan_in > 1 {
-            let Kind::Conv { o, .. } = steps.blocks[b].linear.kind else {
-                return Err(usage("a pool after a dense layer"));
-            };
-            let (h, w) = steps.blocks[b].linear.kind.out_hw();
-            let side = (steps.blocks[b].undo.fan_in as f64).sqrt().round() as usize;
-            net.pools[b] = Some(chain::Pool {
-                k: side,
-                c: o,
-                h,
-                w,
-            });
-        }
-    }
     let mut rows = 0u64;
     let mut unobservable = 0u64;
     // 1. The last layer.

@@ -10,7 +10,7 @@ use fusion_engine::domain::Domain;
 use fusion_engine::schedule::{Action, ActionKind, NonLinearOp, Schedule};
 use fusion_nn::fixed::{PublicOp, PublicProgram};
 
-use super::chain::Kind;
+use super::chain::{Kind, Pool};
 
 /// A linear step and the scale of its input.
 #[derive(Debug, Clone, Copy)]
@@ -25,15 +25,13 @@ pub struct LinearStep {
 
 /// Where an "identity" ReLU's `+C` is taken off again: the next step the
 /// hook sees after the ReLU (the pool's division, or the next linear
-/// layer), and how many ReLU outputs each of its inputs sums.
+/// layer).
 #[derive(Debug, Clone, Copy)]
 pub struct Undo {
     /// Program step.
     pub step: usize,
     /// Fractional bits of its input.
     pub scale: u32,
-    /// ReLU outputs summed into each input (the pool window's size, or 1).
-    pub fan_in: usize,
 }
 
 /// One hidden block's steps.
@@ -45,8 +43,18 @@ pub struct Block {
     pub relu_step: usize,
     /// Fractional bits of the ReLU's input.
     pub relu_scale: u32,
+    /// The average pool after the ReLU, if any.
+    pub pool: Option<Pool>,
     /// Where an identity ReLU's shift is undone.
     pub undo: Undo,
+}
+
+impl Block {
+    /// ReLU outputs summed into each input of the undo step (the pool
+    /// window's size, or 1).
+    pub fn fan_in(&self) -> usize {
+        self.pool.map_or(1, |p| p.k * p.k)
+    }
 }
 
 /// The steps of a served chain network the attack shifts.
@@ -155,6 +163,7 @@ impl Steps {
             }
             i += 2;
             let mut undo = None;
+            let mut pool = None;
             if let (Some(sum), Some(div)) = (acts.get(i), acts.get(i + 1))
                 && let (
                     ActionKind::Local,
@@ -173,10 +182,19 @@ impl Steps {
                 if stride != kernel || !divides {
                     return Err(refuse(sum, "is not a non-overlapping average pool"));
                 }
+                let Kind::Conv { o, .. } = lin.kind else {
+                    return Err(refuse(sum, "pools the output of a dense layer"));
+                };
+                let (h, w) = lin.kind.out_hw();
+                pool = Some(Pool {
+                    k: kernel,
+                    c: o,
+                    h,
+                    w,
+                });
                 undo = Some(Undo {
                     step: div.step,
                     scale: scale_of(program, div.inputs[0]),
-                    fan_in: kernel * kernel,
                 });
                 i += 2;
             }
@@ -189,13 +207,13 @@ impl Steps {
                 None => Undo {
                     step: next.step,
                     scale: scale_of(program, next.inputs[0]),
-                    fan_in: 1,
                 },
             };
             blocks.push(Block {
                 linear: lin,
                 relu_step: relu.step,
                 relu_scale: scale_of(program, relu.inputs[0]),
+                pool,
                 undo,
             });
         }
@@ -278,7 +296,7 @@ impl ClientDeviation for Shifter {
                     }
                 }
                 if step == block.undo.step && *relu == Relu::Identity {
-                    let undo = -self.identity * block.undo.fan_in as f64;
+                    let undo = -self.identity * block.fan_in() as f64;
                     for v in row.iter_mut() {
                         add(domain, v, undo, block.undo.scale);
                     }
