@@ -237,6 +237,28 @@ pub struct PassPlan<'a> {
     pub schedule: &'a Schedule,
     /// Samples in the chunk.
     pub n: usize,
+    /// A deviating client's hook and the chunk's first batch position
+    /// (`None` for honest parties and for the output stages; see
+    /// [`crate::behaviour::ClientDeviation`]). A backend that fixes the
+    /// client's input to a non-linear step in preprocessing (the client's
+    /// offline share of a linear layer's output, in `delphi` and `aby`)
+    /// passes that share through [`PassPlan::as_fed_online`], so that a
+    /// deviating client picks its garbled-circuit inputs offline as MUSE's
+    /// attack on DELPHI does.
+    pub deviation: Option<(&'a dyn crate::behaviour::ClientDeviation, usize)>,
+}
+
+impl PassPlan<'_> {
+    /// The client's share `share` of the input of step `step`, known in
+    /// preprocessing, as the client will feed it to that step online: the
+    /// share itself for an honest client, the share after its hook for a
+    /// deviating one (the same call the pass makes online).
+    pub fn as_fed_online(&self, step: usize, mut share: Vec<u64>, domain: &Domain) -> Vec<u64> {
+        if let Some((d, start)) = self.deviation {
+            d.before_step(step, &mut share, start, self.n, domain);
+        }
+        share
+    }
 }
 
 /// Input-independent work before a pass.

@@ -39,6 +39,15 @@ pub trait ClientDeviation: Send + Sync + fmt::Debug {
     /// its input (`m` samples starting at batch position `start`, batch-major,
     /// in `domain`); may change it in place.
     fn before_step(&self, step: usize, x: &mut [u64], start: usize, m: usize, domain: &Domain);
+
+    /// Called on the client's share `y` of the program's output (`m x
+    /// classes`, batch-major, in `domain`; chunk starting at batch position
+    /// `start`) before the output mode's stage runs on it (the secure argmax
+    /// in label mode) and the output is revealed; may change it in place.
+    /// Default: leaves it alone.
+    fn before_output(&self, y: &mut [u64], start: usize, m: usize, domain: &Domain) {
+        let _ = (y, start, m, domain);
+    }
 }
 
 /// How the server behaves (see the module docs).

@@ -471,6 +471,9 @@ impl SecureClient {
                 deviation: self.deviation.as_deref().map(|d| (d, start)),
             };
             let mut yc = pass.run(share, m).await?;
+            if let Some(d) = &self.deviation {
+                d.before_output(&mut yc, start, m, &domain);
+            }
             if let Some(stage) = &self.stage {
                 yc = stage
                     .run(

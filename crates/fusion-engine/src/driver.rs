@@ -95,6 +95,7 @@ impl Pass<'_> {
                 program: self.program,
                 schedule,
                 n,
+                deviation: self.deviation,
             };
             timed(
                 self.timeout,

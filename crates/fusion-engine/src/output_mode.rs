@@ -313,6 +313,7 @@ impl ShareStage {
                 program,
                 schedule,
                 n,
+                deviation: None,
             }),
         )
         .await?;

@@ -91,6 +91,21 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// A dense layer's rows minus its first row (weights and bias): the
+    /// same argmax, the form a label-only reading recovers. Other layers
+    /// are left alone.
+    pub fn subtract_first_row(&mut self) {
+        let Kind::Dense { d, .. } = self.kind else {
+            return;
+        };
+        let first: Vec<f64> = self.weight[..d.min(self.weight.len())].to_vec();
+        for row in self.weight.chunks_mut(d.max(1)) {
+            row.iter_mut().zip(&first).for_each(|(w, f)| *w -= f);
+        }
+        let b0 = self.bias.first().copied().unwrap_or(0.0);
+        self.bias.iter_mut().for_each(|b| *b -= b0);
+    }
+
     /// A layer of zeros.
     pub fn zeros(kind: Kind) -> Self {
         Layer {

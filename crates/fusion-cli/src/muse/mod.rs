@@ -32,23 +32,30 @@
 //!    group).
 //!
 //! The server evaluates every probe row as an ordinary sample and cannot
-//! tell: shares are uniformly random to it whatever the client adds. With
-//! label-only output this attack does not run (it reads scores); the
-//! label-only variants of MUSE and SEEK are not implemented here.
+//! tell: shares are uniformly random to it whatever the client adds.
+//!
+//! **Label-only servers** (output mode `label`): the client also shifts its
+//! share of the logits before the secure argmax, and reads every logit
+//! difference `z_c - z_0` by binary search, one comparison per row
+//! ([`labels`]). The method above then runs unchanged on the differences;
+//! the last layer comes out as `W_c - W_0` (labels fix nothing more).
 //!
 //! **Scope.** Chains of dense or stride-1 convolution layers, each followed
 //! by ReLU and optionally a non-overlapping average pool, ending in a linear
-//! layer (bc-mlp and mnist-cnn among the shipped models), on every backend whose client shares
-//! the hook can add to (cheetah, cryptflow2). `delphi` and `aby` fix the
-//! client's ReLU input shares in preprocessing and refuse the shifted share
-//! online; MUSE's attack on DELPHI chooses those preprocessing inputs
-//! instead, which this hook does not reach.
+//! layer (bc-mlp and mnist-cnn among the shipped models), on every backend:
+//! `cheetah` and `cryptflow2` take the client's shares online; `delphi` and
+//! `aby` fix the client's share of a ReLU's input in preprocessing (its
+//! garbled-circuit input labels, fetched by OT), so there the hook shifts
+//! that share when it is fixed ([`fusion_engine::backend::PassPlan`]), as
+//! MUSE's attack on DELPHI chooses its preprocessing inputs, and the online
+//! share the client feeds matches it.
 //!
 //! **Scoring.** The experiment reads the model file only to score the result:
 //! `max_relative_error` = max over layers of `max|w_hat - w| / max|w|` (same
 //! neuron order; no matching needed) for weights, and separately for biases.
 
 mod chain;
+mod labels;
 mod shifts;
 
 use std::path::PathBuf;
@@ -111,6 +118,11 @@ pub struct MuseArgs {
     /// The backend to run (see `fusion backends`).
     #[arg(long, value_name = "NAME", default_value = "cheetah")]
     backend: String,
+    /// With `--local`: what the server reveals, `logits` or `label` (only
+    /// the class; the attack then reads logit differences one comparison
+    /// per row). A `--server` announces its own mode.
+    #[arg(long, value_name = "MODE", default_value = "logits", value_parser = crate::common::parse_output_mode)]
+    output_mode: fusion_engine::OutputMode,
     /// Isolating shift c (real units): must exceed every |pre-activation|
     /// on the probe inputs.
     #[arg(long, value_name = "C", default_value_t = 128.0)]
@@ -156,6 +168,10 @@ struct MuseReport {
     attack: &'static str,
     model: String,
     backend: String,
+    /// What the server revealed (`logits` or `label`).
+    output_mode: String,
+    /// What the errors compare.
+    scored: &'static str,
     /// Input rows the server evaluated.
     queries: u64,
     /// Weights and biases recovered.
@@ -191,7 +207,7 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
         return Err(usage("--group, --chunk and --repeats must be at least 1"));
     }
     let model = Model::load(&a.model).map_err(|e| usage(format!("{}: {e}", a.model.display())))?;
-    let truth = Net::from_model(&model).map_err(usage)?;
+    let mut truth = Net::from_model(&model).map_err(usage)?;
     let client_id =
         crate::common::client_identity(a.client_cert.as_deref(), a.client_key.as_deref())?;
     let knobs = Knobs {
@@ -208,18 +224,14 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
     let mut rng = os_rng()?;
     let backend = crate::backend::build_one(&a.backend, Default::default())?;
     let started = Instant::now();
-    let (recovered, queries, unobservable, bytes) = rt.block_on(async {
+    let (recovered, queries, unobservable, bytes, mode) = rt.block_on(async {
         let net = NetConfig::default();
         let (client_session, server_task) = if a.local {
             let backend = crate::backend::build_one(&a.backend, Default::default())?;
-            let (c, task) = crate::secure_oracle::local_server(
-                &model,
-                backend,
-                fusion_engine::OutputMode::Logits,
-                os_rng()?,
-            )
-            .await
-            .map_err(failure)?;
+            let (c, task) =
+                crate::secure_oracle::local_server(&model, backend, a.output_mode, os_rng()?)
+                    .await
+                    .map_err(failure)?;
             (c, Some(task))
         } else {
             let addr = a.server.ok_or_else(|| usage("give --server or --local"))?;
@@ -245,6 +257,7 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
         .map_err(failure)?;
         let result = attack(&mut client, knobs).await;
         let meter = client.meter();
+        let mode = client.output_mode();
         if result.is_ok() {
             let _ = client.finish().await;
         } else {
@@ -267,6 +280,7 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
             queries,
             unobservable,
             meter.report().total.bytes_total(),
+            mode,
         ))
     })?;
     let seconds = started.elapsed().as_secs_f64();
@@ -276,6 +290,16 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
             .zip(b)
             .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
             / scale.max(f64::MIN_POSITIVE)
+    };
+    // Labels fix the logits only up to a common offset: a label-only attack
+    // reads the last layer as differences from class 0, and is scored
+    // against the model's last layer in that form (the same classifier).
+    let scored = if mode == fusion_engine::OutputMode::Label {
+        truth.last.subtract_first_row();
+        "every layer; the last as differences from class 0 (W_c - W_0, b_c - b_0): labels \
+         determine nothing more"
+    } else {
+        "every layer as served"
     };
     let mut layer_weight_errors = Vec::new();
     let mut layer_bias_errors = Vec::new();
@@ -315,6 +339,8 @@ fn muse(a: MuseArgs) -> Result<(), CliError> {
         attack: "muse-share-shifting",
         model: model.meta.name.clone(),
         backend: a.backend.clone(),
+        output_mode: mode.to_string(),
+        scored,
         queries,
         parameters,
         unobservable,
@@ -402,6 +428,24 @@ async fn run_probes(
         );
     }
     Ok(out)
+}
+
+/// The logits of each probe row: revealed by a scores server, or read as
+/// differences from class 0 through a label-only one ([`labels`]).
+async fn read(
+    client: &mut SecureClient,
+    steps: &Arc<shifts::Steps>,
+    probes: Vec<Probe>,
+    k: &Knobs,
+    what: &str,
+    rows_so_far: &mut u64,
+) -> Result<Vec<Vec<f64>>, CliError> {
+    match client.output_mode() {
+        fusion_engine::OutputMode::Label => {
+            labels::differences(client, steps, probes, k, what, rows_so_far).await
+        }
+        _ => run_probes(client, steps, probes, k, what, rows_so_far).await,
+    }
 }
 
 /// Splits `units` into groups of at most `size` whose columns of `m` (the
@@ -497,13 +541,21 @@ fn least_squares(cols: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
 
 /// Runs every probe and solves for the weights, last layer first.
 async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), CliError> {
-    if client.output_mode() != fusion_engine::OutputMode::Logits {
+    let mode = client.output_mode();
+    if !matches!(
+        mode,
+        fusion_engine::OutputMode::Logits | fusion_engine::OutputMode::Label
+    ) {
         return Err(usage(format!(
-            "the server reveals only labels (output mode `{}`): this attack reads scores; the \
-             label-only variant (SEEK) is not implemented",
-            client.output_mode()
+            "the server's output mode is `{mode}`: this attack reads logits or labels, not \
+             perturbed probabilities"
         )));
     }
+    // Label-only output reveals logit differences: k - 1 per row.
+    let readable = match mode {
+        fusion_engine::OutputMode::Label => client.classes().saturating_sub(1),
+        _ => client.classes(),
+    };
     let steps = Arc::new(shifts::Steps::read(client.program(), client.schedule()).map_err(usage)?);
     if steps.linear(0).kind.in_len() != client.input_len() {
         return Err(failure(format!(
@@ -513,7 +565,7 @@ async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), 
         )));
     }
     let k = Knobs {
-        group: k.group.clamp(1, client.classes().max(1)),
+        group: k.group.clamp(1, readable.max(1)),
         chunk: k
             .chunk
             .min(usize::try_from(client.server_hello().session.max_batch).unwrap_or(usize::MAX))
@@ -542,14 +594,16 @@ async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), 
     let mut probes = vec![Probe {
         relus: all_off.clone(),
         impulse: None,
+        logits: None,
     }];
     for j in 0..d_last {
         probes.push(Probe {
             relus: all_off.clone(),
             impulse: Some((blocks, j, k.big)),
+            logits: None,
         });
     }
-    let y = run_probes(client, &steps, probes, &k, "last layer", &mut rows).await?;
+    let y = read(client, &steps, probes, &k, "last layer", &mut rows).await?;
     let base = &y[0];
     for (b, v) in net.last.bias.iter_mut().zip(base) {
         *b = *v;
@@ -687,6 +741,7 @@ async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), 
         let mut probes = vec![Probe {
             relus: relus_with(Relu::Off),
             impulse: None,
+            logits: None,
         }];
         probes.extend(plan.iter().map(|r| Probe {
             relus: relus_with(Relu::Isolate(
@@ -701,9 +756,10 @@ async fn attack(client: &mut SecureClient, k: Knobs) -> Result<(Net, u64, u64), 
                 Role::Impulse(i) => Some((b, i, k.s)),
                 _ => None,
             },
+            logits: None,
         }));
         let what = format!("hidden layer {} of {blocks}", b + 1);
-        let y = run_probes(client, &steps, probes, &k, &what, &mut rows).await?;
+        let y = read(client, &steps, probes, &k, &what, &mut rows).await?;
         let y0 = &y[0];
         // `t = z + c` (+ c on calibration rows) per row and unit, as read
         // through the computed columns.

@@ -64,6 +64,8 @@ pub struct Steps {
     pub blocks: Vec<Block>,
     /// The last linear layer.
     pub last: LinearStep,
+    /// Fractional bits of the program's output (the logits).
+    pub out_scale: u32,
 }
 
 fn scale_of(program: &PublicProgram, value: usize) -> u32 {
@@ -152,7 +154,11 @@ impl Steps {
                 if blocks.is_empty() {
                     return Err("the program has no hidden layer".into());
                 }
-                return Ok(Steps { blocks, last: lin });
+                return Ok(Steps {
+                    blocks,
+                    last: lin,
+                    out_scale: scale_of(program, schedule.output),
+                });
             }
             let relu = &acts[i + 1];
             if !matches!(
@@ -245,6 +251,10 @@ pub struct Probe {
     /// `(layer, index, amount)`: added to layer `layer`'s input (layer 0:
     /// put into the real input, not shifted).
     pub impulse: Option<(usize, usize, f64)>,
+    /// Added to the client's share of the logits before the output stage
+    /// (output units, one per class): the label-only search
+    /// ([`super::labels`]).
+    pub logits: Option<Arc<Vec<i64>>>,
 }
 
 /// The deviation hook: per batch row, its probe.
@@ -267,6 +277,21 @@ fn add(domain: &Domain, v: &mut u64, real: f64, scale: u32) {
 }
 
 impl ClientDeviation for Shifter {
+    fn before_output(&self, y: &mut [u64], start: usize, m: usize, domain: &Domain) {
+        if m == 0 || !y.len().is_multiple_of(m) {
+            return;
+        }
+        let ring = domain.program_ring();
+        for (r, row) in y.chunks_mut(y.len() / m).enumerate() {
+            let Some(shift) = self.rows.get(start + r).and_then(|p| p.logits.as_ref()) else {
+                continue;
+            };
+            for (v, &units) in row.iter_mut().zip(shift.iter()) {
+                *v = domain.add(*v, domain.from_program(ring.from_signed(units)));
+            }
+        }
+    }
+
     fn before_step(&self, step: usize, x: &mut [u64], start: usize, m: usize, domain: &Domain) {
         if m == 0 || !x.len().is_multiple_of(m) {
             return;

@@ -578,7 +578,11 @@ impl Party {
                     let elems = n * plan.program.value_shape(v).iter().product::<usize>();
                     let op2 = op.clone();
                     let step = action.step;
-                    let input = known.get(&v).cloned();
+                    // The client's share, if known now, as it will feed it
+                    // online (a deviating client's choice of GC inputs).
+                    let input = known.get(&v).cloned().map(|share| {
+                        share.map(|s| plan.as_fed_online(step, s, &Domain::Ring(ring)))
+                    });
                     let padded = input.is_none();
                     let oc =
                         blocking(move || gc::build(&op2, ring, n, elems, step, padded)).await?;
