@@ -16,7 +16,9 @@
 //! - **bits per element, total**: wire bytes (UDP payload of every QUIC
 //!   datagram, both directions, [`fusion_net::Meter`]) of the refill plus the
 //!   call, times 8, over `n`: ROT generation and QUIC framing included;
-//! - **ROT generation** and **call** wire bits separately;
+//! - **ROT generation** and **call** wire bits separately (a call needing more
+//!   than [`OtConfig::max_rots`] ROTs per direction refills inside the call:
+//!   `refills_in_call`);
 //! - **protocol bits**: the engine's own message bytes, both directions
 //!   ([`fusion_ot::Stats`]): without ROT generation and without QUIC framing,
 //!   the figure papers usually quote;
@@ -169,6 +171,12 @@ pub struct ElementRow {
     pub rots_generated: f64,
     /// Protocol flights of one call.
     pub flights: u64,
+    /// ROT refills inside the call (most over the calls): non-zero when the
+    /// call needs more than [`OtConfig::max_rots`] ROTs per direction, so that
+    /// the refill before it (capped there, as in the cheetah backend) does not
+    /// cover it; then `bits_call` and `ns_call` include that generation
+    /// (`bits_protocol` never does).
+    pub refills_in_call: u64,
     /// Nanoseconds per element, refill + call.
     pub ns_total: f64,
     /// Nanoseconds per element, call alone.
@@ -198,6 +206,7 @@ struct Sample {
     rots_consumed: u64,
     rots_generated: u64,
     flights: u64,
+    refills_in_call: u64,
     secs_total: f64,
     secs_call: f64,
 }
@@ -490,6 +499,7 @@ async fn one_call(
         rots_consumed: consumed,
         rots_generated: rots_generated(&st2) - rots_generated(&st0),
         flights: st2.flights - st1.flights,
+        refills_in_call: st2.refills - st1.refills,
         secs_total,
         secs_call,
     })
@@ -519,6 +529,7 @@ fn row(
         rots_consumed: med(&|s| s.rots_consumed as f64 / n),
         rots_generated: med(&|s| s.rots_generated as f64 / n),
         flights: samples.first().map_or(0, |s| s.flights),
+        refills_in_call: samples.iter().map(|s| s.refills_in_call).max().unwrap_or(0),
         ns_total: med(&|s| s.secs_total * 1e9 / n),
         ns_call: med(&|s| s.secs_call * 1e9 / n),
         correct: true,
