@@ -14,6 +14,7 @@
 //! | `compare [--cases mlp-mnist:128,cnn-mnist:16,lenet:1] [--rounds K]` | ours and SPU alternating, ratios of bytes and time, to `results/compare.jsonl` | [`compare`] |
 //! | `tables [--backends cheetah,...] [--links lan,wan] [--budget-s S]` | paper-shaped tables from measured and extrapolated batches, per backend, to `results/tables.jsonl` (the report puts the backends side by side with the paper's Tables II-III, [`paper`]) | [`tables`], [`fit`], [`paper`] |
 //! | `report --in results --out BENCHMARKS.md` | Markdown tables and SVG charts (`docs/bench/`) | [`report`], [`svg`] |
+//! | `elements [--n N] [--bits 32,37] [--reps K] [--json]` | bits and time per element of the OT non-linear primitives (millionaire, DReLU, ReLU, truncations, 2x2 max pool) on the silent-OT engine, both parties in-process over QUIC on 127.0.0.1, every result checked | [`elements`] |
 //!
 //! Zoo networks (`fusion_nn::zoo`): `mlp-bc`, `mlp-mnist`, `cnn-mnist`,
 //! `cnn-cifar10`, `lenet`, `fmnist-cnn`, `timit-dnn`, `resnet50`, with seeded
@@ -70,6 +71,7 @@
 #![recursion_limit = "256"]
 
 pub mod compare;
+pub mod elements;
 pub mod error;
 pub mod extraction;
 pub mod fit;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fusion_bench::compare::{CompareOptions, run_compare};
+use fusion_bench::elements::{ElementsOptions, run_elements, table};
 use fusion_bench::extraction::{ExtractionFigureOptions, run_extraction_figure};
 use fusion_bench::infer::{InferOptions, PartyOptions, run_infer, serve_party};
 use fusion_bench::load::{LoadOptions, run_load};
@@ -43,6 +44,9 @@ enum Cmd {
     Tables(TablesOptions),
     /// Render results as BENCHMARKS.md and SVG charts.
     Report(ReportOptions),
+    /// Bits and time per element of the OT non-linear primitives (both
+    /// parties in this process over QUIC on 127.0.0.1; results checked).
+    Elements(ElementsOptions),
     /// Figure 8 shape: stolen-model accuracy against query budget, from
     /// `fusion experiment extraction --json` lines, as an SVG.
     ExtractionFigure(ExtractionFigureOptions),
@@ -103,6 +107,24 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Report(o) => run_report(&o),
+        Cmd::Elements(o) => {
+            let mut err = None;
+            let rows = run_elements(&o, |r| {
+                if o.json {
+                    match serde_json::to_string(r) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => err = Some(BenchError::Io(format!("serialising: {e}"))),
+                    }
+                }
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if !o.json {
+                print!("{}", table(&rows));
+            }
+            Ok(())
+        }
         Cmd::ExtractionFigure(o) => {
             let path = run_extraction_figure(&o)?;
             println!("wrote {}", path.display());

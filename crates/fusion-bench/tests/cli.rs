@@ -241,3 +241,55 @@ fn the_server_party_exits_when_its_parent_closes_stdin() {
     let status = status.expect("the server party outlived its parent's stdin");
     assert!(!status.success());
 }
+
+/// `elements` on a tiny batch: one parseable JSON object per (op, width),
+/// every op checked against the plaintext (a wrong result would fail the run),
+/// and the counters that do not depend on timing are consistent.
+#[test]
+fn elements_json_lists_every_op_and_width_checked_against_plaintext() {
+    let out = Command::new(BIN)
+        .args([
+            "elements", "--n", "40", "--bits", "20,37", "--reps", "2", "--json",
+        ])
+        .output()
+        .expect("run fusion-bench");
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let ops = [
+        "millionaire",
+        "drelu",
+        "relu",
+        "truncate",
+        "truncate_nonneg",
+        "truncate_exact",
+        "relu_truncate",
+        "maxpool2x2",
+    ];
+    assert_eq!(rows.len(), ops.len() * 2);
+    for (i, r) in rows.iter().enumerate() {
+        let (op, bits) = (ops[i % ops.len()], [20, 37][i / ops.len()]);
+        assert_eq!(r["op"], op);
+        assert_eq!(r["bits"], bits);
+        assert_eq!(r["n"], 40);
+        assert_eq!(r["reps"], 2);
+        assert_eq!(r["correct"], true, "{op} l={bits}");
+        for key in ["command", "machine", "timestamp", "transport"] {
+            assert!(!r[key].is_null(), "{op}: {key}");
+        }
+        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{op}: {k}"));
+        assert!(f("bits_protocol") > 0.0, "{op}");
+        assert!(
+            f("bits_call") >= f("bits_protocol"),
+            "{op}: wire >= messages"
+        );
+        assert!(f("rots_consumed") >= 1.0, "{op}");
+    }
+}

@@ -343,6 +343,15 @@ impl<F: OtFlavour> OtEngine<F> {
         (total.send, total.recv)
     }
 
+    /// ROTs (as sender, as receiver) [`OtEngine::millionaires`] consumes on
+    /// `n` comparisons of `bits`-bit inputs (public sizes only, so both parties
+    /// can plan a [`OtEngine::preprocess_rots`]; e.g. for per-element cost
+    /// measurements of the comparison on its own).
+    pub fn millionaires_rots(&self, n: usize, bits: u32) -> (usize, usize) {
+        let plan = millionaires::Plan::new(bits, self.config.block_bits, None);
+        self.rots_of(n, |ctx, k| plan.cost(ctx, k))
+    }
+
     /// ROTs (as sender, as receiver) [`OtEngine::relu`] consumes on `n`
     /// elements (public: both parties can plan a [`OtEngine::preprocess_rots`]).
     pub fn relu_rots(&self, n: usize) -> (usize, usize) {

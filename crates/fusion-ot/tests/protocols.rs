@@ -713,7 +713,14 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
         ),
         ("square", s.square_rots(n), c.square_rots(n)),
         ("max_pool", s.max_pool_rots(&sizes), c.max_pool_rots(&sizes)),
+        (
+            "millionaires",
+            s.millionaires_rots(n, 20),
+            c.millionaires_rots(n, 20),
+        ),
     ];
+    let low = |v: &[u64]| -> Vec<u64> { v.iter().map(|&x| x & ((1 << 20) - 1)).collect() };
+    let (ma, mb) = (low(&a), low(&b));
     for (name, cs, cc) in plans {
         // Mirrored: what one sends the other receives.
         assert_eq!((cs.0, cs.1), (cc.1, cc.0), "{name}");
@@ -737,6 +744,9 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
             "square" => drop(tokio::try_join!(s.square(&a), c.square(&b)).unwrap()),
             "max_pool" => {
                 drop(tokio::try_join!(s.max_pool(&a, &windows), c.max_pool(&b, &windows)).unwrap())
+            }
+            "millionaires" => {
+                drop(tokio::try_join!(s.millionaires(&ma, 20), c.millionaires(&mb, 20)).unwrap())
             }
             _ => unreachable!(),
         }
