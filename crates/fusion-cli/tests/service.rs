@@ -511,7 +511,20 @@ fn metrics_count_sessions_samples_bytes_and_refusals_and_readyz_answers() {
     let n = report["fusion"]["parameters"]["total"]
         .as_u64()
         .expect("the batch size N in the report");
-    // A busy refusal: the only slot is held.
+    // The server frees the accepted client's slot after the client has its
+    // verdict (the session's own end runs on): wait for that, then hold the
+    // only slot for a busy refusal.
+    let deadline = Instant::now() + LIMIT;
+    while !http_get(http, "/metrics")
+        .1
+        .contains("fusion_sessions_active 0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the accepted session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let rt = runtime();
     let holder = rt.block_on(hold_a_session(addr, &pin(dir)));
     assert_eq!(query(dir, addr, &[]).status.code(), Some(4));
