@@ -5,6 +5,16 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fusion-bench");
 
+/// Asserts the run exited 0, showing its exit status and stderr if not.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn infer_json_has_the_required_keys_and_agrees_with_the_fixed_point_engine() {
     let out = Command::new(BIN)
@@ -26,12 +36,7 @@ fn infer_json_has_the_required_keys_and_agrees_with_the_fixed_point_engine() {
         ])
         .output()
         .expect("run fusion-bench");
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in [
         "net",
@@ -115,12 +120,7 @@ fn delphi_infer_reports_offline_and_online_apart_and_agrees_exactly() {
         ])
         .output()
         .expect("run fusion-bench");
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["backend"], "delphi");
     assert_eq!(v["ot"], "iknp");
@@ -155,12 +155,7 @@ fn aby_infer_reports_triples_apart_and_agrees_exactly() {
         ])
         .output()
         .expect("run fusion-bench");
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["backend"], "aby");
     assert_eq!(v["ot"], "iknp");
@@ -253,12 +248,7 @@ fn elements_json_lists_every_op_and_width_checked_against_plaintext() {
         ])
         .output()
         .expect("run fusion-bench");
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))

@@ -159,11 +159,7 @@ pub async fn differences(
         let y = run_probes(client, steps, asked, k, &label, rows_so_far).await?;
         for (&(i, t), out) in open.iter().zip(&y) {
             let (_, c, s) = &mut searches[i];
-            let got = out
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(j, _)| j);
+            let got = fusion_attacks::dense::argmax(out);
             if got != 0 && got != *c {
                 return Err(failure(format!(
                     "{what}: class {got} won a comparison of classes 0 and {c}: the shift that \

@@ -270,10 +270,15 @@ pub struct Shifter {
     pub identity: f64,
 }
 
-fn add(domain: &Domain, v: &mut u64, real: f64, scale: u32) {
-    let units = (real * 2f64.powi(scale as i32)).round() as i64;
+/// Adds `units` (signed, in the program's fixed point) to the share `v`.
+fn add_units(domain: &Domain, v: &mut u64, units: i64) {
     let as_ring = domain.program_ring().from_signed(units);
     *v = domain.add(*v, domain.from_program(as_ring));
+}
+
+/// Adds the real `real` at scale `2^scale` to the share `v`.
+fn add(domain: &Domain, v: &mut u64, real: f64, scale: u32) {
+    add_units(domain, v, (real * 2f64.powi(scale as i32)).round() as i64);
 }
 
 impl ClientDeviation for Shifter {
@@ -281,13 +286,12 @@ impl ClientDeviation for Shifter {
         if m == 0 || !y.len().is_multiple_of(m) {
             return;
         }
-        let ring = domain.program_ring();
         for (r, row) in y.chunks_mut(y.len() / m).enumerate() {
             let Some(shift) = self.rows.get(start + r).and_then(|p| p.logits.as_ref()) else {
                 continue;
             };
             for (v, &units) in row.iter_mut().zip(shift.iter()) {
-                *v = domain.add(*v, domain.from_program(ring.from_signed(units)));
+                add_units(domain, v, units);
             }
         }
     }
