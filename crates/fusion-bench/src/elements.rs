@@ -66,6 +66,12 @@ pub struct ElementsOptions {
     /// truncate, truncate_nonneg, truncate_exact, relu_truncate, maxpool2x2.
     #[arg(long, value_name = "OP,...", value_delimiter = ',')]
     pub ops: Option<Vec<String>>,
+    /// maxpool2x2: inputs of this many signed bits, `[-2^(K-1), 2^(K-1))`, and
+    /// the comparisons read only as many bits (`OtEngine::max_pool_bounded`;
+    /// what the engine's schedule does after a truncation). Default: inputs in
+    /// `[-2^(l-2), 2^(l-2))`, `K = l - 1`.
+    #[arg(long, value_name = "K")]
+    pub maxpool_input_bits: Option<u32>,
     /// Seed of the inputs and of the protocol randomness (silent OT draws its
     /// own from the OS).
     #[arg(long, default_value_t = 1)]
@@ -90,7 +96,7 @@ pub enum ElementOp {
     TruncateNonneg,
     /// Exact truncation, every `x`.
     TruncateExact,
-    /// Fused `ReLU(x) >> f` with one-bit error, every `x`.
+    /// Fused `ReLU(x) >> f` with one-bit error, `x` in `[-2^{l-2}, 2^{l-2})`.
     ReluTruncate,
     /// Max of each 2x2 window (4 elements).
     Maxpool2x2,
@@ -156,6 +162,10 @@ pub struct ElementRow {
     pub block_bits: u32,
     /// Truncation shift, for the truncations.
     pub shift: Option<u32>,
+    /// maxpool2x2: signed bits of the inputs the comparisons read (`None`:
+    /// `l - 1`, the range contract).
+    #[serde(default)]
+    pub maxpool_input_bits: Option<u32>,
     /// Wire bits per element, both directions: ROT generation + call.
     pub bits_total: f64,
     /// Wire bits per element of the ROT refill before the call.
@@ -237,9 +247,16 @@ struct Case {
     windows: Vec<Vec<usize>>,
 }
 
-fn make_case(op: ElementOp, ring: Ring, n: usize, rng: &mut ChaCha20Rng) -> Case {
+fn make_case(
+    op: ElementOp,
+    ring: Ring,
+    n: usize,
+    mp_bits: Option<u32>,
+    rng: &mut ChaCha20Rng,
+) -> Case {
     let l = ring.bits();
     let q = 1i64 << (l - 2);
+    let mp = mp_bits.map_or(q, |k| 1i64 << (k - 1));
     let count = if op == ElementOp::Maxpool2x2 {
         4 * n
     } else {
@@ -247,9 +264,10 @@ fn make_case(op: ElementOp, ring: Ring, n: usize, rng: &mut ChaCha20Rng) -> Case
     };
     let x: Vec<u64> = (0..count)
         .map(|_| match op {
-            ElementOp::Truncate | ElementOp::Maxpool2x2 => {
+            ElementOp::Truncate | ElementOp::ReluTruncate => {
                 ring.from_signed(rng.random_range(-q..q))
             }
+            ElementOp::Maxpool2x2 => ring.from_signed(rng.random_range(-mp..mp)),
             ElementOp::TruncateNonneg => ring.reduce(rng.next_u64()) >> 1,
             _ => ring.random(rng),
         })
@@ -364,14 +382,21 @@ pub fn check(
 type Engine = OtEngine<Silent>;
 
 /// ROTs (as `P0`-sender, as `P0`-receiver) one call consumes.
-fn planned_rots(e: &Engine, op: ElementOp, n: usize, shift: u32) -> (usize, usize) {
+fn planned_rots(
+    e: &Engine,
+    op: ElementOp,
+    n: usize,
+    shift: u32,
+    mp_bits: Option<u32>,
+) -> (usize, usize) {
+    let l = e.ring().bits();
     match op {
         ElementOp::Millionaire => e.millionaires_rots(n, e.ring().bits()),
         ElementOp::Drelu | ElementOp::Relu => e.relu_rots(n),
         ElementOp::Truncate | ElementOp::TruncateNonneg => e.truncate_rots(n, shift),
         ElementOp::TruncateExact => e.truncate_exact_rots(n, shift),
-        ElementOp::ReluTruncate => e.relu_truncate_rots(n),
-        ElementOp::Maxpool2x2 => e.max_pool_rots(&vec![4; n]),
+        ElementOp::ReluTruncate => e.relu_truncate_rots(n, shift),
+        ElementOp::Maxpool2x2 => e.max_pool_bounded_rots(&vec![4; n], mp_bits.unwrap_or(l - 1)),
     }
 }
 
@@ -381,7 +406,9 @@ async fn call(
     c: &mut Engine,
     case: &Case,
     shift: u32,
+    mp_bits: Option<u32>,
 ) -> fusion_ot::Result<Outputs> {
+    let l = s.ring().bits();
     let (a, b) = (&case.s0, &case.s1);
     Ok(match op {
         ElementOp::Millionaire => {
@@ -416,7 +443,9 @@ async fn call(
         }
         ElementOp::Maxpool2x2 => {
             let w = &case.windows;
-            let (p, q) = tokio::try_join!(s.max_pool(a, w), c.max_pool(b, w))?;
+            let k = mp_bits.unwrap_or(l - 1);
+            let (p, q) =
+                tokio::try_join!(s.max_pool_bounded(a, w, k), c.max_pool_bounded(b, w, k))?;
             Outputs::Ring(p, q)
         }
     })
@@ -460,8 +489,8 @@ async fn one_call(
     o: &ElementsOptions,
     rng: &mut ChaCha20Rng,
 ) -> Result<Sample> {
-    let case = make_case(op, ring, o.n, rng);
-    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift);
+    let case = make_case(op, ring, o.n, o.maxpool_input_bits, rng);
+    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift, o.maxpool_input_bits);
     let (have_s, have_r) = p.s.rots_available();
     let count = need_s
         .saturating_sub(have_s)
@@ -478,7 +507,7 @@ async fn one_call(
     let avail1 = p.s.rots_available();
     let w1 = wire(&p.ss, &p.cs);
     let t1 = Instant::now();
-    let out = call(op, &mut p.s, &mut p.c, &case, o.shift)
+    let out = call(op, &mut p.s, &mut p.c, &case, o.shift, o.maxpool_input_bits)
         .await
         .map_err(|e| session_err(op.name(), e))?;
     let secs_call = t1.elapsed().as_secs_f64();
@@ -522,6 +551,8 @@ fn row(
         reps: samples.len(),
         block_bits: o.block_bits,
         shift: op.uses_shift().then_some(o.shift),
+        maxpool_input_bits: (op == ElementOp::Maxpool2x2)
+            .then_some(o.maxpool_input_bits.unwrap_or(l - 1)),
         bits_total: med(&|s| bits(s.gen_bytes + s.call_bytes)),
         bits_rot_gen: med(&|s| bits(s.gen_bytes)),
         bits_call: med(&|s| bits(s.call_bytes)),
@@ -559,6 +590,13 @@ impl ElementsOptions {
                 return Err(BenchError::Usage(format!(
                     "--shift {} must be in 1..=l-2 for l = {l}",
                     self.shift
+                )));
+            }
+            if let Some(k) = self.maxpool_input_bits
+                && !(2..l).contains(&k)
+            {
+                return Err(BenchError::Usage(format!(
+                    "--maxpool-input-bits {k} must be in 2..=l-1 for l = {l}"
                 )));
             }
         }

@@ -213,17 +213,26 @@ pub fn millionaires(w: u32, m: u32) -> OtCost {
 /// fusion-ot's ReLU in `Z_{2^l}` (`relu.rs`): DReLU (millionaires on the
 /// low `l - 1` bits) and a multiplexer (`2l + 2` bits, 2 ROTs, 1 flight).
 pub fn relu(l: u32, m: u32) -> OtCost {
-    millionaires(l - 1, m).then(OtCost {
+    relu_comparing(l, l - 1, m)
+}
+
+/// A ReLU in `Z_{2^l}` whose DReLU compares `w` bits (`drelu.rs`, narrow
+/// windows), and the `l`-bit multiplexer.
+pub fn relu_comparing(l: u32, w: u32, m: u32) -> OtCost {
+    millionaires(w, m).then(OtCost {
         bits: 2 * u64::from(l) + 2,
         rots: 2,
         flights: 1,
     })
 }
 
-/// fusion-ot's fused ReLU-truncation (`relu_truncate.rs`): ReLU plus
-/// `f + 1` bits and 1 ROT in the same flights.
+/// fusion-ot's fused ReLU-truncation (`relu_truncate.rs`): a ReLU whose
+/// DReLU skips the `min(f, l - 2)` truncated bits (compares
+/// `l - 1 - min(f, l - 2)` bits), plus `f + 1` bits and 1 ROT in the same
+/// flights.
 pub fn relu_truncate(l: u32, m: u32, f: u32) -> OtCost {
-    relu(l, m).then(OtCost {
+    let w = l - 1 - f.min(l.saturating_sub(2));
+    relu_comparing(l, w, m).then(OtCost {
         bits: u64::from(f) + 1,
         rots: 1,
         flights: 0,
@@ -291,9 +300,14 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
             TruncMode::Exact => scale(truncate_exact(l, m), e),
         },
         NonLinearOp::Square => scale(square(l), e),
-        NonLinearOp::MaxPool { windows, .. } => {
+        NonLinearOp::MaxPool {
+            windows,
+            input_bits,
+            ..
+        } => {
             let sizes = windows.iter().map(Vec::len);
-            let per = relu(l, m);
+            // A max of two k-bit values compares k bits (`OtEngine::max_bounded`).
+            let per = relu_comparing(l, input_bits.unwrap_or(l - 1).min(l - 1), m);
             maxpool_levels(sizes)
                 .iter()
                 .fold((0, 0, 0), |(b, r, f), &pairs| {

@@ -382,6 +382,7 @@ impl ArgmaxStage {
         let max_op = NonLinearOp::MaxPool {
             windows: Arc::new(vec![(0..k).collect()]),
             in_len: k,
+            input_bits: None,
         };
         let action = |kind, step: usize, inputs| Action {
             kind,

@@ -185,6 +185,7 @@ impl ReverseSigmoidStage {
             ActionKind::NonLinear(NonLinearOp::MaxPool {
                 windows: Arc::new(vec![(0..k).collect()]),
                 in_len: k,
+                input_bits: None,
             }),
             vec![0],
             1,

@@ -28,6 +28,20 @@
 //!
 //! Truncations by more than the OT protocols' range (`bits > l - 2`, or
 //! `> l - 1` for non-negative inputs) fall back to the exact truncation.
+//!
+//! **Magnitudes.** The schedule also tracks a public bound `M_v` on `|v|` for
+//! every value, from the engine's range contract (every value `|v| < 2^(l-2)`,
+//! what [`crate::bound::range_analysis`] proves for a program) and the ops
+//! that shrink it: a truncation by `b` of `|x| <= M` gives `|y| <= ceil(M /
+//! 2^b) + 1` (the `+ 1` is the one-bit error), a fused ReLU-truncation
+//! `-1 <= y <= max(1, floor(M / 2^b))`; ReLU, max pool and reshape keep `M`;
+//! window and global sums multiply it by the window size, a constant multiple
+//! by `|c|`, an addition adds the bounds; everything is capped at the
+//! contract's `2^(l-2)`. A max pool gets its inputs' bound as a width in
+//! signed bits ([`NonLinearOp::MaxPool::input_bits`]), so a backend can
+//! compare fewer bits: after a ReLU-truncation by `f = 12` in `Z_2^37` the
+//! inputs fit in 25 bits, and each comparison reads 25 bits instead of 36.
+//! The bounds depend only on the public program.
 
 use std::sync::Arc;
 
@@ -60,6 +74,11 @@ pub enum NonLinearOp {
         windows: Arc<Vec<Vec<usize>>>,
         /// Elements of one input sample.
         in_len: usize,
+        /// The inputs are known to fit in this many signed bits
+        /// (`[-2^(k-1), 2^(k-1))`, from the schedule's magnitude tracking, see
+        /// the module docs); `None`: only the range contract
+        /// `|x| < 2^(l-2)` is known. A backend may compare fewer bits.
+        input_bits: Option<u32>,
     },
     /// Square (the result is at twice the scale; a truncation follows).
     Square,
@@ -91,7 +110,9 @@ impl NonLinearOp {
     /// The max pool's windows over a whole chunk of `n` samples.
     pub fn batch_windows(&self, n: usize) -> Option<Vec<Vec<usize>>> {
         match self {
-            NonLinearOp::MaxPool { windows, in_len } => Some(batch_windows(windows, *in_len, n)),
+            NonLinearOp::MaxPool {
+                windows, in_len, ..
+            } => Some(batch_windows(windows, *in_len, n)),
             _ => None,
         }
     }
@@ -185,6 +206,8 @@ impl Schedule {
             }
         }
         let mut nonneg = vec![false; n_values];
+        let cap = 1u128 << l.saturating_sub(2).min(126);
+        let mut mag = vec![cap; n_values];
         let mut skip = vec![false; program.steps.len()];
         let mut actions = Vec::with_capacity(program.steps.len());
         let mut fused = 0;
@@ -194,6 +217,7 @@ impl Schedule {
             }
             let out = i + 1;
             let all_nonneg = s.inputs.iter().all(|&v| nonneg[v]);
+            mag[out] = magnitude(program, i, &mag).min(cap);
             let kind = match (&s.op, s.op.class()) {
                 (_, OpClass::Linear) => ActionKind::Linear,
                 (PublicOp::Relu, _) => {
@@ -210,6 +234,7 @@ impl Schedule {
                         let r = readers[out][0];
                         skip[r] = true;
                         fused += 1;
+                        mag[r + 1] = (mag[s.inputs[0]] >> bits).max(1).min(cap);
                         actions.push(Action {
                             kind: ActionKind::NonLinear(NonLinearOp::ReluTruncate { bits }),
                             step: i,
@@ -229,7 +254,7 @@ impl Schedule {
                 }
                 (PublicOp::MaxPool { .. }, _) => {
                     nonneg[out] = all_nonneg;
-                    max_pool_kind(program, i)?
+                    max_pool_kind(program, i, signed_bits(mag[s.inputs[0]], l))?
                 }
                 (PublicOp::Square, _) => ActionKind::NonLinear(NonLinearOp::Square),
                 (op, OpClass::Local) => {
@@ -296,7 +321,51 @@ impl Schedule {
     }
 }
 
-fn max_pool_kind(program: &PublicProgram, i: usize) -> SecureResult<ActionKind> {
+/// The bound on `|y|` for step `i`'s output `y` from its inputs' bounds
+/// `mag` (uncapped; see the module docs). Non-linear steps other than ReLU,
+/// truncation and max pool, and linear steps, get only the contract.
+fn magnitude(program: &PublicProgram, i: usize, mag: &[u128]) -> u128 {
+    let s = &program.steps[i];
+    let x = mag[s.inputs[0]];
+    let ring = program.ring();
+    match &s.op {
+        PublicOp::Relu | PublicOp::MaxPool { .. } | PublicOp::Reshape => x,
+        PublicOp::Truncate { bits } => {
+            let b = (*bits).min(127);
+            x.div_ceil(1u128 << b).saturating_add(1)
+        }
+        PublicOp::SumPool { kernel, .. } => x.saturating_mul((kernel * kernel) as u128),
+        PublicOp::GlobalSumPool => {
+            let shape = program.value_shape(s.inputs[0]);
+            let hw: usize = shape.iter().skip(1).product();
+            x.saturating_mul(hw as u128)
+        }
+        PublicOp::MulConst { factor } => {
+            x.saturating_mul(u128::from(ring.to_signed(*factor).unsigned_abs()))
+        }
+        PublicOp::Add => s
+            .inputs
+            .iter()
+            .fold(0u128, |t, &v| t.saturating_add(mag[v])),
+        PublicOp::Dense { .. }
+        | PublicOp::Conv2d { .. }
+        | PublicOp::ChannelAffine { .. }
+        | PublicOp::Square => u128::MAX,
+    }
+}
+
+/// The signed width `k` with `[-m, m]` inside `[-2^(k-1), 2^(k-1))`, at most
+/// `l - 1` (the contract); `None` when that is the contract's `l - 1` anyway.
+fn signed_bits(m: u128, l: u32) -> Option<u32> {
+    let k = 128 - m.leading_zeros() + 1;
+    (k < l - 1).then_some(k)
+}
+
+fn max_pool_kind(
+    program: &PublicProgram,
+    i: usize,
+    input_bits: Option<u32>,
+) -> SecureResult<ActionKind> {
     let s = &program.steps[i];
     let PublicOp::MaxPool {
         kernel,
@@ -324,6 +393,7 @@ fn max_pool_kind(program: &PublicProgram, i: usize) -> SecureResult<ActionKind> 
     Ok(ActionKind::NonLinear(NonLinearOp::MaxPool {
         windows: Arc::new(windows),
         in_len: c * h * w,
+        input_bits,
     }))
 }
 
@@ -396,6 +466,46 @@ mod tests {
         // Every value but the output is dropped exactly once.
         let dropped: usize = s.drop_after.iter().map(Vec::len).sum();
         assert_eq!(dropped, 5);
+    }
+
+    fn max_pool_bits(s: &Schedule) -> Vec<Option<u32>> {
+        s.actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(NonLinearOp::MaxPool { input_bits, .. }) => Some(*input_bits),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn max_pools_after_a_relu_truncation_know_their_inputs_fit_in_fewer_bits() {
+        // lenet: conv -> (truncate by 12, ReLU) fused -> max pool, twice, in Z_2^37.
+        // The fused op's output is in [-1, 2^35 >> 12 = 2^23]: 25 signed bits.
+        assert_eq!(max_pool_bits(&schedule("lenet")), [Some(25), Some(25)]);
+        // ResNet50's max pool follows the stem's fused truncation too.
+        assert_eq!(max_pool_bits(&schedule("resnet50")), [Some(25)]);
+    }
+
+    #[test]
+    fn a_max_pool_of_an_exact_relu_of_a_linear_output_has_only_the_contract() {
+        let mut g = fusion_nn::graph::GraphBuilder::new(vec![2, 4, 4]);
+        let x = g.input();
+        let x = g.relu("r", x);
+        let x = g.max_pool("p", x, 2, 2, 0);
+        let x = g.avg_pool("a", x, 2, 2, 0);
+        let x = g.max_pool("q", x, 1, 1, 0);
+        let x = g.flatten("f", x);
+        g.dense("d", x, 3);
+        let graph = g.finish().expect("graph");
+        let meta = fusion_nn::zoo::meta("t", &graph).expect("meta");
+        let m = fusion_nn::model::Model::init(meta, graph, 3).expect("init");
+        let s =
+            Schedule::new(&lower(&m, default_fixed_point()).expect("lower").public()).expect("s");
+        // The input is only known to be below 2^(l-2): the first pool reads
+        // l - 1 bits (None). The average pool's window sum (4 x 2^35, capped
+        // at 2^35) truncated by 2 bits is below 2^33 + 1: 35 signed bits.
+        assert_eq!(max_pool_bits(&s), [None, Some(35)]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{
     block_ot,
     channel::{CallHeader, Channel, Op},
     ctx::{Ctx, Role, fork, mask},
-    drelu,
+    drelu::{self, Window},
     error::{Error, Result, param},
     flavour::{OtFlavour, Silent},
     gilboa, maxpool, millionaires, mul, mux,
@@ -355,13 +355,13 @@ impl<F: OtFlavour> OtEngine<F> {
     /// ROTs (as sender, as receiver) [`OtEngine::relu`] consumes on `n`
     /// elements (public: both parties can plan a [`OtEngine::preprocess_rots`]).
     pub fn relu_rots(&self, n: usize) -> (usize, usize) {
-        self.rots_of(n, relu::cost)
+        self.rots_of(n, |ctx, k| relu::cost(ctx, k, Window::full(ctx)))
     }
 
-    /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate`] consumes on
-    /// `n` elements.
-    pub fn relu_truncate_rots(&self, n: usize) -> (usize, usize) {
-        self.rots_of(n, relu_truncate::cost)
+    /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate`] by `shift`
+    /// consumes on `n` elements.
+    pub fn relu_truncate_rots(&self, n: usize, shift: u32) -> (usize, usize) {
+        self.rots_of(n, |ctx, k| relu_truncate::cost(ctx, k, shift))
     }
 
     /// ROTs (as sender, as receiver) [`OtEngine::truncate`] or
@@ -391,6 +391,16 @@ impl<F: OtFlavour> OtEngine<F> {
     /// ROTs (as sender, as receiver) [`OtEngine::max_pool`] consumes on
     /// windows of the given sizes (one ReLU batch per tournament level).
     pub fn max_pool_rots(&self, window_sizes: &[usize]) -> (usize, usize) {
+        self.max_pool_bounded_rots(window_sizes, self.ring.bits() - 1)
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::max_pool_bounded`] with
+    /// `input_bits` consumes on windows of the given sizes (`0` if
+    /// `input_bits` is out of range: the call itself then fails).
+    pub fn max_pool_bounded_rots(&self, window_sizes: &[usize], input_bits: u32) -> (usize, usize) {
+        let Ok(win) = self.max_window(input_bits) else {
+            return (0, 0);
+        };
         let mut sizes = window_sizes.to_vec();
         let (mut send, mut recv) = (0, 0);
         loop {
@@ -398,11 +408,23 @@ impl<F: OtFlavour> OtEngine<F> {
             if pairs == 0 {
                 return (send, recv);
             }
-            let (s, r) = self.relu_rots(pairs);
+            let (s, r) = self.rots_of(pairs, |ctx, k| relu::cost(ctx, k, win));
             send += s;
             recv += r;
             sizes.iter_mut().for_each(|k| *k = k.div_ceil(2));
         }
+    }
+
+    /// The DReLU window of a maximum of two `input_bits`-bit signed values:
+    /// their difference needs `input_bits + 1` bits.
+    fn max_window(&self, input_bits: u32) -> Result<Window> {
+        if input_bits == 0 || input_bits >= self.ring.bits() {
+            return Err(param(format!(
+                "max pool: inputs of {input_bits} signed bits (need 1 ..= {})",
+                self.ring.bits() - 1
+            )));
+        }
+        Window::new(&self.ctx(), input_bits + 1, 0)
     }
 
     fn ctx(&self) -> Ctx {
@@ -592,11 +614,12 @@ impl<F: OtFlavour> OtEngine<F> {
         self.check(x, "drelu")?;
         let ctx = self.ctx();
         let mut out = Vec::new();
-        for (s, e) in self.chunks(x.len(), drelu::cost(&ctx, 64)) {
+        let win = Window::full(&ctx);
+        for (s, e) in self.chunks(x.len(), drelu::cost(&ctx, 64, win)) {
             let (mut rots, mut rng) = self
-                .begin(Op::Drelu, e - s, 0, drelu::cost(&ctx, e - s))
+                .begin(Op::Drelu, e - s, 0, drelu::cost(&ctx, e - s, win))
                 .await?;
-            let d = drelu::run(&mut self.main, &ctx, &x[s..e], &mut rots, &mut rng).await?;
+            let d = drelu::run(&mut self.main, &ctx, &x[s..e], win, &mut rots, &mut rng).await?;
             self.end(&rots)?;
             out.push(d);
         }
@@ -614,14 +637,27 @@ impl<F: OtFlavour> OtEngine<F> {
     /// backward pass or an argmax). Same cost.
     pub async fn relu_with_drelu(&mut self, x: &[u64]) -> Result<(Vec<u64>, Bits)> {
         self.check(x, "relu")?;
+        let win = Window::full(&self.ctx());
+        self.relu_in(Op::Relu, 0, x, win).await
+    }
+
+    /// ReLU with the sign read through `win`, announced as `op` with `param`.
+    async fn relu_in(
+        &mut self,
+        op: Op,
+        param: u32,
+        x: &[u64],
+        win: Window,
+    ) -> Result<(Vec<u64>, Bits)> {
         let ctx = self.ctx();
         let mut out = Vec::with_capacity(x.len());
         let mut ds = Vec::new();
-        for (s, e) in self.chunks(x.len(), relu::cost(&ctx, 64)) {
+        for (s, e) in self.chunks(x.len(), relu::cost(&ctx, 64, win)) {
             let (mut rots, mut rng) = self
-                .begin(Op::Relu, e - s, 0, relu::cost(&ctx, e - s))
+                .begin(op, e - s, param, relu::cost(&ctx, e - s, win))
                 .await?;
-            let (y, d) = relu::run(&mut self.main, &ctx, &x[s..e], &mut rots, &mut rng).await?;
+            let (y, d) =
+                relu::run(&mut self.main, &ctx, &x[s..e], win, &mut rots, &mut rng).await?;
             self.end(&rots)?;
             out.extend(y);
             ds.push(d);
@@ -701,18 +737,26 @@ impl<F: OtFlavour> OtEngine<F> {
 
     /// Fused ReLU and truncation: shares of `ReLU(x) >> shift` with the
     /// one-bit error (0 for `x < 0`; `⌊x/2^shift⌋` or one less for `x >= 0`),
-    /// for **every** ring element (no range assumption), `shift <= l - 1`.
-    /// Learns: nothing beyond the output share. Cost: ReLU's flights (the
-    /// truncation runs concurrently), ReLU + 1 ROT + `shift + 1` bits.
+    /// for every ring element except the `2^min(shift, l-2)` most negative
+    /// ones (so for all `|x| < 2^{l-2}`), `shift <= l - 1`. The comparison
+    /// skips the bits the truncation drops (see [`crate::relu_truncate`]).
+    /// Learns: nothing beyond the output share. Cost: a ReLU whose DReLU
+    /// compares `l - 1 - min(shift, l-2)` bits (the truncation runs
+    /// concurrently), plus 1 ROT and `shift + 1` bits.
     pub async fn relu_truncate(&mut self, x: &[u64], shift: u32) -> Result<Vec<u64>> {
         self.check(x, "relu_truncate")?;
         let ctx = self.ctx();
         truncate::check_shift(&ctx, shift, false)?;
         let mut out = Vec::with_capacity(x.len());
-        for (s, e) in self.chunks(x.len(), relu_truncate::cost(&ctx, 64)) {
+        for (s, e) in self.chunks(x.len(), relu_truncate::cost(&ctx, 64, shift)) {
             let n = e - s;
             let (mut rots, mut rng) = self
-                .begin(Op::ReluTruncate, n, shift, relu_truncate::cost(&ctx, n))
+                .begin(
+                    Op::ReluTruncate,
+                    n,
+                    shift,
+                    relu_truncate::cost(&ctx, n, shift),
+                )
                 .await?;
             self.side
                 .set_header(self.header(Op::TruncateNonNeg, n, shift));
@@ -736,14 +780,25 @@ impl<F: OtFlavour> OtEngine<F> {
     /// Elementwise maximum of two shared vectors, `b + ReLU(a - b)`; exact for
     /// inputs in `[-2^{l-2}, 2^{l-2})`. Cost: one ReLU per element.
     pub async fn max(&mut self, a: &[u64], b: &[u64]) -> Result<Vec<u64>> {
+        self.max_bounded(a, b, self.ring.bits() - 1).await
+    }
+
+    /// [`OtEngine::max`] of inputs known to fit in `input_bits` signed bits,
+    /// `[-2^{input_bits-1}, 2^{input_bits-1})`, `1 <= input_bits <= l - 1`:
+    /// the comparison reads only the `input_bits + 1` low bits of the shares
+    /// of `a - b` ([`crate::drelu`], narrow windows), `input_bits` compared
+    /// bits instead of `l - 1`. Exact on that range; outside it the result is
+    /// unspecified (but still learns nothing). Cost: one such ReLU per element.
+    pub async fn max_bounded(&mut self, a: &[u64], b: &[u64], input_bits: u32) -> Result<Vec<u64>> {
         if a.len() != b.len() {
             return Err(param("max: vectors of different lengths"));
         }
         self.check(a, "max")?;
         self.check(b, "max")?;
+        let win = self.max_window(input_bits)?;
         let ring = self.ring;
         let d: Vec<u64> = a.iter().zip(b).map(|(&x, &y)| ring.sub(x, y)).collect();
-        let r = self.relu(&d).await?;
+        let (r, _) = self.relu_in(Op::MaxLevel, input_bits, &d, win).await?;
         Ok(b.iter().zip(&r).map(|(&y, &v)| ring.add(y, v)).collect())
     }
 
@@ -753,11 +808,26 @@ impl<F: OtFlavour> OtEngine<F> {
     /// `k` costs `ceil(log2 k)` ReLU rounds and `k - 1` ReLUs. Exact for inputs
     /// in `[-2^{l-2}, 2^{l-2})`. Learns: nothing beyond the output shares.
     pub async fn max_pool(&mut self, x: &[u64], windows: &[Vec<usize>]) -> Result<Vec<u64>> {
+        self.max_pool_bounded(x, windows, self.ring.bits() - 1)
+            .await
+    }
+
+    /// [`OtEngine::max_pool`] of inputs known to fit in `input_bits` signed
+    /// bits (see [`OtEngine::max_bounded`]): each comparison reads
+    /// `input_bits` bits instead of `l - 1`. `input_bits = l - 1` is
+    /// [`OtEngine::max_pool`]. Exact on that range.
+    pub async fn max_pool_bounded(
+        &mut self,
+        x: &[u64],
+        windows: &[Vec<usize>],
+        input_bits: u32,
+    ) -> Result<Vec<u64>> {
         self.check(x, "max_pool")?;
+        self.max_window(input_bits)?;
         let mut cands = maxpool::gather(x, windows)?;
         while cands.iter().any(|c| c.len() > 1) {
             let (a, b) = maxpool::pairs(&cands);
-            let m = self.max(&a, &b).await?;
+            let m = self.max_bounded(&a, &b, input_bits).await?;
             maxpool::merge(&mut cands, &m);
         }
         Ok(cands

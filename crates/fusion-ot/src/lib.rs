@@ -47,8 +47,9 @@
 //! ## Protocols
 //!
 //! [`millionaires`], [`drelu`], [`relu`], [`truncate`] (one-bit error, one
-//! flight), [`truncate_exact`] (exact), [`relu_truncate`] (fused, no range
-//! assumption), [`maxpool`], [`avgpool`], [`mul`], [`square`]. Each module
+//! flight), [`truncate_exact`] (exact), [`relu_truncate`] (fused; its comparison
+//! skips the truncated bits), [`maxpool`] (optionally on inputs of known
+//! width, comparing fewer bits), [`avgpool`], [`mul`], [`square`]. Each module
 //! states what it computes, its source, its error and range assumptions, what
 //! each party learns and its cost. Batches are processed in the same flights
 //! (up to [`OtConfig::chunk`] elements per run), and message computation runs
@@ -60,8 +61,9 @@
 //! - [`OtEngine::truncate`]: for `-2^{l-2} <= x < 2^{l-2}`, the output is
 //!   `⌊x/2^f⌋` or `⌊x/2^f⌋ - 1` (floor = arithmetic shift right).
 //! - [`OtEngine::truncate_nonneg`]: same for `0 <= x < 2^{l-1}`.
-//! - [`OtEngine::relu_truncate`]: for every `x`, `0` if `x < 0`, else `⌊x/2^f⌋`
-//!   or `⌊x/2^f⌋ - 1`.
+//! - [`OtEngine::relu_truncate`]: for every `x >= -2^{l-1} + 2^{min(f, l-2)}`
+//!   (so every `|x| < 2^{l-2}`), `0` if `x < 0`, else `⌊x/2^f⌋` or
+//!   `⌊x/2^f⌋ - 1`.
 //! - [`OtEngine::truncate_exact`]: exactly `⌊x/2^f⌋` for every `x`.
 //!
 //! ## Prime-field path (CrypTFlow2's SCI_HE)

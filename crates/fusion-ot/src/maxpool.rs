@@ -7,8 +7,12 @@
 //! (e.g. 2 for 2x2 pooling), whatever the number of windows.
 //!
 //! Range: `a - b` must not wrap, i.e. all inputs in `[-2^{l-2}, 2^{l-2})`;
-//! then the result is exact. Learns nothing beyond the output shares. Cost:
-//! `k - 1` ReLUs per window of `k`.
+//! then the result is exact. When the inputs are known to fit in `k < l - 1`
+//! signed bits (e.g. the outputs of a truncation), `|a - b| < 2^k`, and the
+//! ReLU's comparison reads only the `k + 1` low bits of the shares of `a - b`
+//! ([`crate::drelu`], narrow windows): `k` compared bits instead of `l - 1`
+//! ([`crate::OtEngine::max_pool_bounded`]). Learns nothing beyond the output
+//! shares. Cost: `k - 1` ReLUs per window of `k`.
 
 use crate::error::{Result, param};
 

@@ -44,7 +44,10 @@ async fn relu_truncate_and_mul_over_fusion_net<F: OtFlavour>() {
     for (i, &x) in xs.iter().enumerate() {
         let v = ring.to_signed(x);
         let got = ring.to_signed(y[i]);
-        if v < 0 {
+        let lowest = -(1i64 << (ring.bits() - 1)) + (1 << 12);
+        if v < lowest {
+            // Outside relu_truncate's contract (the 2^12 most negative values).
+        } else if v < 0 {
             assert_eq!(got, 0);
         } else {
             assert!(got == v >> 12 || got == (v >> 12) - 1);

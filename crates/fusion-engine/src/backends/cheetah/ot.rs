@@ -94,13 +94,22 @@ impl AnyOt {
         dispatch!(self, e => e.truncate_exact(x, bits).await)
     }
 
-    /// See [`OtEngine::max_pool`].
+    /// See [`OtEngine::max_pool_bounded`] (`input_bits` = `l - 1`: the
+    /// range contract only, [`OtEngine::max_pool`]).
     pub async fn max_pool(
         &mut self,
         x: &[u64],
         windows: &[Vec<usize>],
+        input_bits: u32,
     ) -> fusion_ot::Result<Vec<u64>> {
-        dispatch!(self, e => e.max_pool(x, windows).await)
+        dispatch!(self, e => e.max_pool_bounded(x, windows, input_bits).await)
+    }
+
+    /// The signed input width a max pool's comparisons read: the schedule's
+    /// bound, else the range contract's `l - 1`.
+    fn max_pool_bits(&self, input_bits: Option<u32>) -> u32 {
+        let l = dispatch!(self, e => e.ring().bits());
+        input_bits.unwrap_or(l - 1).min(l - 1)
     }
 
     /// See [`OtEngine::square`].
@@ -128,16 +137,23 @@ impl AnyOt {
     pub fn op_rots(&self, op: &NonLinearOp, elems: usize, n: usize) -> (usize, usize) {
         match op {
             NonLinearOp::Relu => dispatch!(self, e => e.relu_rots(elems)),
-            NonLinearOp::ReluTruncate { .. } => dispatch!(self, e => e.relu_truncate_rots(elems)),
+            NonLinearOp::ReluTruncate { bits } => {
+                dispatch!(self, e => e.relu_truncate_rots(elems, *bits))
+            }
             NonLinearOp::Truncate { bits, mode } => match mode {
                 TruncMode::Signed | TruncMode::NonNeg => {
                     dispatch!(self, e => e.truncate_rots(elems, *bits))
                 }
                 TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(elems, *bits)),
             },
-            NonLinearOp::MaxPool { windows, .. } => {
+            NonLinearOp::MaxPool {
+                windows,
+                input_bits,
+                ..
+            } => {
                 let one: Vec<usize> = windows.iter().map(Vec::len).collect();
-                dispatch!(self, e => e.max_pool_rots(&one.repeat(n)))
+                let k = self.max_pool_bits(*input_bits);
+                dispatch!(self, e => e.max_pool_bounded_rots(&one.repeat(n), k))
             }
             NonLinearOp::Square => dispatch!(self, e => e.square_rots(elems)),
         }
@@ -158,9 +174,14 @@ impl AnyOt {
                 TruncMode::NonNeg => self.truncate_nonneg(x, *bits).await,
                 TruncMode::Exact => self.truncate_exact(x, *bits).await,
             },
-            NonLinearOp::MaxPool { windows, in_len } => {
+            NonLinearOp::MaxPool {
+                windows,
+                in_len,
+                input_bits,
+            } => {
                 let w = crate::schedule::batch_windows(windows, *in_len, n);
-                self.max_pool(x, &w).await
+                let k = self.max_pool_bits(*input_bits);
+                self.max_pool(x, &w, k).await
             }
             NonLinearOp::Square => self.square(x).await,
         }

@@ -534,7 +534,9 @@ impl Party {
             NonLinearOp::Relu => self.ot.relu(&x).await?,
             NonLinearOp::ReluTruncate { bits } => self.ot.relu_truncate(&x, *bits).await?,
             NonLinearOp::Truncate { bits, .. } => self.ot.truncate(&x, *bits).await?,
-            NonLinearOp::MaxPool { windows, in_len } => {
+            NonLinearOp::MaxPool {
+                windows, in_len, ..
+            } => {
                 let w = batch_windows(windows, *in_len, n);
                 self.ot.maxpool(&x, &w).await?
             }

@@ -146,6 +146,7 @@ mod tests {
         let op = NonLinearOp::MaxPool {
             windows: Arc::new(windows),
             in_len: 7,
+            input_bits: None,
         };
         for n in [1, 3] {
             let built = gc::build(&op, ring, n, 7 * n, 0, true).expect("build");

@@ -548,6 +548,7 @@ mod tests {
             let op = NonLinearOp::MaxPool {
                 windows: windows.clone(),
                 in_len: 4,
+                input_bits: None,
             };
             let y = run(&op, ring, 2, &x[..8], 5);
             let mut want = Vec::new();
