@@ -292,7 +292,11 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
     let e = elems as u64;
     let scale = |c: OtCost, k: u64| (c.bits * k, c.rots * k, c.flights);
     match op {
-        NonLinearOp::Relu => scale(relu(l, m), e),
+        NonLinearOp::Relu { input_bits } => {
+            // A ReLU of k-bit inputs compares k - 1 bits (`OtEngine::relu_bounded`).
+            let k = input_bits.unwrap_or(l).min(l);
+            scale(relu_comparing(l, k - 1, m), e)
+        }
         NonLinearOp::ReluTruncate { bits } => scale(relu_truncate(l, m, *bits), e),
         NonLinearOp::Truncate { bits: 0, .. } => (0, 0, 0),
         NonLinearOp::Truncate { bits, mode } => match mode {

@@ -393,11 +393,19 @@ impl ArgmaxStage {
         let actions = vec![
             action(ActionKind::NonLinear(max_op.clone()), 0, vec![0]),
             action(ActionKind::Local, 1, vec![0, 1]),
-            action(ActionKind::NonLinear(NonLinearOp::Relu), 2, vec![2]),
+            action(
+                ActionKind::NonLinear(NonLinearOp::Relu { input_bits: None }),
+                2,
+                vec![2],
+            ),
             action(ActionKind::Local, 3, vec![3]),
             action(ActionKind::NonLinear(max_op), 4, vec![4]),
             action(ActionKind::Local, 5, vec![4, 5]),
-            action(ActionKind::NonLinear(NonLinearOp::Relu), 6, vec![6]),
+            action(
+                ActionKind::NonLinear(NonLinearOp::Relu { input_bits: None }),
+                6,
+                vec![6],
+            ),
         ];
         let schedule = Schedule {
             drop_after: vec![Vec::new(); actions.len()],

@@ -91,7 +91,7 @@ impl Builder {
     fn push(&mut self, name: &str, kind: ActionKind, inputs: Vec<usize>, width: usize) -> usize {
         let step = self.steps.len();
         let op = match &kind {
-            ActionKind::NonLinear(NonLinearOp::Relu) => PublicOp::Relu,
+            ActionKind::NonLinear(NonLinearOp::Relu { .. }) => PublicOp::Relu,
             ActionKind::NonLinear(NonLinearOp::Truncate { bits, .. }) => {
                 PublicOp::Truncate { bits: *bits }
             }
@@ -130,7 +130,7 @@ impl Builder {
         );
         let relu = self.push(
             &format!("{name}.relu"),
-            ActionKind::NonLinear(NonLinearOp::Relu),
+            ActionKind::NonLinear(NonLinearOp::Relu { input_bits: None }),
             vec![diff],
             per * j,
         );
@@ -356,7 +356,9 @@ impl Run<'_> {
         for &v in x {
             diff.extend(knots.iter().map(|&t| domain.sub(v, t)));
         }
-        let relu = self.op(&NonLinearOp::Relu, diff, "ReLU").await?;
+        let relu = self
+            .op(&NonLinearOp::Relu { input_bits: None }, diff, "ReLU")
+            .await?;
         let j = knots.len();
         let sums = p.outputs()[..outs]
             .iter()

@@ -15,7 +15,10 @@
 //!   `x` (a negative `x` has a negative floor), so the fused protocol computes the
 //!   same value up to the one-bit truncation error the contract allows: `0` for
 //!   `x < 0`, else `floor(x / 2^bits)` or one less (so `0 <= x < 2^bits` may
-//!   give `-1`). The truncated value itself is never materialised.
+//!   give `-1`), for every `x` the range contract `|x| < 2^(l-2)` allows (its
+//!   comparison skips the truncated bits, which leaves out only the
+//!   `2^bits` most negative ring elements). The truncated value itself is
+//!   never materialised.
 //! * **Truncation of values known to be non-negative** uses
 //!   `truncate_nonneg` (valid for `0 <= x < 2^(l-1)`) instead of the bounded
 //!   signed `truncate` (valid for `|x| < 2^(l-2)`): twice the headroom, same
@@ -37,10 +40,12 @@
 //! `-1 <= y <= max(1, floor(M / 2^b))`; ReLU, max pool and reshape keep `M`;
 //! window and global sums multiply it by the window size, a constant multiple
 //! by `|c|`, an addition adds the bounds; everything is capped at the
-//! contract's `2^(l-2)`. A max pool gets its inputs' bound as a width in
-//! signed bits ([`NonLinearOp::MaxPool::input_bits`]), so a backend can
-//! compare fewer bits: after a ReLU-truncation by `f = 12` in `Z_2^37` the
-//! inputs fit in 25 bits, and each comparison reads 25 bits instead of 36.
+//! contract's `2^(l-2)`. A max pool and a ReLU get their inputs' bound as a
+//! width in signed bits ([`NonLinearOp::MaxPool::input_bits`],
+//! [`NonLinearOp::Relu::input_bits`]), so a backend can compare fewer bits:
+//! after a ReLU-truncation by `f = 12` in `Z_2^37` the inputs fit in 25 bits,
+//! and each comparison of a max pool reads 25 bits instead of 36; the ReLU
+//! after a residual addition of two such values reads 26.
 //! The bounds depend only on the public program.
 
 use std::sync::Arc;
@@ -55,7 +60,13 @@ use crate::error::{SecureError, SecureResult};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NonLinearOp {
     /// Exact ReLU.
-    Relu,
+    Relu {
+        /// The inputs are known to fit in this many signed bits
+        /// (`[-2^(k-1), 2^(k-1))`, from the schedule's magnitude tracking);
+        /// `None`: nothing is known (the protocol must be exact for every
+        /// ring element). A backend may compare fewer bits.
+        input_bits: Option<u32>,
+    },
     /// Fused `ReLU(x >> bits)`, see the module docs.
     ReluTruncate {
         /// The truncation's shift.
@@ -88,7 +99,7 @@ impl NonLinearOp {
     /// A short name for logs and errors.
     pub fn tag(&self) -> &'static str {
         match self {
-            NonLinearOp::Relu => "relu",
+            NonLinearOp::Relu { .. } => "relu",
             NonLinearOp::ReluTruncate { .. } => "relu_truncate",
             NonLinearOp::Truncate {
                 mode: TruncMode::Signed,
@@ -222,7 +233,10 @@ impl Schedule {
                 (_, OpClass::Linear) => ActionKind::Linear,
                 (PublicOp::Relu, _) => {
                     nonneg[out] = true;
-                    ActionKind::NonLinear(NonLinearOp::Relu)
+                    let k = signed_bits(mag[s.inputs[0]], l);
+                    ActionKind::NonLinear(NonLinearOp::Relu {
+                        input_bits: (k < l).then_some(k),
+                    })
                 }
                 (PublicOp::Truncate { bits }, _) => {
                     let bits = *bits;
@@ -254,7 +268,8 @@ impl Schedule {
                 }
                 (PublicOp::MaxPool { .. }, _) => {
                     nonneg[out] = all_nonneg;
-                    max_pool_kind(program, i, signed_bits(mag[s.inputs[0]], l))?
+                    let k = signed_bits(mag[s.inputs[0]], l);
+                    max_pool_kind(program, i, (k + 1 < l).then_some(k))?
                 }
                 (PublicOp::Square, _) => ActionKind::NonLinear(NonLinearOp::Square),
                 (op, OpClass::Local) => {
@@ -355,10 +370,9 @@ fn magnitude(program: &PublicProgram, i: usize, mag: &[u128]) -> u128 {
 }
 
 /// The signed width `k` with `[-m, m]` inside `[-2^(k-1), 2^(k-1))`, at most
-/// `l - 1` (the contract); `None` when that is the contract's `l - 1` anyway.
-fn signed_bits(m: u128, l: u32) -> Option<u32> {
-    let k = 128 - m.leading_zeros() + 1;
-    (k < l - 1).then_some(k)
+/// `l`.
+fn signed_bits(m: u128, l: u32) -> u32 {
+    (128 - m.leading_zeros() + 1).min(l)
 }
 
 fn max_pool_kind(
@@ -484,7 +498,25 @@ mod tests {
         // The fused op's output is in [-1, 2^35 >> 12 = 2^23]: 25 signed bits.
         assert_eq!(max_pool_bits(&schedule("lenet")), [Some(25), Some(25)]);
         // ResNet50's max pool follows the stem's fused truncation too.
-        assert_eq!(max_pool_bits(&schedule("resnet50")), [Some(25)]);
+        let r = schedule("resnet50");
+        assert_eq!(max_pool_bits(&r), [Some(25)]);
+        // Its unfused ReLUs read a residual sum: a fused output plus the
+        // truncated last convolution of the block (26 bits), growing by one
+        // such term per block of a stage, never the whole ring.
+        let relu: Vec<Option<u32>> = r
+            .actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(NonLinearOp::Relu { input_bits }) => Some(*input_bits),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(relu.len(), 16, "one unfused ReLU per bottleneck block");
+        assert!(
+            relu.iter()
+                .all(|k| k.is_some_and(|k| (26..=29).contains(&k))),
+            "{relu:?}"
+        );
     }
 
     #[test]

@@ -358,6 +358,16 @@ impl<F: OtFlavour> OtEngine<F> {
         self.rots_of(n, |ctx, k| relu::cost(ctx, k, Window::full(ctx)))
     }
 
+    /// ROTs (as sender, as receiver) [`OtEngine::relu_bounded`] with
+    /// `input_bits` consumes on `n` elements (`0` if `input_bits` is out of
+    /// range: the call itself then fails).
+    pub fn relu_bounded_rots(&self, n: usize, input_bits: u32) -> (usize, usize) {
+        match self.relu_window(input_bits) {
+            Ok(win) => self.rots_of(n, |ctx, k| relu::cost(ctx, k, win)),
+            Err(_) => (0, 0),
+        }
+    }
+
     /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate`] by `shift`
     /// consumes on `n` elements.
     pub fn relu_truncate_rots(&self, n: usize, shift: u32) -> (usize, usize) {
@@ -425,6 +435,17 @@ impl<F: OtFlavour> OtEngine<F> {
             )));
         }
         Window::new(&self.ctx(), input_bits + 1, 0)
+    }
+
+    /// The DReLU window of a ReLU of `input_bits`-bit signed values.
+    fn relu_window(&self, input_bits: u32) -> Result<Window> {
+        if !(2..=self.ring.bits()).contains(&input_bits) {
+            return Err(param(format!(
+                "relu: inputs of {input_bits} signed bits (need 2 ..= {})",
+                self.ring.bits()
+            )));
+        }
+        Window::new(&self.ctx(), input_bits, 0)
     }
 
     fn ctx(&self) -> Ctx {
@@ -633,12 +654,26 @@ impl<F: OtFlavour> OtEngine<F> {
         Ok(self.relu_with_drelu(x).await?.0)
     }
 
+    /// [`OtEngine::relu`] of inputs known to fit in `input_bits` signed bits,
+    /// `[-2^{input_bits-1}, 2^{input_bits-1})`, `2 <= input_bits <= l`: the
+    /// comparison reads only the `input_bits` low bits of the shares
+    /// ([`crate::drelu`], narrow windows), `input_bits - 1` compared bits
+    /// instead of `l - 1`; the multiplexer still selects the whole `x`.
+    /// Exact on that range (`input_bits = l` is [`OtEngine::relu`], exact
+    /// for every element); outside it the result is unspecified (but still
+    /// learns nothing). Learns: nothing beyond the output share.
+    pub async fn relu_bounded(&mut self, x: &[u64], input_bits: u32) -> Result<Vec<u64>> {
+        self.check(x, "relu")?;
+        let win = self.relu_window(input_bits)?;
+        Ok(self.relu_in(Op::Relu, input_bits, x, win).await?.0)
+    }
+
     /// [`OtEngine::relu`] that also returns the DReLU shares (e.g. for a
     /// backward pass or an argmax). Same cost.
     pub async fn relu_with_drelu(&mut self, x: &[u64]) -> Result<(Vec<u64>, Bits)> {
         self.check(x, "relu")?;
         let win = Window::full(&self.ctx());
-        self.relu_in(Op::Relu, 0, x, win).await
+        self.relu_in(Op::Relu, self.ring.bits(), x, win).await
     }
 
     /// ReLU with the sign read through `win`, announced as `op` with `param`.

@@ -257,6 +257,32 @@ matrix!(
     check_relu_truncate
 );
 
+async fn check_relu_bounded<F: OtFlavour>(l: u32) {
+    let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 19)).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed(l, 19));
+    for k in [2u32, 3, 13, 26, l - 1, l] {
+        // k-bit signed inputs, [-2^(k-1), 2^(k-1)), with their edges.
+        let xs = if k == l {
+            inputs(ring, 150, &mut rng)
+        } else {
+            bounded(ring, k - 1, 150, &mut rng)
+        };
+        let (a, b) = share(ring, &xs, &mut rng);
+        let (y0, y1) = tokio::try_join!(s.relu_bounded(&a, k), c.relu_bounded(&b, k)).unwrap();
+        let y = open(ring, &y0, &y1);
+        for (i, &x) in xs.iter().enumerate() {
+            let v = ring.to_signed(x);
+            assert_eq!(ring.to_signed(y[i]), v.max(0), "k {k}: x = {v}");
+        }
+    }
+    let x = vec![0u64; 4];
+    for k in [0, 1, l + 1] {
+        assert!(s.relu_bounded(&x, k).await.is_err(), "k {k}");
+    }
+}
+matrix!(relu_on_inputs_of_known_width_is_exact, check_relu_bounded);
+
 async fn check_max_pool_bounded<F: OtFlavour>(l: u32) {
     let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 18)).await;
     let ring = s.ring();
@@ -781,6 +807,11 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
         ("square", s.square_rots(n), c.square_rots(n)),
         ("max_pool", s.max_pool_rots(&sizes), c.max_pool_rots(&sizes)),
         (
+            "relu_bounded",
+            s.relu_bounded_rots(n, 20),
+            c.relu_bounded_rots(n, 20),
+        ),
+        (
             "max_pool_bounded",
             s.max_pool_bounded_rots(&sizes, 20),
             c.max_pool_bounded_rots(&sizes, 20),
@@ -816,6 +847,9 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
             "square" => drop(tokio::try_join!(s.square(&a), c.square(&b)).unwrap()),
             "max_pool" => {
                 drop(tokio::try_join!(s.max_pool(&a, &windows), c.max_pool(&b, &windows)).unwrap())
+            }
+            "relu_bounded" => {
+                drop(tokio::try_join!(s.relu_bounded(&ma, 20), c.relu_bounded(&mb, 20)).unwrap())
             }
             "max_pool_bounded" => drop(
                 tokio::try_join!(

@@ -163,7 +163,7 @@ impl Steps {
             let relu = &acts[i + 1];
             if !matches!(
                 relu.kind,
-                ActionKind::NonLinear(NonLinearOp::Relu | NonLinearOp::ReluTruncate { .. })
+                ActionKind::NonLinear(NonLinearOp::Relu { .. } | NonLinearOp::ReluTruncate { .. })
             ) {
                 return Err(refuse(relu, "does not follow a linear layer with ReLU"));
             }

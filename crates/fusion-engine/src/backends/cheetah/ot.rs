@@ -105,6 +105,13 @@ impl AnyOt {
         dispatch!(self, e => e.max_pool_bounded(x, windows, input_bits).await)
     }
 
+    /// The signed input width a ReLU's comparison reads: the schedule's
+    /// bound, else the whole ring (exact for every element).
+    fn relu_bits(&self, input_bits: Option<u32>) -> u32 {
+        let l = dispatch!(self, e => e.ring().bits());
+        input_bits.unwrap_or(l).max(2).min(l)
+    }
+
     /// The signed input width a max pool's comparisons read: the schedule's
     /// bound, else the range contract's `l - 1`.
     fn max_pool_bits(&self, input_bits: Option<u32>) -> u32 {
@@ -136,7 +143,10 @@ impl AnyOt {
     /// chunk of `n` samples with `elems` input elements (public sizes only).
     pub fn op_rots(&self, op: &NonLinearOp, elems: usize, n: usize) -> (usize, usize) {
         match op {
-            NonLinearOp::Relu => dispatch!(self, e => e.relu_rots(elems)),
+            NonLinearOp::Relu { input_bits } => {
+                let k = self.relu_bits(*input_bits);
+                dispatch!(self, e => e.relu_bounded_rots(elems, k))
+            }
             NonLinearOp::ReluTruncate { bits } => {
                 dispatch!(self, e => e.relu_truncate_rots(elems, *bits))
             }
@@ -167,7 +177,10 @@ impl AnyOt {
         n: usize,
     ) -> fusion_ot::Result<Vec<u64>> {
         match op {
-            NonLinearOp::Relu => self.relu(x).await,
+            NonLinearOp::Relu { input_bits } => {
+                let k = self.relu_bits(*input_bits);
+                dispatch!(self, e => e.relu_bounded(x, k).await)
+            }
             NonLinearOp::ReluTruncate { bits } => self.relu_truncate(x, *bits).await,
             NonLinearOp::Truncate { bits, mode } => match mode {
                 TruncMode::Signed => self.truncate(x, *bits).await,

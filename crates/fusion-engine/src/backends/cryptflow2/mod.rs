@@ -531,7 +531,7 @@ impl Party {
         n: usize,
     ) -> SecureResult<Vec<u64>> {
         Ok(match op {
-            NonLinearOp::Relu => self.ot.relu(&x).await?,
+            NonLinearOp::Relu { .. } => self.ot.relu(&x).await?,
             NonLinearOp::ReluTruncate { bits } => self.ot.relu_truncate(&x, *bits).await?,
             NonLinearOp::Truncate { bits, .. } => self.ot.truncate(&x, *bits).await?,
             NonLinearOp::MaxPool {

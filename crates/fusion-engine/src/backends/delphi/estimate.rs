@@ -161,7 +161,7 @@ mod tests {
     fn element_wise_gate_counts_scale_with_the_elements() {
         let ring = Ring::new(16).expect("ring");
         for op in [
-            NonLinearOp::Relu,
+            NonLinearOp::Relu { input_bits: None },
             NonLinearOp::ReluTruncate { bits: 4 },
             NonLinearOp::Square,
         ] {

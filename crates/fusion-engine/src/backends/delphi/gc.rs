@@ -182,7 +182,7 @@ pub fn build(
         x.push(add(&mut b, &xs[i], &xc).map_err(param)?);
     }
     let y: Vec<Vec<Wire>> = match op {
-        NonLinearOp::Relu => x.iter().map(|v| relu(&mut b, v)).collect(),
+        NonLinearOp::Relu { .. } => x.iter().map(|v| relu(&mut b, v)).collect(),
         NonLinearOp::ReluTruncate { bits } => x
             .iter()
             .map(|v| shift_right(&relu(&mut b, v), *bits, Wire::ZERO))
@@ -521,7 +521,7 @@ mod tests {
             let ring = Ring::new(bits).unwrap();
             let x = edge_and_random(ring, 24, u64::from(bits));
             let s = |v: u64| ring.to_signed(v);
-            let y = run(&NonLinearOp::Relu, ring, 1, &x, 1);
+            let y = run(&NonLinearOp::Relu { input_bits: None }, ring, 1, &x, 1);
             for (&a, &b) in x.iter().zip(&y) {
                 assert_eq!(b, if s(a) < 0 { 0 } else { a }, "relu l = {bits}");
             }
@@ -622,7 +622,15 @@ mod tests {
         let mut evaluator = Some(Evaluator::new());
 
         // An honest run: the shares reconstruct ReLU(x) exactly.
-        let oc = build(&NonLinearOp::Relu, ring, 1, x.len(), 7, true).unwrap();
+        let oc = build(
+            &NonLinearOp::Relu { input_bits: None },
+            ring,
+            1,
+            x.len(),
+            7,
+            true,
+        )
+        .unwrap();
         let ((s_state, table_bytes), c_state) = tokio::try_join!(
             server_offline(
                 &mut ch_s,
@@ -648,7 +656,15 @@ mod tests {
 
         // The client's share known offline (after a linear layer): no
         // online message from the client, its share is the OT's input.
-        let known = build(&NonLinearOp::Relu, ring, 1, x.len(), 8, false).unwrap();
+        let known = build(
+            &NonLinearOp::Relu { input_bits: None },
+            ring,
+            1,
+            x.len(),
+            8,
+            false,
+        )
+        .unwrap();
         let ((s_state, _), c_state) = tokio::try_join!(
             server_offline(
                 &mut ch_s,
