@@ -502,6 +502,13 @@ fn metrics_count_sessions_samples_bytes_and_refusals_and_readyz_answers() {
         ],
     );
     let http = metrics_addr(&lines);
+    // The endpoint answers from the moment it prints its address; readiness
+    // follows a moment later, as a probe would see it (seen once: 503 here).
+    let deadline = Instant::now() + LIMIT;
+    while http_get(http, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(http_get(http, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(http_get(http, "/nothing").0, 404);
     let json = dir.join("report.json");

@@ -482,6 +482,16 @@ mod tests {
         assert_eq!(dropped, 5);
     }
 
+    fn relu_bits(s: &Schedule) -> Vec<Option<u32>> {
+        s.actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(NonLinearOp::Relu { input_bits }) => Some(*input_bits),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn max_pool_bits(s: &Schedule) -> Vec<Option<u32>> {
         s.actions
             .iter()
@@ -493,27 +503,26 @@ mod tests {
     }
 
     #[test]
-    fn max_pools_after_a_relu_truncation_know_their_inputs_fit_in_fewer_bits() {
-        // lenet: conv -> (truncate by 12, ReLU) fused -> max pool, twice, in Z_2^37.
-        // The fused op's output is in [-1, 2^35 >> 12 = 2^23]: 25 signed bits.
-        assert_eq!(max_pool_bits(&schedule("lenet")), [Some(25), Some(25)]);
-        // ResNet50's max pool follows the stem's fused truncation too.
+    fn max_pools_and_relus_after_a_truncation_know_their_inputs_fit_in_fewer_bits() {
+        // lenet: conv -> truncate by 12 -> max pool -> ReLU (the lowering runs
+        // the ReLU after the pool), twice, in Z_2^37. The truncation's output
+        // is below 2^35 / 2^12 + 1 = 2^23 + 1: 25 signed bits, for the pool and
+        // for the ReLU after it.
+        let s = schedule("lenet");
+        assert_eq!(max_pool_bits(&s), [Some(25), Some(25)]);
+        assert_eq!(relu_bits(&s), [Some(25), Some(25)]);
+        // ResNet50's stem the same way; its other unfused ReLUs read a
+        // residual sum: a fused output plus the truncated last convolution of
+        // the block (26 bits), growing by one such term per block of a stage,
+        // never the whole ring.
         let r = schedule("resnet50");
         assert_eq!(max_pool_bits(&r), [Some(25)]);
-        // Its unfused ReLUs read a residual sum: a fused output plus the
-        // truncated last convolution of the block (26 bits), growing by one
-        // such term per block of a stage, never the whole ring.
-        let relu: Vec<Option<u32>> = r
-            .actions
-            .iter()
-            .filter_map(|a| match &a.kind {
-                ActionKind::NonLinear(NonLinearOp::Relu { input_bits }) => Some(*input_bits),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(relu.len(), 16, "one unfused ReLU per bottleneck block");
+        let relu = relu_bits(&r);
+        assert_eq!(relu.len(), 17, "the stem's and one per bottleneck block");
+        assert_eq!(relu[0], Some(25));
         assert!(
-            relu.iter()
+            relu[1..]
+                .iter()
                 .all(|k| k.is_some_and(|k| (26..=29).contains(&k))),
             "{relu:?}"
         );

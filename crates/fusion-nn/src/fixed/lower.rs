@@ -140,17 +140,26 @@ pub fn lower(model: &Model, fixed: FixedPoint) -> Result<FixedProgram> {
                 padding,
             } => {
                 let s = b.scale(x);
-                b.push(
-                    name,
-                    FixedOp::MaxPool {
-                        kernel,
-                        stride,
-                        padding,
-                    },
-                    vec![x],
-                    out_shape,
-                    s,
-                )
+                let pool = FixedOp::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                };
+                // A ReLU read only by this pool runs after it instead: the two
+                // commute exactly (ReLU is monotone and the windows hold only
+                // in-bounds positions), and the ReLU then sees one value per
+                // window instead of every input (a quarter for 2x2 pools).
+                let src = node.inputs[0];
+                let relu = matches!(graph.nodes[src].op, Op::Relu)
+                    && consumers[src] == [id]
+                    && x == b.steps.len()
+                    && b.steps.last().is_some_and(|st| st.op == FixedOp::Relu);
+                if let Some(r) = relu.then(|| b.steps.pop()).flatten() {
+                    let pooled = b.push(name, pool, r.inputs, out_shape.clone(), s);
+                    b.push(&r.name, FixedOp::Relu, vec![pooled], out_shape, s)
+                } else {
+                    b.push(name, pool, vec![x], out_shape, s)
+                }
             }
             Op::AvgPool2d {
                 kernel,

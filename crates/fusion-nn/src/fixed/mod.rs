@@ -56,6 +56,10 @@
 //!     pool at `f = 12`: `c = 84`, `rho = +0.49%`), plus the floor error.
 //! * ReLU, max pool and residual adds work on scale `f` values directly; max pool
 //!   takes the maximum over in-bounds positions only.
+//! * A ReLU whose only reader is a max pool is lowered *after* the pool (steps
+//!   `pool`, then the ReLU's name): `max(ReLU(a), ReLU(b)) = ReLU(max(a, b))`
+//!   exactly, and the ReLU then runs on one value per window (a secure engine
+//!   pays per ReLU).
 //!
 //! # Error bounds
 //!

@@ -469,3 +469,46 @@ fn resnet50_fixed_point_agrees_with_float() {
     );
     assert_eq!(got.argmax_rows(), want.argmax_rows());
 }
+
+#[test]
+fn a_relu_before_a_max_pool_is_lowered_after_it_with_the_same_outputs() {
+    let mut g = GraphBuilder::new(vec![2, 6, 6]);
+    let x = g.input();
+    let c = g.conv2d("conv", x, 3, 3, 1, 1);
+    let r = g.relu("relu", c);
+    let mp = g.max_pool("pool", r, 3, 2, 1);
+    let f = g.flatten("f", mp);
+    g.dense("fc", f, 4);
+    let m = model(g.finish().expect("graph"), 11);
+    let p = lower(&m, fp(37, 12)).expect("lower");
+    let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["conv", "conv.trunc", "pool", "relu", "f", "fc"]);
+    assert!(matches!(p.steps[2].op, FixedOp::MaxPool { .. }));
+    assert_eq!(p.steps[3].op, FixedOp::Relu);
+    assert_eq!(p.steps[3].shape, p.steps[2].shape);
+    // The graph's order (ReLU, then pool), built by hand: the same outputs, exactly.
+    let mut graph_order = p.clone();
+    let (pool, relu) = (p.steps[2].clone(), p.steps[3].clone());
+    graph_order.steps[2] = Step {
+        shape: p.steps[1].shape.clone(),
+        inputs: pool.inputs.clone(),
+        ..relu
+    };
+    graph_order.steps[3] = Step {
+        inputs: vec![3],
+        ..pool
+    };
+    graph_order.validate().expect("valid");
+    let xe = p.encode_input(&input(&[2, 6, 6], 5, 12, 2.0)).expect("enc");
+    assert_eq!(p.run(&xe).expect("run"), graph_order.run(&xe).expect("run"));
+    // A ReLU with another reader stays where it is.
+    let mut g = GraphBuilder::new(vec![1, 4, 4]);
+    let x = g.input();
+    let r = g.relu("relu", x);
+    let mp = g.max_pool("pool", r, 2, 2, 0);
+    let a = g.avg_pool("avg", r, 2, 2, 0);
+    let s = g.add("add", mp, a);
+    g.flatten("f", s);
+    let p = lower(&model(g.finish().expect("graph"), 3), fp(37, 12)).expect("lower");
+    assert_eq!(p.steps[0].op, FixedOp::Relu);
+}
