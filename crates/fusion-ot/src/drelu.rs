@@ -18,7 +18,7 @@
 //!
 //! # Narrow windows: fewer compared bits for bounded inputs
 //!
-//! The comparison may read only a [`Window`] of the shares: bits
+//! The comparison may read only a window of the shares: bits
 //! `d .. w` (`d` = `drop`, `w` = `width`). Each party reduces its share modulo
 //! `2^w` and shifts it right by `d`, both locally; the reduced shares
 //! `v_i = (x_i mod 2^w) >> d` satisfy

@@ -2,7 +2,7 @@
 //! followed by [`crate::mux`] (CrypTFlow2, ePrint 2020/1002, §4.1).
 //!
 //! Exact for every `x ∈ Z_{2^l}` (signed interpretation) with the full
-//! DReLU window; with a narrow one ([`drelu::Window`]), exact on the window's
+//! DReLU window; with a narrow one ([`drelu`], narrow windows), exact on the window's
 //! range (the multiplexer always works on the whole `x`). Learns nothing
 //! beyond the output share. Cost per element (`l = 37, m = 4`): 7 flights,
 //! 54 ROTs, `348 + 76 = 424` bits (both directions together); `l = 64`:

@@ -10,7 +10,7 @@
 //!
 //! **The comparison skips the bits the truncation drops.** The DReLU reads the
 //! window of bits `d .. l` of the shares, `d = min(f, l - 2)`
-//! ([`drelu::Window`]): a comparison on `l - 1 - d` bits instead of `l - 1`
+//! ([`drelu`], narrow windows): a comparison on `l - 1 - d` bits instead of `l - 1`
 //! (`l = 37, f = 12`: 24 bits instead of 36, about a third fewer bits and
 //! ROTs). The dropped bits' carry can only turn `DReLU(x)` to 0 for
 //! `0 <= x < 2^d`, where the exact output `⌊x/2^f⌋` is 0 anyway, and can only
