@@ -247,16 +247,10 @@ struct Case {
     windows: Vec<Vec<usize>>,
 }
 
-fn make_case(
-    op: ElementOp,
-    ring: Ring,
-    n: usize,
-    mp_bits: Option<u32>,
-    rng: &mut ChaCha20Rng,
-) -> Case {
+fn make_case(op: ElementOp, ring: Ring, n: usize, mp_bits: u32, rng: &mut ChaCha20Rng) -> Case {
     let l = ring.bits();
     let q = 1i64 << (l - 2);
-    let mp = mp_bits.map_or(q, |k| 1i64 << (k - 1));
+    let mp = 1i64 << (mp_bits - 1);
     let count = if op == ElementOp::Maxpool2x2 {
         4 * n
     } else {
@@ -382,21 +376,14 @@ pub fn check(
 type Engine = OtEngine<Silent>;
 
 /// ROTs (as `P0`-sender, as `P0`-receiver) one call consumes.
-fn planned_rots(
-    e: &Engine,
-    op: ElementOp,
-    n: usize,
-    shift: u32,
-    mp_bits: Option<u32>,
-) -> (usize, usize) {
-    let l = e.ring().bits();
+fn planned_rots(e: &Engine, op: ElementOp, n: usize, shift: u32, mp_bits: u32) -> (usize, usize) {
     match op {
         ElementOp::Millionaire => e.millionaires_rots(n, e.ring().bits()),
         ElementOp::Drelu | ElementOp::Relu => e.relu_rots(n),
         ElementOp::Truncate | ElementOp::TruncateNonneg => e.truncate_rots(n, shift),
         ElementOp::TruncateExact => e.truncate_exact_rots(n, shift),
         ElementOp::ReluTruncate => e.relu_truncate_rots(n, shift),
-        ElementOp::Maxpool2x2 => e.max_pool_bounded_rots(&vec![4; n], mp_bits.unwrap_or(l - 1)),
+        ElementOp::Maxpool2x2 => e.max_pool_bounded_rots(&vec![4; n], mp_bits),
     }
 }
 
@@ -406,9 +393,8 @@ async fn call(
     c: &mut Engine,
     case: &Case,
     shift: u32,
-    mp_bits: Option<u32>,
+    mp_bits: u32,
 ) -> fusion_ot::Result<Outputs> {
-    let l = s.ring().bits();
     let (a, b) = (&case.s0, &case.s1);
     Ok(match op {
         ElementOp::Millionaire => {
@@ -443,9 +429,10 @@ async fn call(
         }
         ElementOp::Maxpool2x2 => {
             let w = &case.windows;
-            let k = mp_bits.unwrap_or(l - 1);
-            let (p, q) =
-                tokio::try_join!(s.max_pool_bounded(a, w, k), c.max_pool_bounded(b, w, k))?;
+            let (p, q) = tokio::try_join!(
+                s.max_pool_bounded(a, w, mp_bits),
+                c.max_pool_bounded(b, w, mp_bits)
+            )?;
             Outputs::Ring(p, q)
         }
     })
@@ -489,8 +476,9 @@ async fn one_call(
     o: &ElementsOptions,
     rng: &mut ChaCha20Rng,
 ) -> Result<Sample> {
-    let case = make_case(op, ring, o.n, o.maxpool_input_bits, rng);
-    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift, o.maxpool_input_bits);
+    let mp_bits = o.maxpool_bits(ring.bits());
+    let case = make_case(op, ring, o.n, mp_bits, rng);
+    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift, mp_bits);
     let (have_s, have_r) = p.s.rots_available();
     let count = need_s
         .saturating_sub(have_s)
@@ -507,7 +495,7 @@ async fn one_call(
     let avail1 = p.s.rots_available();
     let w1 = wire(&p.ss, &p.cs);
     let t1 = Instant::now();
-    let out = call(op, &mut p.s, &mut p.c, &case, o.shift, o.maxpool_input_bits)
+    let out = call(op, &mut p.s, &mut p.c, &case, o.shift, mp_bits)
         .await
         .map_err(|e| session_err(op.name(), e))?;
     let secs_call = t1.elapsed().as_secs_f64();
@@ -551,8 +539,7 @@ fn row(
         reps: samples.len(),
         block_bits: o.block_bits,
         shift: op.uses_shift().then_some(o.shift),
-        maxpool_input_bits: (op == ElementOp::Maxpool2x2)
-            .then_some(o.maxpool_input_bits.unwrap_or(l - 1)),
+        maxpool_input_bits: (op == ElementOp::Maxpool2x2).then_some(o.maxpool_bits(l)),
         bits_total: med(&|s| bits(s.gen_bytes + s.call_bytes)),
         bits_rot_gen: med(&|s| bits(s.gen_bytes)),
         bits_call: med(&|s| bits(s.call_bytes)),
@@ -575,6 +562,12 @@ fn row(
 }
 
 impl ElementsOptions {
+    /// The signed input width of the max pool's comparisons in `Z_2^l`:
+    /// `--maxpool-input-bits`, else the range contract's `l - 1`.
+    fn maxpool_bits(&self, l: u32) -> u32 {
+        self.maxpool_input_bits.unwrap_or(l - 1)
+    }
+
     fn validate(&self) -> Result<Vec<ElementOp>> {
         if self.n == 0 || self.reps == 0 {
             return Err(BenchError::Usage("--n and --reps must be positive".into()));

@@ -292,9 +292,9 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
     let e = elems as u64;
     let scale = |c: OtCost, k: u64| (c.bits * k, c.rots * k, c.flights);
     match op {
-        NonLinearOp::Relu { input_bits } => {
+        NonLinearOp::Relu { .. } => {
             // A ReLU of k-bit inputs compares k - 1 bits (`OtEngine::relu_bounded`).
-            let k = input_bits.unwrap_or(l).min(l);
+            let k = op.input_width(l).unwrap_or(l);
             scale(relu_comparing(l, k - 1, m), e)
         }
         NonLinearOp::ReluTruncate { bits } => scale(relu_truncate(l, m, *bits), e),
@@ -304,14 +304,10 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
             TruncMode::Exact => scale(truncate_exact(l, m), e),
         },
         NonLinearOp::Square => scale(square(l), e),
-        NonLinearOp::MaxPool {
-            windows,
-            input_bits,
-            ..
-        } => {
+        NonLinearOp::MaxPool { windows, .. } => {
             let sizes = windows.iter().map(Vec::len);
             // A max of two k-bit values compares k bits (`OtEngine::max_bounded`).
-            let per = relu_comparing(l, input_bits.unwrap_or(l - 1).min(l - 1), m);
+            let per = relu_comparing(l, op.input_width(l).unwrap_or(l - 1), m);
             maxpool_levels(sizes)
                 .iter()
                 .fold((0, 0, 0), |(b, r, f), &pairs| {

@@ -118,6 +118,19 @@ impl NonLinearOp {
         }
     }
 
+    /// The signed input width a ReLU's or max pool's comparison reads in
+    /// `Z_2^l`: the schedule's bound `input_bits`, else the whole ring for a
+    /// ReLU (`l`: exact for every element) and the range contract for a max
+    /// pool (`l - 1`), clamped to what the protocols accept (`2..=l` and
+    /// `..=l - 1`). `None` for the other ops.
+    pub fn input_width(&self, l: u32) -> Option<u32> {
+        match self {
+            NonLinearOp::Relu { input_bits } => Some(input_bits.unwrap_or(l).max(2).min(l)),
+            NonLinearOp::MaxPool { input_bits, .. } => Some(input_bits.unwrap_or(l - 1).min(l - 1)),
+            _ => None,
+        }
+    }
+
     /// The max pool's windows over a whole chunk of `n` samples.
     pub fn batch_windows(&self, n: usize) -> Option<Vec<Vec<usize>>> {
         match self {
@@ -372,7 +385,7 @@ fn magnitude(program: &PublicProgram, i: usize, mag: &[u128]) -> u128 {
 /// The signed width `k` with `[-m, m]` inside `[-2^(k-1), 2^(k-1))`, at most
 /// `l`.
 fn signed_bits(m: u128, l: u32) -> u32 {
-    (128 - m.leading_zeros() + 1).min(l)
+    fusion_nn::calibrate::bits_of_wide(m).min(l)
 }
 
 fn max_pool_kind(
@@ -482,21 +495,15 @@ mod tests {
         assert_eq!(dropped, 5);
     }
 
-    fn relu_bits(s: &Schedule) -> Vec<Option<u32>> {
+    /// The `input_bits` of the schedule's ReLUs or max pools (`tag`), in order.
+    fn input_bits(s: &Schedule, tag: &str) -> Vec<Option<u32>> {
         s.actions
             .iter()
             .filter_map(|a| match &a.kind {
-                ActionKind::NonLinear(NonLinearOp::Relu { input_bits }) => Some(*input_bits),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn max_pool_bits(s: &Schedule) -> Vec<Option<u32>> {
-        s.actions
-            .iter()
-            .filter_map(|a| match &a.kind {
-                ActionKind::NonLinear(NonLinearOp::MaxPool { input_bits, .. }) => Some(*input_bits),
+                ActionKind::NonLinear(
+                    op @ (NonLinearOp::Relu { input_bits }
+                    | NonLinearOp::MaxPool { input_bits, .. }),
+                ) if op.tag() == tag => Some(*input_bits),
                 _ => None,
             })
             .collect()
@@ -509,15 +516,15 @@ mod tests {
         // is below 2^35 / 2^12 + 1 = 2^23 + 1: 25 signed bits, for the pool and
         // for the ReLU after it.
         let s = schedule("lenet");
-        assert_eq!(max_pool_bits(&s), [Some(25), Some(25)]);
-        assert_eq!(relu_bits(&s), [Some(25), Some(25)]);
+        assert_eq!(input_bits(&s, "max_pool"), [Some(25), Some(25)]);
+        assert_eq!(input_bits(&s, "relu"), [Some(25), Some(25)]);
         // ResNet50's stem the same way; its other unfused ReLUs read a
         // residual sum: a fused output plus the truncated last convolution of
         // the block (26 bits), growing by one such term per block of a stage,
         // never the whole ring.
         let r = schedule("resnet50");
-        assert_eq!(max_pool_bits(&r), [Some(25)]);
-        let relu = relu_bits(&r);
+        assert_eq!(input_bits(&r, "max_pool"), [Some(25)]);
+        let relu = input_bits(&r, "relu");
         assert_eq!(relu.len(), 17, "the stem's and one per bottleneck block");
         assert_eq!(relu[0], Some(25));
         assert!(
@@ -546,7 +553,7 @@ mod tests {
         // The input is only known to be below 2^(l-2): the first pool reads
         // l - 1 bits (None). The average pool's window sum (4 x 2^35, capped
         // at 2^35) truncated by 2 bits is below 2^33 + 1: 35 signed bits.
-        assert_eq!(max_pool_bits(&s), [None, Some(35)]);
+        assert_eq!(input_bits(&s, "max_pool"), [None, Some(35)]);
     }
 
     #[test]

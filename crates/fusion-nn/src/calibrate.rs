@@ -378,8 +378,9 @@ pub fn magnitude_bounds(program: &FixedProgram, input_max_abs: u64) -> Vec<u128>
     m
 }
 
-/// Bits a signed value of magnitude `v` needs, with its sign.
-fn bits_of_wide(v: u128) -> u32 {
+/// Bits a signed value of magnitude `v` needs, with its sign: `[-v, v]` lies
+/// in `[-2^(k-1), 2^(k-1))` for the returned `k`.
+pub fn bits_of_wide(v: u128) -> u32 {
     129 - v.leading_zeros().min(128)
 }
 

@@ -105,18 +105,11 @@ impl AnyOt {
         dispatch!(self, e => e.max_pool_bounded(x, windows, input_bits).await)
     }
 
-    /// The signed input width a ReLU's comparison reads: the schedule's
-    /// bound, else the whole ring (exact for every element).
-    fn relu_bits(&self, input_bits: Option<u32>) -> u32 {
+    /// The signed input width `op`'s comparisons read
+    /// ([`NonLinearOp::input_width`]; the ring width for ops without one).
+    fn width(&self, op: &NonLinearOp) -> u32 {
         let l = dispatch!(self, e => e.ring().bits());
-        input_bits.unwrap_or(l).max(2).min(l)
-    }
-
-    /// The signed input width a max pool's comparisons read: the schedule's
-    /// bound, else the range contract's `l - 1`.
-    fn max_pool_bits(&self, input_bits: Option<u32>) -> u32 {
-        let l = dispatch!(self, e => e.ring().bits());
-        input_bits.unwrap_or(l - 1).min(l - 1)
+        op.input_width(l).unwrap_or(l)
     }
 
     /// See [`OtEngine::square`].
@@ -143,8 +136,8 @@ impl AnyOt {
     /// chunk of `n` samples with `elems` input elements (public sizes only).
     pub fn op_rots(&self, op: &NonLinearOp, elems: usize, n: usize) -> (usize, usize) {
         match op {
-            NonLinearOp::Relu { input_bits } => {
-                let k = self.relu_bits(*input_bits);
+            NonLinearOp::Relu { .. } => {
+                let k = self.width(op);
                 dispatch!(self, e => e.relu_bounded_rots(elems, k))
             }
             NonLinearOp::ReluTruncate { bits } => {
@@ -156,13 +149,9 @@ impl AnyOt {
                 }
                 TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(elems, *bits)),
             },
-            NonLinearOp::MaxPool {
-                windows,
-                input_bits,
-                ..
-            } => {
+            NonLinearOp::MaxPool { windows, .. } => {
                 let one: Vec<usize> = windows.iter().map(Vec::len).collect();
-                let k = self.max_pool_bits(*input_bits);
+                let k = self.width(op);
                 dispatch!(self, e => e.max_pool_bounded_rots(&one.repeat(n), k))
             }
             NonLinearOp::Square => dispatch!(self, e => e.square_rots(elems)),
@@ -177,8 +166,8 @@ impl AnyOt {
         n: usize,
     ) -> fusion_ot::Result<Vec<u64>> {
         match op {
-            NonLinearOp::Relu { input_bits } => {
-                let k = self.relu_bits(*input_bits);
+            NonLinearOp::Relu { .. } => {
+                let k = self.width(op);
                 dispatch!(self, e => e.relu_bounded(x, k).await)
             }
             NonLinearOp::ReluTruncate { bits } => self.relu_truncate(x, *bits).await,
@@ -188,12 +177,10 @@ impl AnyOt {
                 TruncMode::Exact => self.truncate_exact(x, *bits).await,
             },
             NonLinearOp::MaxPool {
-                windows,
-                in_len,
-                input_bits,
+                windows, in_len, ..
             } => {
                 let w = crate::schedule::batch_windows(windows, *in_len, n);
-                let k = self.max_pool_bits(*input_bits);
+                let k = self.width(op);
                 self.max_pool(x, &w, k).await
             }
             NonLinearOp::Square => self.square(x).await,
