@@ -16,7 +16,9 @@ use crate::{
     gilboa, maxpool, millionaires, mul, mux,
     one_of_n::{self, Layout},
     pool::{RotCount, Rots},
-    relu, relu_truncate, square, truncate, truncate_exact,
+    relu, relu_truncate, square,
+    supply::{Batch, RotSupply},
+    truncate, truncate_exact,
 };
 
 /// Most a size parameter of [`OtConfig`] (`chunk`, `max_rots`, `min_refill`)
@@ -107,16 +109,14 @@ pub struct Stats {
     /// Protocol message bytes we received (same scope).
     pub bytes_received: u64,
     /// Protocol flights (simultaneous exchanges) performed, concurrent ones
-    /// counted separately; excluding the fence flights around OT generation.
+    /// counted separately. OT generation runs on its own connections in the
+    /// background and adds none here.
     pub flights: u64,
-    /// One-byte fence flights around OT generation (3 per refill, see
-    /// [`OtConfig::parallel_ot`]; 2 with parallel generation).
-    pub fence_flights: u64,
-    /// ROTs generated with us as sender.
+    /// ROTs generated with us as sender (collected into the pool).
     pub rots_as_sender: u64,
-    /// ROTs generated with us as receiver.
+    /// ROTs generated with us as receiver (collected into the pool).
     pub rots_as_receiver: u64,
-    /// Number of OT generation runs.
+    /// Number of OT generation runs collected.
     pub refills: u64,
 }
 
@@ -154,13 +154,14 @@ pub struct OtEngine<F: OtFlavour = Silent> {
     main: Channel,
     /// A second stream pair for sub-protocols that run concurrently.
     side: Channel,
-    sender: F::Sender,
-    receiver: F::Receiver,
+    /// The background ROT generator (owns the two OT instances).
+    supply: RotSupply,
     pool: Rots,
     rng: ChaCha20Rng,
     stats: Stats,
     /// Set while a protocol run is in progress; still set if it failed.
     in_call: bool,
+    _flavour: std::marker::PhantomData<F>,
 }
 
 impl<F: OtFlavour> std::fmt::Debug for OtEngine<F> {
@@ -219,27 +220,56 @@ impl<F: OtFlavour> OtEngine<F> {
         let mut proto = conn.sub_connection();
         let main = Channel::open(&mut proto, meter).await?;
         let side = Channel::open(&mut proto, meter).await?;
+        let ready = Channel::open(&mut proto, meter).await?;
         let (sender, receiver) = if role.is_p0() {
             (F::sender(c0, &mut rng), F::receiver(c1, &mut rng))
         } else {
             (F::sender(c1, &mut rng), F::receiver(c0, &mut rng))
         };
+        let supply = RotSupply::start::<F>(
+            sender,
+            receiver,
+            ready,
+            role,
+            config.parallel_ot,
+            fork(&mut rng),
+        );
         let mut eng = OtEngine {
             role,
             ring,
             config,
             main,
             side,
-            sender,
-            receiver,
+            supply,
             pool: Rots::default(),
             rng,
             stats: Stats::default(),
             in_call: false,
+            _flavour: std::marker::PhantomData,
         };
         eng.handshake().await?;
         eng.ensure(RotCount::both(config.min_refill)).await?;
+        // One flight after the first batch: when it completes, the peer has
+        // finished its side of the batch too (it has read all our generation
+        // traffic), so both parties leave setup together and the first
+        // batch's traffic is metered in the caller's setup phase.
+        eng.barrier().await?;
         Ok(eng)
+    }
+
+    /// A one-byte flight on the main channel (see `setup_on`).
+    async fn barrier(&mut self) -> Result<()> {
+        const BARRIER: u8 = 0xb7;
+        self.main
+            .set_header(self.header(Op::Setup, 1, self.config.block_bits));
+        let b = self.main.exchange(&[BARRIER], 1).await?;
+        if b[0] != BARRIER {
+            return Err(Error::Malformed {
+                what: "setup barrier",
+                detail: "the peer is not at the end of its OT setup",
+            });
+        }
+        Ok(())
     }
 
     async fn handshake(&mut self) -> Result<()> {
@@ -306,15 +336,16 @@ impl<F: OtFlavour> OtEngine<F> {
         Stats {
             bytes_sent: self.main.sent + self.side.sent,
             bytes_received: self.main.received + self.side.received,
-            flights: self.main.flights + self.side.flights - self.stats.fence_flights,
+            flights: self.main.flights + self.side.flights,
             ..self.stats
         }
     }
 
     /// Generates `count` ROTs in each direction ahead of use (e.g. while
-    /// waiting for the other party's input); later calls consume them first.
-    /// Both parties call it with the same `count`. Cost: the OT flavour's
-    /// generation only.
+    /// waiting for the other party's input) and waits until they are in the
+    /// pool; later calls consume them first. Both parties call it with the
+    /// same `count`. Cost: the OT flavour's generation only. To generate in the
+    /// background instead, see [`OtEngine::schedule_rots`].
     pub async fn preprocess_rots(&mut self, count: usize) -> Result<()> {
         if self.in_call {
             return Err(Error::Poisoned);
@@ -324,6 +355,45 @@ impl<F: OtFlavour> OtEngine<F> {
         self.ensure(RotCount::new(have.send + count, have.recv + count))
             .await?;
         self.in_call = false;
+        Ok(())
+    }
+
+    /// Queues background generation so that at least `send` ROTs as sender
+    /// and `recv` as receiver are in the pool or on their way, in runs of at
+    /// most [`OtConfig::max_rots`] per direction, and returns at once: the
+    /// runs are generated one after the other while the caller goes on (an
+    /// HE layer, other protocol calls), at most two finished runs ahead of
+    /// use (see the `supply` module). Protocol calls then wait only for runs
+    /// that are not finished yet. The peer must call it at the same point with
+    /// the mirrored counts (its `send` is our `recv`). Errors only if the
+    /// session is poisoned or the generator has stopped (after a failed run;
+    /// the failure itself is reported by the protocol call that waits for it).
+    pub fn schedule_rots(&mut self, send: usize, recv: usize) -> Result<()> {
+        if self.in_call {
+            return Err(Error::Poisoned);
+        }
+        let have = self.pool.available();
+        let queued = self.supply.pending();
+        let g = F::GRANULARITY;
+        let (min, cap) = (
+            self.config.min_refill,
+            (self.config.max_rots / g).max(1) * g,
+        );
+        let short = |want: usize, have: usize| {
+            if want <= have {
+                0
+            } else {
+                (want - have).max(min).next_multiple_of(g)
+            }
+        };
+        let mut ds = short(send, have.send + queued.send);
+        let mut dr = short(recv, have.recv + queued.recv);
+        while ds > 0 || dr > 0 {
+            let run = RotCount::new(ds.min(cap), dr.min(cap));
+            self.supply.request(run)?;
+            ds -= run.send;
+            dr -= run.recv;
+        }
         Ok(())
     }
 
@@ -466,11 +536,15 @@ impl<F: OtFlavour> OtEngine<F> {
         }
     }
 
-    /// Makes sure the pools hold `need` ROTs, generating both directions
-    /// (one after the other unless [`OtConfig::parallel_ot`]). Both parties reach the same decision because their pools
-    /// mirror each other and the protocols' needs are computed from public sizes.
+    /// Makes sure the pools hold `need` ROTs: queues a generation run for
+    /// whatever the pool and the runs already queued will not cover (at least
+    /// [`OtConfig::min_refill`]), then collects finished runs, in order, until
+    /// the pool holds enough. Both parties reach the same decisions because
+    /// their pools and queues mirror each other and the protocols' needs are
+    /// computed from public sizes.
     async fn ensure(&mut self, need: RotCount) -> Result<()> {
         let have = self.pool.available();
+        let queued = self.supply.pending();
         let (min, g) = (self.config.min_refill, F::GRANULARITY);
         let amount = |need: usize, have: usize| {
             if need <= have {
@@ -479,70 +553,31 @@ impl<F: OtFlavour> OtEngine<F> {
                 (need - have).max(min).next_multiple_of(g)
             }
         };
-        let (ns, nr) = (amount(need.send, have.send), amount(need.recv, have.recv));
-        if ns == 0 && nr == 0 {
-            return Ok(());
+        self.supply.request(RotCount::new(
+            amount(need.send, have.send + queued.send),
+            amount(need.recv, have.recv + queued.recv),
+        ))?;
+        loop {
+            let have = self.pool.available();
+            if have.send >= need.send && have.recv >= need.recv {
+                return Ok(());
+            }
+            let batch = self.supply.next().await?;
+            self.collect(batch);
         }
-        let mut rrng = fork(&mut self.rng);
-        // Barrier: both parties start generating at the same point (CryProt's
-        // receivers and IKNP senders block a rayon worker while they wait for
-        // the peer, so neither party should enter generation while the other
-        // still computes a protocol step on the same pool).
-        Self::barrier(&mut self.main).await?;
-        self.stats.fence_flights += 1;
-        let sender = &mut self.sender;
-        let receiver = &mut self.receiver;
-        let send = async move {
-            if ns > 0 {
-                F::send(sender, ns).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
-        let recv = async move {
-            if nr > 0 {
-                F::receive(receiver, nr, &mut rrng).await
-            } else {
-                Ok((Vec::new(), Vec::new()))
-            }
-        };
-        let (sent, (recv, choices)) = if self.config.parallel_ot {
-            tokio::try_join!(send, recv)?
-        } else if self.role.is_p0() {
-            // Instance A (P0 sends) first, then instance B, on both sides,
-            // fenced from each other.
-            let s = send.await?;
-            Self::barrier(&mut self.main).await?;
-            self.stats.fence_flights += 1;
-            (s, recv.await?)
-        } else {
-            let r = recv.await?;
-            Self::barrier(&mut self.main).await?;
-            self.stats.fence_flights += 1;
-            (send.await?, r)
-        };
-        // Barrier: both parties leave generation together (same reason).
-        Self::barrier(&mut self.main).await?;
-        self.stats.fence_flights += 1;
-        self.pool.extend(sent, recv, choices);
-        self.stats.rots_as_sender += ns as u64;
-        self.stats.rots_as_receiver += nr as u64;
-        self.stats.refills += 1;
-        Ok(())
     }
 
-    /// A one-byte flight both parties take at the same point: when it
-    /// completes, the peer has read everything we sent on `ch` before it.
-    async fn barrier(ch: &mut Channel) -> Result<()> {
-        const BARRIER: u8 = 0xb7;
-        let b = ch.exchange(&[BARRIER], 1).await?;
-        if b[0] != BARRIER {
-            return Err(Error::Malformed {
-                what: "barrier",
-                detail: "the peer is not generating OTs at this point",
-            });
-        }
-        Ok(())
+    /// Moves a finished generation run into the pool.
+    fn collect(&mut self, mut batch: Batch) {
+        let got = batch.count();
+        self.pool.extend(
+            std::mem::take(&mut batch.send),
+            std::mem::take(&mut batch.recv),
+            std::mem::take(&mut batch.choices),
+        );
+        self.stats.rots_as_sender += got.send as u64;
+        self.stats.rots_as_receiver += got.recv as u64;
+        self.stats.refills += 1;
     }
 
     /// Starts one protocol run: ROTs, the call header on the main channel,

@@ -94,19 +94,22 @@
 //! ## Deployment notes
 //!
 //! - **Threads.** CryProt's OT receivers (and IKNP senders) block a rayon
-//!   worker while waiting for the network. With the default sequential OT
-//!   generation each party needs one rayon thread (two when both parties run in
-//!   one process, as in the tests); [`OtConfig::parallel_ot`] needs twice that.
+//!   worker while waiting for the network. [`OtEngine`] generates its ROTs in a
+//!   background task (`supply` module, [`OtEngine::schedule_rots`]) that runs
+//!   one OT instance at a time, so each party needs one rayon thread for
+//!   generation (two when both parties run in one process, as in the tests;
+//!   [`OtConfig::parallel_ot`] needs twice that) and one more for protocol
+//!   computation to overlap with it. Generation never waits for protocol
+//!   computation, so with fewer threads the two take turns instead.
 //! - **QUIC flow control.** With s2n-quic's defaults a single stream may hold
 //!   the whole connection-level window, so two protocols on different streams
 //!   whose phases overlap could deadlock. fusion-net sizes the connection
 //!   window to at least [`fusion_net::MAX_ACTIVE_STREAMS`] stream windows
 //!   (checked), so no stream that is not being read can starve the one that
-//!   is: the engine's flights, CryProt's generation streams and other
-//!   protocols (HE) on the same connection need no barriers between them.
-//!   OT generation is still bracketed by one-byte barrier flights, so that
-//!   both parties enter and leave it together (see above: CryProt blocks
-//!   rayon workers while it waits).
+//!   is: the engine's flights, CryProt's generation streams (read by the
+//!   generator task while the engine goes on) and other protocols (HE) on the
+//!   same connection need no barriers between them. ([`FieldOtEngine`] still
+//!   generates in the foreground, bracketed by one-byte barrier flights.)
 //! - **Speed.** CryProt's silent-OT encoder has an SSE4.1 fast path that is
 //!   only compiled in with `-C target-feature=+sse4.1` (or
 //!   `-C target-cpu=native`).
@@ -173,6 +176,7 @@ mod pool;
 pub mod relu;
 pub mod relu_truncate;
 pub mod square;
+mod supply;
 #[cfg(test)]
 mod testutil;
 pub mod triples;

@@ -97,6 +97,8 @@ impl Rots {
             .extend(send.iter().map(|[a, b]| [u128::from(a), u128::from(b)]));
         self.recv.extend(recv.iter().map(u128::from));
         self.choice.extend_from_slice(&choices);
+        let mut choices = choices;
+        choices.zeroize();
         let mut send = send;
         let mut recv = recv;
         for p in send.iter_mut() {

@@ -869,3 +869,80 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
     }
     assert_eq!(s.truncate_rots(10, 0), (0, 0));
 }
+
+/// `schedule_rots` queues runs of at most `max_rots` and returns at once; the
+/// calls that follow consume the background runs (results checked) without
+/// queuing more, and every queued ROT ends up in the pool.
+async fn check_scheduled_rots_are_generated_in_the_background<F: OtFlavour>(l: u32) {
+    let cfg = OtConfig {
+        max_rots: 1 << 14,
+        min_refill: 1 << 10,
+        ..OtConfig::default()
+    };
+    let (mut s, mut c) = pair::<F>(l, cfg, seed(l, 40)).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed(l, 40));
+    let xs = inputs(ring, 2000, &mut rng);
+    let n = xs.len();
+    let (a, b) = share(ring, &xs, &mut rng);
+    let (need_s, need_r) = s.relu_rots(n);
+    assert_eq!(c.relu_rots(n), (need_r, need_s), "mirrored");
+    let (have_s, have_r) = s.rots_available();
+    let st0 = s.stats();
+    // Three ReLU batches' worth, far more than one run may hold.
+    s.schedule_rots(3 * need_s, 3 * need_r).unwrap();
+    c.schedule_rots(3 * need_r, 3 * need_s).unwrap();
+    // Returned at once: nothing was collected yet.
+    assert_eq!(s.rots_available(), (have_s, have_r));
+    for _ in 0..3 {
+        let (y0, y1) = tokio::try_join!(s.relu(&a), c.relu(&b)).unwrap();
+        for (i, &x) in xs.iter().enumerate() {
+            let want = ring.to_signed(x).max(0) as u64;
+            assert_eq!(ring.add(y0[i], y1[i]), want, "relu at {i}");
+        }
+    }
+    let st = s.stats();
+    // No top-up: what was generated is exactly what `schedule_rots` queued,
+    // the shortfall rounded up (to `min_refill` and the flavour's granularity).
+    let (gen_s, gen_r) = (
+        (st.rots_as_sender - st0.rots_as_sender) as usize,
+        (st.rots_as_receiver - st0.rots_as_receiver) as usize,
+    );
+    let round = cfg.min_refill.max(F::GRANULARITY);
+    for (made, need, have) in [(gen_s, need_s, have_s), (gen_r, need_r, have_r)] {
+        assert!(made + have >= 3 * need && made + have < 3 * need + round);
+    }
+    assert_eq!(
+        s.rots_available(),
+        (have_s + gen_s - 3 * need_s, have_r + gen_r - 3 * need_r)
+    );
+    // In runs of at most `max_rots` per direction.
+    let runs = gen_s.max(gen_r).div_ceil(cfg.max_rots) as u64;
+    assert_eq!(st.refills - st0.refills, runs);
+    assert!(runs >= 3, "the test should need several runs");
+}
+matrix!(
+    scheduled_rots_are_generated_in_the_background,
+    check_scheduled_rots_are_generated_in_the_background
+);
+
+/// Dropping both engines while background runs are queued ends the session
+/// without hanging (the generator tasks are aborted).
+#[tokio::test]
+async fn dropping_the_engines_stops_queued_background_generation() {
+    let (mut s, mut c) = pair::<Silent>(37, test_config(), 77).await;
+    s.schedule_rots(1 << 22, 1 << 22).unwrap();
+    c.schedule_rots(1 << 22, 1 << 22).unwrap();
+    drop(s);
+    drop(c);
+    // A fresh pair still works in this runtime.
+    let (mut s, mut c) = pair::<Silent>(37, test_config(), 78).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(79);
+    let xs = inputs(ring, 50, &mut rng);
+    let (a, b) = share(ring, &xs, &mut rng);
+    let (y0, y1) = tokio::try_join!(s.relu(&a), c.relu(&b)).unwrap();
+    for (i, &x) in xs.iter().enumerate() {
+        assert_eq!(ring.add(y0[i], y1[i]), ring.to_signed(x).max(0) as u64);
+    }
+}

@@ -456,10 +456,12 @@ impl Party {
             .fold(0u64, u64::saturating_add))
     }
 
-    /// Checks the session's cap, then generates the ROTs of a whole pass in one refill (at most
-    /// [`fusion_ot::OtConfig::max_rots`] per direction; the protocol calls top
-    /// up whatever is missing). Both parties compute the same count from
-    /// public sizes and mirrored pools.
+    /// Checks the session's cap, then queues the ROTs of a whole pass for
+    /// background generation ([`AnyOt::schedule_rots`]: runs of at most
+    /// [`fusion_ot::OtConfig::max_rots`] per direction, generated while the
+    /// pass's HE layers and earlier non-linear layers run; a protocol call
+    /// tops up whatever is missing). Both parties compute the same counts
+    /// from public sizes and mirrored pools.
     async fn reserve_rots(&mut self, plan: PassPlan<'_>) -> SecureResult<()> {
         self.budget.check(self.pass_revealed(plan).await?)?;
         let (mut send, mut recv) = (0usize, 0usize);
@@ -473,14 +475,7 @@ impl Party {
             send = send.saturating_add(s);
             recv = recv.saturating_add(r);
         }
-        let (have_s, have_r) = self.ot.rots_available();
-        let count = send
-            .saturating_sub(have_s)
-            .max(recv.saturating_sub(have_r))
-            .min(self.ot.config().max_rots);
-        if count > 0 {
-            self.ot.preprocess_rots(count).await?;
-        }
+        self.ot.schedule_rots(send, recv)?;
         Ok(())
     }
 }

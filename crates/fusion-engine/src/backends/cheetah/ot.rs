@@ -6,10 +6,11 @@
 //! methods in the same order (the schedule fixes it).
 //!
 //! [`AnyOt::op_rots`] gives the ROTs a schedule action consumes (public
-//! sizes only), so both parties can generate a whole pass's ROTs in one
-//! refill ([`AnyOt::preprocess_rots`]): silent OT's communication grows
-//! sublinearly with the number of ROTs, so one large refill sends fewer bytes
-//! than several small ones.
+//! sizes only), so both parties can queue a whole pass's ROTs at its start
+//! ([`AnyOt::schedule_rots`]), in runs as large as [`OtConfig::max_rots`]
+//! allows (silent OT's communication grows sublinearly with the number of
+//! ROTs, so a few large runs send fewer bytes than many small ones), and
+//! generate them in the background while the pass's HE layers run.
 
 use cryprot_net::Connection;
 use fusion_core::ring::Ring;
@@ -130,6 +131,11 @@ impl AnyOt {
     /// See [`OtEngine::preprocess_rots`].
     pub async fn preprocess_rots(&mut self, count: usize) -> fusion_ot::Result<()> {
         dispatch!(self, e => e.preprocess_rots(count).await)
+    }
+
+    /// See [`OtEngine::schedule_rots`].
+    pub fn schedule_rots(&mut self, send: usize, recv: usize) -> fusion_ot::Result<()> {
+        dispatch!(self, e => e.schedule_rots(send, recv))
     }
 
     /// ROTs (as sender, as receiver) the non-linear op `op` consumes on a
