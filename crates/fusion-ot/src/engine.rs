@@ -372,22 +372,12 @@ impl<F: OtFlavour> OtEngine<F> {
         if self.in_call {
             return Err(Error::Poisoned);
         }
-        let have = self.pool.available();
-        let queued = self.supply.pending();
         let g = F::GRANULARITY;
-        let (min, cap) = (
-            self.config.min_refill,
-            (self.config.max_rots / g).max(1) * g,
-        );
-        let short = |want: usize, have: usize| {
-            if want <= have {
-                0
-            } else {
-                (want - have).max(min).next_multiple_of(g)
-            }
-        };
-        let mut ds = short(send, have.send + queued.send);
-        let mut dr = short(recv, have.recv + queued.recv);
+        let cap = (self.config.max_rots / g).max(1) * g;
+        let RotCount {
+            send: mut ds,
+            recv: mut dr,
+        } = self.shortfall(RotCount::new(send, recv));
         while ds > 0 || dr > 0 {
             let run = RotCount::new(ds.min(cap), dr.min(cap));
             self.supply.request(run)?;
@@ -543,20 +533,7 @@ impl<F: OtFlavour> OtEngine<F> {
     /// their pools and queues mirror each other and the protocols' needs are
     /// computed from public sizes.
     async fn ensure(&mut self, need: RotCount) -> Result<()> {
-        let have = self.pool.available();
-        let queued = self.supply.pending();
-        let (min, g) = (self.config.min_refill, F::GRANULARITY);
-        let amount = |need: usize, have: usize| {
-            if need <= have {
-                0
-            } else {
-                (need - have).max(min).next_multiple_of(g)
-            }
-        };
-        self.supply.request(RotCount::new(
-            amount(need.send, have.send + queued.send),
-            amount(need.recv, have.recv + queued.recv),
-        ))?;
+        self.supply.request(self.shortfall(need))?;
         loop {
             let have = self.pool.available();
             if have.send >= need.send && have.recv >= need.recv {
@@ -565,6 +542,22 @@ impl<F: OtFlavour> OtEngine<F> {
             let batch = self.supply.next().await?;
             self.collect(batch);
         }
+    }
+
+    /// What the pool and the runs already queued will not cover of `want`,
+    /// per direction, rounded up to at least [`OtConfig::min_refill`] and to
+    /// the flavour's granularity (0 where nothing is missing).
+    fn shortfall(&self, want: RotCount) -> RotCount {
+        let have = self.pool.available() + self.supply.pending();
+        let (min, g) = (self.config.min_refill, F::GRANULARITY);
+        let short = |want: usize, have: usize| {
+            if want <= have {
+                0
+            } else {
+                (want - have).max(min).next_multiple_of(g)
+            }
+        };
+        RotCount::new(short(want.send, have.send), short(want.recv, have.recv))
     }
 
     /// Moves a finished generation run into the pool.
