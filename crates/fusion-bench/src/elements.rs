@@ -9,7 +9,9 @@
 //! cheetah backend does (`OtEngine::setup_on` with the session's meter, the
 //! default [`OtConfig`] apart from the millionaires' block size `--block-bits`,
 //! silent OT). Before each call both parties top their ROT pools up for it with
-//! [`OtEngine::preprocess_rots`], as the backend does before each pass.
+//! [`OtEngine::preprocess_rots`] and wait for it, so that the call's figures
+//! exclude generation (the backend instead queues a whole pass's ROTs with
+//! [`OtEngine::schedule_rots`] and generates them in the background).
 //!
 //! Per operation and ring width `l`, on `n` elements, median of `--reps` calls:
 //!

@@ -15,9 +15,9 @@ use crate::{
     flavour::{OtFlavour, Silent},
     gilboa, maxpool, millionaires, mul, mux,
     one_of_n::{self, Layout},
-    pool::{RotCount, Rots},
+    pool::{Batch, RotCount, Rots},
     relu, relu_truncate, square,
-    supply::{Batch, RotSupply},
+    supply::RotSupply,
     truncate, truncate_exact,
 };
 
@@ -561,13 +561,9 @@ impl<F: OtFlavour> OtEngine<F> {
     }
 
     /// Moves a finished generation run into the pool.
-    fn collect(&mut self, mut batch: Batch) {
+    fn collect(&mut self, batch: Batch) {
         let got = batch.count();
-        self.pool.extend(
-            std::mem::take(&mut batch.send),
-            std::mem::take(&mut batch.recv),
-            std::mem::take(&mut batch.choices),
-        );
+        self.pool.extend(batch);
         self.stats.rots_as_sender += got.send as u64;
         self.stats.rots_as_receiver += got.recv as u64;
         self.stats.refills += 1;

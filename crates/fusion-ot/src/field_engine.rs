@@ -18,7 +18,7 @@ use crate::{
     flavour::{Iknp, OtFlavour},
     kk13::{self, Kk13Receiver, Kk13Sender, Table},
     maxpool,
-    pool::{RotCount, Rots},
+    pool::{Batch, RotCount, Rots},
 };
 
 /// Session parameters of the field path; both parties must use the same.
@@ -241,7 +241,11 @@ impl FieldOtEngine {
         barrier(main).await?;
         fences.0 += 3;
         fences.1 += main.sent - s0 + main.received - r0;
-        pool.extend(sent, recv, choices);
+        pool.extend(Batch {
+            send: sent,
+            recv,
+            choices,
+        });
         stats.rots_as_sender += ns as u64;
         stats.rots_as_receiver += nr as u64;
         Ok(())

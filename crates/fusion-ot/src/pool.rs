@@ -60,6 +60,33 @@ impl std::ops::Add for RotCount {
     }
 }
 
+/// The output of one generation run: our sender key pairs, our receiver keys
+/// and choice bits (`0`/`1`). Wiped on drop.
+pub(crate) struct Batch {
+    pub send: Vec<[Block; 2]>,
+    pub recv: Vec<Block>,
+    pub choices: Vec<u8>,
+}
+
+impl Batch {
+    /// The number of ROTs per direction.
+    pub(crate) fn count(&self) -> RotCount {
+        RotCount::new(self.send.len(), self.recv.len())
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for p in self.send.iter_mut() {
+            *p = [Block::ZERO; 2];
+        }
+        for k in self.recv.iter_mut() {
+            *k = Block::ZERO;
+        }
+        self.choices.zeroize();
+    }
+}
+
 /// The ROTs taken for one sub-protocol: our sender key pairs and our receiver
 /// (choice, key) pairs, in pool order.
 pub(crate) struct SendRots(pub Vec<[u128; 2]>);
@@ -90,23 +117,17 @@ impl Rots {
         }
     }
 
-    /// Appends freshly generated ROTs.
-    pub(crate) fn extend(&mut self, send: Vec<[Block; 2]>, recv: Vec<Block>, choices: Vec<u8>) {
+    /// Appends a freshly generated batch (which is wiped when dropped here).
+    pub(crate) fn extend(&mut self, batch: Batch) {
         self.compact();
-        self.send
-            .extend(send.iter().map(|[a, b]| [u128::from(a), u128::from(b)]));
-        self.recv.extend(recv.iter().map(u128::from));
-        self.choice.extend_from_slice(&choices);
-        let mut choices = choices;
-        choices.zeroize();
-        let mut send = send;
-        let mut recv = recv;
-        for p in send.iter_mut() {
-            *p = [Block::ZERO; 2];
-        }
-        for k in recv.iter_mut() {
-            *k = Block::ZERO;
-        }
+        self.send.extend(
+            batch
+                .send
+                .iter()
+                .map(|[a, b]| [u128::from(a), u128::from(b)]),
+        );
+        self.recv.extend(batch.recv.iter().map(u128::from));
+        self.choice.extend_from_slice(&batch.choices);
     }
 
     fn compact(&mut self) {
@@ -189,7 +210,11 @@ mod tests {
             .collect();
         let recv: Vec<Block> = (0..n).map(|i| Block::from(i as u128 + 1000)).collect();
         let choices: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
-        r.extend(send, recv, choices);
+        r.extend(Batch {
+            send,
+            recv,
+            choices,
+        });
         r
     }
 

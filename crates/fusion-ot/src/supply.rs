@@ -23,8 +23,9 @@
 //! fusion-net's flow-control sizing keeps one stream from starving another.
 //!
 //! **Both sides start a run together.** Before each run the two generator
-//! tasks exchange one byte on a channel of their own (a background flight,
-//! off the protocols' critical path) and only then enter CryProt. CryProt
+//! tasks exchange the run's sizes (16 bytes each way, checked against the
+//! mirror of their own) on a channel of their own (a background flight, off
+//! the protocols' critical path) and only then enter CryProt. CryProt
 //! blocks a rayon worker while it waits for the peer; without this
 //! handshake a party could enter run `k` long before its peer has even
 //! queued it, and hold a worker all that time. When both parties share a
@@ -49,48 +50,19 @@
 //! cannot deadlock it, as long as each party has one (two per party with
 //! `parallel_ot`; both parties' counts when they share a process).
 
-use cryprot_core::Block;
 use rand::rngs::ChaCha20Rng;
 use tokio::{sync::mpsc, task::JoinHandle};
-use zeroize::Zeroize;
 
 use crate::{
     channel::Channel,
     ctx::Role,
     error::{Error, Result},
     flavour::OtFlavour,
-    pool::RotCount,
+    pool::{Batch, RotCount},
 };
 
 /// Finished batches that may wait for the engine (beyond its pool).
 pub(crate) const AHEAD: usize = 2;
-
-/// The output of one generation run: our sender key pairs, our receiver keys
-/// and choice bits (`0`/`1`). Wiped on drop.
-pub(crate) struct Batch {
-    pub send: Vec<[Block; 2]>,
-    pub recv: Vec<Block>,
-    pub choices: Vec<u8>,
-}
-
-impl Batch {
-    /// The number of ROTs per direction.
-    pub(crate) fn count(&self) -> RotCount {
-        RotCount::new(self.send.len(), self.recv.len())
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        for p in self.send.iter_mut() {
-            *p = [Block::ZERO; 2];
-        }
-        for k in self.recv.iter_mut() {
-            *k = Block::ZERO;
-        }
-        self.choices.zeroize();
-    }
-}
 
 /// One party's background ROT generator.
 pub(crate) struct RotSupply {

@@ -118,21 +118,6 @@ impl AnyOt {
         dispatch!(self, e => e.square(x).await)
     }
 
-    /// See [`OtEngine::config`].
-    pub fn config(&self) -> OtConfig {
-        dispatch!(self, e => e.config())
-    }
-
-    /// See [`OtEngine::rots_available`].
-    pub fn rots_available(&self) -> (usize, usize) {
-        dispatch!(self, e => e.rots_available())
-    }
-
-    /// See [`OtEngine::preprocess_rots`].
-    pub async fn preprocess_rots(&mut self, count: usize) -> fusion_ot::Result<()> {
-        dispatch!(self, e => e.preprocess_rots(count).await)
-    }
-
     /// See [`OtEngine::schedule_rots`].
     pub fn schedule_rots(&mut self, send: usize, recv: usize) -> fusion_ot::Result<()> {
         dispatch!(self, e => e.schedule_rots(send, recv))
