@@ -96,10 +96,30 @@ pub fn lower(model: &Model, fixed: FixedPoint) -> Result<FixedProgram> {
                         bias.iter().map(|&v| v as f64).collect(),
                     ),
                 };
+                // A strided 1x1 convolution without padding reads only every
+                // `stride`-th pixel: subsample first (local, exact), then
+                // convolve the smaller input with stride 1.
+                let (x, in_h, in_w, stride) = if kernel == 1 && padding == 0 && stride > 1 {
+                    let sub_shape = vec![in_shape[0], out_shape[1], out_shape[2]];
+                    let sub = b.push(
+                        &format!("{name}.subsample"),
+                        FixedOp::SumPool {
+                            kernel: 1,
+                            stride,
+                            padding: 0,
+                        },
+                        vec![x],
+                        sub_shape,
+                        f,
+                    );
+                    (sub, out_shape[1], out_shape[2], 1)
+                } else {
+                    (x, in_shape[1], in_shape[2], stride)
+                };
                 let op = Conv2dOp {
                     in_channels: in_shape[0],
-                    in_height: in_shape[1],
-                    in_width: in_shape[2],
+                    in_height: in_h,
+                    in_width: in_w,
                     out_channels,
                     kernel,
                     stride,

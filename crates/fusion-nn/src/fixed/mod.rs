@@ -60,6 +60,12 @@
 //!   `pool`, then the ReLU's name): `max(ReLU(a), ReLU(b)) = ReLU(max(a, b))`
 //!   exactly, and the ReLU then runs on one value per window (a secure engine
 //!   pays per ReLU).
+//! * A `1 x 1` convolution with stride `s > 1` and no padding reads only every
+//!   `s`-th pixel: it is lowered as a subsampling (step `<conv>.subsample`, a
+//!   [`FixedOp::SumPool`] with `1 x 1` windows and stride `s`, local) followed by
+//!   the same convolution with stride 1 on the `s^2` times smaller input. The
+//!   outputs are identical; a secure engine then encrypts and multiplies only the
+//!   pixels that are read (ResNet's downsampling shortcuts).
 //!
 //! # Error bounds
 //!

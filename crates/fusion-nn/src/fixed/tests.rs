@@ -512,3 +512,55 @@ fn a_relu_before_a_max_pool_is_lowered_after_it_with_the_same_outputs() {
     let p = lower(&model(g.finish().expect("graph"), 3), fp(37, 12)).expect("lower");
     assert_eq!(p.steps[0].op, FixedOp::Relu);
 }
+
+#[test]
+fn a_strided_one_by_one_conv_is_lowered_as_subsampling_with_the_same_outputs() {
+    for (h, w, stride) in [(6, 6, 2), (7, 5, 2), (7, 8, 3)] {
+        let mut g = GraphBuilder::new(vec![3, h, w]);
+        let x = g.input();
+        let c = g.conv2d("down", x, 4, 1, stride, 0);
+        let f = g.flatten("f", c);
+        g.dense("fc", f, 2);
+        let m = model(g.finish().expect("graph"), 21);
+        let p = lower(&m, fp(37, 12)).expect("lower");
+        let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["down.subsample", "down", "down.trunc", "f", "fc"]);
+        let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        assert_eq!(
+            p.steps[0].op,
+            FixedOp::SumPool {
+                kernel: 1,
+                stride,
+                padding: 0
+            }
+        );
+        assert_eq!(p.steps[0].shape, [3, oh, ow]);
+        let FixedOp::Conv2d(conv) = &p.steps[1].op else {
+            panic!("step 1 is {:?}", p.steps[1].op);
+        };
+        assert_eq!((conv.in_height, conv.in_width, conv.stride), (oh, ow, 1));
+        assert_eq!(p.steps[1].shape, [4, oh, ow]);
+        // The strided convolution on the whole input, built by hand: the same
+        // outputs, exactly.
+        let mut direct = p.clone();
+        direct.steps.remove(0);
+        let FixedOp::Conv2d(d) = &mut direct.steps[0].op else {
+            unreachable!()
+        };
+        (d.in_height, d.in_width, d.stride) = (h, w, stride);
+        direct.steps[0].inputs = vec![0];
+        for s in direct.steps.iter_mut().skip(1) {
+            s.inputs.iter_mut().for_each(|v| *v -= 1);
+        }
+        direct.validate().expect("valid");
+        let xe = p.encode_input(&input(&[3, h, w], 4, 22, 2.0)).expect("enc");
+        assert_eq!(p.run(&xe).expect("run"), direct.run(&xe).expect("run"));
+    }
+    // Padded or larger kernels keep their stride.
+    let mut g = GraphBuilder::new(vec![2, 6, 6]);
+    let x = g.input();
+    let c = g.conv2d("c", x, 2, 3, 2, 1);
+    g.flatten("f", c);
+    let p = lower(&model(g.finish().expect("graph"), 3), fp(37, 12)).expect("lower");
+    assert!(matches!(&p.steps[0].op, FixedOp::Conv2d(c) if c.stride == 2));
+}
