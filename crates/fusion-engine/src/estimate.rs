@@ -304,13 +304,13 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
             TruncMode::Exact => scale(truncate_exact(l, m), e),
         },
         NonLinearOp::Square => scale(square(l), e),
-        NonLinearOp::MaxPool { windows, .. } => {
-            let sizes = windows.iter().map(Vec::len);
+        NonLinearOp::MaxPool { .. } => {
             // A max of two k-bit values compares k bits (`OtEngine::max_bounded`).
             let per = relu_comparing(l, op.input_width(l).unwrap_or(l - 1), m);
-            maxpool_levels(sizes)
-                .iter()
-                .fold((0, 0, 0), |(b, r, f), &pairs| {
+            op.pool_stages()
+                .into_iter()
+                .flat_map(|(windows, _)| maxpool_levels(windows.iter().map(Vec::len)))
+                .fold((0, 0, 0), |(b, r, f), pairs| {
                     let k = pairs * n as u64;
                     (b + per.bits * k, r + per.rots * k, f + per.flights)
                 })

@@ -383,6 +383,7 @@ impl ArgmaxStage {
             windows: Arc::new(vec![(0..k).collect()]),
             in_len: k,
             input_bits: None,
+            stages: None,
         };
         let action = |kind, step: usize, inputs| Action {
             kind,

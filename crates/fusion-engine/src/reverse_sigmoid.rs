@@ -186,6 +186,7 @@ impl ReverseSigmoidStage {
                 windows: Arc::new(vec![(0..k).collect()]),
                 in_len: k,
                 input_bits: None,
+                stages: None,
             }),
             vec![0],
             1,

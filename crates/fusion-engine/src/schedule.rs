@@ -4,7 +4,7 @@
 //! [`Action`]s in step order, each defining one value, and the values to drop
 //! after each action. Most steps map one to one onto an action of their
 //! [`OpClass`]: linear steps run through HE, local steps on each share, and
-//! non-linear steps through the backend's interactive protocols. Two rewrites save work without changing the
+//! non-linear steps through the backend's interactive protocols. Three rewrites save work without changing the
 //! contract:
 //!
 //! * **ReLU after truncation is fused** ([`NonLinearOp::ReluTruncate`]). When the
@@ -28,6 +28,17 @@
 //!   fixed-point contract does, no overflow). Outputs of truncations and of
 //!   fused ReLU-truncations are *not* known non-negative (the one-bit error can
 //!   make them `-1`).
+//!
+//! * **Overlapping max pools are evaluated separably**
+//!   ([`NonLinearOp::MaxPool::stages`], [`separable_stages`]): the maximum over
+//!   each window's columns of every input row, then over each window's rows.
+//!   The same maxima exactly (a window's in-bounds positions are its in-bounds
+//!   rows times its in-bounds columns), with fewer pairwise comparisons when
+//!   windows overlap: ResNet's `3 x 3` stride-2 pool takes 18,648 comparisons
+//!   per channel instead of 24,753, in the same four tournament levels. The
+//!   windows themselves stay the op's definition; backends that take maxima
+//!   pair by pair (`cheetah`, `cryptflow2`) follow the stages, the garbled
+//!   circuits evaluate the windows.
 //!
 //! Truncations by more than the OT protocols' range (`bits > l - 2`, or
 //! `> l - 1` for non-negative inputs) fall back to the exact truncation.
@@ -90,6 +101,14 @@ pub enum NonLinearOp {
         /// the module docs); `None`: only the range contract
         /// `|x| < 2^(l-2)` is known. A backend may compare fewer bits.
         input_bits: Option<u32>,
+        /// How a backend that takes maxima pair by pair may evaluate the
+        /// windows with fewer comparisons: stage after stage, each stage's
+        /// windows indexing into the previous stage's output (the first
+        /// stage's into the input); the last stage's outputs are the
+        /// windows' maxima, in order. `None`: the windows directly. The
+        /// schedule sets it for overlapping square windows, which are
+        /// separable: a row pass, then a column pass ([`separable_stages`]).
+        stages: Option<Arc<Vec<PoolStage>>>,
     },
     /// Square (the result is at twice the scale; a truncation follows).
     Square,
@@ -131,6 +150,25 @@ impl NonLinearOp {
         }
     }
 
+    /// The stages in which a backend that takes maxima pair by pair
+    /// evaluates a max pool: [`NonLinearOp::MaxPool::stages`] if set, else
+    /// the windows in one stage, as `(windows of one sample, input elements
+    /// per sample)`. Empty for the other ops.
+    pub fn pool_stages(&self) -> Vec<(&[Vec<usize>], usize)> {
+        match self {
+            NonLinearOp::MaxPool {
+                stages: Some(st), ..
+            } => st
+                .iter()
+                .map(|s| (s.windows.as_slice(), s.in_len))
+                .collect(),
+            NonLinearOp::MaxPool {
+                windows, in_len, ..
+            } => vec![(windows.as_slice(), *in_len)],
+            _ => Vec::new(),
+        }
+    }
+
     /// The max pool's windows over a whole chunk of `n` samples.
     pub fn batch_windows(&self, n: usize) -> Option<Vec<Vec<usize>>> {
         match self {
@@ -140,6 +178,15 @@ impl NonLinearOp {
             _ => None,
         }
     }
+}
+
+/// One stage of a max pool's evaluation ([`NonLinearOp::MaxPool::stages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStage {
+    /// Windows of one sample, indices into the stage's input.
+    pub windows: Vec<Vec<usize>>,
+    /// Elements of the stage's input per sample.
+    pub in_len: usize,
 }
 
 /// How an action is executed.
@@ -417,11 +464,84 @@ fn max_pool_kind(
             "max pool window without in-bounds positions".into(),
         ));
     }
+    let stages = separable_stages(&g).filter(|st| {
+        let pairs = |ws: &[Vec<usize>]| ws.iter().map(|w| w.len() - 1).sum::<usize>();
+        st.iter().map(|s| pairs(&s.windows)).sum::<usize>() < pairs(&windows)
+    });
     Ok(ActionKind::NonLinear(NonLinearOp::MaxPool {
         windows: Arc::new(windows),
         in_len: c * h * w,
         input_bits,
+        stages: stages.map(Arc::new),
     }))
+}
+
+/// A square-window max pool as two passes: the maximum over each window's
+/// in-bounds columns of every input row a window reads (the row pass), then
+/// over each window's in-bounds rows of those (the column pass). A window's
+/// in-bounds positions are its in-bounds rows times its in-bounds columns,
+/// so the result is every window's maximum, exactly. With `k x k` windows
+/// and stride `s < k` this takes about `(k - 1)(s + 1)` comparisons per
+/// output instead of `k^2 - 1` (ResNet's `3 x 3` stride-2 pool: 6 instead
+/// of 8) in the same number of tournament levels for `k = 3`. `None` if a
+/// window has no in-bounds position.
+pub fn separable_stages(g: &Window) -> Option<Vec<PoolStage>> {
+    let rows_of =
+        |oh: usize| -> Vec<usize> { (0..g.k).filter_map(|i| g.coord(oh, i, g.h)).collect() };
+    let cols_of =
+        |ow: usize| -> Vec<usize> { (0..g.k).filter_map(|j| g.coord(ow, j, g.w)).collect() };
+    // The input rows some window reads, and their index in the row pass.
+    let mut row_index = vec![None; g.h];
+    let mut used = 0;
+    for oh in 0..g.ho {
+        for r in rows_of(oh) {
+            if row_index[r].is_none() {
+                row_index[r] = Some(used);
+                used += 1;
+            }
+        }
+    }
+    let mut rows_pass = vec![Vec::new(); g.c * used * g.wo];
+    for c in 0..g.c {
+        for r in 0..g.h {
+            let Some(ri) = row_index[r] else { continue };
+            for ow in 0..g.wo {
+                let w = cols_of(ow);
+                if w.is_empty() {
+                    return None;
+                }
+                rows_pass[(c * used + ri) * g.wo + ow] =
+                    w.iter().map(|&x| (c * g.h + r) * g.w + x).collect();
+            }
+        }
+    }
+    let mut cols_pass = Vec::with_capacity(g.c * g.ho * g.wo);
+    for c in 0..g.c {
+        for oh in 0..g.ho {
+            let rows = rows_of(oh);
+            if rows.is_empty() {
+                return None;
+            }
+            for ow in 0..g.wo {
+                cols_pass.push(
+                    rows.iter()
+                        .filter_map(|&r| row_index[r])
+                        .map(|ri| (c * used + ri) * g.wo + ow)
+                        .collect(),
+                );
+            }
+        }
+    }
+    Some(vec![
+        PoolStage {
+            windows: rows_pass,
+            in_len: g.c * g.h * g.w,
+        },
+        PoolStage {
+            windows: cols_pass,
+            in_len: g.c * used * g.wo,
+        },
+    ])
 }
 
 /// The windows of a batch of `n` samples (sample `s`'s windows shifted by `s in_len`).
@@ -563,5 +683,79 @@ mod tests {
             batch_windows(&w, 3, 2),
             vec![vec![0, 1], vec![2], vec![3, 4], vec![5]]
         );
+    }
+
+    /// The maxima of `x` over `windows`.
+    fn maxima(x: &[i64], windows: &[Vec<usize>]) -> Vec<i64> {
+        windows
+            .iter()
+            .map(|w| w.iter().map(|&i| x[i]).max().expect("non-empty window"))
+            .collect()
+    }
+
+    #[test]
+    fn separable_max_pool_stages_give_every_windows_maximum() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(5);
+        for (h, w, k, s, p) in [
+            (112, 112, 3, 2, 1),
+            (8, 8, 3, 1, 1),
+            (7, 9, 3, 2, 0),
+            (9, 6, 5, 2, 2),
+            (10, 10, 4, 3, 1),
+            (6, 6, 2, 2, 0),
+            (5, 7, 3, 3, 0),
+        ] {
+            let c = 2;
+            let g = Window::new(c, h, w, k, s, p).expect("fits");
+            let mut direct = vec![Vec::new(); c * g.ho * g.wo];
+            window_for_each(&g, |o, i| direct[o].push(i));
+            let stages = separable_stages(&g).expect("separable");
+            assert_eq!(stages[0].in_len, c * h * w);
+            assert_eq!(stages[1].in_len, stages[0].windows.len());
+            let x: Vec<i64> = (0..c * h * w)
+                .map(|_| rng.random_range(-1000..1000))
+                .collect();
+            let rows = maxima(&x, &stages[0].windows);
+            assert_eq!(
+                maxima(&rows, &stages[1].windows),
+                maxima(&x, &direct),
+                "{h}x{w}, k {k}, s {s}, p {p}"
+            );
+        }
+    }
+
+    #[test]
+    fn overlapping_max_pools_are_evaluated_separably_and_others_directly() {
+        let pairs = |ws: &[Vec<usize>]| ws.iter().map(|w| w.len() - 1).sum::<usize>();
+        let r = schedule("resnet50");
+        let ops: Vec<&NonLinearOp> = r
+            .actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::NonLinear(op @ NonLinearOp::MaxPool { .. }) => Some(op),
+                _ => None,
+            })
+            .collect();
+        let [op] = ops[..] else {
+            panic!("resnet50 has {} max pools", ops.len())
+        };
+        let NonLinearOp::MaxPool { windows, .. } = op else {
+            unreachable!()
+        };
+        let stages = op.pool_stages();
+        assert_eq!(stages.len(), 2);
+        // 3x3 stride 2 over 112 x 112: 18,648 comparisons per channel
+        // instead of 24,753.
+        let separable: usize = stages.iter().map(|(w, _)| pairs(w)).sum();
+        assert_eq!((separable / 64, pairs(windows) / 64), (18_648, 24_753));
+        // Non-overlapping 2x2 windows gain nothing: evaluated directly.
+        let l = schedule("lenet");
+        for a in &l.actions {
+            if let ActionKind::NonLinear(op @ NonLinearOp::MaxPool { .. }) = &a.kind {
+                assert!(matches!(op, NonLinearOp::MaxPool { stages: None, .. }));
+                assert_eq!(op.pool_stages().len(), 1);
+            }
+        }
     }
 }

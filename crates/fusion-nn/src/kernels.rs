@@ -67,7 +67,7 @@ impl Window {
 
     /// Input coordinate for output coordinate `o` and kernel offset `i`, if in bounds.
     #[inline]
-    fn coord(&self, o: usize, i: usize, size: usize) -> Option<usize> {
+    pub fn coord(&self, o: usize, i: usize, size: usize) -> Option<usize> {
         let p = o * self.stride + i;
         if p < self.pad || p - self.pad >= size {
             None

@@ -140,10 +140,15 @@ impl AnyOt {
                 }
                 TruncMode::Exact => dispatch!(self, e => e.truncate_exact_rots(elems, *bits)),
             },
-            NonLinearOp::MaxPool { windows, .. } => {
-                let one: Vec<usize> = windows.iter().map(Vec::len).collect();
+            NonLinearOp::MaxPool { .. } => {
                 let k = self.width(op);
-                dispatch!(self, e => e.max_pool_bounded_rots(&one.repeat(n), k))
+                op.pool_stages()
+                    .into_iter()
+                    .map(|(windows, _)| {
+                        let one: Vec<usize> = windows.iter().map(Vec::len).collect();
+                        dispatch!(self, e => e.max_pool_bounded_rots(&one.repeat(n), k))
+                    })
+                    .fold((0, 0), |(s, r), (a, b)| (s + a, r + b))
             }
             NonLinearOp::Square => dispatch!(self, e => e.square_rots(elems)),
         }
@@ -167,12 +172,14 @@ impl AnyOt {
                 TruncMode::NonNeg => self.truncate_nonneg(x, *bits).await,
                 TruncMode::Exact => self.truncate_exact(x, *bits).await,
             },
-            NonLinearOp::MaxPool {
-                windows, in_len, ..
-            } => {
-                let w = crate::schedule::batch_windows(windows, *in_len, n);
+            NonLinearOp::MaxPool { .. } => {
                 let k = self.width(op);
-                self.max_pool(x, &w, k).await
+                let mut v = x.to_vec();
+                for (windows, in_len) in op.pool_stages() {
+                    let w = crate::schedule::batch_windows(windows, in_len, n);
+                    v = self.max_pool(&v, &w, k).await?;
+                }
+                Ok(v)
             }
             NonLinearOp::Square => self.square(x).await,
         }

@@ -52,18 +52,18 @@ pub fn estimate(
                     NonLinearOp::Relu { .. } => costs.relu(elems),
                     NonLinearOp::ReluTruncate { bits } => costs.relu_truncate(elems, *bits),
                     NonLinearOp::Truncate { bits, .. } => costs.truncate(elems, *bits),
-                    NonLinearOp::MaxPool { windows, .. } => maxpool_levels(
-                        windows.iter().map(Vec::len),
-                    )
-                    .iter()
-                    .fold(FieldCost::default(), |t, &pairs| {
-                        let c = costs.relu(pairs as usize * n);
-                        FieldCost {
-                            bits: t.bits + c.bits,
-                            rots_per_direction: t.rots_per_direction + c.rots_per_direction,
-                            flights: t.flights + c.flights,
-                        }
-                    }),
+                    NonLinearOp::MaxPool { .. } => op
+                        .pool_stages()
+                        .into_iter()
+                        .flat_map(|(windows, _)| maxpool_levels(windows.iter().map(Vec::len)))
+                        .fold(FieldCost::default(), |t, pairs| {
+                            let c = costs.relu(pairs as usize * n);
+                            FieldCost {
+                                bits: t.bits + c.bits,
+                                rots_per_direction: t.rots_per_direction + c.rots_per_direction,
+                                flights: t.flights + c.flights,
+                            }
+                        }),
                     NonLinearOp::Square => {
                         return Err(SecureError::Config(
                             "cryptflow2 has no square protocol".into(),

@@ -534,11 +534,13 @@ impl Party {
             NonLinearOp::Relu { .. } => self.ot.relu(&x).await?,
             NonLinearOp::ReluTruncate { bits } => self.ot.relu_truncate(&x, *bits).await?,
             NonLinearOp::Truncate { bits, .. } => self.ot.truncate(&x, *bits).await?,
-            NonLinearOp::MaxPool {
-                windows, in_len, ..
-            } => {
-                let w = batch_windows(windows, *in_len, n);
-                self.ot.maxpool(&x, &w).await?
+            NonLinearOp::MaxPool { .. } => {
+                let mut v = x;
+                for (windows, in_len) in op.pool_stages() {
+                    let w = batch_windows(windows, in_len, n);
+                    v = self.ot.maxpool(&v, &w).await?;
+                }
+                v
             }
             NonLinearOp::Square => {
                 return Err(SecureError::Config(

@@ -147,6 +147,7 @@ mod tests {
             windows: Arc::new(windows),
             in_len: 7,
             input_bits: None,
+            stages: None,
         };
         for n in [1, 3] {
             let built = gc::build(&op, ring, n, 7 * n, 0, true).expect("build");

@@ -549,6 +549,7 @@ mod tests {
                 windows: windows.clone(),
                 in_len: 4,
                 input_bits: None,
+                stages: None,
             };
             let y = run(&op, ring, 2, &x[..8], 5);
             let mut want = Vec::new();
