@@ -503,8 +503,8 @@ pub fn separable_stages(g: &Window) -> Option<Vec<PoolStage>> {
     }
     let mut rows_pass = vec![Vec::new(); g.c * used * g.wo];
     for c in 0..g.c {
-        for r in 0..g.h {
-            let Some(ri) = row_index[r] else { continue };
+        for (r, ri) in row_index.iter().enumerate() {
+            let Some(ri) = *ri else { continue };
             for ow in 0..g.wo {
                 let w = cols_of(ow);
                 if w.is_empty() {
