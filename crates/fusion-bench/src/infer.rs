@@ -26,7 +26,9 @@
 //!   weights before its first inference), so it is in neither figure.
 //! * `bytes_*`: wire bytes of the batch (UDP payload of QUIC datagrams) per
 //!   direction, from the client's meter; `phases` splits them (and time) by
-//!   engine phase (linear, nonlinear, local, output).
+//!   engine phase (linear, nonlinear, local, output), `steps` by schedule
+//!   step (every layer's name and kind, in schedule order; a step's bytes
+//!   include the background random-OT generation running during it).
 //! * `argmax_agreement`, `max_logit_error`: the secure logits against the
 //!   plaintext fixed-point interpreter on the same encoded inputs, computed in
 //!   the client process from the same seeded model. This is a **benchmark
@@ -52,6 +54,7 @@ use fusion_engine::behaviour::Honest;
 use fusion_engine::statsec::StatSecTarget;
 use fusion_engine::{
     Backend, ClientConfig, PhaseFigures, SecureClient, SecureServer, ServedModel, ServerConfig,
+    StepFigures,
 };
 use fusion_net::{Identity, LinkConfig, NetConfig, Relay, RelayStats, Server, ServerPin, connect};
 use fusion_nn::fixed::{FixedProgram, argmax_signed};
@@ -412,6 +415,39 @@ impl From<&PhaseFigures> for PhaseRecord {
     }
 }
 
+/// Bytes and seconds of one schedule step in the measured batch (all its
+/// chunks), from the client's meter: the wire bytes while the step was
+/// current, including the connection's background traffic then (the
+/// cheetah backend's random-OT generation runs beside the steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The program step's name (`conv1`, `conv1.trunc`, ...).
+    pub name: String,
+    /// `linear`, `local`, or the non-linear op (`relu_truncate`, `max_pool`, ...).
+    pub kind: String,
+    /// Client wall-clock seconds in the step.
+    pub seconds: f64,
+    /// Bytes the client received (server to client).
+    pub bytes_server_to_client: u64,
+    /// Bytes the client sent (client to server).
+    pub bytes_client_to_server: u64,
+    /// Message flights.
+    pub rounds: u64,
+}
+
+impl From<&StepFigures> for StepRecord {
+    fn from(p: &StepFigures) -> Self {
+        StepRecord {
+            name: p.name.clone(),
+            kind: p.kind.clone(),
+            seconds: p.seconds,
+            bytes_server_to_client: p.bytes_received,
+            bytes_client_to_server: p.bytes_sent,
+            rounds: p.rounds,
+        }
+    }
+}
+
 /// The JSON object `fusion-bench infer --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferResult {
@@ -469,6 +505,10 @@ pub struct InferResult {
     pub checked_samples: usize,
     /// Per phase of the median batch, from the client's meter.
     pub phases: Vec<PhaseRecord>,
+    /// Per schedule step of the median batch, in schedule order, from the
+    /// client's meter (empty in records from before steps were metered).
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
     /// Chunks the batch ran in.
     pub chunks: usize,
     /// Ring bits l.
@@ -586,9 +626,31 @@ impl InferResult {
                 kib(p.bytes_client_to_server)
             );
         }
+        let mut slow: Vec<&StepRecord> = self.steps.iter().collect();
+        slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        if !slow.is_empty() {
+            s += &format!(
+                "  slowest steps ({} of {}; all in the JSON):\n",
+                slow.len().min(SUMMARY_STEPS),
+                slow.len()
+            );
+        }
+        for p in slow.iter().take(SUMMARY_STEPS) {
+            s += &format!(
+                "    {:<24} {:<15} {:>8.3} s  s->c {:>10.1} KiB  c->s {:>10.1} KiB\n",
+                p.name,
+                p.kind,
+                p.seconds,
+                kib(p.bytes_server_to_client),
+                kib(p.bytes_client_to_server)
+            );
+        }
         s
     }
 }
+
+/// Steps the human summary lists (the slowest first).
+const SUMMARY_STEPS: usize = 8;
 
 /// The seed of the synthetic inputs for weights seed `seed`. It must differ
 /// from the weights' seed: `zoo::build` and `zoo::synthetic_inputs` draw from
@@ -967,6 +1029,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         },
         checked_samples: checked,
         phases: stats.phases.iter().map(PhaseRecord::from).collect(),
+        steps: stats.steps.iter().map(StepRecord::from).collect(),
         chunks: stats.chunks,
         ring_bits: o.ring_bits,
         frac_bits: o.frac_bits,

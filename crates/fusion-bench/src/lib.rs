@@ -55,7 +55,8 @@
 //! `infer --json` prints, among others: `net`, `batch`, `link`, `setup_s`,
 //! `setup_bytes`, `wall_s`, `bytes_server_to_client`, `bytes_client_to_server`,
 //! `per_sample_ms`, `per_sample_kib`, `argmax_agreement`, `max_logit_error`,
-//! `phases` (per engine phase: seconds and bytes per direction), `ring_bits`,
+//! `phases` (per engine phase: seconds and bytes per direction), `steps` (the
+//! same per schedule step: which layers take the time), `ring_bits`,
 //! `frac_bits`, `he_preset`, `ot`, `machine`, `timestamp` (see
 //! [`infer::InferResult`]). Without `--json` it prints a short summary.
 //! Progress goes to stderr.

@@ -376,6 +376,7 @@ mod tests {
                 ..Default::default()
             },
             phases: Vec::new(),
+            steps: Vec::new(),
         };
         m.session_ended(Outcome::Ok, 180, Some(&report), 1.5);
         m.refused(Refusal::Busy(2));

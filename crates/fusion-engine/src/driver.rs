@@ -24,7 +24,9 @@
 //!    client.
 //!
 //! The driver bounds every call by the step timeout, charges it to its phase
-//! (the meter measures bytes, rounds and time; protocol code does not), checks
+//! and labels it with its step's name and kind ([`Meter::step`]: the meter
+//! measures bytes, rounds and time, per phase and per step; protocol code
+//! does not), checks
 //! the lengths the backend returns, and drops values after their last use.
 //!
 //! What each party learns here: nothing but what the backend's protocols
@@ -121,6 +123,7 @@ impl Pass<'_> {
                 x.ok_or_else(|| SecureError::Config(format!("value {v} is not available")))
             };
             let dead = &schedule.drop_after[a];
+            let _step = self.meter.step(&step.name, action.kind.tag());
             let out = match &action.kind {
                 ActionKind::Linear => {
                     let _phase = self.meter.phase(Phase::Linear);

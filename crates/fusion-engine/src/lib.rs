@@ -115,5 +115,5 @@ pub use error::{SecureError, SecureResult};
 pub use output_mode::OutputMode;
 pub use schedule::Schedule;
 pub use server::{BatchGate, SecureServer, ServedModel, SessionSummary};
-pub use stats::{BatchStats, PhaseFigures};
+pub use stats::{BatchStats, PhaseFigures, StepFigures};
 pub use wire::{ModelInfo, ServerHello, SessionEnd};

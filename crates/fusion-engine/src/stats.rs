@@ -39,6 +39,25 @@ pub struct PhaseFigures {
     pub rounds: u64,
 }
 
+/// One schedule step's figures over some interval ([`fusion_net::Meter::step`]:
+/// the wire bytes and time while the step was current, background traffic of
+/// the connection included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFigures {
+    /// The program step's name.
+    pub name: String,
+    /// The action's kind (`linear`, `local`, or the non-linear op's tag).
+    pub kind: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Wire bytes sent.
+    pub bytes_sent: u64,
+    /// Wire bytes received.
+    pub bytes_received: u64,
+    /// Message flights on fusion-net message streams.
+    pub rounds: u64,
+}
+
 impl BatchStats {
     /// One batch's figures from parts of it that ran side by side on
     /// several workers: samples, chunks and bytes are summed, rounds summed,
@@ -46,6 +65,20 @@ impl BatchStats {
     pub fn concurrent(parts: &[BatchStats]) -> Option<BatchStats> {
         fn merge(into: &mut Vec<PhaseFigures>, p: &PhaseFigures) {
             match into.iter_mut().find(|m| m.name == p.name) {
+                Some(m) => {
+                    m.seconds = m.seconds.max(p.seconds);
+                    m.bytes_sent += p.bytes_sent;
+                    m.bytes_received += p.bytes_received;
+                    m.rounds += p.rounds;
+                }
+                None => into.push(p.clone()),
+            }
+        }
+        fn merge_step(into: &mut Vec<StepFigures>, p: &StepFigures) {
+            match into
+                .iter_mut()
+                .find(|m| m.name == p.name && m.kind == p.kind)
+            {
                 Some(m) => {
                     m.seconds = m.seconds.max(p.seconds);
                     m.bytes_sent += p.bytes_sent;
@@ -70,6 +103,7 @@ impl BatchStats {
                 ..first.preprocessing.clone()
             },
             phases: Vec::new(),
+            steps: Vec::new(),
         };
         for b in parts {
             out.samples += b.samples;
@@ -82,6 +116,9 @@ impl BatchStats {
             out.preprocessing = pre.remove(0);
             for p in &b.phases {
                 merge(&mut out.phases, p);
+            }
+            for p in &b.steps {
+                merge_step(&mut out.steps, p);
             }
         }
         Some(out)
@@ -112,6 +149,7 @@ impl BatchStats {
                 rounds: pre.map_or(0, |p| p.rounds),
             },
             phases,
+            steps: step_delta(before, after),
         }
     }
 }
@@ -133,6 +171,10 @@ pub struct BatchStats {
     pub preprocessing: PhaseFigures,
     /// Per phase.
     pub phases: Vec<PhaseFigures>,
+    /// Per schedule step, in order of first use (all chunks of the batch
+    /// together).
+    #[serde(default)]
+    pub steps: Vec<StepFigures>,
 }
 
 fn sub(a: &Counters, b: &Counters) -> Counters {
@@ -165,6 +207,30 @@ pub fn phase_delta(before: &MeterReport, after: &MeterReport) -> Vec<PhaseFigure
             let seconds = (p.seconds - t0).max(0.0);
             (seconds > 0.0 || c.bytes_total() > 0).then_some(PhaseFigures {
                 name: p.name,
+                seconds,
+                bytes_sent: c.bytes_sent,
+                bytes_received: c.bytes_received,
+                rounds: c.rounds,
+            })
+        })
+        .collect()
+}
+
+/// The per-step figures between two snapshots of the same meter (steps
+/// with neither time nor traffic in between are left out).
+pub fn step_delta(before: &MeterReport, after: &MeterReport) -> Vec<StepFigures> {
+    after
+        .steps
+        .iter()
+        .filter_map(|p| {
+            let (c0, t0) = before
+                .step(&p.name, &p.kind)
+                .map_or((Counters::default(), 0.0), |q| (q.counters, q.seconds));
+            let c = sub(&p.counters, &c0);
+            let seconds = (p.seconds - t0).max(0.0);
+            (seconds > 0.0 || c.bytes_total() > 0).then(|| StepFigures {
+                name: p.name.clone(),
+                kind: p.kind.clone(),
                 seconds,
                 bytes_sent: c.bytes_sent,
                 bytes_received: c.bytes_received,
@@ -220,6 +286,16 @@ mod tests {
         let d = phase_delta(&before, &after);
         assert!(d.iter().any(|p| p.name == Phase::Linear && p.seconds > 0.0));
         assert!(d.iter().all(|p| p.bytes_sent == 0));
+        assert!(step_delta(&before, &after).is_empty());
+        {
+            let _s = m.step("fc1", "linear");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let later = m.report();
+        let s = step_delta(&after, &later);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].name.as_str(), s[0].kind.as_str()), ("fc1", "linear"));
+        assert!(s[0].seconds >= 0.002);
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 << 20), "3.00 MiB");
     }

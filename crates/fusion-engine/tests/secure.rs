@@ -170,6 +170,7 @@ async fn secure_run(
             let stats = client.last_batch().expect("stats");
             assert_eq!(stats.samples, n);
             assert!(stats.bytes_sent > 0 && stats.bytes_received > 0);
+            check_step_figures(&client, stats);
         }
         let end = client.finish().await?;
         Ok::<_, SecureError>((outputs, end))
@@ -184,6 +185,48 @@ async fn secure_run(
         end,
         summary: served?,
     })
+}
+
+/// A batch's per-step figures: one entry per schedule action, named after its
+/// program step and kind, whose bytes fit in the batch's and add up to the
+/// linear and non-linear phases'.
+fn check_step_figures(client: &SecureClient, stats: &fusion_engine::BatchStats) {
+    let program = client.program();
+    let actions = &client.schedule().actions;
+    assert_eq!(stats.steps.len(), actions.len(), "{:?}", stats.steps);
+    for a in actions {
+        let name = &program.steps[a.step].name;
+        let listed = stats
+            .steps
+            .iter()
+            .filter(|s| &s.name == name && s.kind == a.kind.tag())
+            .count();
+        assert_eq!(listed, 1, "step `{name}` ({})", a.kind.tag());
+    }
+    let sent: u64 = stats.steps.iter().map(|s| s.bytes_sent).sum();
+    let received: u64 = stats.steps.iter().map(|s| s.bytes_received).sum();
+    assert!(sent <= stats.bytes_sent && received <= stats.bytes_received);
+    // The linear and non-linear phases are entered only inside the driver's
+    // steps, so their traffic is exactly that of the steps of their kinds.
+    for (phase, is_kind) in [
+        (Phase::Linear, (|k: &str| k == "linear") as fn(&str) -> bool),
+        (Phase::NonLinear, |k: &str| k != "linear" && k != "local"),
+    ] {
+        let (s, r) = stats
+            .steps
+            .iter()
+            .filter(|s| is_kind(&s.kind))
+            .fold((0, 0), |(a, b), s| (a + s.bytes_sent, b + s.bytes_received));
+        let p = stats.phases.iter().find(|p| p.name == phase);
+        let want = p.map_or((0, 0), |p| (p.bytes_sent, p.bytes_received));
+        assert_eq!((s, r), want, "{phase}: {:?}", stats.steps);
+    }
+    let seconds: f64 = stats.steps.iter().map(|s| s.seconds).sum();
+    assert!(
+        seconds <= stats.seconds + 1e-3,
+        "{seconds} > {}",
+        stats.seconds
+    );
 }
 
 /// Checks secure outputs against the reference for encoded inputs `x`;

@@ -65,7 +65,9 @@ pub use config::{MAX_ACTIVE_STREAMS, MessageConfig, NetConfig};
 pub use conn::{Server, Session, connect, connect_as, local_pair, local_pair_over_link};
 pub use error::{NetError, Result};
 pub use message::{FrameReceiver, FrameSender, MsgReceiver, MsgSender};
-pub use meter::{Counters, Meter, MeterReport, Party, Phase, PhaseGuard, PhaseReport};
+pub use meter::{
+    Counters, Meter, MeterReport, Party, Phase, PhaseGuard, PhaseReport, StepGuard, StepReport,
+};
 pub use relay::{LinkConfig, Relay, RelayStats};
 pub use tls::{ClientRoots, Fingerprint, Identity, PeerIdentity, ServerPin};
 

@@ -38,6 +38,18 @@
 //! received; ACKs and retransmissions of data sent just before a switch may
 //! land in the next phase (a few hundred bytes per switch). The phase is per
 //! connection: all sub-connections share it.
+//!
+//! # Steps
+//!
+//! Within the phases, a driver may also label what it is doing with a free-form
+//! **step** ([`Meter::step`]: a name and a kind, e.g. a layer's name and
+//! `linear`); the two-party engine labels every action of its schedule. A step
+//! is charged exactly like a phase (the wire bytes, messages and flights while
+//! it is current, and its wall-clock time), a step used again accumulates into
+//! the same entry, and outside any step nothing is charged to one. Since the
+//! meter is per connection, a step's bytes include whatever else the connection
+//! carried while it was current (say, random-OT generation running in the
+//! background): they say where the link was busy, not which protocol sent what.
 
 use std::{
     sync::{Arc, Mutex, MutexGuard},
@@ -178,6 +190,24 @@ pub struct MeterReport {
     pub total: Counters,
     /// Per phase, in order of first use.
     pub phases: Vec<PhaseReport>,
+    /// Per step ([`Meter::step`]), in order of first use; empty if no step was
+    /// labelled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
+}
+
+/// One step's share of the traffic ([`Meter::step`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step's name.
+    pub name: String,
+    /// Its kind (free-form, given by the driver).
+    pub kind: String,
+    /// Seconds during which this step was current.
+    pub seconds: f64,
+    /// Traffic charged to the step.
+    #[serde(flatten)]
+    pub counters: Counters,
 }
 
 impl MeterReport {
@@ -193,6 +223,7 @@ impl MeterReport {
             seconds: 0.0,
             total: Counters::default(),
             phases: Vec::new(),
+            steps: Vec::new(),
         };
         for r in reports {
             merged.seconds = merged.seconds.max(r.seconds);
@@ -206,6 +237,19 @@ impl MeterReport {
                     None => merged.phases.push(p.clone()),
                 }
             }
+            for p in &r.steps {
+                match merged
+                    .steps
+                    .iter_mut()
+                    .find(|m| m.name == p.name && m.kind == p.kind)
+                {
+                    Some(m) => {
+                        m.seconds = m.seconds.max(p.seconds);
+                        m.counters.add(&p.counters);
+                    }
+                    None => merged.steps.push(p.clone()),
+                }
+            }
         }
         Some(merged)
     }
@@ -213,6 +257,11 @@ impl MeterReport {
     /// The phase's figures, if it was used.
     pub fn phase(&self, phase: Phase) -> Option<&PhaseReport> {
         self.phases.iter().find(|p| p.name == phase)
+    }
+
+    /// The step's figures, if it was labelled.
+    pub fn step(&self, name: &str, kind: &str) -> Option<&StepReport> {
+        self.steps.iter().find(|p| p.name == name && p.kind == kind)
     }
 
     /// Pretty JSON.
@@ -233,8 +282,18 @@ struct PhaseAcc {
     time: Duration,
 }
 
+struct StepAcc {
+    name: String,
+    kind: String,
+    counters: Counters,
+    time: Duration,
+}
+
 struct State {
     current: usize,
+    /// The current step (an index into `steps`), if any, and since when.
+    step: Option<(usize, Instant)>,
+    steps: Vec<StepAcc>,
     /// The phase most recently entered with [`Meter::phase`] (not restored
     /// when its guard drops: after a failure it says where the session was).
     entered: Phase,
@@ -271,6 +330,8 @@ impl Meter {
             created: now,
             state: Mutex::new(State {
                 current: 0,
+                step: None,
+                steps: Vec::new(),
                 entered: Phase::Connect,
                 since: now,
                 phases: vec![PhaseAcc {
@@ -345,6 +406,36 @@ impl Meter {
         }
     }
 
+    /// Make step `name` (of kind `kind`) the current step until the guard is
+    /// dropped; a step that was current ends. See the module docs.
+    #[must_use = "the step ends when the guard is dropped"]
+    pub fn step(&self, name: &str, kind: &str) -> StepGuard {
+        let mut st = self.state();
+        let now = Instant::now();
+        st.end_step(now);
+        let idx = match st
+            .steps
+            .iter()
+            .position(|p| p.name == name && p.kind == kind)
+        {
+            Some(i) => i,
+            None => {
+                st.steps.push(StepAcc {
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    counters: Counters::default(),
+                    time: Duration::ZERO,
+                });
+                st.steps.len() - 1
+            }
+        };
+        st.step = Some((idx, now));
+        StepGuard {
+            meter: self.clone(),
+            idx,
+        }
+    }
+
     /// Snapshot of all counters.
     pub fn report(&self) -> MeterReport {
         let st = self.state();
@@ -367,19 +458,37 @@ impl Meter {
                 }
             })
             .collect();
+        let steps = st
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut time = p.time;
+                if let Some((cur, since)) = st.step
+                    && cur == i
+                {
+                    time += now.saturating_duration_since(since);
+                }
+                StepReport {
+                    name: p.name.clone(),
+                    kind: p.kind.clone(),
+                    seconds: time.as_secs_f64(),
+                    counters: p.counters,
+                }
+            })
+            .collect();
         MeterReport {
             party: self.0.party,
             seconds: now.saturating_duration_since(self.0.created).as_secs_f64(),
             total,
             phases,
+            steps,
         }
     }
 
     pub(crate) fn record_datagram(&self, dir: Direction, len: usize) {
         let mut st = self.state();
-        let cur = st.current;
-        let c = &mut st.phases[cur].counters;
-        match dir {
+        st.each_counter(|c| match dir {
             Direction::Sent => {
                 c.bytes_sent += len as u64;
                 c.datagrams_sent += 1;
@@ -388,27 +497,45 @@ impl Meter {
                 c.bytes_received += len as u64;
                 c.datagrams_received += 1;
             }
-        }
+        });
     }
 
     pub(crate) fn record_message(&self, dir: Direction, payload_len: usize) {
         let mut st = self.state();
         let new_flight = st.last_message != Some(dir);
         st.last_message = Some(dir);
-        let cur = st.current;
-        let c = &mut st.phases[cur].counters;
-        if new_flight {
-            c.rounds += 1;
+        st.each_counter(|c| {
+            if new_flight {
+                c.rounds += 1;
+            }
+            match dir {
+                Direction::Sent => {
+                    c.messages_sent += 1;
+                    c.message_bytes_sent += payload_len as u64;
+                }
+                Direction::Received => {
+                    c.messages_received += 1;
+                    c.message_bytes_received += payload_len as u64;
+                }
+            }
+        });
+    }
+}
+
+impl State {
+    /// Applies `f` to the current phase's counters and the current step's.
+    fn each_counter(&mut self, mut f: impl FnMut(&mut Counters)) {
+        let cur = self.current;
+        f(&mut self.phases[cur].counters);
+        if let Some((i, _)) = self.step {
+            f(&mut self.steps[i].counters);
         }
-        match dir {
-            Direction::Sent => {
-                c.messages_sent += 1;
-                c.message_bytes_sent += payload_len as u64;
-            }
-            Direction::Received => {
-                c.messages_received += 1;
-                c.message_bytes_received += payload_len as u64;
-            }
+    }
+
+    /// Ends the current step, if any, charging it the time since it began.
+    fn end_step(&mut self, now: Instant) {
+        if let Some((i, since)) = self.step.take() {
+            self.steps[i].time += now.saturating_duration_since(since);
         }
     }
 }
@@ -423,6 +550,23 @@ pub struct PhaseGuard {
 impl Drop for PhaseGuard {
     fn drop(&mut self) {
         self.meter.set_phase(self.previous);
+    }
+}
+
+/// Ends its step when dropped (see [`Meter::step`]), unless another step was
+/// made current since.
+#[derive(Debug)]
+pub struct StepGuard {
+    meter: Meter,
+    idx: usize,
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        let mut st = self.meter.state();
+        if matches!(st.step, Some((i, _)) if i == self.idx) {
+            st.end_step(Instant::now());
+        }
     }
 }
 
@@ -533,6 +677,49 @@ mod tests {
         let json = r.to_json();
         let back: MeterReport = serde_json::from_str(&json).expect("report round-trips");
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn steps_are_charged_like_phases_and_end_with_their_guard() {
+        let m = Meter::new(Party::Client);
+        m.record_datagram(Direction::Sent, 100);
+        {
+            let _p = m.phase(Phase::Linear);
+            let _s = m.step("conv1", "linear");
+            m.record_datagram(Direction::Sent, 10);
+            m.record_message(Direction::Sent, 6);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Outside any step: charged to the phase only.
+        m.record_datagram(Direction::Received, 50);
+        {
+            let _s = m.step("relu1", "relu");
+            m.record_datagram(Direction::Received, 20);
+            // A new step ends the current one; the old guard then leaves it alone.
+            let _t = m.step("conv1", "linear");
+            m.record_datagram(Direction::Received, 3);
+        }
+        m.record_datagram(Direction::Received, 1000);
+        let r = m.report();
+        assert_eq!(r.steps.len(), 2);
+        let conv = r.step("conv1", "linear").expect("conv1 labelled");
+        assert_eq!(
+            (conv.counters.bytes_sent, conv.counters.bytes_received),
+            (10, 3)
+        );
+        assert_eq!((conv.counters.messages_sent, conv.counters.rounds), (1, 1));
+        assert!(conv.seconds >= 0.002, "{}", conv.seconds);
+        let relu = r.step("relu1", "relu").expect("relu1 labelled");
+        assert_eq!(relu.counters.bytes_received, 20);
+        assert!(r.step("conv1", "relu").is_none());
+        assert_eq!(r.total.bytes_received, 1073);
+        let back: MeterReport = serde_json::from_str(&r.to_json()).expect("report round-trips");
+        assert_eq!(back, r);
+        // Two workers' reports: step bytes add up, seconds are the longest.
+        let both = MeterReport::concurrent(&[r.clone(), r.clone()]).expect("two reports");
+        let c2 = both.step("conv1", "linear").expect("merged");
+        assert_eq!(c2.counters.bytes_sent, 20);
+        assert_eq!(c2.seconds, conv.seconds);
     }
 
     #[test]
