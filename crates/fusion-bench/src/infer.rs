@@ -122,7 +122,7 @@ impl std::str::FromStr for LinkKind {
 #[serde(rename_all = "kebab-case")]
 pub enum EngineTuning {
     /// [`CheetahConfig::minimise_bytes`]: HE reply packing (Galois keys sent
-    /// once per session), the byte-minimising HE planner, 3-bit millionaires'
+    /// once per session), the bytes-first HE planner, 3-bit millionaires'
     /// blocks. What `fusion serve --minimise-bytes` runs.
     #[default]
     Bytes,
@@ -195,10 +195,17 @@ pub struct InferOptions {
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub timeout: u64,
     /// Backend `cheetah`: engine tuning of the server, `bytes` (HE reply
-    /// packing, byte-minimising planner, 3-bit millionaires' blocks) or
+    /// packing, bytes-first planner, 3-bit millionaires' blocks) or
     /// `default` (`fusion serve`'s defaults).
     #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
+    /// Backend `cheetah`: the bandwidth, in bytes per second, at which the
+    /// server's HE planner prices bytes against its estimated computation
+    /// (`fusion_he::PlanOptions::bandwidth`), instead of the engine
+    /// tuning's (`bytes`: 1e7, `default`: 3.82e8). `1` minimises bytes
+    /// outright.
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub plan_bandwidth: Option<f64>,
     /// Flood the HE replies for BITS of statistical security per session (at
     /// most 2^30 revealed coefficients; `fusion serve`'s default is 40)
     /// instead of 40 bits per revealed coefficient, the like-for-like setting
@@ -244,6 +251,7 @@ impl InferOptions {
             mtu: None,
             timeout: 1800,
             engine: EngineTuning::Bytes,
+            plan_bandwidth: None,
             stat_sec_per_session: None,
             output_mode: "logits".into(),
         }
@@ -284,6 +292,9 @@ impl InferOptions {
         if self.engine != EngineTuning::Bytes {
             c += &format!(" --engine {}", self.engine.name());
         }
+        if let Some(b) = self.plan_bandwidth {
+            c += &format!(" --plan-bandwidth {b}");
+        }
         if self.backend != "cheetah" {
             c += &format!(" --backend {}", self.backend);
         }
@@ -322,6 +333,7 @@ impl InferOptions {
             ("--ot", self.ot != OtKind::Silent),
             ("--he", self.he != "auto"),
             ("--engine", self.engine != EngineTuning::Bytes),
+            ("--plan-bandwidth", self.plan_bandwidth.is_some()),
         ];
         if self.backend != "cheetah"
             && let Some((flag, _)) = cheetah_only.iter().find(|(_, set)| *set)
@@ -333,6 +345,12 @@ impl InferOptions {
         }
         if self.mtu() < 1200 {
             return Err(BenchError::Usage("--mtu must be at least 1200".into()));
+        }
+        if let Some(b) = self.plan_bandwidth {
+            let mut plan = CheetahConfig::default().plan;
+            plan.bandwidth = b;
+            plan.validate()
+                .map_err(|e| BenchError::Usage(format!("--plan-bandwidth: {e}")))?;
         }
         Ok(())
     }
@@ -381,6 +399,12 @@ impl InferOptions {
         .chain(
             self.stat_sec_per_session
                 .map(|b| ["--stat-sec-per-session".to_string(), b.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .chain(
+            self.plan_bandwidth
+                .map(|b| ["--plan-bandwidth".to_string(), b.to_string()])
                 .into_iter()
                 .flatten(),
         )
@@ -1128,6 +1152,9 @@ pub struct PartyOptions {
     /// Engine tuning.
     #[arg(long, value_enum, default_value = "bytes")]
     pub engine: EngineTuning,
+    /// The HE planner's bandwidth, overriding the tuning's.
+    #[arg(long)]
+    pub plan_bandwidth: Option<f64>,
     /// Output mode (`logits` or `label`).
     #[arg(long, default_value = "logits")]
     pub output_mode: String,
@@ -1162,6 +1189,9 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
     let backend: Box<dyn Backend> = match p.backend.as_str() {
         "cheetah" => {
             let mut c = p.engine.cheetah_config();
+            if let Some(b) = p.plan_bandwidth {
+                c.plan.bandwidth = b;
+            }
             c.he = p.he.parse().map_err(BenchError::Usage)?;
             c.ot_flavour = p.ot;
             c.stat_sec = stat_sec_target(p.stat_sec_per_session);

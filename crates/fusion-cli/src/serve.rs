@@ -181,7 +181,7 @@ pub struct Args {
     #[arg(long, value_name = "M", default_value_t = statsec::DEFAULT_MAX_REVEALED)]
     max_revealed_coefficients: u64,
     /// Backend `cheetah`: tune for the fewest bytes per inference: HE reply packing (the client
-    /// sends about 1.2 MB of Galois keys once per session), the byte-minimising
+    /// sends about 1.2 MB of Galois keys once per session), the bytes-first
     /// HE planner (more server memory) and 3-bit millionaires' blocks. Pays off
     /// for large fully connected layers and large batches.
     #[arg(long)]

@@ -147,7 +147,9 @@ pub use keys::{GaloisKeys, PublicKey, SecretKey};
 pub use noise::{MAX_REVEALED_COEFFICIENTS, NoiseAnalysis, SessionFlooding};
 pub use pack::ReplyPacking;
 pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Preset, SecurityLevel};
-pub use plan::{FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats};
+pub use plan::{
+    BYTES_FIRST_BANDWIDTH, FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats,
+};
 pub use server::{HeServer, ServerLinear};
 pub use simd::{
     GaloisSet, SimdClient, SimdCounts, SimdLayer, SimdLinear, SimdParams, SimdPlan, SimdPreset,

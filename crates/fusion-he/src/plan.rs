@@ -90,6 +90,10 @@ pub struct PlanOptions {
     pub weight_cache_bytes: usize,
 }
 
+/// The bandwidth, in bytes per second, at which [`PlanOptions::bytes_first`]
+/// prices bytes against estimated computation.
+pub const BYTES_FIRST_BANDWIDTH: f64 = 1e7;
+
 /// Largest accepted [`PlanOptions::bandwidth`], bytes per second.
 const MAX_BANDWIDTH: f64 = 1e15;
 /// Largest accepted [`PlanOptions::threads`].
@@ -149,6 +153,25 @@ impl PlanOptions {
             bandwidth: 1.0,
             weight_cache_bytes: 512 << 20,
             ..PlanOptions::default()
+        }
+    }
+
+    /// Bytes first, but not at any price: [`PlanOptions::minimise_bytes`] with
+    /// bytes priced at [`BYTES_FIRST_BANDWIDTH`] (10 MB/s, i.e. a byte weighs
+    /// 0.1 µs of estimated computation). A plan with more bytes wins only where
+    /// its estimated computation is lower by more than that per extra byte:
+    /// layers with few pixels and many channels (ResNet50's last stage, 7 x 7
+    /// pixels and 512 to 2048 channels), where the byte-minimal blocking costs
+    /// several times the products. On ResNet50 this plans 526.7 instead of
+    /// 515.4 MB of HE traffic for 2.9 s less estimated computation (measured
+    /// over the WAN emulator: BENCHMARKS.md, "Per-step figures and a
+    /// bytes-first planner"). On mlp-mnist (batch 128) and cnn-mnist (16) it
+    /// plans the same bytes as [`PlanOptions::minimise_bytes`], on lenet 2.6 kB
+    /// more (0.08%).
+    pub fn bytes_first() -> Self {
+        PlanOptions {
+            bandwidth: BYTES_FIRST_BANDWIDTH,
+            ..PlanOptions::minimise_bytes()
         }
     }
 

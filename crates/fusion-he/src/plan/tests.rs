@@ -185,7 +185,11 @@ proptest! {
 
 #[test]
 fn plan_options_are_validated_and_serialised() {
-    for ok in [PlanOptions::default(), PlanOptions::minimise_bytes()] {
+    for ok in [
+        PlanOptions::default(),
+        PlanOptions::minimise_bytes(),
+        PlanOptions::bytes_first(),
+    ] {
         ok.validate().unwrap();
         let json = serde_json::to_string(&ok).unwrap();
         assert_eq!(serde_json::from_str::<PlanOptions>(&json).unwrap(), ok);
@@ -245,6 +249,49 @@ fn plan_options_are_validated_and_serialised() {
             r#"{"bandwidth": 1.0, "threads": 4294967296, "weight_cache_bytes": 0}"#
         )
         .is_err()
+    );
+}
+
+#[test]
+fn bytes_first_trades_a_few_bytes_only_for_much_computation() {
+    let ring = Ring::new(37).unwrap();
+    let params = crate::Preset::N4096
+        .builder(ring)
+        .reply_packing(crate::DEFAULT_PACKING_LEVELS)
+        .build()
+        .unwrap();
+    let (min, first) = (PlanOptions::minimise_bytes(), PlanOptions::bytes_first());
+    let compute = |p: &LinearPlan, o: &PlanOptions| {
+        let s = p.stats();
+        s.est_seconds - (s.bytes_up + s.bytes_down) as f64 / o.bandwidth
+    };
+    // ResNet50's last stage: 7 x 7 pixels, 1 x 1 convolutions, 512 <-> 2048 channels.
+    let wide = LayerKind::Conv2d(Conv2dShape::new(1, 512, 7, 7, 2048, 1, 1, Padding::Valid));
+    let a = LinearPlan::new(&params, wide, &min).unwrap();
+    let b = LinearPlan::new(&params, wide, &first).unwrap();
+    let (bytes_a, bytes_b) = (
+        a.stats().bytes_up + a.stats().bytes_down,
+        b.stats().bytes_up + b.stats().bytes_down,
+    );
+    assert!(bytes_b > bytes_a, "{bytes_b} vs {bytes_a}");
+    let saved = compute(&a, &first) - compute(&b, &first);
+    // Each extra byte buys at least 0.1 µs of estimated computation.
+    assert!(
+        saved >= (bytes_b - bytes_a) as f64 / BYTES_FIRST_BANDWIDTH,
+        "{saved} s for {} bytes",
+        bytes_b - bytes_a
+    );
+    assert!(saved > 0.3, "{saved}");
+    // A small layer keeps its byte-minimal plan.
+    let small = LayerKind::Conv2d(Conv2dShape::new(16, 1, 28, 28, 16, 5, 1, Padding::Valid));
+    let (a, b) = (
+        LinearPlan::new(&params, small, &min).unwrap(),
+        LinearPlan::new(&params, small, &first).unwrap(),
+    );
+    assert_eq!(a.blocking(), b.blocking());
+    assert_eq!(
+        a.stats().bytes_up + a.stats().bytes_down,
+        b.stats().bytes_up + b.stats().bytes_down
     );
 }
 

@@ -212,8 +212,9 @@ impl Default for CheetahConfig {
 impl CheetahConfig {
     /// The defaults tuned for the fewest bytes per inference: HE reply packing
     /// on ([`CheetahConfig::reply_packing`]; the client sends Galois keys once
-    /// per session, 1.4 MB at `N = 4096`) and the byte-minimising planner
-    /// ([`PlanOptions::minimise_bytes`]; the server caches more kernel
+    /// per session, 1.4 MB at `N = 4096`) and the bytes-first planner
+    /// ([`PlanOptions::bytes_first`]: the byte-minimal plan unless one with a
+    /// few more bytes saves much computation; the server caches more kernel
     /// polynomials, up to 512 MiB per batch size), and millionaires' blocks of
     /// [`BYTES_BLOCK_BITS`] bits (fewer bits on the wire per comparison than
     /// fusion-ot's default of 4, for about 10% more ROTs). Same security as the
@@ -223,7 +224,7 @@ impl CheetahConfig {
     pub fn minimise_bytes() -> Self {
         let d = CheetahConfig::default();
         CheetahConfig {
-            plan: PlanOptions::minimise_bytes(),
+            plan: PlanOptions::bytes_first(),
             reply_packing: true,
             ot: OtConfig {
                 block_bits: BYTES_BLOCK_BITS,
