@@ -123,10 +123,10 @@ impl Pass<'_> {
                 x.ok_or_else(|| SecureError::Config(format!("value {v} is not available")))
             };
             let dead = &schedule.drop_after[a];
-            let _step = self.meter.step(&step.name, action.kind.tag());
+            let (name, tag) = (&step.name, action.kind.tag());
             let out = match &action.kind {
                 ActionKind::Linear => {
-                    let _phase = self.meter.phase(Phase::Linear);
+                    let _step = self.meter.step(Phase::Linear, name, tag);
                     let v = action.inputs[0];
                     let mut x = take(&mut values, v, dead.contains(&v))?;
                     if let Some((d, start)) = self.deviation {
@@ -140,7 +140,7 @@ impl Pass<'_> {
                     timed(self.timeout, what, self.backend.linear(call, x)).await?
                 }
                 ActionKind::Local => {
-                    let _phase = self.meter.phase(Phase::Local);
+                    let _step = self.meter.step(Phase::Local, name, tag);
                     zero[action.output] = action.inputs.iter().all(|&v| zero[v]);
                     let ins: Vec<&[u64]> = action
                         .inputs
@@ -155,7 +155,7 @@ impl Pass<'_> {
                         .apply_local(self.program, action.step, &ins, n)?
                 }
                 ActionKind::NonLinear(op) => {
-                    let _phase = self.meter.phase(Phase::NonLinear);
+                    let _step = self.meter.step(Phase::NonLinear, name, tag);
                     let v = action.inputs[0];
                     let mut x = take(&mut values, v, dead.contains(&v))?;
                     if let Some((d, start)) = self.deviation {

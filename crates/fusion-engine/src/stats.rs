@@ -288,7 +288,7 @@ mod tests {
         assert!(d.iter().all(|p| p.bytes_sent == 0));
         assert!(step_delta(&before, &after).is_empty());
         {
-            let _s = m.step("fc1", "linear");
+            let _s = m.step(Phase::Linear, "fc1", "linear");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let later = m.report();

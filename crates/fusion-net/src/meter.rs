@@ -42,9 +42,9 @@
 //! # Steps
 //!
 //! Within the phases, a driver may also label what it is doing with a free-form
-//! **step** ([`Meter::step`]: a name and a kind, e.g. a layer's name and
-//! `linear`); the two-party engine labels every action of its schedule. A step
-//! is charged exactly like a phase (the wire bytes, messages and flights while
+//! **step** ([`Meter::step`]: a phase, a name and a kind, e.g. a layer's name and
+//! `linear`; the phase and the step switch together); the two-party engine
+//! labels every action of its schedule. A step is charged exactly like a phase (the wire bytes, messages and flights while
 //! it is current, and its wall-clock time), a step used again accumulates into
 //! the same entry, and outside any step nothing is charged to one. Since the
 //! meter is per connection, a step's bytes include whatever else the connection
@@ -373,26 +373,7 @@ impl Meter {
 
     /// Make `name` the current phase; returns the previous phase.
     pub fn set_phase(&self, name: Phase) -> Phase {
-        let mut st = self.state();
-        let now = Instant::now();
-        let cur = st.current;
-        let since = st.since;
-        st.phases[cur].time += now.saturating_duration_since(since);
-        st.since = now;
-        let prev = st.phases[cur].name;
-        let idx = match st.phases.iter().position(|p| p.name == name) {
-            Some(i) => i,
-            None => {
-                st.phases.push(PhaseAcc {
-                    name,
-                    counters: Counters::default(),
-                    time: Duration::ZERO,
-                });
-                st.phases.len() - 1
-            }
-        };
-        st.current = idx;
-        prev
+        self.state().switch_phase(name, Instant::now())
     }
 
     /// Switch to phase `name` until the guard is dropped, then back.
@@ -406,12 +387,17 @@ impl Meter {
         }
     }
 
-    /// Make step `name` (of kind `kind`) the current step until the guard is
-    /// dropped; a step that was current ends. See the module docs.
+    /// Make `phase` the current phase and step `name` (of kind `kind`) the
+    /// current step until the guard is dropped, then restore the previous
+    /// phase; a step that was current ends. Phase and step switch together
+    /// (under one lock), so everything charged to the step is charged to
+    /// `phase` too. See the module docs.
     #[must_use = "the step ends when the guard is dropped"]
-    pub fn step(&self, name: &str, kind: &str) -> StepGuard {
+    pub fn step(&self, phase: Phase, name: &str, kind: &str) -> StepGuard {
         let mut st = self.state();
         let now = Instant::now();
+        let previous = st.switch_phase(phase, now);
+        st.entered = phase;
         st.end_step(now);
         let idx = match st
             .steps
@@ -433,6 +419,7 @@ impl Meter {
         StepGuard {
             meter: self.clone(),
             idx,
+            previous,
         }
     }
 
@@ -523,6 +510,26 @@ impl Meter {
 }
 
 impl State {
+    /// Makes `name` the current phase at `now`; returns the previous one.
+    fn switch_phase(&mut self, name: Phase, now: Instant) -> Phase {
+        let cur = self.current;
+        self.phases[cur].time += now.saturating_duration_since(self.since);
+        self.since = now;
+        let prev = self.phases[cur].name;
+        self.current = match self.phases.iter().position(|p| p.name == name) {
+            Some(i) => i,
+            None => {
+                self.phases.push(PhaseAcc {
+                    name,
+                    counters: Counters::default(),
+                    time: Duration::ZERO,
+                });
+                self.phases.len() - 1
+            }
+        };
+        prev
+    }
+
     /// Applies `f` to the current phase's counters and the current step's.
     fn each_counter(&mut self, mut f: impl FnMut(&mut Counters)) {
         let cur = self.current;
@@ -554,19 +561,22 @@ impl Drop for PhaseGuard {
 }
 
 /// Ends its step when dropped (see [`Meter::step`]), unless another step was
-/// made current since.
+/// made current since, and restores the phase that was current before it.
 #[derive(Debug)]
 pub struct StepGuard {
     meter: Meter,
     idx: usize,
+    previous: Phase,
 }
 
 impl Drop for StepGuard {
     fn drop(&mut self) {
         let mut st = self.meter.state();
+        let now = Instant::now();
         if matches!(st.step, Some((i, _)) if i == self.idx) {
-            st.end_step(Instant::now());
+            st.end_step(now);
         }
+        st.switch_phase(self.previous, now);
     }
 }
 
@@ -684,21 +694,24 @@ mod tests {
         let m = Meter::new(Party::Client);
         m.record_datagram(Direction::Sent, 100);
         {
-            let _p = m.phase(Phase::Linear);
-            let _s = m.step("conv1", "linear");
+            let _s = m.step(Phase::Linear, "conv1", "linear");
+            assert_eq!(m.current_phase(), Phase::Linear);
             m.record_datagram(Direction::Sent, 10);
             m.record_message(Direction::Sent, 6);
             std::thread::sleep(Duration::from_millis(2));
         }
-        // Outside any step: charged to the phase only.
+        // The phase before the step is back; outside any step traffic is
+        // charged to the phase only.
+        assert_eq!(m.current_phase(), Phase::Connect);
         m.record_datagram(Direction::Received, 50);
         {
-            let _s = m.step("relu1", "relu");
+            let _s = m.step(Phase::NonLinear, "relu1", "relu");
             m.record_datagram(Direction::Received, 20);
             // A new step ends the current one; the old guard then leaves it alone.
-            let _t = m.step("conv1", "linear");
+            let _t = m.step(Phase::Linear, "conv1", "linear");
             m.record_datagram(Direction::Received, 3);
         }
+        assert_eq!(m.current_phase(), Phase::Connect);
         m.record_datagram(Direction::Received, 1000);
         let r = m.report();
         assert_eq!(r.steps.len(), 2);
@@ -711,6 +724,15 @@ mod tests {
         assert!(conv.seconds >= 0.002, "{}", conv.seconds);
         let relu = r.step("relu1", "relu").expect("relu1 labelled");
         assert_eq!(relu.counters.bytes_received, 20);
+        // Everything charged to a step was charged to its phase.
+        assert_eq!(
+            r.phase(Phase::Linear).map(|p| p.counters.bytes_total()),
+            Some(13)
+        );
+        assert_eq!(
+            r.phase(Phase::NonLinear).map(|p| p.counters.bytes_total()),
+            Some(20)
+        );
         assert!(r.step("conv1", "relu").is_none());
         assert_eq!(r.total.bytes_received, 1073);
         let back: MeterReport = serde_json::from_str(&r.to_json()).expect("report round-trips");
