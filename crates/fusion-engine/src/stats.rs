@@ -58,36 +58,64 @@ pub struct StepFigures {
     pub rounds: u64,
 }
 
+/// What [`BatchStats::concurrent`] does alike to phase and step figures.
+trait Figures: Clone {
+    /// Whether `other` is the figures of the same phase or step.
+    fn same(&self, other: &Self) -> bool;
+    /// Seconds, bytes sent, bytes received and rounds.
+    fn totals(&mut self) -> (&mut f64, &mut u64, &mut u64, &mut u64);
+}
+
+impl Figures for PhaseFigures {
+    fn same(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+    fn totals(&mut self) -> (&mut f64, &mut u64, &mut u64, &mut u64) {
+        (
+            &mut self.seconds,
+            &mut self.bytes_sent,
+            &mut self.bytes_received,
+            &mut self.rounds,
+        )
+    }
+}
+
+impl Figures for StepFigures {
+    fn same(&self, other: &Self) -> bool {
+        self.name == other.name && self.kind == other.kind
+    }
+    fn totals(&mut self) -> (&mut f64, &mut u64, &mut u64, &mut u64) {
+        (
+            &mut self.seconds,
+            &mut self.bytes_sent,
+            &mut self.bytes_received,
+            &mut self.rounds,
+        )
+    }
+}
+
+/// Adds `p` to its entry of `into` (parts that ran side by side: seconds the
+/// longest, bytes and rounds summed), or appends it.
+fn merge<F: Figures>(into: &mut Vec<F>, p: &F) {
+    match into.iter_mut().find(|m| m.same(p)) {
+        Some(m) => {
+            let mut p = p.clone();
+            let (ps, pa, pb, pr) = p.totals();
+            let (s, a, b, r) = m.totals();
+            *s = s.max(*ps);
+            *a += *pa;
+            *b += *pb;
+            *r += *pr;
+        }
+        None => into.push(p.clone()),
+    }
+}
+
 impl BatchStats {
     /// One batch's figures from parts of it that ran side by side on
     /// several workers: samples, chunks and bytes are summed, rounds summed,
     /// seconds the longest (per phase and in total). `None` for no parts.
     pub fn concurrent(parts: &[BatchStats]) -> Option<BatchStats> {
-        fn merge(into: &mut Vec<PhaseFigures>, p: &PhaseFigures) {
-            match into.iter_mut().find(|m| m.name == p.name) {
-                Some(m) => {
-                    m.seconds = m.seconds.max(p.seconds);
-                    m.bytes_sent += p.bytes_sent;
-                    m.bytes_received += p.bytes_received;
-                    m.rounds += p.rounds;
-                }
-                None => into.push(p.clone()),
-            }
-        }
-        fn merge_step(into: &mut Vec<StepFigures>, p: &StepFigures) {
-            match into
-                .iter_mut()
-                .find(|m| m.name == p.name && m.kind == p.kind)
-            {
-                Some(m) => {
-                    m.seconds = m.seconds.max(p.seconds);
-                    m.bytes_sent += p.bytes_sent;
-                    m.bytes_received += p.bytes_received;
-                    m.rounds += p.rounds;
-                }
-                None => into.push(p.clone()),
-            }
-        }
         let first = parts.first()?;
         let mut out = BatchStats {
             samples: 0,
@@ -118,7 +146,7 @@ impl BatchStats {
                 merge(&mut out.phases, p);
             }
             for p in &b.steps {
-                merge_step(&mut out.steps, p);
+                merge(&mut out.steps, p);
             }
         }
         Some(out)
@@ -200,12 +228,11 @@ pub fn phase_delta(before: &MeterReport, after: &MeterReport) -> Vec<PhaseFigure
         .phases
         .iter()
         .filter_map(|p| {
-            let (c0, t0) = before
-                .phase(p.name)
-                .map_or((Counters::default(), 0.0), |q| (q.counters, q.seconds));
-            let c = sub(&p.counters, &c0);
-            let seconds = (p.seconds - t0).max(0.0);
-            (seconds > 0.0 || c.bytes_total() > 0).then_some(PhaseFigures {
+            let (c, seconds) = entry_delta(
+                (&p.counters, p.seconds),
+                before.phase(p.name).map(|q| (&q.counters, q.seconds)),
+            )?;
+            Some(PhaseFigures {
                 name: p.name,
                 seconds,
                 bytes_sent: c.bytes_sent,
@@ -223,12 +250,13 @@ pub fn step_delta(before: &MeterReport, after: &MeterReport) -> Vec<StepFigures>
         .steps
         .iter()
         .filter_map(|p| {
-            let (c0, t0) = before
-                .step(&p.name, &p.kind)
-                .map_or((Counters::default(), 0.0), |q| (q.counters, q.seconds));
-            let c = sub(&p.counters, &c0);
-            let seconds = (p.seconds - t0).max(0.0);
-            (seconds > 0.0 || c.bytes_total() > 0).then(|| StepFigures {
+            let (c, seconds) = entry_delta(
+                (&p.counters, p.seconds),
+                before
+                    .step(&p.name, &p.kind)
+                    .map(|q| (&q.counters, q.seconds)),
+            )?;
+            Some(StepFigures {
                 name: p.name.clone(),
                 kind: p.kind.clone(),
                 seconds,
@@ -238,6 +266,16 @@ pub fn step_delta(before: &MeterReport, after: &MeterReport) -> Vec<StepFigures>
             })
         })
         .collect()
+}
+
+/// One phase's or step's traffic and seconds between two snapshots: `now`
+/// in the later one, `then` in the earlier one (`None`: not used yet).
+/// `None` if neither time nor traffic passed in between.
+fn entry_delta(now: (&Counters, f64), then: Option<(&Counters, f64)>) -> Option<(Counters, f64)> {
+    let (c0, t0) = then.map_or((Counters::default(), 0.0), |(c, t)| (*c, t));
+    let c = sub(now.0, &c0);
+    let seconds = (now.1 - t0).max(0.0);
+    (seconds > 0.0 || c.bytes_total() > 0).then_some((c, seconds))
 }
 
 /// All phases of a report as [`PhaseFigures`].
@@ -273,6 +311,67 @@ pub fn human_bytes(b: u64) -> String {
 mod tests {
     use super::*;
     use fusion_net::{Meter, Party};
+
+    #[test]
+    fn concurrent_parts_sum_bytes_and_rounds_and_keep_the_longest_seconds() {
+        let phase = |name, seconds, bytes| PhaseFigures {
+            name,
+            seconds,
+            bytes_sent: bytes,
+            bytes_received: 2 * bytes,
+            rounds: 3,
+        };
+        let step = |name: &str, kind: &str, seconds, bytes| StepFigures {
+            name: name.into(),
+            kind: kind.into(),
+            seconds,
+            bytes_sent: bytes,
+            bytes_received: 2 * bytes,
+            rounds: 1,
+        };
+        let part = |s: f64, bytes: u64, extra: bool| BatchStats {
+            samples: 4,
+            chunks: 1,
+            seconds: s,
+            bytes_sent: bytes,
+            bytes_received: 2 * bytes,
+            preprocessing: phase(Phase::Preprocessing, s / 4.0, bytes / 4),
+            phases: vec![phase(Phase::Linear, s / 2.0, bytes / 2)],
+            steps: [step("fc1", "linear", s / 2.0, bytes / 2)]
+                .into_iter()
+                .chain(extra.then(|| step("fc1", "relu", 0.5, 7)))
+                .collect(),
+        };
+        let both = BatchStats::concurrent(&[part(2.0, 400, false), part(4.0, 800, true)])
+            .expect("two parts");
+        assert_eq!((both.samples, both.chunks, both.seconds), (8, 2, 4.0));
+        assert_eq!((both.bytes_sent, both.bytes_received), (1200, 2400));
+        assert_eq!(
+            both.preprocessing,
+            PhaseFigures {
+                rounds: 6,
+                ..phase(Phase::Preprocessing, 1.0, 300)
+            }
+        );
+        assert_eq!(
+            both.phases,
+            vec![PhaseFigures {
+                rounds: 6,
+                ..phase(Phase::Linear, 2.0, 600)
+            }]
+        );
+        assert_eq!(
+            both.steps,
+            vec![
+                StepFigures {
+                    rounds: 2,
+                    ..step("fc1", "linear", 2.0, 600)
+                },
+                step("fc1", "relu", 0.5, 7),
+            ]
+        );
+        assert!(BatchStats::concurrent(&[]).is_none());
+    }
 
     #[test]
     fn deltas_only_show_what_happened_in_between() {

@@ -228,28 +228,18 @@ impl MeterReport {
         for r in reports {
             merged.seconds = merged.seconds.max(r.seconds);
             merged.total.add(&r.total);
-            for p in &r.phases {
-                match merged.phases.iter_mut().find(|m| m.name == p.name) {
-                    Some(m) => {
-                        m.seconds = m.seconds.max(p.seconds);
-                        m.counters.add(&p.counters);
-                    }
-                    None => merged.phases.push(p.clone()),
-                }
-            }
-            for p in &r.steps {
-                match merged
-                    .steps
-                    .iter_mut()
-                    .find(|m| m.name == p.name && m.kind == p.kind)
-                {
-                    Some(m) => {
-                        m.seconds = m.seconds.max(p.seconds);
-                        m.counters.add(&p.counters);
-                    }
-                    None => merged.steps.push(p.clone()),
-                }
-            }
+            merge_entries(
+                &mut merged.phases,
+                &r.phases,
+                |a, b| a.name == b.name,
+                |p| (&mut p.seconds, &mut p.counters),
+            );
+            merge_entries(
+                &mut merged.steps,
+                &r.steps,
+                |a, b| a.name == b.name && a.kind == b.kind,
+                |p| (&mut p.seconds, &mut p.counters),
+            );
         }
         Some(merged)
     }
@@ -267,6 +257,30 @@ impl MeterReport {
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Adds every entry of `from` to the entry of `into` that `same` matches
+/// (reports of connections that ran side by side: seconds the longest,
+/// counters summed), or appends it. `parts` gives an entry's seconds and
+/// counters.
+fn merge_entries<T: Clone>(
+    into: &mut Vec<T>,
+    from: &[T],
+    same: impl Fn(&T, &T) -> bool,
+    parts: impl Fn(&mut T) -> (&mut f64, &mut Counters),
+) {
+    for p in from {
+        match into.iter_mut().find(|m| same(m, p)) {
+            Some(m) => {
+                let mut p = p.clone();
+                let (ps, pc) = parts(&mut p);
+                let (s, c) = parts(m);
+                *s = s.max(*ps);
+                c.add(pc);
+            }
+            None => into.push(p.clone()),
+        }
     }
 }
 
