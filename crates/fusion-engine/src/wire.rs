@@ -263,7 +263,8 @@ pub struct SessionEnd {
     pub batches: u64,
     /// Samples served in this session.
     pub samples: u64,
-    /// The server's meter (bytes, rounds and time per phase).
+    /// The server's meter (bytes, rounds and time per phase and per
+    /// schedule step).
     pub report: MeterReport,
 }
 
