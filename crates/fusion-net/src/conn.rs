@@ -101,41 +101,45 @@ impl WhyLost {
         };
         NetError::ConnectionLost {
             what,
-            reason: self.describe(closed),
+            reason: describe_close(closed, self.party),
         }
     }
+}
 
-    /// The close reason, with what a TLS alert from the server after the
-    /// session started means: in TLS 1.3 the client's handshake completes
-    /// before the server has checked the client's last flight, so the
-    /// server's verdict on the client certificate arrives as such an alert.
-    fn describe(&self, closed: s2n_quic::connection::Error) -> String {
-        let text = closed.to_string();
-        let tls_alert_from_server = matches!(
-            closed,
-            s2n_quic::connection::Error::Transport { code, initiator, .. }
-                if initiator.is_remote() && (0x100..=0x1ff).contains(&code.as_u64())
-        ) && self.party == Party::Client;
-        if tls_alert_from_server {
-            format!(
-                "{text} (the server refused the end of our TLS handshake: \
-                 no client certificate, or one it does not accept)"
-            )
-        } else {
-            text
-        }
+/// A connection's close reason, with what a TLS alert from the server means
+/// to a client: in TLS 1.3 the client's handshake completes before the
+/// server has checked the client's last flight, so the server's verdict on
+/// the client certificate arrives as such an alert, during the handshake,
+/// while the session is being set up or on its first use (which of these
+/// depends on timing). Every path that reports a closed connection goes
+/// through here, so the hint does not depend on the race.
+fn describe_close(closed: s2n_quic::connection::Error, party: Party) -> String {
+    let text = closed.to_string();
+    let tls_alert_from_server = matches!(
+        closed,
+        s2n_quic::connection::Error::Transport { code, initiator, .. }
+            if initiator.is_remote() && (0x100..=0x1ff).contains(&code.as_u64())
+    ) && party == Party::Client;
+    if tls_alert_from_server {
+        format!(
+            "{text} (the server refused the end of our TLS handshake: \
+             no client certificate, or one it does not accept)"
+        )
+    } else {
+        text
     }
 }
 
 impl Session {
     fn start(mut quic: s2n_quic::Connection, config: &NetConfig) -> Result<Self> {
-        let lost = |e: s2n_quic::connection::Error| NetError::ConnectionLost {
-            what: "setting up the session",
-            reason: e.to_string(),
-        };
         let (meter, peer_identity) = quic
             .query_event_context(|c: &ConnContext| (c.meter.clone(), c.peer.clone()))
             .map_err(|e| NetError::Config(format!("connection has no meter: {e}")))?;
+        let party = meter.party();
+        let lost = |e: s2n_quic::connection::Error| NetError::ConnectionLost {
+            what: "setting up the session",
+            reason: describe_close(e, party),
+        };
         if config.keep_alive.is_some() {
             quic.keep_alive(true).map_err(lost)?;
         }
@@ -498,7 +502,7 @@ pub async fn connect_as(
         Ok(Err(e)) => {
             return Err(NetError::Connect {
                 addr,
-                reason: e.to_string(),
+                reason: describe_close(e, Party::Client),
             });
         }
         Ok(Ok(c)) => c,
