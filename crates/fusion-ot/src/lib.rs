@@ -189,4 +189,4 @@ pub use engine::{MAX_CONFIG_SIZE, OtConfig, OtEngine, Stats};
 pub use error::{Error, Result};
 pub use field_costs::{FieldCost, FieldCosts};
 pub use field_engine::{FieldOtConfig, FieldOtEngine, FieldStats};
-pub use flavour::{Iknp, OtFlavour, Silent};
+pub use flavour::{Iknp, OtFlavour, Silent, SilentReceiver, SilentSender};
