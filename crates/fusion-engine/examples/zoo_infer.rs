@@ -6,7 +6,7 @@
 //! the argmax agreement with the plaintext fixed-point engine.
 //!
 //! ```text
-//! cargo run --release -p fusion-nn --example zoo_infer -- --net mlp-mnist --batch 128
+//! cargo run --release -p fusion-engine --example zoo_infer -- --net mlp-mnist --batch 128
 //! ```
 //!
 //! Options: `--net NAME` (zoo name), `--batch N`, `--seed S` (weights and

@@ -373,7 +373,8 @@ impl<F: OtFlavour> OtEngine<F> {
             return Err(Error::Poisoned);
         }
         let g = F::GRANULARITY;
-        let cap = (self.config.max_rots / g).max(1) * g;
+        // With the flavour's own OTs, a full run generates `max_rots`.
+        let cap = (self.config.max_rots.saturating_sub(F::run_overhead()) / g).max(1) * g;
         let RotCount {
             send: mut ds,
             recv: mut dr,

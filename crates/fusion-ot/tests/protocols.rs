@@ -870,7 +870,8 @@ async fn announced_rot_costs_are_what_the_calls_consume() {
     assert_eq!(s.truncate_rots(10, 0), (0, 0));
 }
 
-/// `schedule_rots` queues runs of at most `max_rots` and returns at once; the
+/// `schedule_rots` queues runs of at most `max_rots` (the flavour's own OTs
+/// included) and returns at once; the
 /// calls that follow consume the background runs (results checked) without
 /// queuing more, and every queued ROT ends up in the pool.
 async fn check_scheduled_rots_are_generated_in_the_background<F: OtFlavour>(l: u32) {
@@ -916,8 +917,11 @@ async fn check_scheduled_rots_are_generated_in_the_background<F: OtFlavour>(l: u
         s.rots_available(),
         (have_s + gen_s - 3 * need_s, have_r + gen_r - 3 * need_r)
     );
-    // In runs of at most `max_rots` per direction.
-    let runs = gen_s.max(gen_r).div_ceil(cfg.max_rots) as u64;
+    // In runs of at most `max_rots` per direction, the flavour's own OTs
+    // (`run_overhead`) included.
+    let g = F::GRANULARITY;
+    let cap = (cfg.max_rots - F::run_overhead()) / g * g;
+    let runs = gen_s.max(gen_r).div_ceil(cap) as u64;
     assert_eq!(st.refills - st0.refills, runs);
     assert!(runs >= 3, "the test should need several runs");
 }
