@@ -164,7 +164,7 @@ impl OtFlavour for Silent {
     const NAME: &'static str = "silent";
     const GRANULARITY: usize = 128;
 
-    /// The reserve of base OTs for the next run ([`silent_reserve`]).
+    /// The reserve of base OTs for the next run (4992 OTs; see [`SilentSender`]).
     fn run_overhead() -> usize {
         silent_reserve()
     }
@@ -187,7 +187,7 @@ impl OtFlavour for Silent {
     /// The first run takes its PPRF base OTs from IKNP, every later run from
     /// the reserve the previous run set aside; each run sets aside a new
     /// reserve (see [`SilentSender`]). Both halves of an instance decide
-    /// alike ([`from_reserve`]: public counts, mirrored reserves).
+    /// alike (on public counts and mirrored reserves).
     async fn send(s: &mut Self::Sender, count: usize) -> Result<Vec<[Block; 2]>> {
         let reserve = silent_reserve();
         let total = count + reserve;
