@@ -46,6 +46,7 @@ use rand::{SeedableRng, rngs::ChaCha20Rng, rngs::StdRng};
 use subtle::Choice;
 
 use crate::error::{Error, Result};
+use crate::pool::Batch;
 
 mod sealed {
     pub trait Sealed {}
@@ -106,35 +107,19 @@ fn ot_err(flavour: &'static str, e: impl std::error::Error + Send + Sync + 'stat
 }
 
 /// The sender half of a [`Silent`] instance: CryProt's sender plus the
-/// random OTs set aside from the previous run as the next run's base OTs.
+/// random OTs set aside from the previous run as the next run's base OTs
+/// (our sender key pairs; wiped when replaced or dropped, like every batch
+/// of ROTs).
 pub struct SilentSender {
     inner: SemiHonestSilentOtSender,
-    base: Vec<[Block; 2]>,
+    base: Batch,
 }
 
-/// The receiver half of a [`Silent`] instance (see [`SilentSender`]).
+/// The receiver half of a [`Silent`] instance (see [`SilentSender`]; the
+/// reserve holds our receiver keys and choice bits).
 pub struct SilentReceiver {
     inner: SemiHonestSilentOtReceiver,
-    base_keys: Vec<Block>,
-    base_choices: Vec<Choice>,
-}
-
-impl Drop for SilentSender {
-    fn drop(&mut self) {
-        wipe_blocks(self.base.as_flattened_mut());
-    }
-}
-
-impl Drop for SilentReceiver {
-    fn drop(&mut self) {
-        wipe_blocks(&mut self.base_keys);
-    }
-}
-
-fn wipe_blocks(blocks: &mut [Block]) {
-    for b in blocks {
-        *b = Block::ZERO;
-    }
+    base: Batch,
 }
 
 /// Random OTs every [`Silent`] run generates beyond those asked for and sets
@@ -155,7 +140,7 @@ fn silent_reserve() -> usize {
 /// of `have` (otherwise from IKNP): the same answer on both halves of an
 /// instance, whose reserves mirror each other.
 fn from_reserve(have: usize, total: usize) -> bool {
-    have > 0 && have >= SemiHonestSilentOtSender::base_ots_needed(total)
+    have >= SemiHonestSilentOtSender::base_ots_needed(total)
 }
 
 impl OtFlavour for Silent {
@@ -172,15 +157,14 @@ impl OtFlavour for Silent {
     fn sender(conn: Connection, _rng: &mut ChaCha20Rng) -> Self::Sender {
         SilentSender {
             inner: SemiHonestSilentOtSender::new(conn),
-            base: Vec::new(),
+            base: Batch::default(),
         }
     }
 
     fn receiver(conn: Connection, _rng: &mut ChaCha20Rng) -> Self::Receiver {
         SilentReceiver {
             inner: SemiHonestSilentOtReceiver::new(conn),
-            base_keys: Vec::new(),
-            base_choices: Vec::new(),
+            base: Batch::default(),
         }
     }
 
@@ -189,19 +173,22 @@ impl OtFlavour for Silent {
     /// reserve (see [`SilentSender`]). Both halves of an instance decide
     /// alike (on public counts and mirrored reserves).
     async fn send(s: &mut Self::Sender, count: usize) -> Result<Vec<[Block; 2]>> {
-        let reserve = silent_reserve();
-        let total = count + reserve;
+        let total = count + silent_reserve();
         let mut ots: Vec<[Block; 2]> = vec![[Block::ZERO; 2]; total];
-        if !from_reserve(s.base.len(), total) {
+        if !from_reserve(s.base.send.len(), total) {
             s.inner.send_into(&mut ots).await
         } else {
             s.inner
-                .random_send_into_with_base(total, &s.base, &mut ots)
+                .random_send_into_with_base(total, &s.base.send, &mut ots)
                 .await
         }
         .map_err(|e| ot_err(Self::NAME, e))?;
-        wipe_blocks(s.base.as_flattened_mut());
-        s.base = ots.split_off(count);
+        // The old reserve is wiped as it is dropped.
+        s.base = Batch {
+            send: ots.split_off(count),
+            recv: Vec::new(),
+            choices: Vec::new(),
+        };
         Ok(ots)
     }
 
@@ -212,11 +199,12 @@ impl OtFlavour for Silent {
     ) -> Result<(Vec<Block>, Vec<u8>)> {
         let total = count + silent_reserve();
         let mut ots: Vec<Block> = vec![Block::ZERO; total];
-        let mut choices = if !from_reserve(r.base_keys.len(), total) {
+        let choices = if !from_reserve(r.base.recv.len(), total) {
             r.inner.rand_choice_receive_into(&mut ots).await
         } else {
+            let base_choices: Vec<Choice> = r.base.choices.iter().map(|&c| c.into()).collect();
             r.inner
-                .rand_choice_receive_into_with_base(&r.base_keys, &r.base_choices, &mut ots)
+                .rand_choice_receive_into_with_base(&r.base.recv, &base_choices, &mut ots)
                 .await
         }
         .map_err(|e| ot_err(Self::NAME, e))?;
@@ -226,10 +214,14 @@ impl OtFlavour for Silent {
                 detail: "wrong number of OTs",
             });
         }
-        wipe_blocks(&mut r.base_keys);
-        r.base_keys = ots.split_off(count);
-        r.base_choices = choices.split_off(count);
-        Ok((ots, choices.iter().map(|c| c.unwrap_u8()).collect()))
+        let mut choices: Vec<u8> = choices.iter().map(|c| c.unwrap_u8()).collect();
+        // The old reserve is wiped as it is dropped.
+        r.base = Batch {
+            send: Vec::new(),
+            recv: ots.split_off(count),
+            choices: choices.split_off(count),
+        };
+        Ok((ots, choices))
     }
 }
 

@@ -62,6 +62,7 @@ impl std::ops::Add for RotCount {
 
 /// The output of one generation run: our sender key pairs, our receiver keys
 /// and choice bits (`0`/`1`). Wiped on drop.
+#[derive(Default)]
 pub(crate) struct Batch {
     pub send: Vec<[Block; 2]>,
     pub recv: Vec<Block>,

@@ -142,7 +142,7 @@ impl<S: Security> SilentOtSender<S> {
         let mal_check_ots = base_ots.split_off(base_ot_count - mal_check_ot_count);
 
         base_ots.truncate(pprf_conf.base_ot_count());
-        self.expand_send(count, delta, base_ots, mal_check_ots, ots)
+        self.expand_send(count, conf, delta, base_ots, mal_check_ots, ots)
             .await
     }
 
@@ -152,13 +152,13 @@ impl<S: Security> SilentOtSender<S> {
     async fn expand_send(
         &mut self,
         count: usize,
+        conf: Config,
         delta: Block,
         base_ots: Vec<[Block; 2]>,
         mal_check_ots: Vec<[Block; 2]>,
         ots: &mut impl Buf<Block>,
     ) -> Result<(), Error> {
-        let mult_type = MultType::default();
-        let conf = Config::configure(count, mult_type);
+        let mult_type = conf.mult_type;
         let pprf_conf = PprfConfig::from(conf);
         let pprf_sender =
             RegularPprfSender::new_with_conf(self.conn.sub_connection(), pprf_conf, base_ots);
@@ -359,7 +359,7 @@ impl<S: Security> SilentOtReceiver<S> {
 
         base_ots.truncate(pprf_conf.base_ot_count());
         let mal_check = (mal_check_seed, mal_check_x, mal_check_ots);
-        self.expand_receive(count, cb_packing, base_ots, base_choices, mal_check, ots)
+        self.expand_receive(count, conf, cb_packing, base_ots, base_choices, mal_check, ots)
             .await
     }
 
@@ -367,17 +367,18 @@ impl<S: Security> SilentOtReceiver<S> {
     /// OTs whose choices are `base_choices` (Fusion's addition: split out of
     /// `internal_correlated_receive_into` so that the base OTs may come from
     /// elsewhere).
+    #[allow(clippy::too_many_arguments)]
     async fn expand_receive(
         &mut self,
         count: usize,
+        conf: Config,
         cb_packing: ChoiceBitPacking,
         base_ots: Vec<Block>,
         base_choices: Vec<u8>,
         (mal_check_seed, mal_check_x, mal_check_ots): (Block, Block, Vec<Block>),
         ots: &mut impl Buf<Block>,
     ) -> Result<Option<Vec<Choice>>, Error> {
-        let mult_type = MultType::default();
-        let conf = Config::configure(count, mult_type);
+        let mult_type = conf.mult_type;
         let pprf_conf = PprfConfig::from(conf);
         let noisy_points = pprf_conf.get_points(conf.pprf_out_fmt(), &base_choices);
         let pprf_receiver = RegularPprfReceiver::new_with_conf(
@@ -499,7 +500,8 @@ impl SilentOtSender<SemiHonestMarker> {
         ots: &mut impl Buf<[Block; 2]>,
     ) -> Result<(), Error> {
         assert_eq!(count, ots.len());
-        let need = Self::base_ots_needed(count);
+        let conf = Config::configure(count, MultType::default());
+        let need = PprfConfig::from(conf).base_ot_count();
         if base.len() < need {
             return Err(Error::TooFewBaseOts {
                 have: base.len(),
@@ -528,7 +530,7 @@ impl SilentOtSender<SemiHonestMarker> {
             .collect();
         let delta = self.rng.random();
         let mut correlated = HugePageMemory::zeroed(Self::ots_buf_size(count));
-        self.expand_send(count, delta, base_ots, Vec::new(), &mut correlated)
+        self.expand_send(count, conf, delta, base_ots, Vec::new(), &mut correlated)
             .await?;
         hash_random_send::<SemiHonestMarker>(delta, correlated, ots).await;
         Ok(())
@@ -549,15 +551,16 @@ impl SilentOtReceiver<SemiHonestMarker> {
         ots: &mut impl Buf<Block>,
     ) -> Result<Vec<Choice>, Error> {
         let count = ots.len();
-        let need = SilentOtSender::<SemiHonestMarker>::base_ots_needed(count);
+        let conf = Config::configure(count, MultType::default());
+        let pprf_conf = PprfConfig::from(conf);
+        let need = pprf_conf.base_ot_count();
         if base_keys.len() < need || base_choices.len() < need {
             return Err(Error::TooFewBaseOts {
                 have: base_keys.len().min(base_choices.len()),
                 need,
             });
         }
-        let conf = Config::configure(count, MultType::default());
-        let wanted = PprfConfig::from(conf).sample_choice_bits(&mut self.rng);
+        let wanted = pprf_conf.sample_choice_bits(&mut self.rng);
         let mut flips = vec![0u8; need.div_ceil(8)];
         for (i, (&w, c)) in wanted.iter().zip(base_choices).enumerate() {
             flips[i / 8] |= ((w & 1) ^ c.unwrap_u8()) << (i % 8);
@@ -568,6 +571,7 @@ impl SilentOtReceiver<SemiHonestMarker> {
         let no_check = (Block::ZERO, Block::ZERO, Vec::new());
         self.expand_receive(
             count,
+            conf,
             ChoiceBitPacking::Packed,
             base_keys[..need].to_vec(),
             wanted,
