@@ -227,16 +227,27 @@ pub fn relu_comparing(l: u32, w: u32, m: u32) -> OtCost {
 }
 
 /// fusion-ot's fused ReLU-truncation (`relu_truncate.rs`): a ReLU whose
-/// DReLU skips the `min(f, l - 2)` truncated bits (compares
-/// `l - 1 - min(f, l - 2)` bits), plus `f + 1` bits and 1 ROT in the same
-/// flights.
+/// DReLU skips `min(f + 1, l - 2)` bits (compares
+/// `l - 1 - min(f + 1, l - 2)` bits), plus `f + 1` bits and 1 ROT in the same
+/// flights; for `f >= 3` its multiplexer runs on `k = l + 1 - f` bits
+/// (`2(l - k)` bits fewer) and an extension to `l` bits follows (`l - k + 1`
+/// bits, 1 ROT, 1 flight).
 pub fn relu_truncate(l: u32, m: u32, f: u32) -> OtCost {
-    let w = l - 1 - f.min(l.saturating_sub(2));
-    relu_comparing(l, w, m).then(OtCost {
+    let w = l - 1 - (f + 1).min(l.saturating_sub(2));
+    let base = relu_comparing(l, w, m).then(OtCost {
         bits: u64::from(f) + 1,
         rots: 1,
         flights: 0,
-    })
+    });
+    if f < 3 || f >= l {
+        return base;
+    }
+    let narrowed = u64::from(f - 1); // l - k
+    OtCost {
+        bits: base.bits - 2 * narrowed + narrowed + 1,
+        rots: base.rots + 1,
+        flights: base.flights + 1,
+    }
 }
 
 /// fusion-ot's one-bit-error truncation (`truncate.rs`): `f + 1` bits,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cryprot_net::Connection;
 use fusion_core::ring::Ring;
 use fusion_engine::SecureError;
+use fusion_engine::backends::cheetah::he::{ServerStep, StepPlan};
 use fusion_engine::backends::cheetah::he_driver::{self, client_layer, server_layer};
 use fusion_he::{
     BatchNormShape, Blocking, Conv2dShape, FcShape, HeClient, HeError, HeParams, HeServer,
@@ -43,6 +44,16 @@ async fn server_setup(
     let mut ch = channel(conn).await?;
     let he = he_driver::server_setup(&mut ch, params).await?;
     Ok((he, ch))
+}
+
+/// A step of one part.
+fn step(plan: &Arc<LinearPlan>) -> StepPlan {
+    StepPlan::from_parts(vec![plan.clone()]).expect("one part")
+}
+
+/// The server's step of one part.
+fn server_step(layer: &Arc<ServerLinear>) -> ServerStep {
+    ServerStep::from_parts(vec![layer.clone()]).expect("one part")
 }
 
 /// A frame header (fusion-net: 4-byte big-endian length).
@@ -95,10 +106,10 @@ async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
         async move {
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
-            let (y1, t1) = client_layer(&mut ch, &he, &conv_plan, x, &mut rng).await?;
+            let (y1, t1) = client_layer(&mut ch, &he, &step(&conv_plan), x, &mut rng).await?;
             assert_eq!(t1.client_to_server, conv_plan.stats().bytes_up);
             assert_eq!(t1.server_to_client, conv_plan.stats().bytes_down);
-            let (y2, _) = client_layer(&mut ch, &he, &fc_plan, y1, &mut rng).await?;
+            let (y2, _) = client_layer(&mut ch, &he, &step(&fc_plan), y1, &mut rng).await?;
             Ok::<_, SecureError>(y2)
         }
     };
@@ -107,8 +118,10 @@ async fn conv_then_fc_over_local_quic_reconstructs_exactly() {
         async move {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let (he, mut ch) = server_setup(&mut sconn, &params).await?;
-            let (y1, _) = server_layer(&mut ch, &he, &conv_layer, None, &mut rng).await?;
-            let (y2, _) = server_layer(&mut ch, &he, &fc_layer, Some(y1), &mut rng).await?;
+            let (y1, _) =
+                server_layer(&mut ch, &he, &server_step(&conv_layer), None, &mut rng).await?;
+            let (y2, _) =
+                server_layer(&mut ch, &he, &server_step(&fc_layer), Some(y1), &mut rng).await?;
             Ok::<_, SecureError>(y2)
         }
     };
@@ -157,7 +170,7 @@ async fn server_rejects_a_query_frame_of_the_wrong_size() {
             .params(Ring::new(37).expect("ring"))
             .expect("params");
         let (he, mut ch) = server_setup(&mut sconn, &p).await.expect("setup");
-        server_layer(&mut ch, &he, &layer, None, &mut rng).await
+        server_layer(&mut ch, &he, &server_step(&layer), None, &mut rng).await
     };
     let (_c, res) = tokio::join!(client, server);
     assert!(
@@ -233,10 +246,10 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
         async move {
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
-            let (y1, t1) = client_layer(&mut ch, &he, &p1, x, &mut rng).await?;
+            let (y1, t1) = client_layer(&mut ch, &he, &step(&p1), x, &mut rng).await?;
             assert_eq!(t1.client_to_server, p1.stats().bytes_up);
             assert_eq!(t1.server_to_client, p1.stats().bytes_down);
-            let (y2, t2) = client_layer(&mut ch, &he, &p2, y1, &mut rng).await?;
+            let (y2, t2) = client_layer(&mut ch, &he, &step(&p2), y1, &mut rng).await?;
             assert_eq!(t2.server_to_client, p2.stats().bytes_down);
             Ok::<_, SecureError>(y2)
         }
@@ -247,8 +260,8 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let (he, mut ch) = server_setup(&mut sconn, &params).await?;
             assert!(he.has_galois_keys());
-            let (y1, _) = server_layer(&mut ch, &he, &l1, None, &mut rng).await?;
-            let (y2, _) = server_layer(&mut ch, &he, &l2, Some(y1), &mut rng).await?;
+            let (y1, _) = server_layer(&mut ch, &he, &server_step(&l1), None, &mut rng).await?;
+            let (y2, _) = server_layer(&mut ch, &he, &server_step(&l2), Some(y1), &mut rng).await?;
             Ok::<_, SecureError>(y2)
         }
     };
@@ -261,6 +274,70 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
         &w2,
         Some(&bias),
     );
+    assert_eq!(open(ring, &yc, &ys), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_cut_in_two_parts_reconstructs_exactly_in_sample_order() {
+    // cnn-mnist's first convolution at 16 samples: StepPlan::new cuts it into
+    // 15 + 1 samples with different blockings; the shares of the whole chunk
+    // must open to the convolution of every sample, in sample order.
+    let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
+        .await
+        .expect("local connection");
+    let params = Preset::N4096
+        .builder(Ring::new(37).expect("ring"))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params");
+    let ring = params.ring();
+    let opts = PlanOptions::bytes_first();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let shape = |n| Conv2dShape::new(n, 1, 28, 28, 16, 5, 1, Padding::Valid);
+    let parts: Vec<Arc<LinearPlan>> = [15, 1]
+        .map(|n| Arc::new(LinearPlan::conv2d(&params, shape(n), &opts).expect("plan")))
+        .into();
+    assert_ne!(parts[0].blocking(), parts[1].blocking());
+    let whole = LinearPlan::conv2d(&params, shape(16), &opts).expect("plan");
+    let split = StepPlan::from_parts(parts.clone()).expect("parts");
+    assert!(split.bytes_down() < whole.stats().bytes_down);
+    let w: Vec<u64> = (0..16 * 25)
+        .map(|_| ring.from_signed(rng.random_range(-4096..=4096)))
+        .collect();
+    let bias: Vec<u64> = (0..16).map(|_| ring.random(&mut rng)).collect();
+    let layers = parts
+        .iter()
+        .map(|p| Arc::new(ServerLinear::conv2d((**p).clone(), &w, Some(&bias)).expect("layer")))
+        .collect();
+    let server_parts = ServerStep::from_parts(layers).expect("parts");
+    let x: Vec<u64> = (0..16 * 28 * 28).map(|_| ring.random(&mut rng)).collect();
+    let xs: Vec<u64> = (0..16 * 28 * 28).map(|_| ring.random(&mut rng)).collect();
+    let client = {
+        let params = params.clone();
+        let x = x.clone();
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
+            let (y, t) = client_layer(&mut ch, &he, &split, x, &mut rng).await?;
+            assert_eq!(t.client_to_server, split.bytes_up());
+            assert_eq!(t.server_to_client, split.bytes_down());
+            Ok::<_, SecureError>(y)
+        }
+    };
+    let server = {
+        let params = params.clone();
+        let xs = xs.clone();
+        async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(2);
+            let (he, mut ch) = server_setup(&mut sconn, &params).await?;
+            let (y, _) = server_layer(&mut ch, &he, &server_parts, Some(xs), &mut rng).await?;
+            Ok::<_, SecureError>(y)
+        }
+    };
+    let (yc, ys) = tokio::join!(client, server);
+    let (yc, ys) = (yc.expect("client"), ys.expect("server"));
+    let input: Vec<u64> = x.iter().zip(&xs).map(|(&a, &b)| ring.add(a, b)).collect();
+    let want = reference::conv2d(ring, &shape(16), &input, &w, Some(&bias));
     assert_eq!(open(ring, &yc, &ys), want);
 }
 
@@ -356,7 +433,7 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
             let (he, mut ch) = client_setup(&mut cconn, &params, &mut rng).await?;
             let mut y = x;
             for plan in [&pc, &pb, &pf] {
-                let (out, t) = client_layer(&mut ch, &he, plan, y, &mut rng).await?;
+                let (out, t) = client_layer(&mut ch, &he, &step(plan), y, &mut rng).await?;
                 assert_eq!(t.client_to_server, plan.stats().bytes_up);
                 assert_eq!(t.server_to_client, plan.stats().bytes_down);
                 y = out;
@@ -369,9 +446,9 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
         async move {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let (he, mut ch) = server_setup(&mut sconn, &params).await?;
-            let (y1, _) = server_layer(&mut ch, &he, &lc, None, &mut rng).await?;
-            let (y2, _) = server_layer(&mut ch, &he, &lb, Some(y1), &mut rng).await?;
-            let (y3, _) = server_layer(&mut ch, &he, &lf, Some(y2), &mut rng).await?;
+            let (y1, _) = server_layer(&mut ch, &he, &server_step(&lc), None, &mut rng).await?;
+            let (y2, _) = server_layer(&mut ch, &he, &server_step(&lb), Some(y1), &mut rng).await?;
+            let (y3, _) = server_layer(&mut ch, &he, &server_step(&lf), Some(y2), &mut rng).await?;
             Ok::<_, SecureError>(y3)
         }
     };

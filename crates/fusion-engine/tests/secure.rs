@@ -360,7 +360,13 @@ async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
         4,
     )
     .unwrap();
-    assert!(plans.iter().flatten().any(|p| p.packing().is_some()));
+    assert!(
+        plans
+            .iter()
+            .flatten()
+            .flat_map(|p| p.parts())
+            .any(|p| p.packing().is_some())
+    );
     check_model(
         &model,
         x,

@@ -36,8 +36,9 @@
 //!
 //! This is the ring-narrowing of CrypTFlow2/SIRNN-style bit-width reduction
 //! applied to the comparison only (the outputs stay in `Z_{2^l}`). Two uses:
-//! a fused ReLU-truncation by `f` may drop `d = f` bits, because there
-//! `0 <= x < 2^f` has `⌊x/2^f⌋ = 0` anyway ([`crate::relu_truncate`]); and a
+//! a fused ReLU-truncation by `f` may drop `d = f + 1` bits, because there
+//! `0 <= x < 2^(f+1)` has `⌊x/2^f⌋ <= 1` and an output of 0 is within the
+//! truncation's one-bit error ([`crate::relu_truncate`]); and a
 //! comparison of values known to fit in `k` signed bits needs `w = k` only
 //! ([`crate::OtEngine::max_pool_bounded`]). The full window `w = l, d = 0` is
 //! the exact protocol above.

@@ -797,11 +797,11 @@ impl<F: OtFlavour> OtEngine<F> {
 
     /// Fused ReLU and truncation: shares of `ReLU(x) >> shift` with the
     /// one-bit error (0 for `x < 0`; `⌊x/2^shift⌋` or one less for `x >= 0`),
-    /// for every ring element except the `2^min(shift, l-2)` most negative
+    /// for every ring element except the `2^min(shift+1, l-2)` most negative
     /// ones (so for all `|x| < 2^{l-2}`), `shift <= l - 1`. The comparison
     /// skips the bits the truncation drops (see [`crate::relu_truncate`]).
     /// Learns: nothing beyond the output share. Cost: a ReLU whose DReLU
-    /// compares `l - 1 - min(shift, l-2)` bits (the truncation runs
+    /// compares `l - 1 - min(shift+1, l-2)` bits (the truncation runs
     /// concurrently), plus 1 ROT and `shift + 1` bits.
     pub async fn relu_truncate(&mut self, x: &[u64], shift: u32) -> Result<Vec<u64>> {
         self.check(x, "relu_truncate")?;

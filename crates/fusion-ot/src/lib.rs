@@ -61,7 +61,7 @@
 //! - [`OtEngine::truncate`]: for `-2^{l-2} <= x < 2^{l-2}`, the output is
 //!   `⌊x/2^f⌋` or `⌊x/2^f⌋ - 1` (floor = arithmetic shift right).
 //! - [`OtEngine::truncate_nonneg`]: same for `0 <= x < 2^{l-1}`.
-//! - [`OtEngine::relu_truncate`]: for every `x >= -2^{l-1} + 2^{min(f, l-2)}`
+//! - [`OtEngine::relu_truncate`]: for every `x >= -2^{l-1} + 2^{min(f+1, l-2)}`
 //!   (so every `|x| < 2^{l-2}`), `0` if `x < 0`, else `⌊x/2^f⌋` or
 //!   `⌊x/2^f⌋ - 1`.
 //! - [`OtEngine::truncate_exact`]: exactly `⌊x/2^f⌋` for every `x`.
@@ -153,6 +153,7 @@ mod ctx;
 pub mod drelu;
 mod engine;
 mod error;
+pub mod extend;
 mod field_costs;
 pub mod field_drelu;
 mod field_engine;
@@ -182,6 +183,7 @@ mod testutil;
 pub mod triples;
 pub mod truncate;
 pub mod truncate_exact;
+pub mod wrap;
 
 pub use bits::Bits;
 pub use ctx::Role;

@@ -218,16 +218,17 @@ async fn check_relu_truncate<F: OtFlavour>(l: u32) {
     let ring = s.ring();
     let mut rng = ChaCha20Rng::seed_from_u64(seed(l, 7));
     for f in [1u32, 12] {
-        // The comparison skips the low d = min(f, l - 2) bits: the contract
+        // The comparison skips the low d = min(f + 1, l - 2) bits: the contract
         // covers every x >= -2^(l-1) + 2^d.
-        let d = f.min(l - 2);
+        let d = (f + 1).min(l - 2);
         let lowest = ring.to_signed(ring.from_signed(i64::MIN >> (64 - l))) + (1i64 << d);
         let mut xs: Vec<u64> = inputs(ring, N, &mut rng)
             .into_iter()
             .filter(|&x| ring.to_signed(x) >= lowest)
             .collect();
         // Where the dropped bits' carry can flip the sign: 0 <= x < 2^d (the
-        // output must still be 0 or -1) and the lowest values covered.
+        // output must still be floor(x / 2^f) or one less) and the lowest
+        // values covered.
         for v in 0..(1i64 << d).min(64) {
             xs.extend(
                 [v, (1i64 << d) - 1 - v, (1i64 << d) + v, -1 - v].map(|v| ring.from_signed(v)),
@@ -612,8 +613,8 @@ async fn chunked_runs_match_the_plaintext() {
         assert_eq!(p[i], ring.mul(x, x));
         assert_eq!(d[i], v >= 0);
         let got = ring.to_signed(y[i]);
-        if v < -(1i64 << 36) + (1 << 12) {
-            // Outside relu_truncate's contract (the 2^12 most negative values).
+        if v < -(1i64 << 36) + (1 << 13) {
+            // Outside relu_truncate's contract (the 2^13 most negative values).
             continue;
         } else if v < 0 {
             assert_eq!(got, 0);
@@ -664,8 +665,9 @@ async fn flights_match_the_documented_round_counts() {
             "exact" => {
                 drop(tokio::try_join!(s.truncate_exact(&a, 12), c.truncate_exact(&b, 12)).unwrap())
             }
-            // ReLU's flights on a 24-bit comparison (6: the truncated low 12
-            // bits are not compared) plus the concurrent truncation's 1 (same round)
+            // ReLU's flights on a 23-bit comparison (7: the low 13 bits are
+            // not compared; the truncation runs concurrently, same round),
+            // plus the extension after the 26-bit multiplexer
             "relu_truncate" => {
                 drop(tokio::try_join!(s.relu_truncate(&a, 12), c.relu_truncate(&b, 12)).unwrap())
             }
@@ -678,7 +680,7 @@ async fn flights_match_the_documented_round_counts() {
     count("truncate", 1, &mut s, &mut c).await;
     count("mul", 1, &mut s, &mut c).await;
     count("exact", 7, &mut s, &mut c).await;
-    count("relu_truncate", 7, &mut s, &mut c).await;
+    count("relu_truncate", 8, &mut s, &mut c).await;
 }
 
 #[tokio::test]

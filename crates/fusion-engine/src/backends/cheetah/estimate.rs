@@ -44,15 +44,14 @@ pub fn estimate(
                     plans.get(a.step).cloned().flatten().ok_or_else(|| {
                         SecureError::Config(format!("no HE plan for step `{name}`"))
                     })?;
-                let st = plan.stats();
                 steps.push(StepCost {
                     step: a.step,
                     name,
                     op: "linear".into(),
                     offline: Traffic::default(),
                     online: Traffic {
-                        client_to_server: st.bytes_up as u64,
-                        server_to_client: st.bytes_down as u64,
+                        client_to_server: plan.bytes_up() as u64,
+                        server_to_client: plan.bytes_down() as u64,
                     },
                     flights: 2,
                 });

@@ -2,8 +2,10 @@
 //! protocol channel ([`fusion_net::Channel`], the one framing layer).
 //!
 //! Setup sends the client's public key (and, with reply packing, its Galois
-//! keys); every layer call is one query frame up and one reply frame down,
-//! each of a length the receiver computes from the public plan
+//! keys); every layer call is one query frame up and one reply frame down per
+//! part of the step's plan ([`StepPlan`]: the client sends every part's query
+//! before it reads a reply, so a call is two flights however many parts it
+//! has), each of a length the receiver computes from the public plan
 //! ([`PublicKeyMsg::expected_len`], [`GaloisKeyMsg::expected_len`],
 //! [`Query::expected_len`], [`Reply::expected_len`]), so a frame of any other
 //! length is refused before anything is allocated for it. The driver only
@@ -15,14 +17,12 @@
 
 use std::sync::Arc;
 
-use fusion_he::{
-    GaloisKeyMsg, HeClient, HeError, HeParams, HeServer, LinearPlan, PublicKeyMsg, Query, Reply,
-    ServerLinear,
-};
+use fusion_he::{GaloisKeyMsg, HeClient, HeError, HeParams, HeServer, PublicKeyMsg, Query, Reply};
 use fusion_net::Channel;
 use rand::rngs::ChaCha20Rng;
 use rand::{CryptoRng, Rng, SeedableRng};
 
+use super::he::{ServerStep, StepPlan};
 use crate::error::{SecureError, SecureResult};
 
 async fn blocking<T: Send + 'static>(
@@ -92,51 +92,102 @@ pub struct LayerTraffic {
     pub server_to_client: usize,
 }
 
-/// Client side of one linear layer: returns the client's output share.
+/// The consecutive slices of `x` that the parts of lengths `lens` take, or an
+/// error if the lengths do not add up to `x.len()`.
+fn split<'a>(
+    x: &'a [u64],
+    lens: impl Iterator<Item = usize>,
+    what: &'static str,
+) -> SecureResult<Vec<&'a [u64]>> {
+    let mut rest = x;
+    let mut out = Vec::new();
+    for len in lens {
+        let Some((part, tail)) = rest.split_at_checked(len) else {
+            return Err(length_error(what, x.len()));
+        };
+        out.push(part);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(length_error(what, x.len()));
+    }
+    Ok(out)
+}
+
+fn length_error(what: &'static str, got: usize) -> SecureError {
+    SecureError::Config(format!(
+        "the {what} share of a linear step has {got} elements, not what its HE plan takes"
+    ))
+}
+
+/// Client side of one linear step: returns the client's output share. Sends
+/// every part's query, then reads and decrypts every part's reply.
 pub async fn client_layer<R: Rng + CryptoRng + ?Sized>(
     ch: &mut Channel,
     client: &Arc<HeClient>,
-    plan: &Arc<LinearPlan>,
+    plan: &StepPlan,
     x_client: Vec<u64>,
     rng: &mut R,
 ) -> SecureResult<(Vec<u64>, LayerTraffic)> {
-    let mut r = fork(rng);
-    let (c, p) = (client.clone(), plan.clone());
-    let query = blocking(move || c.query_bytes(&p, &x_client, &mut r)).await?;
-    ch.send_frame(&query).await?;
-    let bytes = ch.recv_exact(Reply::expected_len(plan)).await?;
     let frame = fusion_net::message::HEADER_BYTES;
-    let traffic = LayerTraffic {
-        client_to_server: query.len() + frame,
-        server_to_client: bytes.len() + frame,
-    };
-    let (c, p) = (client.clone(), plan.clone());
-    let share = blocking(move || c.decrypt_bytes(&p, bytes)).await?;
+    let mut traffic = LayerTraffic::default();
+    let inputs = split(
+        &x_client,
+        plan.parts().iter().map(|p| p.input_len()),
+        "client's",
+    )?;
+    let mut queries = Vec::with_capacity(inputs.len());
+    for (part, x) in plan.parts().iter().zip(inputs) {
+        let mut r = fork(rng);
+        let (c, p, x) = (client.clone(), part.clone(), x.to_vec());
+        queries.push(blocking(move || c.query_bytes(&p, &x, &mut r)).await?);
+    }
+    for query in &queries {
+        ch.send_frame(query).await?;
+        traffic.client_to_server += query.len() + frame;
+    }
+    let mut share = Vec::with_capacity(plan.output_len());
+    for part in plan.parts() {
+        let bytes = ch.recv_exact(Reply::expected_len(part)).await?;
+        traffic.server_to_client += bytes.len() + frame;
+        let (c, p) = (client.clone(), part.clone());
+        share.extend(blocking(move || c.decrypt_bytes(&p, bytes)).await?);
+    }
     Ok((share, traffic))
 }
 
-/// Server side of one linear layer: returns the server's output share.
-/// `x_server` is the server's input share (`None`: zero).
+/// Server side of one linear step: returns the server's output share.
+/// `x_server` is the server's input share (`None`: zero). Answers the parts'
+/// queries in order, each as soon as it has arrived.
 pub async fn server_layer<R: Rng + CryptoRng + ?Sized>(
     ch: &mut Channel,
     server: &Arc<HeServer>,
-    layer: &Arc<ServerLinear>,
+    step: &ServerStep,
     x_server: Option<Vec<u64>>,
     rng: &mut R,
 ) -> SecureResult<(Vec<u64>, LayerTraffic)> {
-    let bytes = ch.recv_exact(Query::expected_len(layer.plan())).await?;
     let frame = fusion_net::message::HEADER_BYTES;
-    let up = bytes.len() + frame;
-    let mut r = fork(rng);
-    let (s, l) = (server.clone(), layer.clone());
-    let (reply, share) =
-        blocking(move || l.respond_bytes(&s, &bytes, x_server.as_deref(), &mut r)).await?;
-    ch.send_frame(reply.as_bytes()).await?;
-    Ok((
-        share,
-        LayerTraffic {
-            client_to_server: up,
-            server_to_client: reply.len() + frame,
-        },
-    ))
+    let mut traffic = LayerTraffic::default();
+    let lens = step.parts().iter().map(|l| l.plan().input_len());
+    let inputs: Vec<Option<Vec<u64>>> = match &x_server {
+        Some(x) => split(x, lens, "server's")?
+            .into_iter()
+            .map(|s| Some(s.to_vec()))
+            .collect(),
+        None => step.parts().iter().map(|_| None).collect(),
+    };
+    drop(x_server);
+    let mut share = Vec::new();
+    for (layer, x) in step.parts().iter().zip(inputs) {
+        let bytes = ch.recv_exact(Query::expected_len(layer.plan())).await?;
+        traffic.client_to_server += bytes.len() + frame;
+        let mut r = fork(rng);
+        let (s, l) = (server.clone(), layer.clone());
+        let (reply, part) =
+            blocking(move || l.respond_bytes(&s, &bytes, x.as_deref(), &mut r)).await?;
+        ch.send_frame(reply.as_bytes()).await?;
+        traffic.server_to_client += reply.len() + frame;
+        share.extend(part);
+    }
+    Ok((share, traffic))
 }

@@ -31,7 +31,7 @@ pub mod ot;
 
 use std::sync::Arc;
 
-use fusion_he::{HeClient, HeParams, HeServer, LinearPlan, PlanOptions, ServerLinear};
+use fusion_he::{HeClient, HeParams, HeServer, PlanOptions};
 use fusion_net::Channel;
 use fusion_nn::fixed::{FixedProgram, PublicProgram};
 use fusion_ot::Role;
@@ -41,7 +41,7 @@ use fusion_he::Preset;
 use fusion_ot::OtConfig;
 
 use self::config::{CheetahConfig, CheetahParams, he_params};
-use self::he::{BatchCache, blocking, choose_preset, plans, server_layers};
+use self::he::{BatchCache, ServerStep, StepPlan, blocking, choose_preset, plans, server_layers};
 use self::ot::AnyOt;
 use crate::backend::{
     Backend, LinearCall, LinearLayers, NonLinearLayers, OutputStage, PartySession, PassPlan,
@@ -182,8 +182,8 @@ impl Backend for Cheetah {
     }
 }
 
-type Layers = Vec<Option<Arc<ServerLinear>>>;
-type Plans = Vec<Option<Arc<LinearPlan>>>;
+type Layers = Vec<Option<Arc<ServerStep>>>;
+type Plans = Vec<Option<Arc<StepPlan>>>;
 
 /// What differs between the parties' prepared backends.
 enum Side {
@@ -415,8 +415,7 @@ impl Party {
                     .ok_or_else(missing)?;
                 // Counted before the reply is computed: a call past the cap
                 // reveals nothing.
-                self.budget
-                    .charge(layer.plan().revealed_coefficients() as u64)?;
+                self.budget.charge(layer.revealed_coefficients() as u64)?;
                 let share = (!call.input_is_zero).then_some(x);
                 let (y, _) =
                     he_driver::server_layer(&mut self.channel, &he, &layer, share, &mut self.rng)
@@ -427,7 +426,7 @@ impl Party {
     }
 
     /// Flooded coefficients the pass `plan` reveals: the sum over its linear
-    /// actions of their plans' [`LinearPlan::revealed_coefficients`] (public,
+    /// actions of their plans' [`StepPlan::revealed_coefficients`] (public,
     /// so both parties compute the same).
     async fn pass_revealed(&self, plan: PassPlan<'_>) -> SecureResult<u64> {
         let per_step: Vec<u64> = match &self.he {
@@ -441,10 +440,7 @@ impl Party {
                 .server_layers(plan.n)
                 .await?
                 .iter()
-                .map(|l| {
-                    l.as_ref()
-                        .map_or(0, |l| l.plan().revealed_coefficients() as u64)
-                })
+                .map(|l| l.as_ref().map_or(0, |l| l.revealed_coefficients() as u64))
                 .collect(),
         };
         Ok(plan

@@ -107,15 +107,14 @@ pub fn estimate(
                     plans.get(a.step).cloned().flatten().ok_or_else(|| {
                         SecureError::Config(format!("no HE plan for step `{name}`"))
                     })?;
-                let st = plan.stats();
                 known.insert(a.output);
                 steps.push(StepCost {
                     step: a.step,
                     name,
                     op: "linear".into(),
                     offline: Traffic {
-                        client_to_server: st.bytes_up as u64,
-                        server_to_client: st.bytes_down as u64,
+                        client_to_server: plan.bytes_up() as u64,
+                        server_to_client: plan.bytes_down() as u64,
                     },
                     online: masked_linear_online(program, a, n),
                     flights: 1,

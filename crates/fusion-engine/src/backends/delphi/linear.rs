@@ -34,14 +34,14 @@
 use std::sync::Arc;
 
 use fusion_core::ring::Ring;
-use fusion_he::{HeClient, HeServer, LinearPlan, ServerLinear};
+use fusion_he::{HeClient, HeServer};
 use fusion_net::Channel;
 use fusion_nn::fixed::Step;
 use fusion_nn::tensor::Tensor;
 use rand::rngs::ChaCha20Rng;
 
 use super::pack::{pack, recv_values};
-use crate::backends::cheetah::he::blocking;
+use crate::backends::cheetah::he::{ServerStep, StepPlan, blocking};
 use crate::backends::cheetah::he_driver;
 use crate::error::{SecureError, SecureResult};
 
@@ -70,7 +70,7 @@ pub struct ServerMask {
 pub async fn client_offline(
     ch: &mut Channel,
     he: &Arc<HeClient>,
-    plan: &Arc<LinearPlan>,
+    plan: &StepPlan,
     step: usize,
     ring: Ring,
     rng: &mut ChaCha20Rng,
@@ -84,7 +84,7 @@ pub async fn client_offline(
 pub async fn server_offline(
     ch: &mut Channel,
     he: &Arc<HeServer>,
-    layer: &Arc<ServerLinear>,
+    layer: &ServerStep,
     step: usize,
     rng: &mut ChaCha20Rng,
 ) -> SecureResult<ServerMask> {

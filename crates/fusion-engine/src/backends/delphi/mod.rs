@@ -59,7 +59,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use fusion_gc::{Evaluator, Garbler};
-use fusion_he::{HeClient, HeParams, HeServer, LinearPlan, PlanOptions, Preset, ServerLinear};
+use fusion_he::{HeClient, HeParams, HeServer, PlanOptions, Preset};
 use fusion_net::Channel;
 use fusion_nn::fixed::{FixedOp, FixedProgram, PublicProgram, Step, ValueId};
 use fusion_ot::{Iknp, OtConfig, OtEngine, Role};
@@ -73,7 +73,9 @@ use crate::backend::{
     PreparedBackend, Preprocessing, ProtocolFuture, SetupLink, check_announcement,
 };
 use crate::backends::cheetah::config::{HeChoice, he_params};
-use crate::backends::cheetah::he::{BatchCache, blocking, choose_preset, plans, server_layers};
+use crate::backends::cheetah::he::{
+    BatchCache, ServerStep, StepPlan, blocking, choose_preset, plans, server_layers,
+};
 use crate::backends::cheetah::he_driver;
 use crate::domain::Domain;
 use crate::error::{SecureError, SecureResult};
@@ -273,8 +275,8 @@ impl Backend for Delphi {
     }
 }
 
-type Layers = Vec<Option<Arc<ServerLinear>>>;
-type Plans = Vec<Option<Arc<LinearPlan>>>;
+type Layers = Vec<Option<Arc<ServerStep>>>;
+type Plans = Vec<Option<Arc<StepPlan>>>;
 
 /// What differs between the parties' prepared backends.
 enum Side {
@@ -549,8 +551,7 @@ impl Party {
                                 .cloned()
                                 .flatten()
                                 .ok_or_else(missing)?;
-                            self.budget
-                                .charge(layer.plan().revealed_coefficients() as u64)?;
+                            self.budget.charge(layer.revealed_coefficients() as u64)?;
                             Pre::ServerLinear(
                                 linear::server_offline(
                                     &mut self.he_ch,
