@@ -18,8 +18,10 @@
 //! `lambda_c` needs `N = 8192`), announces both in its hello
 //! ([`crate::ServerHello::stat_sec`]) and in the backend's announcement, and
 //! counts the coefficients it reveals ([`RevealBudget`]): the number per
-//! layer call is [`fusion_he::LinearPlan::revealed_coefficients`], public, so
-//! both parties count the same. Before a pass that would take the session
+//! layer call is [`fusion_he::LinearPlan::revealed_coefficients`] (summed over
+//! the parts of a step cut in two,
+//! [`crate::backends::cheetah::he::StepPlan::revealed_coefficients`]), public,
+//! so both parties count the same. Before a pass that would take the session
 //! past `M` both parties end the session with
 //! [`SecureError::RevealCapReached`], before any reply of that pass is sent.
 

@@ -254,7 +254,7 @@ async fn check_relu_truncate<F: OtFlavour>(l: u32) {
     }
 }
 matrix!(
-    relu_truncate_has_at_most_one_bit_error_above_the_lowest_two_to_the_f,
+    relu_truncate_has_at_most_one_bit_error_above_the_lowest_excluded_values,
     check_relu_truncate
 );
 

@@ -12,7 +12,7 @@
 //! moves bytes: every step is an I/O-free function of fusion-he's client half
 //! ([`HeClient::setup_messages`], [`HeClient::query_bytes`],
 //! [`HeClient::decrypt_bytes`]) or server half
-//! ([`HeServer::from_setup_messages`], [`ServerLinear::respond_bytes`]). The
+//! ([`HeServer::from_setup_messages`], [`fusion_he::ServerLinear::respond_bytes`]). The
 //! CPU-heavy steps run on tokio's blocking pool (they use rayon inside).
 
 use std::sync::Arc;
