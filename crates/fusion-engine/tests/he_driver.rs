@@ -46,6 +46,15 @@ async fn server_setup(
     Ok((he, ch))
 }
 
+/// `N = 4096`, `l = 37` parameters with reply packing at the default depth.
+fn packed_params() -> HeParams {
+    Preset::N4096
+        .builder(Ring::new(37).expect("ring"))
+        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
+        .build()
+        .expect("params")
+}
+
 /// A step of one part.
 fn step(plan: &Arc<LinearPlan>) -> StepPlan {
     StepPlan::from_parts(vec![plan.clone()]).expect("one part")
@@ -215,11 +224,7 @@ async fn packed_fc_chain_over_local_quic_reconstructs_exactly() {
     let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
         .await
         .expect("local connection");
-    let params = Preset::N4096
-        .builder(Ring::new(37).expect("ring"))
-        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
-        .build()
-        .expect("params");
+    let params = packed_params();
     let ring = params.ring();
     let opts = PlanOptions::minimise_bytes();
     let mut rng = ChaCha20Rng::seed_from_u64(27);
@@ -285,11 +290,7 @@ async fn a_step_cut_in_two_parts_reconstructs_exactly_in_sample_order() {
     let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
         .await
         .expect("local connection");
-    let params = Preset::N4096
-        .builder(Ring::new(37).expect("ring"))
-        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
-        .build()
-        .expect("params");
+    let params = packed_params();
     let ring = params.ring();
     let opts = PlanOptions::bytes_first();
     let mut rng = ChaCha20Rng::seed_from_u64(31);
@@ -346,11 +347,7 @@ async fn server_refuses_an_oversized_galois_key_frame() {
     let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
         .await
         .expect("local connection");
-    let params = Preset::N4096
-        .builder(Ring::new(37).expect("ring"))
-        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
-        .build()
-        .expect("params");
+    let params = packed_params();
     let p = params.clone();
     let client = async move {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
@@ -383,11 +380,7 @@ async fn packed_conv_batch_norm_fc_chain_over_local_quic_reconstructs_exactly() 
     let (mut sconn, mut cconn) = cryprot_net::testing::local_conn()
         .await
         .expect("local connection");
-    let params = Preset::N4096
-        .builder(Ring::new(37).expect("ring"))
-        .reply_packing(fusion_he::DEFAULT_PACKING_LEVELS)
-        .build()
-        .expect("params");
+    let params = packed_params();
     let ring = params.ring();
     let opts = PlanOptions::minimise_bytes();
     let mut rng = ChaCha20Rng::seed_from_u64(37);

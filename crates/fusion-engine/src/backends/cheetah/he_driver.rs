@@ -92,32 +92,26 @@ pub struct LayerTraffic {
     pub server_to_client: usize,
 }
 
-/// The consecutive slices of `x` that the parts of lengths `lens` take, or an
-/// error if the lengths do not add up to `x.len()`.
-fn split<'a>(
-    x: &'a [u64],
-    lens: impl Iterator<Item = usize>,
-    what: &'static str,
-) -> SecureResult<Vec<&'a [u64]>> {
-    let mut rest = x;
-    let mut out = Vec::new();
-    for len in lens {
-        let Some((part, tail)) = rest.split_at_checked(len) else {
-            return Err(length_error(what, x.len()));
-        };
-        out.push(part);
-        rest = tail;
+/// `x` cut into consecutive parts of lengths `lens`, or an error if the
+/// lengths do not add up to `x.len()`. The first part is `x` itself
+/// (truncated), so a step of one part copies nothing.
+fn split(x: Vec<u64>, lens: &[usize], what: &'static str) -> SecureResult<Vec<Vec<u64>>> {
+    if lens.iter().sum::<usize>() != x.len() {
+        return Err(SecureError::Config(format!(
+            "the {what} share of a linear step has {} elements, not what its HE plan takes",
+            x.len()
+        )));
     }
-    if !rest.is_empty() {
-        return Err(length_error(what, x.len()));
-    }
-    Ok(out)
-}
-
-fn length_error(what: &'static str, got: usize) -> SecureError {
-    SecureError::Config(format!(
-        "the {what} share of a linear step has {got} elements, not what its HE plan takes"
-    ))
+    let mut head = x;
+    let mut parts: Vec<Vec<u64>> = lens
+        .iter()
+        .skip(1)
+        .rev()
+        .map(|&len| head.split_off(head.len() - len))
+        .collect();
+    parts.push(head);
+    parts.reverse();
+    Ok(parts)
 }
 
 /// Client side of one linear step: returns the client's output share. Sends
@@ -131,15 +125,12 @@ pub async fn client_layer<R: Rng + CryptoRng + ?Sized>(
 ) -> SecureResult<(Vec<u64>, LayerTraffic)> {
     let frame = fusion_net::message::HEADER_BYTES;
     let mut traffic = LayerTraffic::default();
-    let inputs = split(
-        &x_client,
-        plan.parts().iter().map(|p| p.input_len()),
-        "client's",
-    )?;
+    let lens: Vec<usize> = plan.parts().iter().map(|p| p.input_len()).collect();
+    let inputs = split(x_client, &lens, "client's")?;
     let mut queries = Vec::with_capacity(inputs.len());
     for (part, x) in plan.parts().iter().zip(inputs) {
         let mut r = fork(rng);
-        let (c, p, x) = (client.clone(), part.clone(), x.to_vec());
+        let (c, p) = (client.clone(), part.clone());
         queries.push(blocking(move || c.query_bytes(&p, &x, &mut r)).await?);
     }
     for query in &queries {
@@ -168,15 +159,11 @@ pub async fn server_layer<R: Rng + CryptoRng + ?Sized>(
 ) -> SecureResult<(Vec<u64>, LayerTraffic)> {
     let frame = fusion_net::message::HEADER_BYTES;
     let mut traffic = LayerTraffic::default();
-    let lens = step.parts().iter().map(|l| l.plan().input_len());
-    let inputs: Vec<Option<Vec<u64>>> = match &x_server {
-        Some(x) => split(x, lens, "server's")?
-            .into_iter()
-            .map(|s| Some(s.to_vec()))
-            .collect(),
-        None => step.parts().iter().map(|_| None).collect(),
+    let lens: Vec<usize> = step.parts().iter().map(|l| l.plan().input_len()).collect();
+    let inputs: Vec<Option<Vec<u64>>> = match x_server {
+        Some(x) => split(x, &lens, "server's")?.into_iter().map(Some).collect(),
+        None => lens.iter().map(|_| None).collect(),
     };
-    drop(x_server);
     let mut share = Vec::new();
     for (layer, x) in step.parts().iter().zip(inputs) {
         let bytes = ch.recv_exact(Query::expected_len(layer.plan())).await?;
