@@ -20,7 +20,17 @@ pub async fn local_conn() -> anyhow::Result<(Connection, Connection)> {
     #[allow(non_upper_case_globals)]
     const MiB: usize = 1024 * 1024;
     let max_streams = 1 << 59;
+    // Fusion's fix: flow-control windows sized as fusion-net sizes them (the
+    // connection window is 16 stream windows), so data a party has not read
+    // yet on one stream can never take the whole connection window and block
+    // the stream it is reading. With s2n-quic's defaults (one stream window
+    // equals the connection window) the OT engine's background generation
+    // and its protocol messages could deadlock a test.
     let limits = Limits::new()
+        .with_data_window(64 * MiB as u64)?
+        .with_unidirectional_data_window(4 * MiB as u64)?
+        .with_bidirectional_local_data_window(4 * MiB as u64)?
+        .with_bidirectional_remote_data_window(4 * MiB as u64)?
         .with_max_send_buffer_size(12 * MiB as u32)?
         .with_max_open_local_unidirectional_streams(max_streams)?
         .with_max_open_remote_unidirectional_streams(max_streams)?;
