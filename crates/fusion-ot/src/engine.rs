@@ -42,6 +42,11 @@ pub struct OtConfig {
     /// memory of a run (about 50 bytes per ROT and party, plus CryProt's
     /// buffers while generating). Batches are chunked to respect it (default
     /// `2^22`: about 150 000 ReLUs at `l = 37`, 65 000 products at `l = 64`).
+    /// It also sets the size of the background generation's runs: on
+    /// ResNet50 over the WAN emulator `2^22` was faster than both `2^21`
+    /// (more chunks, so more flights) and `2^24` (fewer flights, but protocol
+    /// calls wait for longer runs, and 2.7 GB more memory per party);
+    /// BENCHMARKS.md, "Run size of the background ROT generation".
     pub max_rots: usize,
     /// Minimum number of ROTs generated per refill and direction (default
     /// `2^16`): silent OT has a fixed cost per run.
