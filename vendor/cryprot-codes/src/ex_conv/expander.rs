@@ -37,16 +37,21 @@ impl ExpanderCode {
     }
 
     // Fusion's change: the same sums as CryProt's `expand_simple` (kept below
-    // as `expand_reference` for the test), but the row indices of `ROWS`
+    // as `expand_reference`), but the row indices of `ROWS`
     // outputs are drawn first and the reads follow, so that the CPU has many
     // independent cache misses in flight instead of interleaving each read
     // with the index generation. Each generator is drawn in the same order as
     // before (regular indices, then uniform ones, output by output), and XOR
-    // is commutative, so every output is bit for bit what it was.
+    // is commutative, so every output is bit for bit what it was
+    // (fusion-ot/tests/encoder.rs checks digests of the unpatched release).
     #[cfg(not(feature = "libote-compat"))]
     fn expand_simple<T: Coeff>(&self, inp: &[T], out: &mut [T]) {
         const ROWS: usize = 128;
         const MAX_WEIGHT: usize = 32;
+        if self.expander_weight > MAX_WEIGHT {
+            // Not used by silent OT (weights 7 and 21): the plain loop.
+            return self.expand_reference(inp, out);
+        }
         let mut uni = self.expander_weight;
         let mut uni_gen = ExpanderModd::new(self.seed, self.code_size as u64);
         let mut reg_gen = if self.regular {
@@ -59,10 +64,6 @@ impl ExpanderCode {
         } else {
             None
         };
-        if self.expander_weight > MAX_WEIGHT {
-            // Not used by silent OT (weights 7 and 21): the plain loop.
-            return self.expand_reference(inp, out);
-        }
         let mut idx = [0usize; ROWS * MAX_WEIGHT];
         for rows in out.chunks_mut(ROWS) {
             let w = self.expander_weight;
@@ -88,8 +89,8 @@ impl ExpanderCode {
         }
     }
 
-    /// CryProt's original expansion (one output at a time), the reference of
-    /// the test and the fallback for weights above 32.
+    /// CryProt's original expansion (one output at a time): the fallback for
+    /// weights above 32.
     fn expand_reference<T: Coeff>(&self, inp: &[T], out: &mut [T]) {
         let mut uni = self.expander_weight;
         let mut uni_gen = ExpanderModd::new(self.seed, self.code_size as u64);
