@@ -36,6 +36,26 @@ impl ExpanderCode {
         self.expand_libote(inp, out);
     }
 
+    /// Fusion's change: the index generators of CryProt's `expand_simple`,
+    /// factored out of it unchanged: the uniform generator and its count per
+    /// output, and for a regular expander the regular generator, its count and
+    /// its step.
+    fn generators(&self) -> (ExpanderModd, usize, Option<(ExpanderModd, usize, usize)>) {
+        let mut uni = self.expander_weight;
+        let uni_gen = ExpanderModd::new(self.seed, self.code_size as u64);
+        let reg_gen = if self.regular {
+            uni = self.expander_weight / 2;
+            let reg = self.expander_weight - uni;
+            let step = self.code_size / reg;
+            let reg_gen =
+                ExpanderModd::new(self.seed ^ Block::from([23421341, 342342134]), step as u64);
+            Some((reg_gen, reg, step))
+        } else {
+            None
+        };
+        (uni_gen, uni, reg_gen)
+    }
+
     // Fusion's change: the same sums as CryProt's `expand_simple` (kept below
     // as `expand_reference`), but the row indices of `ROWS`
     // outputs are drawn first and the reads follow, so that the CPU has many
@@ -52,21 +72,10 @@ impl ExpanderCode {
             // Not used by silent OT (weights 7 and 21): the plain loop.
             return self.expand_reference(inp, out);
         }
-        let mut uni = self.expander_weight;
-        let mut uni_gen = ExpanderModd::new(self.seed, self.code_size as u64);
-        let mut reg_gen = if self.regular {
-            uni = self.expander_weight / 2;
-            let reg = self.expander_weight - uni;
-            let step = self.code_size / reg;
-            let reg_gen =
-                ExpanderModd::new(self.seed ^ Block::from([23421341, 342342134]), step as u64);
-            Some((reg_gen, reg, step))
-        } else {
-            None
-        };
+        let (mut uni_gen, uni, mut reg_gen) = self.generators();
+        let w = self.expander_weight;
         let mut idx = [0usize; ROWS * MAX_WEIGHT];
         for rows in out.chunks_mut(ROWS) {
-            let w = self.expander_weight;
             for r in 0..rows.len() {
                 let row = &mut idx[r * w..(r + 1) * w];
                 let mut k = 0;
@@ -92,19 +101,7 @@ impl ExpanderCode {
     /// CryProt's original expansion (one output at a time): the fallback for
     /// weights above 32.
     fn expand_reference<T: Coeff>(&self, inp: &[T], out: &mut [T]) {
-        let mut uni = self.expander_weight;
-        let mut uni_gen = ExpanderModd::new(self.seed, self.code_size as u64);
-        let mut reg_gen = if self.regular {
-            uni = self.expander_weight / 2;
-            let reg = self.expander_weight - uni;
-            let step = self.code_size / reg;
-            let reg_gen =
-                ExpanderModd::new(self.seed ^ Block::from([23421341, 342342134]), step as u64);
-            Some((reg_gen, reg, step))
-        } else {
-            None
-        };
-
+        let (mut uni_gen, uni, mut reg_gen) = self.generators();
         for out in out.iter_mut() {
             if let Some((ref mut reg_gen, reg, step)) = reg_gen {
                 for j in 0..reg {
