@@ -47,7 +47,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use fusion_engine::backends::cheetah::Cheetah;
-use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind, RoundingChoice};
 use fusion_engine::backends::cryptflow2::{Cryptflow2, Cryptflow2Config};
 use fusion_engine::backends::delphi::{Delphi, DelphiConfig};
 use fusion_engine::behaviour::Honest;
@@ -185,6 +185,10 @@ pub struct InferOptions {
     /// Backend `cheetah`: RLWE preset, auto, n4096 or n8192.
     #[arg(long, value_name = "PRESET", default_value = "auto")]
     pub he: String,
+    /// Backend `cheetah`: query rounding, `auto` (the largest every layer
+    /// admits), `off` or a number of bits (`fusion serve --query-rounding`).
+    #[arg(long, value_name = "auto|off|BITS", default_value = "auto")]
+    pub query_rounding: String,
     /// Largest chunk of samples run through the network at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub chunk: usize,
@@ -247,6 +251,7 @@ impl InferOptions {
             ring_bits: 37,
             frac_bits: 12,
             he: "auto".into(),
+            query_rounding: "auto".into(),
             chunk: 256,
             mtu: None,
             timeout: 1800,
@@ -282,6 +287,9 @@ impl InferOptions {
         }
         if self.he != "auto" {
             c += &format!(" --he {}", self.he);
+        }
+        if self.query_rounding != "auto" {
+            c += &format!(" --query-rounding {}", self.query_rounding);
         }
         if self.chunk != 256 {
             c += &format!(" --chunk {}", self.chunk);
@@ -324,6 +332,9 @@ impl InferOptions {
         eval::fixed_point(self.ring_bits, self.frac_bits)
             .map_err(|e| BenchError::Usage(e.to_string()))?;
         self.he.parse::<HeChoice>().map_err(BenchError::Usage)?;
+        self.query_rounding
+            .parse::<RoundingChoice>()
+            .map_err(BenchError::Usage)?;
         self.output_mode
             .parse::<fusion_engine::OutputMode>()
             .map_err(|e| BenchError::Usage(format!("--output-mode: {e}")))?;
@@ -332,6 +343,7 @@ impl InferOptions {
         let cheetah_only = [
             ("--ot", self.ot != OtKind::Silent),
             ("--he", self.he != "auto"),
+            ("--query-rounding", self.query_rounding != "auto"),
             ("--engine", self.engine != EngineTuning::Bytes),
             ("--plan-bandwidth", self.plan_bandwidth.is_some()),
         ];
@@ -384,6 +396,8 @@ impl InferOptions {
             self.frac_bits.to_string(),
             "--he".into(),
             self.he.clone(),
+            "--query-rounding".into(),
+            self.query_rounding.clone(),
             "--chunk".into(),
             self.chunk.to_string(),
             "--mtu".into(),
@@ -547,6 +561,10 @@ pub struct InferResult {
     /// HE reply-packing levels the server announced (0: off).
     #[serde(default)]
     pub reply_packing: u32,
+    /// The query rounding `d` the server announced (bits; 0: queries sent
+    /// exactly).
+    #[serde(default)]
+    pub query_rounding_bits: u32,
     /// OT flavour.
     pub ot: String,
     /// The two-party backend.
@@ -963,6 +981,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 serde_json::from_str(&client.server_hello().announcement).unwrap_or_default();
             let he_preset = announced["he_preset"].as_str().unwrap_or("-").to_string();
             let reply_packing = announced["reply_packing"].as_u64().unwrap_or(0) as u32;
+            let query_rounding = announced["query_rounding"].as_u64().unwrap_or(0) as u32;
             let stat_sec = client.server_hello().stat_sec;
             let classes = client.classes();
             let end = client
@@ -973,7 +992,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 setup_s,
                 setup,
                 runs,
-                (he_preset, reply_packing, stat_sec),
+                (he_preset, reply_packing, query_rounding, stat_sec),
                 classes,
                 end,
             ))
@@ -992,7 +1011,14 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         s
     });
     drop(proc);
-    let (setup_s, setup, runs, (he_preset, reply_packing, stat_sec), classes, end) = outcome?;
+    let (
+        setup_s,
+        setup,
+        runs,
+        (he_preset, reply_packing, query_rounding_bits, stat_sec),
+        classes,
+        end,
+    ) = outcome?;
     let mut agree = 0;
     let mut checked = 0;
     let mut max_err = 0f64;
@@ -1060,6 +1086,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         he_preset,
         engine: o.engine,
         reply_packing,
+        query_rounding_bits,
         // `delphi` and `aby` always run IKNP, `cryptflow2` KK13 and IKNP;
         // `--ot` belongs to `cheetah`.
         ot: if o.backend == fusion_engine::backends::delphi::NAME
@@ -1137,6 +1164,9 @@ pub struct PartyOptions {
     /// HE preset choice.
     #[arg(long)]
     pub he: String,
+    /// Query rounding choice.
+    #[arg(long, default_value = "auto")]
+    pub query_rounding: String,
     /// Statistical security per session (`None`: 40 bits per coefficient).
     #[arg(long)]
     pub stat_sec_per_session: Option<u32>,
@@ -1193,6 +1223,7 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
                 c.plan.bandwidth = b;
             }
             c.he = p.he.parse().map_err(BenchError::Usage)?;
+            c.query_rounding = p.query_rounding.parse().map_err(BenchError::Usage)?;
             c.ot_flavour = p.ot;
             c.stat_sec = stat_sec_target(p.stat_sec_per_session);
             Box::new(Cheetah::new(c))

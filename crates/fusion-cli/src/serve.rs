@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind};
+use fusion_engine::backends::cheetah::config::{CheetahConfig, HeChoice, OtKind, RoundingChoice};
 use fusion_engine::stats::human_bytes;
 use fusion_engine::statsec::{self, StatSecTarget};
 use fusion_engine::{SecureServer, ServedModel, ServerConfig};
@@ -93,6 +93,13 @@ pub struct Args {
     /// n8192 [default: auto].
     #[arg(long, value_name = "PRESET")]
     he: Option<HeChoice>,
+    /// Backend `cheetah`: the clients' queries travel rounded to multiples of
+    /// `2^d` (`d` bits fewer per coefficient, more noise the flooding must
+    /// cover): `auto` (the largest `d` with which every layer keeps the
+    /// announced statistical security at any batch size), `off`, or `d`
+    /// itself (refused at start-up if a layer cannot take it) [default: auto].
+    #[arg(long, value_name = "auto|off|BITS")]
+    query_rounding: Option<RoundingChoice>,
     /// Largest number of samples run through the network at once (larger
     /// batches run in chunks).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -230,6 +237,7 @@ fn serve(args: Args) -> Result<(), CliError> {
         CheetahConfig::default()
     };
     cheetah.he = args.he.unwrap_or_default();
+    cheetah.query_rounding = args.query_rounding.unwrap_or_default();
     cheetah.ot_flavour = args.ot.unwrap_or_default();
     cheetah.ot.parallel_ot = args.ot_parallel;
     let options = CheetahOptions {
@@ -238,6 +246,7 @@ fn serve(args: Args) -> Result<(), CliError> {
     }
     .given("--ot", args.ot.is_some())
     .given("--he", args.he.is_some())
+    .given("--query-rounding", args.query_rounding.is_some())
     .given("--ot-parallel", args.ot_parallel)
     .given("--minimise-bytes", args.minimise_bytes);
     let stat_sec = StatSecTarget::PerSession {

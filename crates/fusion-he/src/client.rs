@@ -128,10 +128,12 @@ impl HeClient {
         rng.fill_bytes(&mut seed);
         let mut master = [0u8; 32];
         rng.fill_bytes(&mut master);
-        let mut cts = vec![0u64; plan.input_cts() * stride];
-        cts.par_chunks_mut(stride).enumerate().for_each_init(
-            || (vec![0u64; n], vec![0u64; stride]),
-            |(coeffs, a), (ct, b)| {
+        let qr = &params.inner.query_rounding;
+        let per = n * qr.limbs;
+        let mut rounded = vec![0u64; plan.input_cts() * per];
+        rounded.par_chunks_mut(per).enumerate().for_each_init(
+            || (vec![0u64; n], vec![0u64; stride], vec![0u64; stride]),
+            |(coeffs, b, a), (ct, out)| {
                 let mut r = stream_rng(&master, ct as u64);
                 plan.layout.encode_input(&xc, ct, coeffs);
                 encode_scaled(params, coeffs, true, &mut r, b);
@@ -139,10 +141,15 @@ impl HeClient {
                 poly::fwd(params, b);
                 poly::expand_uniform(params, &seed, ct as u64, a);
                 poly::mul_acc(params, b, a, self.sk.neg_s_ntt());
+                // Back to coefficients, then rounded (crate::query_rounding).
+                poly::normalize(params, b);
+                poly::inv(params, b);
+                qr.round(params.primes(), b, &mut r, out);
+                b[..].zeroize();
             },
         );
         master.zeroize();
-        Ok(Query { seed, cts })
+        Ok(Query { seed, rounded })
     }
 
     /// Step 1 with its encoding: the query message for `plan` from the client's

@@ -47,6 +47,9 @@ pub struct Fixture {
     pub client: HeClient,
     /// A client for `packed_params`.
     pub packed_client: HeClient,
+    /// A plan whose queries are rounded to multiples of `2^7`
+    /// ([`crate::query_rounding`]), and its client.
+    pub rounded: (LinearPlan, HeClient),
 }
 
 impl Fixture {
@@ -75,12 +78,20 @@ impl Fixture {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let client = HeClient::new(&params, &mut rng);
         let packed_client = HeClient::new(&packed_params, &mut rng);
+        let rounded_params = ParamsBuilder::new(ring, 10, vec![30, 30])
+            .query_rounding(7)
+            .build_unchecked();
+        let rounded = (
+            LinearPlan::fc(&rounded_params, FcShape::new(1, 16, 8), &opts).expect("rounded plan"),
+            HeClient::new(&rounded_params, &mut rng),
+        );
         Fixture {
             params,
             packed_params,
             plans,
             client,
             packed_client,
+            rounded,
         }
     }
 
@@ -131,14 +142,16 @@ pub fn galois_keys(data: &[u8]) {
     })
 }
 
-/// [`Query::from_bytes`] for the first plan: a peer data error or a query
-/// that re-encodes to exactly the input.
+/// [`Query::from_bytes`] for the first plan and for the plan with rounded
+/// queries: each a peer data error or a query that re-encodes to exactly the
+/// input.
 pub fn query(data: &[u8]) {
     with_fixture(|fx| {
-        let plan = &fx.plans[0];
-        match Query::from_bytes(plan, data) {
-            Ok(q) => assert_eq!(q.to_bytes(plan), data, "re-encoding"),
-            Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+        for plan in [&fx.plans[0], &fx.rounded.0] {
+            match Query::from_bytes(plan, data) {
+                Ok(q) => assert_eq!(q.to_bytes(plan), data, "re-encoding"),
+                Err(e) => assert!(is_peer_data_error(&e), "unexpected error {e:?}"),
+            }
         }
     })
 }
@@ -201,6 +214,14 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             input.extend(r);
             out.push(("he_reply", input));
         }
+        let (plan, client) = &fx.rounded;
+        let x: Vec<u64> = (0..plan.input_len()).map(|i| 3 * i as u64).collect();
+        out.push((
+            "he_query",
+            client
+                .query_bytes(plan, &x, &mut rng)
+                .expect("rounded query"),
+        ));
         out
     })
 }
@@ -376,6 +397,8 @@ mod tests {
             PublicKeyMsg::decode(&fx.params, pk).expect("the client's key decodes");
             let q = &seeds[2].1;
             Query::from_bytes(&fx.plans[0], q).expect("the client's query decodes");
+            let rq = &seeds.last().expect("seeds").1;
+            Query::from_bytes(&fx.rounded.0, rq).expect("the rounded query decodes");
         });
         if let Some(dir) = std::env::var_os("FUSION_WRITE_FUZZ_SEEDS") {
             for (i, (name, bytes)) in seeds.iter().enumerate() {
@@ -402,6 +425,22 @@ mod tests {
         public_key(&pk);
     }
 
+    #[test]
+    fn rounded_query_coefficients_above_the_largest_value_are_reported_as_such() {
+        let mut q = seeds().last().expect("seeds").1.clone();
+        with_fixture(|fx| {
+            let plan = &fx.rounded.0;
+            // 37 header and seed bytes, then the first coefficient: all ones.
+            let bits = plan.params().query_coeff_bits() as usize;
+            q[37..37 + bits.div_ceil(8)].fill(0xff);
+            assert!(matches!(
+                Query::from_bytes(plan, &q),
+                Err(HeError::CoefficientOutOfRange { index: 0, .. })
+            ));
+        });
+        query(&q);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -416,7 +455,7 @@ mod tests {
 
         #[test]
         fn mutated_messages_decode_canonically_or_are_peer_data_errors(
-            which in 0usize..6,
+            which in 0usize..7,
             seed in any::<u64>(),
             edits in 0usize..6,
             cut in any::<bool>(),

@@ -129,6 +129,7 @@ pub mod pack;
 pub mod params;
 pub mod plan;
 mod poly;
+pub mod query_rounding;
 pub mod reference;
 pub mod server;
 pub mod simd;
@@ -150,6 +151,7 @@ pub use params::{CBD_ETA, DEFAULT_PACKING_LEVELS, HeParams, ParamsBuilder, Prese
 pub use plan::{
     BYTES_FIRST_BANDWIDTH, FRAME_HEADER_BYTES, LayerKind, LinearPlan, PlanOptions, PlanStats,
 };
+pub use query_rounding::MAX_QUERY_ROUNDING_BITS;
 pub use server::{HeServer, ServerLinear};
 pub use simd::{
     GaloisSet, SimdClient, SimdCounts, SimdLayer, SimdLinear, SimdParams, SimdPlan, SimdPreset,

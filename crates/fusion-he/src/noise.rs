@@ -5,8 +5,10 @@
 //! The server's result ciphertext before any treatment is `(b, a) = sum_c (b_c, a_c) * W_c`.
 //! Its `a` part is `sum_c a_c W_c` where the client knows every `a_c` (they come
 //! from the client's seed): from it the client could solve for the weights. Its
-//! noise `E = sum_c W_c (e_c + eps_c)` is a linear function of the weights and of
-//! the client's own encryption noise, which the client knows as well. Both must go.
+//! noise `E = sum_c W_c (e_c + eps_c + r_c)` is a linear function of the weights and of
+//! the client's own encryption noise (`e_c` its CBD noise, `eps_c` the encoding's
+//! randomised rounding, `r_c` the query rounding of [`crate::query_rounding`],
+//! zero when `d = 0`), which the client knows as well. Both must go.
 //!
 //! # What we do: re-randomisation, noise flooding, then modulus switching
 //!
@@ -38,7 +40,7 @@
 //! most `2^-(lambda+1)` with `lambda` = [`HeParams::stat_sec_bits`] (default 40). `E_stat`
 //! is a high-probability bound (all noise terms are independent, zero-mean and
 //! sub-Gaussian: CBD(eta) has variance proxy `eta/2`, each randomised rounding error
-//! `1/4`) for weights bounded by `2^weight_bits`, the bound the server's weights
+//! `1/4`, the query rounding's `2^(2d)/4`) for weights bounded by `2^weight_bits`, the bound the server's weights
 //! actually meet (the server checks this before answering and refuses otherwise:
 //! [`HeError::InsufficientFlooding`]). Over a whole reply the distances add up: a reply
 //! with `k` sent coefficients is within `k 2^-lambda` of the simulation, i.e.
@@ -87,8 +89,9 @@
 //! `eps = 1/2 + 2^-48` the rounding error of the switch (packed replies add the
 //! worst-case key-switching noise `K_s` of [`crate::pack`] to `E_det`), and decryption is exact iff
 //! `|eta| < 2^(k_a-1)`. With deterministic worst cases `|e| <= eta_cbd = 21`,
-//! randomised rounding errors `< 1` on each side, `||s||_1 <= N`, every weight
-//! `|w| <= 2^(l-1)`, `||u||_1 <= N`, we get `E_det = F (eta_cbd + 2) 2^(l-1)`,
+//! randomised rounding errors `< 1` on each side, the query rounding's `|r| < 2^d`
+//! (a term present only when `d > 0`), `||s||_1 <= N`, every weight
+//! `|w| <= 2^(l-1)`, `||u||_1 <= N`, we get `E_det = F (eta_cbd + 2 + 2^d) 2^(l-1)`,
 //! `nu_det = (2N+1) eta_cbd`, and `beta` is the largest integer that keeps the sum
 //! below the threshold. `F` is the number of non-zero weight-polynomial
 //! coefficients summed into one output coefficient (all filters of a block, all
@@ -108,6 +111,13 @@
 //! | N4096 l37, conv 5x5, 8->8 | 2^22.2 | 2^24.0 | 2^49.2 | 2^70.7 | 48.5 |
 //! | N4096 l37, batch norm | 2^18.8 | 2^20.6 | 2^42.1 | 2^70.7 | 51.9 |
 //! | N8192 l64, FC 300->8, full-range weights | 2^70.4 | 2^72.6 | 2^77.3 | 2^152.7 | 82.3 |
+//! | N4096 l37, FC 784->16, queries rounded by `2^12`, \|w\| <= 2^10 | 2^27.2 | 2^29.2 | 2^58.6 | 2^70.7 | 43.5 |
+//! | N4096 l37, conv 5x5, 8->8, queries rounded by `2^12`, \|w\| <= 2^10 | 2^26.0 | 2^28.3 | 2^56.7 | 2^70.7 | 44.7 |
+//! | N8192 l64, FC 300->8, full-range weights, queries rounded by `2^20` | 2^87.4 | 2^89.8 | 2^92.8 | 2^152.7 | 65.3 |
+//!
+//! (The rounded rows' flooding reaches 40.3, 40.6 and 41.0 bits at their weights:
+//! the query rounding spends the flooding's headroom, which is what the server's
+//! choice of `d` measures.)
 //!
 //! The flooding then fills the room: after switching, the worst-case total is
 //! `2^13.46` against the threshold `2^14` (N4096; `2^14.46` vs `2^15` for N8192),
@@ -189,8 +199,11 @@ impl NoiseAnalysis {
         let scale_log2 = p.log2_q - (l + k_a); // log2(q / q_a)
         let threshold_log2 = scale_log2 + (thr_a - fixed_a).log2();
         let nu_det = (2.0 * n + 1.0) * eta;
-        let e_det =
-            noise_fan_in.max(1) as f64 * (eta + 2.0) * 2f64.powf(l - 1.0) + nu_det + extra.max(0.0);
+        let e_det = noise_fan_in.max(1) as f64
+            * (eta + 2.0 + query_rounding_bound(params))
+            * 2f64.powf(l - 1.0)
+            + nu_det
+            + extra.max(0.0);
         let layer_noise_log2 = e_det.log2();
         let room = 2f64.powf(threshold_log2) - e_det;
         if room <= 1.0 {
@@ -214,13 +227,35 @@ impl NoiseAnalysis {
         })
     }
 
+    /// The analysis of a layer whose plans, at **any** batch size, sum at most
+    /// `max_noise_fan_in` weight-polynomial coefficients into one output
+    /// coefficient ([`crate::LinearPlan::max_noise_fan_in`]), with the
+    /// worst-case key-switching noise of the parameters' deepest reply
+    /// packing: a bound for every plan of the layer, which a server can check
+    /// once for its weights before it announces parameters.
+    pub fn any_batch(params: &HeParams, max_noise_fan_in: usize) -> Result<Self, HeError> {
+        let levels = params.reply_packing_levels();
+        let extra = if levels == 0 {
+            0.0
+        } else {
+            let per = crate::params::ks_noise_per_switch(
+                params.primes(),
+                &params.inner.ks_groups,
+                params.degree(),
+            );
+            crate::params::ks_noise_tree(per, levels)
+        };
+        Self::with_extra_noise(params, max_noise_fan_in, extra)
+    }
+
     /// `log2 E_stat`: a bound on `|E + nu|` that fails with probability at most
     /// `2^-(lambda+1)` per coefficient, for weights `|w| <= 2^weight_bits`.
     pub fn stat_noise_log2(&self, params: &HeParams, weight_bits: u32) -> f64 {
         let lambda = params.stat_sec_bits() as f64;
         let eta = CBD_ETA as f64;
         let n = params.degree() as f64;
-        let proxy = (eta / 2.0 + 0.5) * self.noise_fan_in.max(1) as f64;
+        let proxy =
+            (eta / 2.0 + 0.5 + query_rounding_proxy(params)) * self.noise_fan_in.max(1) as f64;
         let tail = (2.0 * std::f64::consts::LN_2 * (lambda + 2.0)).sqrt();
         let e_stat = tail * proxy.sqrt() * 2f64.powi(weight_bits as i32) + (2.0 * n + 1.0) * eta;
         e_stat.log2()
@@ -248,6 +283,25 @@ impl NoiseAnalysis {
             });
         }
         Ok(achieved)
+    }
+}
+
+/// Worst-case `|r|` of the query rounding ([`crate::query_rounding`]): `2^d`
+/// (`|r| < 2^d`), `0` without rounding.
+fn query_rounding_bound(params: &HeParams) -> f64 {
+    match params.query_rounding_bits() {
+        0 => 0.0,
+        d => 2f64.powi(d as i32),
+    }
+}
+
+/// Variance proxy of the query rounding's error per coefficient: `2^(2d) / 4`
+/// (Hoeffding: zero mean, values in an interval of length `2^d`), `0` without
+/// rounding.
+fn query_rounding_proxy(params: &HeParams) -> f64 {
+    match params.query_rounding_bits() {
+        0 => 0.0,
+        d => 2f64.powi(2 * d as i32) / 4.0,
     }
 }
 

@@ -47,6 +47,7 @@ use std::ops::Range;
 use crate::arith::{Garner, ScaleToPow2, Shoup, inv_mod, pow2_mod};
 use crate::automorphism::PackTables;
 use crate::error::HeError;
+use crate::query_rounding::{MAX_QUERY_ROUNDING_BITS, QueryRounding};
 
 /// Parameter of the centred binomial error distribution (`|e| <= ETA`, variance `ETA / 2`).
 pub const CBD_ETA: u32 = 21;
@@ -130,6 +131,7 @@ impl Preset {
             reply_a_extra_bits: None,
             reply_b_extra_bits: None,
             packing_levels: 0,
+            query_rounding_bits: 0,
         }
     }
 
@@ -183,6 +185,7 @@ pub struct ParamsBuilder {
     reply_a_extra_bits: Option<u32>,
     reply_b_extra_bits: Option<u32>,
     packing_levels: u32,
+    query_rounding_bits: u32,
 }
 
 impl ParamsBuilder {
@@ -198,6 +201,7 @@ impl ParamsBuilder {
             reply_a_extra_bits: None,
             reply_b_extra_bits: None,
             packing_levels: 0,
+            query_rounding_bits: 0,
         }
     }
 
@@ -237,6 +241,18 @@ impl ParamsBuilder {
     /// flooding (see [`crate::pack`] and [`DEFAULT_PACKING_LEVELS`]).
     pub fn reply_packing(mut self, levels: u32) -> Self {
         self.packing_levels = levels;
+        self
+    }
+
+    /// **Query compression** ([`crate::query_rounding`]): the client sends each
+    /// coefficient of its queries' `b` polynomials randomly rounded to a
+    /// multiple of `2^bits`, `bits` fewer bits per coefficient, at the price of
+    /// extra noise (`|r| < 2^bits`) that the layers' noise analysis counts
+    /// ([`crate::noise`]). `0` (the default) sends `b` exactly. At most
+    /// [`MAX_QUERY_ROUNDING_BITS`]; whether a layer's flooding still reaches
+    /// its statistical security is checked per layer, as for any parameters.
+    pub fn query_rounding(mut self, bits: u32) -> Self {
+        self.query_rounding_bits = bits;
         self
     }
 
@@ -287,6 +303,12 @@ impl ParamsBuilder {
         if k_b == 0 || k_a < k_b {
             return bad(format!(
                 "reply extra bits need 1 <= k_b <= k_a (got k_a = {k_a}, k_b = {k_b})"
+            ));
+        }
+        if self.query_rounding_bits > MAX_QUERY_ROUNDING_BITS {
+            return bad(format!(
+                "query rounding by 2^{} exceeds 2^{MAX_QUERY_ROUNDING_BITS}",
+                self.query_rounding_bits
             ));
         }
         if l + k_a > 120 {
@@ -383,6 +405,7 @@ impl ParamsBuilder {
             .iter()
             .map(|&p| Shoup::new(inv_mod(n as u64 % p, p), p))
             .collect();
+        let query_rounding = QueryRounding::new(&primes, self.query_rounding_bits, limbs);
         let scale_a = ScaleToPow2::new(&primes, l + k_a);
         let scale_b = ScaleToPow2::new(&primes, l + k_b);
         let garner_dec = Garner::new(&primes[..dec_primes]);
@@ -437,6 +460,7 @@ impl ParamsBuilder {
                 dec_primes,
                 garner_dec,
                 packing_levels: self.packing_levels,
+                query_rounding,
                 ks_groups,
                 pack_tables: std::sync::OnceLock::new(),
             }),
@@ -526,6 +550,8 @@ pub(crate) struct ParamsInner {
     pub(crate) garner_dec: Garner,
     /// Merge levels of response packing (0: off).
     pub(crate) packing_levels: u32,
+    /// The queries' rounding ([`crate::query_rounding`]).
+    pub(crate) query_rounding: QueryRounding,
     /// Key-switching gadget: contiguous groups of prime indices, one digit each.
     pub(crate) ks_groups: Vec<Range<usize>>,
     /// Automorphism and monomial tables of the packing (built on first use).
@@ -595,6 +621,23 @@ impl HeParams {
         self.inner.packing_levels
     }
 
+    /// `d`: the queries' `b` coefficients travel rounded to multiples of `2^d`
+    /// ([`ParamsBuilder::query_rounding`]; `0`: exactly).
+    pub fn query_rounding_bits(&self) -> u32 {
+        self.inner.query_rounding.bits
+    }
+
+    /// Bits of one query coefficient on the wire: those of `⌊(q - 1) / 2^d⌋ + 1`
+    /// (of `q - 1` for `d = 0`).
+    pub fn query_coeff_bits(&self) -> u32 {
+        self.inner.query_rounding.wire_bits
+    }
+
+    /// Bytes of one query `b` polynomial on the wire.
+    pub fn query_poly_bytes(&self) -> usize {
+        (self.query_coeff_bits() as usize * self.inner.n).div_ceil(8)
+    }
+
     /// Digits of the key-switching gadget (one per group of RNS primes; `0` when
     /// packing is off).
     pub fn key_switch_digits(&self) -> usize {
@@ -655,6 +698,11 @@ impl HeParams {
             v.push(0x50);
             v.push(i.packing_levels as u8);
             v.push(i.ks_groups.len() as u8);
+        }
+        if i.query_rounding.bits > 0 {
+            // Likewise only when the queries are rounded.
+            v.push(0x51);
+            v.push(i.query_rounding.bits as u8);
         }
         v
     }

@@ -590,7 +590,7 @@ impl LinearPlan {
         let client = client + outputs as f64 * cost::PER_OUTPUT_CLIENT;
         let k_a = params.ring().bits() + params.reply_a_extra_bits();
         let k_b = params.ring().bits() + params.reply_b_extra_bits();
-        let bytes_up = 5 + 32 + c.in_cts * params.poly_bytes() + FRAME_HEADER_BYTES;
+        let bytes_up = 5 + 32 + c.in_cts * params.query_poly_bytes() + FRAME_HEADER_BYTES;
         let bytes_down = 5
             + reply_cts * (n * k_a as usize).div_ceil(8)
             + (outputs * k_b as usize).div_ceil(8)
@@ -641,6 +641,15 @@ impl LinearPlan {
     /// The noise budget of the replies.
     pub fn noise(&self) -> &NoiseAnalysis {
         &self.noise
+    }
+
+    /// The most weight-polynomial coefficients a plan of this layer sums into
+    /// one output coefficient at **any** batch size and blocking: a block
+    /// holds at most `min(filters, N)` filters of `taps` coefficients each.
+    /// With [`NoiseAnalysis::any_batch`] it bounds every plan's noise.
+    pub fn max_noise_fan_in(&self) -> usize {
+        let g = &self.layout.geom;
+        g.filters.min(self.params.degree()).saturating_mul(g.taps)
     }
 
     /// Elements of the input tensor (each party's share).

@@ -315,12 +315,13 @@ impl ServerLinear {
         }
         let n = params.degree();
         let stride = params.primes().len() * n;
-        if query.cts.len() != plan.input_cts() * stride {
+        let limbs = params.inner.query_rounding.limbs;
+        if query.rounded.len() != plan.input_cts() * n * limbs {
             return Err(HeError::Malformed {
                 what: "query",
                 detail: format!(
-                    "{} residues for {} ciphertexts",
-                    query.cts.len(),
+                    "{} limbs for {} ciphertexts",
+                    query.rounded.len(),
                     plan.input_cts()
                 ),
             });
@@ -340,24 +341,20 @@ impl ServerLinear {
         rng.fill_bytes(&mut out_seed);
 
         // Inputs: b (+ the server's share) and the seeded a, in evaluation form.
-        let b_in: std::borrow::Cow<'_, [u64]> = match x_server {
-            None => std::borrow::Cow::Borrowed(&query.cts),
-            Some(x) => {
-                let xs = plan.canonical_input(x);
-                let mut b = query.cts.clone();
-                b.par_chunks_mut(stride).enumerate().for_each_init(
-                    || (vec![0u64; n], vec![0u64; stride]),
-                    |(coeffs, tmp), (ct, b)| {
-                        let mut r = stream_rng(&enc_seed, ct as u64);
-                        plan.layout.encode_input(&xs, ct, coeffs);
-                        encode_scaled(params, coeffs, false, &mut r, tmp);
-                        poly::fwd(params, tmp);
-                        poly::add_assign(params, b, tmp);
-                    },
-                );
-                std::borrow::Cow::Owned(b)
-            }
-        };
+        let mut b_in = query.b_ntt(params);
+        if let Some(x) = x_server {
+            let xs = plan.canonical_input(x);
+            b_in.par_chunks_mut(stride).enumerate().for_each_init(
+                || (vec![0u64; n], vec![0u64; stride]),
+                |(coeffs, tmp), (ct, b)| {
+                    let mut r = stream_rng(&enc_seed, ct as u64);
+                    plan.layout.encode_input(&xs, ct, coeffs);
+                    encode_scaled(params, coeffs, false, &mut r, tmp);
+                    poly::fwd(params, tmp);
+                    poly::add_assign(params, b, tmp);
+                },
+            );
+        }
         let mut a_in = vec![0u64; plan.input_cts() * stride];
         a_in.par_chunks_mut(stride)
             .enumerate()

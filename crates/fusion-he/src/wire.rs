@@ -9,7 +9,10 @@
 //! * [`PublicKeyMsg`]: `0x50`, parameter fingerprint, 32-byte seed, `pk0` (evaluation
 //!   form, `L` residues per coefficient of `ceil(log2 p_i)` bits each).
 //! * [`Query`]: `0x51`, count of input ciphertexts, 32-byte seed of their `a`
-//!   polynomials, then each `b` polynomial like `pk0`.
+//!   polynomials, then each `b` polynomial in coefficient form, every
+//!   coefficient an integer modulo `q` rounded to a multiple of `2^d`
+//!   ([`crate::query_rounding`]) in [`HeParams::query_coeff_bits`] bits, checked
+//!   against the largest valid value on decoding.
 //! * [`Reply`]: `0x52`, count of reply ciphertexts, then per ciphertext the `a`
 //!   polynomial (`N` values of `l + k_a` bits) and the `b` values that carry results
 //!   (`l + k_b` bits each), each part padded to a whole byte. Packed replies
@@ -384,27 +387,37 @@ impl GaloisKeyMsg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub(crate) seed: [u8; 32],
-    /// `b` polynomials in evaluation form, `in_cts * L * N` residues.
-    pub(crate) cts: Vec<u64>,
+    /// The rounded `b` coefficients ([`crate::query_rounding`]): `in_cts * N`
+    /// values of `limbs` little-endian 64-bit limbs each.
+    pub(crate) rounded: Vec<u64>,
 }
 
 impl Query {
     /// The exact encoded length for `plan`.
     pub fn expected_len(plan: &LinearPlan) -> usize {
-        5 + 32 + plan.input_cts() * plan.params().poly_bytes()
+        5 + 32 + plan.input_cts() * plan.params().query_poly_bytes()
     }
 
     /// Encodes the query.
     pub fn to_bytes(&self, plan: &LinearPlan) -> Vec<u8> {
         let params = plan.params();
-        let count = self.cts.len() / (params.primes().len() * params.degree());
+        let qr = &params.inner.query_rounding;
+        let n = params.degree();
+        let count = self.rounded.len() / (n * qr.limbs);
         let mut v = header(TAG_QUERY, count as u32, Self::expected_len(plan));
         v.extend_from_slice(&self.seed);
-        pack_polys(params, &self.cts, &mut v);
+        for poly in self.rounded.chunks_exact(n * qr.limbs) {
+            let mut w = BitWriter::new(&mut v);
+            for x in poly.chunks_exact(qr.limbs) {
+                put_wide(&mut w, x, qr.wire_bits);
+            }
+            w.finish();
+        }
         v
     }
 
-    /// Decodes a peer's query for `plan`, checking its size and every residue.
+    /// Decodes a peer's query for `plan`, checking its size, every coefficient
+    /// against the largest valid rounded value and the padding.
     pub fn from_bytes(plan: &LinearPlan, bytes: &[u8]) -> Result<Self, HeError> {
         let what = "query";
         check_header(
@@ -416,8 +429,97 @@ impl Query {
         )?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&bytes[5..37]);
-        let cts = unpack_polys(plan.params(), &bytes[37..], plan.input_cts(), what)?;
-        Ok(Query { seed, cts })
+        let params = plan.params();
+        let qr = &params.inner.query_rounding;
+        let n = params.degree();
+        let per = params.query_poly_bytes();
+        let mut rounded = vec![0u64; plan.input_cts() * n * qr.limbs];
+        for (k, (chunk, out)) in bytes[37..]
+            .chunks_exact(per)
+            .zip(rounded.chunks_exact_mut(n * qr.limbs))
+            .enumerate()
+        {
+            let mut r = BitReader::new(chunk);
+            for (j, x) in out.chunks_exact_mut(qr.limbs).enumerate() {
+                get_wide(&mut r, x, qr.wire_bits);
+                if !qr.in_range(x) {
+                    let wide = |v: &[u64]| {
+                        if v.iter().skip(2).any(|&l| l != 0) {
+                            u128::MAX
+                        } else {
+                            v[0] as u128 | (v.get(1).copied().unwrap_or(0) as u128) << 64
+                        }
+                    };
+                    return Err(HeError::CoefficientOutOfRange {
+                        what,
+                        index: k * n + j,
+                        value: wide(x),
+                        modulus: wide(&qr.max).saturating_add(1),
+                    });
+                }
+            }
+            if !r.padding_is_zero() {
+                return Err(HeError::Malformed {
+                    what,
+                    detail: format!("non-zero padding in ciphertext {k}"),
+                });
+            }
+        }
+        Ok(Query { seed, rounded })
+    }
+
+    /// The `b` polynomials the server computes with: `2^d` times the rounded
+    /// coefficients, in evaluation form (`in_cts * L * N` residues).
+    pub(crate) fn b_ntt(&self, params: &HeParams) -> Vec<u64> {
+        use rayon::prelude::*;
+        let qr = &params.inner.query_rounding;
+        let n = params.degree();
+        let l = params.primes().len();
+        let mut b = vec![0u64; self.rounded.len() / qr.limbs * l];
+        b.par_chunks_mut(l * n)
+            .zip(self.rounded.par_chunks(n * qr.limbs))
+            .for_each(|(poly, x)| {
+                let mut res = [0u64; 16];
+                for (j, coeff) in x.chunks_exact(qr.limbs).enumerate() {
+                    qr.lift(coeff, params.primes(), &params.inner.pow2_64, &mut res[..l]);
+                    for i in 0..l {
+                        poly[i * n + j] = res[i];
+                    }
+                }
+                crate::poly::fwd(params, poly);
+            });
+        b
+    }
+}
+
+/// Appends the `bits`-bit integer `x` (little-endian limbs).
+fn put_wide(w: &mut BitWriter<'_>, x: &[u64], bits: u32) {
+    let mut left = bits;
+    for &limb in x {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(64);
+        w.put((limb & mask64(take)) as u128, take);
+        left -= take;
+    }
+}
+
+/// Reads a `bits`-bit integer into `x` (little-endian limbs, the rest zero).
+fn get_wide(r: &mut BitReader<'_>, x: &mut [u64], bits: u32) {
+    let mut left = bits;
+    for limb in x.iter_mut() {
+        let take = left.min(64);
+        *limb = if take == 0 { 0 } else { r.get(take) as u64 };
+        left -= take;
+    }
+}
+
+fn mask64(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
     }
 }
 

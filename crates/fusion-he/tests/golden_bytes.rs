@@ -1,6 +1,12 @@
 //! Every message of a layer call under fixed seeds, against digests taken
 //! before the samplers and the noise arithmetic were made branch-free: the
 //! constant-time forms draw the same randomness and compute the same values.
+//!
+//! The queries' digests were retaken when queries moved to their rounded,
+//! coefficient-form encoding (`fusion_he::query_rounding`): at `d = 0` the same
+//! `b` travels as integers modulo `q` instead of NTT residues, and the reply and
+//! the server's share, which the server computes from the decoded `b`, kept
+//! their digests from the branching samplers.
 
 use fusion_core::ring::Ring;
 use fusion_he::{
@@ -70,14 +76,14 @@ const GOLDEN: [[u64; 5]; 2] = [
     [
         0x219d_1fd5_226f_ee47,
         0,
-        0x24d8_75a3_9698_ad5b,
+        0x1b1d_8fe2_8e66_4207, // query (rounded encoding, d = 0)
         0x374e_9670_8b74_5f9c,
         0x1c01_3909_60b9_e2d3,
     ],
     [
         0x8a26_e571_1292_355c,
         0x91e7_e45d_a399_b0cb,
-        0x57e1_9d30_3cb0_f100,
+        0x6faf_0f3b_7d26_99d7, // query (rounded encoding, d = 0)
         0xe9d0_17a3_f7e3_6e34,
         0x1d32_e6e7_d319_ce5f,
     ],

@@ -427,8 +427,8 @@ fn malformed_peer_messages_get_specific_errors() {
         Err(HeError::Malformed { .. })
     ));
     let mut bad = good.clone();
-    for b in &mut bad[37..42] {
-        *b = 0xff; // first residue = 2^37 - 1 >= p_0
+    for b in &mut bad[37..51] {
+        *b = 0xff; // first coefficient = 2^109 - 1 > q - 1
     }
     assert!(matches!(
         Query::from_bytes(&plan, &bad),

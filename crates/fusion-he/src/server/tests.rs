@@ -213,6 +213,32 @@ fn measured_noise_stays_below_the_analytic_bounds() {
         3,
     );
     check("batch norm 10x10x8 b4, N4096 l37", &layer, &m);
+    // Rounded queries (crate::query_rounding): FC and convolution with the
+    // query's b rounded to multiples of 2^12; |w| <= 2^10, as for trained
+    // fixed-point weights.
+    let pr37 = Preset::N4096
+        .builder(Ring::new(37).unwrap())
+        .query_rounding(12)
+        .build()
+        .unwrap();
+    let shape = FcShape::new(16, 784, 16);
+    let wf = w(r, 784 * 16, 10);
+    let layer = ServerLinear::fc(LinearPlan::fc(&pr37, shape, &opts).unwrap(), &wf, None).unwrap();
+    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 10, 11);
+    check(
+        "fc 784->16 b16, N4096 l37, queries rounded by 2^12",
+        &layer,
+        &m,
+    );
+    let wc = w(r, cs.weight_len(), 10);
+    let layer =
+        ServerLinear::conv2d(LinearPlan::conv2d(&pr37, cs, &opts).unwrap(), &wc, None).unwrap();
+    let m = measure(&layer, &|x| reference::conv2d(r, &cs, x, &wc, None), 5, 12);
+    check(
+        "conv 12x12x8 5x5 8 SAME b2, N4096 l37, queries rounded by 2^12",
+        &layer,
+        &m,
+    );
     // N = 8192, l = 64, full-range weights.
     let p64 = Preset::N8192.params(Ring::new(64).unwrap()).unwrap();
     let r64 = p64.ring();
@@ -221,6 +247,18 @@ fn measured_noise_stays_below_the_analytic_bounds() {
     let layer = ServerLinear::fc(LinearPlan::fc(&p64, shape, &opts).unwrap(), &wf, None).unwrap();
     let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 4, 4);
     check("fc 300->8 b8, N8192 l64, full-range weights", &layer, &m);
+    let pr64 = Preset::N8192
+        .builder(Ring::new(64).unwrap())
+        .query_rounding(20)
+        .build()
+        .unwrap();
+    let layer = ServerLinear::fc(LinearPlan::fc(&pr64, shape, &opts).unwrap(), &wf, None).unwrap();
+    let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 4, 10);
+    check(
+        "fc 300->8 b8, N8192 l64, full-range weights, queries rounded by 2^20",
+        &layer,
+        &m,
+    );
 
     // Response packing at the default depth: FC (batched, deepest groups),
     // a strided convolution and per-feature scaling; N = 8192, l = 64.
@@ -244,6 +282,21 @@ fn measured_noise_stays_below_the_analytic_bounds() {
     let layer = ServerLinear::fc(plan, &wf, None).unwrap();
     let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 2, 5);
     check("packed fc 784->128 b16, N4096 l37", &layer, &m);
+    // The same with rounded queries (|w| <= 2^10).
+    let pkr = Preset::N4096
+        .builder(Ring::new(37).unwrap())
+        .reply_packing(crate::DEFAULT_PACKING_LEVELS)
+        .query_rounding(10)
+        .build()
+        .unwrap();
+    let wf = w(r, 784 * 128, 10);
+    let layer = ServerLinear::fc(LinearPlan::fc(&pkr, shape, &bytes).unwrap(), &wf, None).unwrap();
+    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 2, 9);
+    check(
+        "packed fc 784->128 b16, N4096 l37, queries rounded by 2^10",
+        &layer,
+        &m,
+    );
     let cs = Conv2dShape::new(64, 4, 4, 4, 8, 4, 1, Padding::Valid);
     let wc = w(r, cs.weight_len(), 15);
     let plan = LinearPlan::conv2d(&pk37, cs, &bytes).unwrap();

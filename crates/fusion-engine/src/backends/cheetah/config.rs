@@ -69,20 +69,67 @@ impl FromStr for OtKind {
 
 /// The HE parameters of `preset` for `ring` with HE reply packing of up to
 /// `levels` merge levels (`0`: no packing; see
-/// [`fusion_he::ParamsBuilder::reply_packing`]) and flooding at `stat_sec_bits`
+/// [`fusion_he::ParamsBuilder::reply_packing`]), flooding at `stat_sec_bits`
 /// per revealed coefficient ([`fusion_he::ParamsBuilder::stat_sec_bits`]; the
-/// builder refuses a modulus too small for it).
+/// builder refuses a modulus too small for it) and queries rounded to
+/// multiples of `2^query_rounding` ([`fusion_he::ParamsBuilder::query_rounding`];
+/// `0`: sent exactly).
 pub fn he_params(
     preset: Preset,
     ring: Ring,
     levels: u32,
     stat_sec_bits: u32,
+    query_rounding: u32,
 ) -> SecureResult<HeParams> {
     Ok(preset
         .builder(ring)
         .reply_packing(levels)
         .stat_sec_bits(stat_sec_bits)
+        .query_rounding(query_rounding)
         .build()?)
+}
+
+/// How the server picks the query rounding `d`
+/// ([`fusion_he::ParamsBuilder::query_rounding`]): the client sends its
+/// queries' coefficients `d` bits shorter, and every layer's noise grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoundingChoice {
+    /// The largest `d` with which every layer's flooding still reaches the
+    /// announced statistical security for the server's weights, at every
+    /// batch size ([`super::he::choose_query_rounding`]). The default.
+    #[default]
+    Auto,
+    /// This `d` (`0`: queries sent exactly); the server refuses to start if a
+    /// layer's flooding does not hold with it.
+    Fixed(u32),
+}
+
+impl fmt::Display for RoundingChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoundingChoice::Auto => f.write_str("auto"),
+            RoundingChoice::Fixed(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+impl FromStr for RoundingChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "auto" => Ok(RoundingChoice::Auto),
+            "off" => Ok(RoundingChoice::Fixed(0)),
+            _ => match t.parse::<u32>() {
+                Ok(d) if d <= fusion_he::MAX_QUERY_ROUNDING_BITS => Ok(RoundingChoice::Fixed(d)),
+                _ => Err(format!(
+                    "query rounding `{}`: auto, off or a number of bits in 0..={}",
+                    s.trim(),
+                    fusion_he::MAX_QUERY_ROUNDING_BITS
+                )),
+            },
+        }
+    }
 }
 
 /// How the server picks the HE preset.
@@ -128,6 +175,10 @@ pub struct CheetahParams {
     /// (the HE parameters' [`HeParams::stat_sec_bits`]) and the session's cap
     /// on revealed coefficients ([`crate::statsec`]).
     pub flooding: SessionFlooding,
+    /// The query rounding `d`: the client's query coefficients travel rounded
+    /// to multiples of `2^d` ([`fusion_he::ParamsBuilder::query_rounding`]).
+    #[serde(default)]
+    pub query_rounding: u32,
 }
 
 impl CheetahParams {
@@ -148,6 +199,13 @@ impl CheetahParams {
         self.flooding
             .validate()
             .map_err(|e| SecureError::Mismatch(format!("statistical security: {e}")))?;
+        if self.query_rounding > fusion_he::MAX_QUERY_ROUNDING_BITS {
+            return Err(SecureError::Mismatch(format!(
+                "query rounding of {} bits is outside 0..={}",
+                self.query_rounding,
+                fusion_he::MAX_QUERY_ROUNDING_BITS
+            )));
+        }
         Ok(())
     }
 
@@ -159,6 +217,7 @@ impl CheetahParams {
             ring,
             self.reply_packing,
             self.flooding.per_coefficient_bits,
+            self.query_rounding,
         )
     }
 }
@@ -192,6 +251,9 @@ pub struct CheetahConfig {
     /// per-coefficient parameter ([`HeChoice::Auto`] picks the smallest that
     /// does).
     pub stat_sec: StatSecTarget,
+    /// The query rounding (server, announced in
+    /// [`CheetahParams::query_rounding`]).
+    pub query_rounding: RoundingChoice,
 }
 
 impl Default for CheetahConfig {
@@ -205,6 +267,7 @@ impl Default for CheetahConfig {
             reply_packing: false,
             require_ot: None,
             stat_sec: StatSecTarget::default(),
+            query_rounding: RoundingChoice::Auto,
         }
     }
 }
@@ -251,8 +314,17 @@ mod tests {
                 per_coefficient_bits: 40,
                 max_revealed: 1 << 30,
             },
+            query_rounding: 9,
         };
         assert!(p.validate().is_ok());
+        let bad_rounding = CheetahParams {
+            query_rounding: fusion_he::MAX_QUERY_ROUNDING_BITS + 1,
+            ..p
+        };
+        assert!(matches!(
+            bad_rounding.validate(),
+            Err(SecureError::Mismatch(_))
+        ));
         let bad_ot = CheetahParams {
             ot: OtConfig {
                 block_bits: 9,
@@ -284,6 +356,17 @@ mod tests {
         assert_eq!("IKNP".parse::<OtKind>(), Ok(OtKind::Iknp));
         assert!("x".parse::<OtKind>().is_err());
         assert_eq!("auto".parse::<HeChoice>(), Ok(HeChoice::Auto));
+        assert_eq!("auto".parse::<RoundingChoice>(), Ok(RoundingChoice::Auto));
+        assert_eq!(
+            "off".parse::<RoundingChoice>(),
+            Ok(RoundingChoice::Fixed(0))
+        );
+        assert_eq!(
+            " 12 ".parse::<RoundingChoice>(),
+            Ok(RoundingChoice::Fixed(12))
+        );
+        assert!("41".parse::<RoundingChoice>().is_err());
+        assert!("-1".parse::<RoundingChoice>().is_err());
         assert_eq!(
             "n8192".parse::<HeChoice>(),
             Ok(HeChoice::Fixed(Preset::N8192))

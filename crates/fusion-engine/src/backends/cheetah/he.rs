@@ -300,7 +300,7 @@ pub fn choose_preset(
     };
     let mut last = None;
     for p in candidates {
-        let attempt = super::config::he_params(p, program.ring(), 0, stat_sec_bits)
+        let attempt = super::config::he_params(p, program.ring(), 0, stat_sec_bits, 0)
             .and_then(|params| server_layers(&params, opts, program, 1));
         match attempt {
             Ok(_) => return Ok(p),
@@ -316,6 +316,70 @@ pub fn choose_preset(
             HeChoice::Fixed(p) => p.to_string(),
         }
     )))
+}
+
+/// The query rounding `d` for `program` on `preset` with `levels` packing
+/// levels and `stat_sec_bits` per revealed coefficient: the fixed choice if
+/// every layer admits it, or the largest `d` every layer admits. A layer
+/// admits `d` if its flooding reaches `stat_sec_bits` for the server's
+/// weights with the noise of **any** of its plans
+/// ([`fusion_he::NoiseAnalysis::any_batch`] on
+/// [`LinearPlan::max_noise_fan_in`]), so no batch size can fail later.
+/// Admission only gets harder as `d` grows, so the largest is found by
+/// bisection.
+pub fn choose_query_rounding(
+    choice: super::config::RoundingChoice,
+    preset: Preset,
+    opts: &PlanOptions,
+    program: &FixedProgram,
+    levels: u32,
+    stat_sec_bits: u32,
+) -> SecureResult<u32> {
+    let public = program.public();
+    let admits = |d: u32| -> SecureResult<()> {
+        let params = super::config::he_params(preset, program.ring(), levels, stat_sec_bits, d)?;
+        let plans = plans(&params, opts, &public, 1)?;
+        for (s, plan) in program.steps.iter().zip(plans) {
+            let Some(plan) = plan else { continue };
+            let weights: &[u64] = match &s.op {
+                FixedOp::Dense(op) => &op.weight,
+                FixedOp::Conv2d(op) => &op.weight,
+                FixedOp::ChannelAffine(op) => &op.scale,
+                _ => continue,
+            };
+            let wb = fusion_he::noise::weight_bits(&params, weights.iter().copied());
+            for part in plan.parts() {
+                fusion_he::NoiseAnalysis::any_batch(&params, part.max_noise_fan_in())
+                    .and_then(|a| a.check_flooding(&params, wb))
+                    .map_err(|e| {
+                        SecureError::Config(format!(
+                            "query rounding by 2^{d}: step `{}`: {e}",
+                            s.name
+                        ))
+                    })?;
+            }
+        }
+        Ok(())
+    };
+    match choice {
+        super::config::RoundingChoice::Fixed(d) => admits(d).map(|()| d),
+        super::config::RoundingChoice::Auto => {
+            // Invariant: `lo` is admitted (0 when nothing is), `hi + 1` is not.
+            if admits(0).is_err() {
+                return Ok(0);
+            }
+            let (mut lo, mut hi) = (0u32, fusion_he::MAX_QUERY_ROUNDING_BITS);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if admits(mid).is_ok() {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            Ok(lo)
+        }
+    }
 }
 
 /// A small cache of per-batch-size values (FIFO eviction).
@@ -378,6 +442,35 @@ mod tests {
     use super::*;
     use fusion_nn::eval::default_fixed_point;
     use fusion_nn::fixed::lower;
+
+    #[test]
+    fn auto_query_rounding_is_the_largest_every_layer_admits() {
+        use super::super::config::RoundingChoice;
+        let m = fusion_nn::zoo::build("mlp-mnist", 0).expect("zoo");
+        let p = lower(&m, default_fixed_point()).expect("lower");
+        let opts = PlanOptions::default();
+        let pick = |c| choose_query_rounding(c, Preset::N4096, &opts, &p, 0, 40);
+        let d = pick(RoundingChoice::Auto).expect("auto");
+        assert!(d > 0, "the zoo's weights leave room for some rounding");
+        assert_eq!(pick(RoundingChoice::Fixed(d)).expect("fixed d"), d);
+        assert_eq!(pick(RoundingChoice::Fixed(0)).expect("fixed 0"), 0);
+        // One bit more is refused, naming the layer that cannot take it.
+        match pick(RoundingChoice::Fixed(d + 1)) {
+            Err(SecureError::Config(msg)) => assert!(msg.contains("step `fc"), "{msg}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Larger weights (every weight 2^15) leave less room.
+        let mut heavy = p.clone();
+        for s in &mut heavy.steps {
+            if let FixedOp::Dense(op) = &mut s.op {
+                op.weight.iter_mut().for_each(|w| *w = 1 << 15);
+            }
+        }
+        let d_heavy =
+            choose_query_rounding(RoundingChoice::Auto, Preset::N4096, &opts, &heavy, 0, 40)
+                .expect("auto");
+        assert!(d_heavy < d, "{d_heavy} < {d}");
+    }
 
     #[test]
     fn plans_of_the_public_view_match_the_servers_layers() {

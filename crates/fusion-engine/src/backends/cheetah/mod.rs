@@ -41,7 +41,10 @@ use fusion_he::Preset;
 use fusion_ot::OtConfig;
 
 use self::config::{CheetahConfig, CheetahParams, he_params};
-use self::he::{BatchCache, ServerStep, StepPlan, blocking, choose_preset, plans, server_layers};
+use self::he::{
+    BatchCache, ServerStep, StepPlan, blocking, choose_preset, choose_query_rounding, plans,
+    server_layers,
+};
 use self::ot::AnyOt;
 use crate::backend::{
     Backend, LinearCall, LinearLayers, NonLinearLayers, OutputStage, PartySession, PassPlan,
@@ -88,7 +91,7 @@ fn packing_params(
     (1..=fusion_he::DEFAULT_PACKING_LEVELS)
         .rev()
         .find_map(|levels| {
-            let params = he_params(preset, program.ring(), levels, stat_sec_bits).ok()?;
+            let params = he_params(preset, program.ring(), levels, stat_sec_bits, 0).ok()?;
             server_layers(&params, opts, program, 1).ok()?;
             Some((params, levels))
         })
@@ -120,9 +123,16 @@ impl Backend for Cheetah {
             None
         }
         .map_or_else(
-            || he_params(preset, program.ring(), 0, lambda).map(|p| (p, 0)),
+            || he_params(preset, program.ring(), 0, lambda, 0).map(|p| (p, 0)),
             Ok,
         )?;
+        let query_rounding =
+            choose_query_rounding(c.query_rounding, preset, &opts, program, packing, lambda)?;
+        let params = if query_rounding > 0 {
+            he_params(preset, program.ring(), packing, lambda, query_rounding)?
+        } else {
+            params
+        };
         let announced = CheetahParams {
             he_preset: preset,
             plan: c.plan,
@@ -130,6 +140,7 @@ impl Backend for Cheetah {
             ot: c.ot,
             reply_packing: packing,
             flooding,
+            query_rounding,
         };
         let text = serde_json::to_string(&announced)
             .map_err(|e| SecureError::Config(format!("announcement: {e}")))?;

@@ -218,7 +218,7 @@ impl Backend for Delphi {
         let flooding = c.stat_sec.flooding()?;
         let lambda = flooding.per_coefficient_bits;
         let preset = choose_preset(c.he, &c.plan, program, lambda)?;
-        let params = he_params(preset, program.ring(), 0, lambda)?;
+        let params = he_params(preset, program.ring(), 0, lambda, 0)?;
         let announced = DelphiParams {
             version: PROTOCOL_VERSION,
             he_preset: preset,
@@ -257,6 +257,7 @@ impl Backend for Delphi {
             program.ring(),
             0,
             announced.flooding.per_coefficient_bits,
+            0,
         )?;
         // A program the HE layer cannot plan is refused before any key
         // material is made.
