@@ -680,7 +680,8 @@ impl HeParams {
     }
 
     /// A canonical byte description used to check that both parties use the same
-    /// parameters: `l, log2 N, k_a, k_b, stat, L, primes`.
+    /// parameters: `l, log2 N, k_a, k_b, stat, L, primes`, then the packing
+    /// (only when on) and the query rounding `d` (only when `d > 0`).
     pub fn fingerprint(&self) -> Vec<u8> {
         let i = &self.inner;
         let mut v = Vec::with_capacity(8 + 8 * i.primes.len());

@@ -443,18 +443,11 @@ impl Query {
             for (j, x) in out.chunks_exact_mut(qr.limbs).enumerate() {
                 get_wide(&mut r, x, qr.wire_bits);
                 if !qr.in_range(x) {
-                    let wide = |v: &[u64]| {
-                        if v.iter().skip(2).any(|&l| l != 0) {
-                            u128::MAX
-                        } else {
-                            v[0] as u128 | (v.get(1).copied().unwrap_or(0) as u128) << 64
-                        }
-                    };
                     return Err(HeError::CoefficientOutOfRange {
                         what,
                         index: k * n + j,
-                        value: wide(x),
-                        modulus: wide(&qr.max).saturating_add(1),
+                        value: saturating_u128(x),
+                        modulus: saturating_u128(&qr.max).saturating_add(1),
                     });
                 }
             }
@@ -513,6 +506,15 @@ fn get_wide(r: &mut BitReader<'_>, x: &mut [u64], bits: u32) {
         *limb = if take == 0 { 0 } else { r.get(take) as u64 };
         left -= take;
     }
+}
+
+/// The integer `x` (little-endian limbs), or `u128::MAX` if it does not fit
+/// (for error messages).
+fn saturating_u128(x: &[u64]) -> u128 {
+    if x.iter().skip(2).any(|&l| l != 0) {
+        return u128::MAX;
+    }
+    x.first().copied().unwrap_or(0) as u128 | (x.get(1).copied().unwrap_or(0) as u128) << 64
 }
 
 fn mask64(bits: u32) -> u64 {

@@ -320,7 +320,8 @@ pub fn choose_preset(
 
 /// The query rounding `d` for `program` on `preset` with `levels` packing
 /// levels and `stat_sec_bits` per revealed coefficient: the fixed choice if
-/// every layer admits it, or the largest `d` every layer admits. A layer
+/// every layer admits it (`0` always), or the largest `d` every layer admits
+/// (`0` if none). A layer
 /// admits `d` if its flooding reaches `stat_sec_bits` for the server's
 /// weights with the noise of **any** of its plans
 /// ([`fusion_he::NoiseAnalysis::any_batch`] on
@@ -362,6 +363,9 @@ pub fn choose_query_rounding(
         Ok(())
     };
     match choice {
+        // No rounding: the layers are checked per batch size as they are
+        // encoded, as without this choice.
+        super::config::RoundingChoice::Fixed(0) => Ok(0),
         super::config::RoundingChoice::Fixed(d) => admits(d).map(|()| d),
         super::config::RoundingChoice::Auto => {
             // Invariant: `lo` is admitted (0 when nothing is), `hi + 1` is not.
