@@ -114,8 +114,9 @@
 //! | N4096 l37, FC 784->16, queries rounded by `2^12`, \|w\| <= 2^10 | 2^27.2 | 2^29.2 | 2^58.6 | 2^70.7 | 43.5 |
 //! | N4096 l37, conv 5x5, 8->8, queries rounded by `2^12`, \|w\| <= 2^10 | 2^26.0 | 2^28.3 | 2^56.7 | 2^70.7 | 44.7 |
 //! | N8192 l64, FC 300->8, full-range weights, queries rounded by `2^20` | 2^87.4 | 2^89.8 | 2^92.8 | 2^152.7 | 65.3 |
+//! | N8192 l37, FC 300->8, queries rounded by `2^90`, \|w\| <= 2^10 | 2^104.6 | 2^106.8 | 2^135.8 | 2^179.7 | 75.1 |
 //!
-//! (The rounded rows' flooding reaches 40.3, 40.6 and 41.0 bits at their weights:
+//! (The rounded rows' flooding reaches 40.3, 40.6, 41.0 and 41.0 bits at their weights:
 //! the query rounding spends the flooding's headroom, which is what the server's
 //! choice of `d` measures.)
 //!

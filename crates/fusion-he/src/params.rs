@@ -334,6 +334,12 @@ impl ParamsBuilder {
             }
         }
         let log2_q: f64 = primes.iter().map(|&p| (p as f64).log2()).sum();
+        if f64::from(self.query_rounding_bits + l + 2) > log2_q {
+            return bad(format!(
+                "query rounding by 2^{} leaves no room for t = 2^{l} below q = 2^{log2_q:.1}",
+                self.query_rounding_bits
+            ));
+        }
         let Some(max_log_q) = self.security.max_log_q(n) else {
             return bad(format!("no security-standard entry for N = {n}"));
         };

@@ -37,7 +37,7 @@ use rand::{CryptoRng, Rng};
 use crate::arith::{Shoup, inv_mod, mul_mod, reduce_once};
 
 /// Largest `d` the parameter builder accepts.
-pub const MAX_QUERY_ROUNDING_BITS: u32 = 40;
+pub const MAX_QUERY_ROUNDING_BITS: u32 = 128;
 
 /// The precomputed rounding of one parameter set.
 #[derive(Debug, Clone)]
@@ -111,17 +111,24 @@ impl QueryRounding {
     ) {
         let n = res.len() / primes.len();
         let mut digits = vec![0u64; primes.len()];
+        let words = self.bits.div_ceil(64) as usize;
+        let (mut low, mut u) = ([0u64; MAX_LIMBS], [0u64; MAX_LIMBS]);
         for (j, x) in out.chunks_exact_mut(self.limbs).enumerate() {
             self.compose(primes, |i| res[i * n + j], &mut digits, x);
             if self.bits > 0 {
-                let low = x[0] & ((1u64 << self.bits) - 1);
-                let u = rng.next_u64() & ((1u64 << self.bits) - 1);
+                // low = x mod 2^d, u uniform in [0, 2^d), x = floor(x / 2^d) + [u < low].
+                low[..words].copy_from_slice(&x[..words]);
+                keep_low_bits(&mut low[..words], self.bits);
+                for w in &mut u[..words] {
+                    *w = rng.next_u64();
+                }
+                keep_low_bits(&mut u[..words], self.bits);
                 shr(x, self.bits);
-                // [u < low] without a branch (both below 2^63).
-                add_small(x, u.wrapping_sub(low) >> 63);
+                add_small(x, borrow(&u[..words], &low[..words]));
             }
         }
         digits.fill(0);
+        low.fill(0);
     }
 
     /// Garner's mixed-radix composition of the residues `r(i)` into `x`
@@ -208,26 +215,57 @@ fn sub_one(x: &mut [u64]) {
     }
 }
 
-/// `x >>= s` for `s < 64`.
+/// `x >>= s` (bits shifted out are lost).
 fn shr(x: &mut [u64], s: u32) {
-    if s == 0 {
-        return;
-    }
+    let (words, bits) = ((s / 64) as usize, s % 64);
     for k in 0..x.len() {
-        let hi = x.get(k + 1).copied().unwrap_or(0);
-        x[k] = (x[k] >> s) | (hi << (64 - s));
+        let lo = x.get(k + words).copied().unwrap_or(0);
+        let hi = x.get(k + words + 1).copied().unwrap_or(0);
+        x[k] = if bits == 0 {
+            lo
+        } else {
+            (lo >> bits) | (hi << (64 - bits))
+        };
     }
 }
 
-/// `x <<= s` for `s < 64` (the result must fit).
+/// `x <<= s` (the result must fit).
 fn shl(x: &mut [u64], s: u32) {
-    if s == 0 {
-        return;
-    }
+    let (words, bits) = ((s / 64) as usize, s % 64);
     for k in (0..x.len()).rev() {
-        let lo = if k > 0 { x[k - 1] } else { 0 };
-        x[k] = (x[k] << s) | (lo >> (64 - s));
+        let at = |i: usize| if i < x.len() { x[i] } else { 0 };
+        let hi = k.checked_sub(words).map_or(0, at);
+        let lo = k.checked_sub(words + 1).map_or(0, at);
+        x[k] = if bits == 0 {
+            hi
+        } else {
+            (hi << bits) | (lo >> (64 - bits))
+        };
     }
+}
+
+/// Clears every bit of `x` (limbs) from bit `bits` up.
+fn keep_low_bits(x: &mut [u64], bits: u32) {
+    for (k, limb) in x.iter_mut().enumerate() {
+        let from = 64 * k as u32;
+        *limb &= match bits.saturating_sub(from) {
+            0 => 0,
+            b if b >= 64 => u64::MAX,
+            b => (1u64 << b) - 1,
+        };
+    }
+}
+
+/// `1` if `a < b` (limbs of equal length), else `0`: the borrow of `a - b`,
+/// without a branch on the values.
+fn borrow(a: &[u64], b: &[u64]) -> u64 {
+    let mut borrow = 0u64;
+    for (&x, &y) in a.iter().zip(b) {
+        let (d, b1) = x.overflowing_sub(y);
+        let (_, b2) = d.overflowing_sub(borrow);
+        borrow = u64::from(b1) | u64::from(b2);
+    }
+    borrow
 }
 
 /// Bits of the integer `x` (limbs).
@@ -267,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_largest_rounded_value_and_its_width() {
-        for d in [0u32, 1, 7, 13, 40] {
+        for d in [0u32, 1, 7, 13, 40, 64, 65, 100] {
             let qr = QueryRounding::new(primes(), d, 3);
             let want = ((q() - 1) >> d) + u128::from(d > 0);
             assert_eq!(to_u128(&qr.max), want, "d = {d}");
@@ -289,7 +327,7 @@ mod tests {
 
         #[test]
         fn rounding_then_lifting_moves_by_less_than_two_to_the_d(
-            x in 0u128..u128::MAX, d in 0u32..=40, seed in any::<u64>()
+            x in 0u128..u128::MAX, d in 0u32..=100, seed in any::<u64>()
         ) {
             let x = x % q();
             let qr = QueryRounding::new(primes(), d, 3);
@@ -315,23 +353,54 @@ mod tests {
 
     #[test]
     fn rounding_is_unbiased() {
-        // A value halfway between multiples of 2^d rounds up about half the time,
-        // one a quarter of the way up about a quarter of the time.
-        let d = 8;
-        let qr = QueryRounding::new(primes(), d, 3);
+        // A value halfway between multiples of 2^d rounds up about half the
+        // time, one a quarter of the way up about a quarter of the time; with
+        // one-limb and two-limb coins.
         let mut rng = ChaCha20Rng::seed_from_u64(3);
-        for (low, want) in [(128u128, 0.5), (64, 0.25), (0, 0.0)] {
-            let x = (12345u128 << d) + low;
-            let res: Vec<u64> = primes().iter().map(|&p| (x % p as u128) as u64).collect();
-            let trials = 20000;
-            let mut up = 0;
-            for _ in 0..trials {
-                let mut r = [0u64; 3];
-                qr.round(primes(), &res, &mut rng, &mut r);
-                up += usize::from(to_u128(&r) == 12346);
+        for d in [8u32, 70] {
+            let qr = QueryRounding::new(primes(), d, 3);
+            let base = 12345u128 >> (d - 8);
+            for (low, want) in [(1u128 << (d - 1), 0.5), (1 << (d - 2), 0.25), (0, 0.0)] {
+                let x = (base << d) + low;
+                let res: Vec<u64> = primes().iter().map(|&p| (x % p as u128) as u64).collect();
+                let trials = 20000;
+                let mut up = 0;
+                for _ in 0..trials {
+                    let mut r = [0u64; 3];
+                    qr.round(primes(), &res, &mut rng, &mut r);
+                    up += usize::from(to_u128(&r) == base + 1);
+                }
+                let f = up as f64 / trials as f64;
+                assert!((f - want).abs() < 0.02, "d {d}, low {low}: {f}");
             }
-            let f = up as f64 / trials as f64;
-            assert!((f - want).abs() < 0.02, "low {low}: {f}");
         }
+    }
+
+    #[test]
+    fn shifts_cross_limb_boundaries() {
+        let v = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        for s in [0u32, 1, 63, 64, 65, 100] {
+            let mut x = [v as u64, (v >> 64) as u64, 0];
+            shr(&mut x, s);
+            assert_eq!(to_u128(&x), v >> s, "shr {s}");
+            let small = v >> 100;
+            let mut y = [small as u64, (small >> 64) as u64, 0];
+            shl(&mut y, s);
+            assert_eq!(to_u128(&y), small << s, "shl {s}");
+            let mut z = [v as u64, (v >> 64) as u64, 0];
+            keep_low_bits(&mut z, s);
+            assert_eq!(
+                to_u128(&z),
+                if s == 0 {
+                    0
+                } else {
+                    v & (u128::MAX >> (128 - s))
+                }
+            );
+        }
+        assert_eq!(borrow(&[5, 1], &[6, 1]), 1);
+        assert_eq!(borrow(&[7, 1], &[6, 1]), 0);
+        assert_eq!(borrow(&[6, 1], &[6, 1]), 0);
+        assert_eq!(borrow(&[u64::MAX, 0], &[0, 1]), 1);
     }
 }

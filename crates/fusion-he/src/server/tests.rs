@@ -259,6 +259,24 @@ fn measured_noise_stays_below_the_analytic_bounds() {
         &layer,
         &m,
     );
+    // N = 8192 at l = 37 (the per-session setting) leaves room for much more:
+    // rounding by 2^90 (multi-limb rounding), |w| <= 2^10.
+    let pr8 = Preset::N8192
+        .builder(Ring::new(37).unwrap())
+        .query_rounding(90)
+        .build()
+        .unwrap();
+    let mut rng3 = ChaCha20Rng::seed_from_u64(102);
+    let w8: Vec<u64> = (0..2400)
+        .map(|_| r.from_signed(rng3.random_range(-(1i64 << 10)..=(1i64 << 10))))
+        .collect();
+    let layer = ServerLinear::fc(LinearPlan::fc(&pr8, shape, &opts).unwrap(), &w8, None).unwrap();
+    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &w8, None), 4, 13);
+    check(
+        "fc 300->8 b8, N8192 l37, queries rounded by 2^90",
+        &layer,
+        &m,
+    );
 
     // Response packing at the default depth: FC (batched, deepest groups),
     // a strided convolution and per-feature scaling; N = 8192, l = 64.

@@ -365,7 +365,7 @@ mod tests {
             " 12 ".parse::<RoundingChoice>(),
             Ok(RoundingChoice::Fixed(12))
         );
-        assert!("41".parse::<RoundingChoice>().is_err());
+        assert!("129".parse::<RoundingChoice>().is_err());
         assert!("-1".parse::<RoundingChoice>().is_err());
         assert_eq!(
             "n8192".parse::<HeChoice>(),
