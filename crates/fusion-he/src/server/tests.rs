@@ -176,33 +176,48 @@ fn check(name: &str, layer: &ServerLinear, m: &Measured) {
     assert!(m.final_log2 < k_a - 1.0);
 }
 
+/// `len` weights uniform in `[-2^bits, 2^bits]` (signed ring elements).
+fn weights(rng: &mut ChaCha20Rng, ring: Ring, len: usize, bits: u32) -> Vec<u64> {
+    (0..len)
+        .map(|_| ring.from_signed(rng.random_range(-(1i64 << bits)..=(1i64 << bits))))
+        .collect()
+}
+
+/// Measures an FC layer of `shape` with weights `w` on `params` over
+/// `trials` calls and checks it against the bounds.
+fn check_fc(name: &str, params: &HeParams, shape: FcShape, w: &[u64], trials: usize, seed: u64) {
+    let r = params.ring();
+    let plan = LinearPlan::fc(params, shape, &PlanOptions::default()).unwrap();
+    let layer = ServerLinear::fc(plan, w, None).unwrap();
+    let m = measure(
+        &layer,
+        &|x| reference::fc(r, &shape, x, w, None),
+        trials,
+        seed,
+    );
+    check(name, &layer, &m);
+}
+
 #[test]
 fn measured_noise_stays_below_the_analytic_bounds() {
     let opts = PlanOptions::default();
     let mut rng = ChaCha20Rng::seed_from_u64(99);
     let p37 = Preset::N4096.params(Ring::new(37).unwrap()).unwrap();
     let r = p37.ring();
-    let mut w = |ring: Ring, len: usize, bits: u32| -> Vec<u64> {
-        (0..len)
-            .map(|_| ring.from_signed(rng.random_range(-(1i64 << bits)..=(1i64 << bits))))
-            .collect()
-    };
     // FC, N = 4096, l = 37, |w| <= 2^15.
     let shape = FcShape::new(16, 784, 16);
-    let wf = w(r, 784 * 16, 15);
-    let layer = ServerLinear::fc(LinearPlan::fc(&p37, shape, &opts).unwrap(), &wf, None).unwrap();
-    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 10, 1);
-    check("fc 784->16 b16, N4096 l37", &layer, &m);
+    let wf = weights(&mut rng, r, 784 * 16, 15);
+    check_fc("fc 784->16 b16, N4096 l37", &p37, shape, &wf, 10, 1);
     // Convolution.
     let cs = Conv2dShape::new(2, 8, 12, 12, 8, 5, 1, Padding::Same);
-    let wc = w(r, cs.weight_len(), 15);
+    let wc = weights(&mut rng, r, cs.weight_len(), 15);
     let layer =
         ServerLinear::conv2d(LinearPlan::conv2d(&p37, cs, &opts).unwrap(), &wc, None).unwrap();
     let m = measure(&layer, &|x| reference::conv2d(r, &cs, x, &wc, None), 5, 2);
     check("conv 12x12x8 5x5 8 SAME b2, N4096 l37", &layer, &m);
     // Batch norm.
     let bs = BatchNormShape::new(4, 8, 10, 10);
-    let wb = w(r, 8, 15);
+    let wb = weights(&mut rng, r, 8, 15);
     let layer =
         ServerLinear::batch_norm(LinearPlan::batch_norm(&p37, bs, &opts).unwrap(), &wb, None)
             .unwrap();
@@ -221,16 +236,10 @@ fn measured_noise_stays_below_the_analytic_bounds() {
         .query_rounding(12)
         .build()
         .unwrap();
-    let shape = FcShape::new(16, 784, 16);
-    let wf = w(r, 784 * 16, 10);
-    let layer = ServerLinear::fc(LinearPlan::fc(&pr37, shape, &opts).unwrap(), &wf, None).unwrap();
-    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &wf, None), 10, 11);
-    check(
-        "fc 784->16 b16, N4096 l37, queries rounded by 2^12",
-        &layer,
-        &m,
-    );
-    let wc = w(r, cs.weight_len(), 10);
+    let wf = weights(&mut rng, r, 784 * 16, 10);
+    let name = "fc 784->16 b16, N4096 l37, queries rounded by 2^12";
+    check_fc(name, &pr37, shape, &wf, 10, 11);
+    let wc = weights(&mut rng, r, cs.weight_len(), 10);
     let layer =
         ServerLinear::conv2d(LinearPlan::conv2d(&pr37, cs, &opts).unwrap(), &wc, None).unwrap();
     let m = measure(&layer, &|x| reference::conv2d(r, &cs, x, &wc, None), 5, 12);
@@ -244,21 +253,21 @@ fn measured_noise_stays_below_the_analytic_bounds() {
     let r64 = p64.ring();
     let shape = FcShape::new(8, 300, 8);
     let wf: Vec<u64> = (0..2400).map(|_| r64.random(&mut rng)).collect();
-    let layer = ServerLinear::fc(LinearPlan::fc(&p64, shape, &opts).unwrap(), &wf, None).unwrap();
-    let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 4, 4);
-    check("fc 300->8 b8, N8192 l64, full-range weights", &layer, &m);
+    check_fc(
+        "fc 300->8 b8, N8192 l64, full-range weights",
+        &p64,
+        shape,
+        &wf,
+        4,
+        4,
+    );
     let pr64 = Preset::N8192
         .builder(Ring::new(64).unwrap())
         .query_rounding(20)
         .build()
         .unwrap();
-    let layer = ServerLinear::fc(LinearPlan::fc(&pr64, shape, &opts).unwrap(), &wf, None).unwrap();
-    let m = measure(&layer, &|x| reference::fc(r64, &shape, x, &wf, None), 4, 10);
-    check(
-        "fc 300->8 b8, N8192 l64, full-range weights, queries rounded by 2^20",
-        &layer,
-        &m,
-    );
+    let name = "fc 300->8 b8, N8192 l64, full-range weights, queries rounded by 2^20";
+    check_fc(name, &pr64, shape, &wf, 4, 10);
     // N = 8192 at l = 37 (the per-session setting) leaves room for much more:
     // rounding by 2^90 (multi-limb rounding), |w| <= 2^10.
     let pr8 = Preset::N8192
@@ -266,16 +275,14 @@ fn measured_noise_stays_below_the_analytic_bounds() {
         .query_rounding(90)
         .build()
         .unwrap();
-    let mut rng3 = ChaCha20Rng::seed_from_u64(102);
-    let w8: Vec<u64> = (0..2400)
-        .map(|_| r.from_signed(rng3.random_range(-(1i64 << 10)..=(1i64 << 10))))
-        .collect();
-    let layer = ServerLinear::fc(LinearPlan::fc(&pr8, shape, &opts).unwrap(), &w8, None).unwrap();
-    let m = measure(&layer, &|x| reference::fc(r, &shape, x, &w8, None), 4, 13);
-    check(
+    let w8 = weights(&mut ChaCha20Rng::seed_from_u64(102), r, 2400, 10);
+    check_fc(
         "fc 300->8 b8, N8192 l37, queries rounded by 2^90",
-        &layer,
-        &m,
+        &pr8,
+        shape,
+        &w8,
+        4,
+        13,
     );
 
     // Response packing at the default depth: FC (batched, deepest groups),
@@ -288,11 +295,7 @@ fn measured_noise_stays_below_the_analytic_bounds() {
     let bytes = PlanOptions::minimise_bytes();
     let mut rng2 = ChaCha20Rng::seed_from_u64(101);
     let mut rng = ChaCha20Rng::seed_from_u64(100);
-    let mut w = |ring: Ring, len: usize, bits: u32| -> Vec<u64> {
-        (0..len)
-            .map(|_| ring.from_signed(rng.random_range(-(1i64 << bits)..=(1i64 << bits))))
-            .collect()
-    };
+    let mut w = |ring: Ring, len: usize, bits: u32| weights(&mut rng, ring, len, bits);
     let shape = FcShape::new(16, 784, 128);
     let wf = w(r, 784 * 128, 15);
     let plan = LinearPlan::fc(&pk37, shape, &bytes).unwrap();

@@ -336,10 +336,14 @@ pub fn choose_query_rounding(
     levels: u32,
     stat_sec_bits: u32,
 ) -> SecureResult<u32> {
-    let public = program.public();
-    let admits = |d: u32| -> SecureResult<()> {
-        let params = super::config::he_params(preset, program.ring(), levels, stat_sec_bits, d)?;
-        let plans = plans(&params, opts, &public, 1)?;
+    // Per plan part of every linear step: its name, the largest noise fan-in
+    // of any of its plans and its weights' bits. None of these depends on `d`
+    // (the geometry is the layer's, the weight bits the ring's), so the
+    // program is planned and its weights scanned once, not at every `d`.
+    let layers = || -> SecureResult<Vec<(&str, usize, u32)>> {
+        let params = super::config::he_params(preset, program.ring(), levels, stat_sec_bits, 0)?;
+        let plans = plans(&params, opts, &program.public(), 1)?;
+        let mut out = Vec::new();
         for (s, plan) in program.steps.iter().zip(plans) {
             let Some(plan) = plan else { continue };
             let weights: &[u64] = match &s.op {
@@ -350,15 +354,19 @@ pub fn choose_query_rounding(
             };
             let wb = fusion_he::noise::weight_bits(&params, weights.iter().copied());
             for part in plan.parts() {
-                fusion_he::NoiseAnalysis::any_batch(&params, part.max_noise_fan_in())
-                    .and_then(|a| a.check_flooding(&params, wb))
-                    .map_err(|e| {
-                        SecureError::Config(format!(
-                            "query rounding by 2^{d}: step `{}`: {e}",
-                            s.name
-                        ))
-                    })?;
+                out.push((s.name.as_str(), part.max_noise_fan_in(), wb));
             }
+        }
+        Ok(out)
+    };
+    let admits = |layers: &[(&str, usize, u32)], d: u32| -> SecureResult<()> {
+        let params = super::config::he_params(preset, program.ring(), levels, stat_sec_bits, d)?;
+        for &(name, fan_in, wb) in layers {
+            fusion_he::NoiseAnalysis::any_batch(&params, fan_in)
+                .and_then(|a| a.check_flooding(&params, wb))
+                .map_err(|e| {
+                    SecureError::Config(format!("query rounding by 2^{d}: step `{name}`: {e}"))
+                })?;
         }
         Ok(())
     };
@@ -366,16 +374,17 @@ pub fn choose_query_rounding(
         // No rounding: the layers are checked per batch size as they are
         // encoded, as without this choice.
         super::config::RoundingChoice::Fixed(0) => Ok(0),
-        super::config::RoundingChoice::Fixed(d) => admits(d).map(|()| d),
+        super::config::RoundingChoice::Fixed(d) => admits(&layers()?, d).map(|()| d),
         super::config::RoundingChoice::Auto => {
             // Invariant: `lo` is admitted (0 when nothing is), `hi + 1` is not.
-            if admits(0).is_err() {
+            let Ok(layers) = layers() else { return Ok(0) };
+            if admits(&layers, 0).is_err() {
                 return Ok(0);
             }
             let (mut lo, mut hi) = (0u32, fusion_he::MAX_QUERY_ROUNDING_BITS);
             while lo < hi {
                 let mid = lo + (hi - lo).div_ceil(2);
-                if admits(mid).is_ok() {
+                if admits(&layers, mid).is_ok() {
                     lo = mid;
                 } else {
                     hi = mid - 1;
