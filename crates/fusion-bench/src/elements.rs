@@ -74,6 +74,12 @@ pub struct ElementsOptions {
     /// `[-2^(l-2), 2^(l-2))`, `K = l - 1`.
     #[arg(long, value_name = "K")]
     pub maxpool_input_bits: Option<u32>,
+    /// relu_truncate: inputs of this many signed bits, `[-2^(K-1),
+    /// 2^(K-1))`, computed in `Z_2^(K+1)` (`OtEngine::relu_truncate_bounded`;
+    /// what the engine's schedule does after a layer whose bound the server
+    /// announced). Default: inputs in `[-2^(l-2), 2^(l-2))`, the whole ring.
+    #[arg(long, value_name = "K")]
+    pub relu_truncate_input_bits: Option<u32>,
     /// Seed of the inputs and of the protocol randomness (silent OT draws its
     /// own from the OS).
     #[arg(long, default_value_t = 1)]
@@ -168,6 +174,9 @@ pub struct ElementRow {
     /// `l - 1`, the range contract).
     #[serde(default)]
     pub maxpool_input_bits: Option<u32>,
+    /// relu_truncate: signed bits of the inputs (`None`: the range contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relu_truncate_input_bits: Option<u32>,
     /// Wire bits per element, both directions: ROT generation + call.
     pub bits_total: f64,
     /// Wire bits per element of the ROT refill before the call.
@@ -249,9 +258,19 @@ struct Case {
     windows: Vec<Vec<usize>>,
 }
 
-fn make_case(op: ElementOp, ring: Ring, n: usize, mp_bits: u32, rng: &mut ChaCha20Rng) -> Case {
+/// `mp_bits`: the signed width of a max pool's inputs; `rt_bits`: of a fused
+/// ReLU-truncation's (`None`: the range contract).
+fn make_case(
+    op: ElementOp,
+    ring: Ring,
+    n: usize,
+    mp_bits: u32,
+    rt_bits: Option<u32>,
+    rng: &mut ChaCha20Rng,
+) -> Case {
     let l = ring.bits();
     let q = 1i64 << (l - 2);
+    let rt = rt_bits.map_or(q, |k| 1i64 << (k - 1));
     let mp = 1i64 << (mp_bits - 1);
     let count = if op == ElementOp::Maxpool2x2 {
         4 * n
@@ -260,9 +279,8 @@ fn make_case(op: ElementOp, ring: Ring, n: usize, mp_bits: u32, rng: &mut ChaCha
     };
     let x: Vec<u64> = (0..count)
         .map(|_| match op {
-            ElementOp::Truncate | ElementOp::ReluTruncate => {
-                ring.from_signed(rng.random_range(-q..q))
-            }
+            ElementOp::Truncate => ring.from_signed(rng.random_range(-q..q)),
+            ElementOp::ReluTruncate => ring.from_signed(rng.random_range(-rt..rt)),
             ElementOp::Maxpool2x2 => ring.from_signed(rng.random_range(-mp..mp)),
             ElementOp::TruncateNonneg => ring.reduce(rng.next_u64()) >> 1,
             _ => ring.random(rng),
@@ -378,13 +396,23 @@ pub fn check(
 type Engine = OtEngine<Silent>;
 
 /// ROTs (as `P0`-sender, as `P0`-receiver) one call consumes.
-fn planned_rots(e: &Engine, op: ElementOp, n: usize, shift: u32, mp_bits: u32) -> (usize, usize) {
+fn planned_rots(
+    e: &Engine,
+    op: ElementOp,
+    n: usize,
+    shift: u32,
+    mp_bits: u32,
+    rt_bits: Option<u32>,
+) -> (usize, usize) {
     match op {
         ElementOp::Millionaire => e.millionaires_rots(n, e.ring().bits()),
         ElementOp::Drelu | ElementOp::Relu => e.relu_rots(n),
         ElementOp::Truncate | ElementOp::TruncateNonneg => e.truncate_rots(n, shift),
         ElementOp::TruncateExact => e.truncate_exact_rots(n, shift),
-        ElementOp::ReluTruncate => e.relu_truncate_rots(n, shift),
+        ElementOp::ReluTruncate => match rt_bits {
+            Some(k) => e.relu_truncate_bounded_rots(n, shift, k),
+            None => e.relu_truncate_rots(n, shift),
+        },
         ElementOp::Maxpool2x2 => e.max_pool_bounded_rots(&vec![4; n], mp_bits),
     }
 }
@@ -396,6 +424,7 @@ async fn call(
     case: &Case,
     shift: u32,
     mp_bits: u32,
+    rt_bits: Option<u32>,
 ) -> fusion_ot::Result<Outputs> {
     let (a, b) = (&case.s0, &case.s1);
     Ok(match op {
@@ -426,7 +455,13 @@ async fn call(
             Outputs::Ring(p, q)
         }
         ElementOp::ReluTruncate => {
-            let (p, q) = tokio::try_join!(s.relu_truncate(a, shift), c.relu_truncate(b, shift))?;
+            let (p, q) = match rt_bits {
+                Some(k) => tokio::try_join!(
+                    s.relu_truncate_bounded(a, shift, k),
+                    c.relu_truncate_bounded(b, shift, k)
+                )?,
+                None => tokio::try_join!(s.relu_truncate(a, shift), c.relu_truncate(b, shift))?,
+            };
             Outputs::Ring(p, q)
         }
         ElementOp::Maxpool2x2 => {
@@ -479,8 +514,9 @@ async fn one_call(
     rng: &mut ChaCha20Rng,
 ) -> Result<Sample> {
     let mp_bits = o.maxpool_bits(ring.bits());
-    let case = make_case(op, ring, o.n, mp_bits, rng);
-    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift, mp_bits);
+    let rt_bits = o.relu_truncate_input_bits;
+    let case = make_case(op, ring, o.n, mp_bits, rt_bits, rng);
+    let (need_s, need_r) = planned_rots(&p.s, op, o.n, o.shift, mp_bits, rt_bits);
     let (have_s, have_r) = p.s.rots_available();
     let count = need_s
         .saturating_sub(have_s)
@@ -497,7 +533,7 @@ async fn one_call(
     let avail1 = p.s.rots_available();
     let w1 = wire(&p.ss, &p.cs);
     let t1 = Instant::now();
-    let out = call(op, &mut p.s, &mut p.c, &case, o.shift, mp_bits)
+    let out = call(op, &mut p.s, &mut p.c, &case, o.shift, mp_bits, rt_bits)
         .await
         .map_err(|e| session_err(op.name(), e))?;
     let secs_call = t1.elapsed().as_secs_f64();
@@ -542,6 +578,9 @@ fn row(
         block_bits: o.block_bits,
         shift: op.uses_shift().then_some(o.shift),
         maxpool_input_bits: (op == ElementOp::Maxpool2x2).then_some(o.maxpool_bits(l)),
+        relu_truncate_input_bits: o
+            .relu_truncate_input_bits
+            .filter(|_| op == ElementOp::ReluTruncate),
         bits_total: med(&|s| bits(s.gen_bytes + s.call_bytes)),
         bits_rot_gen: med(&|s| bits(s.gen_bytes)),
         bits_call: med(&|s| bits(s.call_bytes)),
@@ -585,6 +624,13 @@ impl ElementsOptions {
                 return Err(BenchError::Usage(format!(
                     "--shift {} must be in 1..=l-2 for l = {l}",
                     self.shift
+                )));
+            }
+            if let Some(k) = self.relu_truncate_input_bits
+                && !(2..l).contains(&k)
+            {
+                return Err(BenchError::Usage(format!(
+                    "--relu-truncate-input-bits {k} must be in 2..=l-1 for l = {l}"
                 )));
             }
             if let Some(k) = self.maxpool_input_bits

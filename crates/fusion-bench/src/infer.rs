@@ -189,6 +189,14 @@ pub struct InferOptions {
     /// admits), `off` or a number of bits (`fusion serve --query-rounding`).
     #[arg(long, value_name = "auto|off|BITS", default_value = "auto")]
     pub query_rounding: String,
+    /// The input box the server announces (`fusion serve --input-bound`):
+    /// `auto` is `1` for the pixel networks (inputs in `[0, 1)`) and none
+    /// for the others (standard normal inputs have no bound), `off` none, or
+    /// the largest `|x|`. With a box whose range analysis is proven the server
+    /// also announces its magnitude bounds, and the non-linear steps after
+    /// linear layers compare fewer bits.
+    #[arg(long, value_name = "auto|off|X", default_value = "auto")]
+    pub input_bound: String,
     /// Largest chunk of samples run through the network at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub chunk: usize,
@@ -252,6 +260,7 @@ impl InferOptions {
             frac_bits: 12,
             he: "auto".into(),
             query_rounding: "auto".into(),
+            input_bound: "auto".into(),
             chunk: 256,
             mtu: None,
             timeout: 1800,
@@ -290,6 +299,9 @@ impl InferOptions {
         }
         if self.query_rounding != "auto" {
             c += &format!(" --query-rounding {}", self.query_rounding);
+        }
+        if self.input_bound != "auto" {
+            c += &format!(" --input-bound {}", self.input_bound);
         }
         if self.chunk != 256 {
             c += &format!(" --chunk {}", self.chunk);
@@ -335,6 +347,7 @@ impl InferOptions {
         self.query_rounding
             .parse::<RoundingChoice>()
             .map_err(BenchError::Usage)?;
+        input_bound_for(&self.net, &self.input_bound)?;
         self.output_mode
             .parse::<fusion_engine::OutputMode>()
             .map_err(|e| BenchError::Usage(format!("--output-mode: {e}")))?;
@@ -398,6 +411,8 @@ impl InferOptions {
             self.he.clone(),
             "--query-rounding".into(),
             self.query_rounding.clone(),
+            "--input-bound".into(),
+            self.input_bound.clone(),
             "--chunk".into(),
             self.chunk.to_string(),
             "--mtu".into(),
@@ -1167,6 +1182,9 @@ pub struct PartyOptions {
     /// Query rounding choice.
     #[arg(long, default_value = "auto")]
     pub query_rounding: String,
+    /// Input box choice.
+    #[arg(long, default_value = "auto")]
+    pub input_bound: String,
     /// Statistical security per session (`None`: 40 bits per coefficient).
     #[arg(long)]
     pub stat_sec_per_session: Option<u32>,
@@ -1190,6 +1208,24 @@ pub struct PartyOptions {
     pub output_mode: String,
 }
 
+/// The input box of `--input-bound` for the zoo network `net` (see
+/// [`InferOptions::input_bound`]).
+pub fn input_bound_for(net: &str, choice: &str) -> Result<Option<f64>> {
+    match choice.trim() {
+        "auto" => Ok(match zoo::input_kind(net) {
+            Ok(zoo::InputKind::Pixels) => Some(1.0),
+            _ => None,
+        }),
+        "off" => Ok(None),
+        x => match x.parse::<f64>() {
+            Ok(b) if b.is_finite() && b > 0.0 => Ok(Some(b)),
+            _ => Err(BenchError::Usage(format!(
+                "--input-bound `{x}`: auto, off or a positive number"
+            ))),
+        },
+    }
+}
+
 /// The server party: builds the seeded model, listens on 127.0.0.1:0, prints
 /// `LISTENING <addr> <fingerprint>`, serves one session, returns. Exits the
 /// process if stdin reaches end-of-file (the parent is gone).
@@ -1208,8 +1244,9 @@ pub fn serve_party(p: &PartyOptions) -> Result<()> {
     let fixed = eval::fixed_point(p.ring_bits, p.frac_bits)
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     let model = zoo::build(&p.net, p.seed).map_err(|e| BenchError::Usage(e.to_string()))?;
-    let served =
+    let mut served =
         ServedModel::from_model(&model, fixed).map_err(|e| BenchError::Usage(e.to_string()))?;
+    served.input_bound = input_bound_for(&p.net, &p.input_bound)?;
     let timeout = Duration::from_secs(p.timeout);
     let config = ServerConfig {
         chunk: p.chunk,

@@ -204,6 +204,13 @@ pub struct Args {
     /// the range guarantee may only be empirical, and the server says so).
     #[arg(long)]
     require_range_proof: bool,
+    /// Do not announce the per-value magnitude bounds the range analysis
+    /// proves for the input box (by default they are announced, and the
+    /// fused ReLU-truncations after layers with small bounds compare fewer
+    /// bits; the widths reveal each bounded layer's largest row L1 norm to
+    /// within a factor of two, docs/SECURITY.md "Announced magnitude bounds").
+    #[arg(long)]
+    no_value_bounds: bool,
     #[command(flatten)]
     no_seed: crate::common::NoSeed,
 }
@@ -273,6 +280,20 @@ fn serve(args: Args) -> Result<(), CliError> {
     };
     let mut server = SecureServer::new(model, config, backends, behaviour).map_err(usage)?;
     server.set_output_mode(args.output_mode).map_err(usage)?;
+    server
+        .set_announce_bounds(!args.no_value_bounds)
+        .map_err(failure)?;
+    if server.value_bits().is_empty() {
+        info!("magnitude bounds: none announced");
+    } else {
+        let l = fixed.ring.bits();
+        let known = server.value_bits().iter().filter(|&&b| b < l).count();
+        info!(
+            bounded = known,
+            values = server.value_bits().len(),
+            "magnitude bounds announced"
+        );
+    }
     info!(output_mode = %server.output_mode(), "output mode");
     let server = std::sync::Arc::new(server);
     match (&bound, server.range()) {

@@ -178,7 +178,7 @@ impl SecureClient {
                 hello.session.chunk, config.chunk
             )));
         }
-        let schedule = Schedule::new(&hello.program)?;
+        let schedule = Schedule::with_bounds(&hello.program, &hello.model.value_bits)?;
         let stage = ShareStage::for_mode(
             hello.model.output_mode,
             &hello.program,

@@ -250,6 +250,24 @@ pub fn relu_truncate(l: u32, m: u32, f: u32) -> OtCost {
     }
 }
 
+/// [`relu_truncate`] of inputs known to fit in `input_bits` signed bits
+/// (`OtEngine::relu_truncate_bounded`): where the working ring `Z_{2^w}`,
+/// `w = input_bits + 1`, is narrower than `Z_{2^l}` and `3 <= f <= w - 3`,
+/// the fused op in `Z_{2^w}` with its extension reaching `l` bits (`l - w`
+/// bits more); else [`relu_truncate`].
+pub fn relu_truncate_bounded(l: u32, m: u32, f: u32, input_bits: Option<u32>) -> OtCost {
+    match input_bits.map(|k| k + 1) {
+        Some(w) if w < l && f >= 3 && f + 3 <= w => {
+            let c = relu_truncate(w, m, f);
+            OtCost {
+                bits: c.bits + u64::from(l - w),
+                ..c
+            }
+        }
+        _ => relu_truncate(l, m, f),
+    }
+}
+
 /// fusion-ot's one-bit-error truncation (`truncate.rs`): `f + 1` bits,
 /// 1 ROT, 1 flight.
 pub fn truncate(f: u32) -> OtCost {
@@ -308,7 +326,9 @@ pub fn ot_op(op: &NonLinearOp, elems: usize, n: usize, l: u32, m: u32) -> (u64, 
             let k = op.input_width(l).unwrap_or(l);
             scale(relu_comparing(l, k - 1, m), e)
         }
-        NonLinearOp::ReluTruncate { bits } => scale(relu_truncate(l, m, *bits), e),
+        NonLinearOp::ReluTruncate { bits, input_bits } => {
+            scale(relu_truncate_bounded(l, m, *bits, *input_bits), e)
+        }
         NonLinearOp::Truncate { bits: 0, .. } => (0, 0, 0),
         NonLinearOp::Truncate { bits, mode } => match mode {
             TruncMode::Signed | TruncMode::NonNeg => scale(truncate(*bits), e),

@@ -82,6 +82,11 @@ pub enum NonLinearOp {
     ReluTruncate {
         /// The truncation's shift.
         bits: u32,
+        /// The inputs are known to fit in this many signed bits, fewer than
+        /// the range contract's `l - 1` (from a magnitude bound the server
+        /// announced, [`Schedule::with_bounds`]); `None`: only the contract is
+        /// known. A backend may compute in a smaller ring.
+        input_bits: Option<u32>,
     },
     /// Truncation (arithmetic shift right).
     Truncate {
@@ -262,6 +267,19 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of `program` (see the module docs).
     pub fn new(program: &PublicProgram) -> SecureResult<Self> {
+        Self::with_bounds(program, &[])
+    }
+
+    /// The schedule of `program` when every value `v` is also known to fit
+    /// in `value_bits[v]` signed bits (`|v| < 2^(value_bits[v] - 1)`; index
+    /// `0` the input, `i + 1` step `i`'s output), as a server announces from
+    /// its range analysis ([`crate::wire::ModelInfo::value_bits`]). Empty:
+    /// nothing beyond the range contract, as [`Schedule::new`]. The bounds
+    /// only narrow the magnitudes the schedule tracks, so the non-linear
+    /// steps may compare fewer bits; a wrong bound makes results wrong, not
+    /// the protocols less private. Errors if `value_bits` is neither empty
+    /// nor one width in `1..=l` per value.
+    pub fn with_bounds(program: &PublicProgram, value_bits: &[u32]) -> SecureResult<Self> {
         let ring = program.ring();
         let l = ring.bits();
         let n_values = program.steps.len() + 1;
@@ -276,9 +294,24 @@ impl Schedule {
                     .push(i);
             }
         }
+        if !value_bits.is_empty()
+            && (value_bits.len() != n_values || value_bits.iter().any(|&b| b == 0 || b > l))
+        {
+            return Err(SecureError::Malformed(format!(
+                "announced value bounds: {} widths for {n_values} values, each must be in 1..={l}",
+                value_bits.len()
+            )));
+        }
+        // The largest magnitude a width of `b` signed bits allows.
+        let announced = |v: usize| {
+            value_bits
+                .get(v)
+                .map_or(u128::MAX, |&b| (1u128 << (b - 1).min(126)) - 1)
+        };
         let mut nonneg = vec![false; n_values];
         let cap = 1u128 << l.saturating_sub(2).min(126);
         let mut mag = vec![cap; n_values];
+        mag[0] = cap.min(announced(0));
         let mut skip = vec![false; program.steps.len()];
         let mut actions = Vec::with_capacity(program.steps.len());
         let mut fused = 0;
@@ -288,7 +321,7 @@ impl Schedule {
             }
             let out = i + 1;
             let all_nonneg = s.inputs.iter().all(|&v| nonneg[v]);
-            mag[out] = magnitude(program, i, &mag).min(cap);
+            mag[out] = magnitude(program, i, &mag).min(cap).min(announced(out));
             let kind = match (&s.op, s.op.class()) {
                 (_, OpClass::Linear) => ActionKind::Linear,
                 (PublicOp::Relu, _) => {
@@ -308,9 +341,16 @@ impl Schedule {
                         let r = readers[out][0];
                         skip[r] = true;
                         fused += 1;
-                        mag[r + 1] = (mag[s.inputs[0]] >> bits).max(1).min(cap);
+                        mag[r + 1] = (mag[s.inputs[0]] >> bits)
+                            .max(1)
+                            .min(cap)
+                            .min(announced(r + 1).max(1));
+                        let k = signed_bits(mag[s.inputs[0]], l);
                         actions.push(Action {
-                            kind: ActionKind::NonLinear(NonLinearOp::ReluTruncate { bits }),
+                            kind: ActionKind::NonLinear(NonLinearOp::ReluTruncate {
+                                bits,
+                                input_bits: (k < l - 1).then_some(k),
+                            }),
                             step: i,
                             output: r + 1,
                             inputs: s.inputs.clone(),
@@ -674,6 +714,64 @@ mod tests {
         // l - 1 bits (None). The average pool's window sum (4 x 2^35, capped
         // at 2^35) truncated by 2 bits is below 2^33 + 1: 35 signed bits.
         assert_eq!(input_bits(&s, "max_pool"), [None, Some(35)]);
+    }
+
+    #[test]
+    fn announced_bounds_narrow_the_fused_steps_after_bounded_layers_only() {
+        let m = fusion_nn::zoo::build("cnn-mnist", 1).expect("zoo");
+        let p = lower(&m, default_fixed_point()).expect("lower");
+        let public = p.public();
+        let l = public.ring().bits();
+        let fused = |s: &Schedule| -> Vec<Option<u32>> {
+            s.actions
+                .iter()
+                .filter_map(|a| match a.kind {
+                    ActionKind::NonLinear(NonLinearOp::ReluTruncate { input_bits, .. }) => {
+                        Some(input_bits)
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        // Without bounds only the contract is known.
+        assert_eq!(fused(&Schedule::new(&public).expect("schedule")), [None; 3]);
+        // conv1 fits in 20 bits, conv2 in 30; fc1 is announced at the
+        // contract (36 bits, no narrowing) and the rest as unknown (l).
+        let mut bits = vec![l; public.steps.len() + 1];
+        let at = |name: &str| {
+            1 + public
+                .steps
+                .iter()
+                .position(|s| s.name == name)
+                .expect(name)
+        };
+        bits[at("conv1")] = 20;
+        bits[at("conv2")] = 30;
+        bits[at("fc1")] = l - 1;
+        let s = Schedule::with_bounds(&public, &bits).expect("schedule");
+        assert_eq!(fused(&s), [Some(20), Some(30), None]);
+        // The same actions otherwise.
+        let tags = |s: &Schedule| s.actions.iter().map(|a| a.kind.tag()).collect::<Vec<_>>();
+        assert_eq!(tags(&s), tags(&Schedule::new(&public).expect("schedule")));
+        // Widths a peer could send that make no sense are refused.
+        for bad in [
+            vec![20; 3],
+            {
+                let mut b = bits.clone();
+                b[1] = 0;
+                b
+            },
+            {
+                let mut b = bits.clone();
+                b[2] = l + 1;
+                b
+            },
+        ] {
+            assert!(matches!(
+                Schedule::with_bounds(&public, &bad),
+                Err(SecureError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

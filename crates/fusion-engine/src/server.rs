@@ -51,6 +51,41 @@ use crate::wire::{
 use fusion_nn::fixed::{FixedProgram, PublicProgram, lower};
 use fusion_nn::model::{Model, Preprocess};
 
+/// The magnitude bounds a server announces for the program it runs
+/// ([`ModelInfo::value_bits`]): every value's proven width for inputs in the
+/// box `input_bound` ([`crate::bound::range_analysis`]), up to the first
+/// value whose bound exceeds the range contract (`l - 1` bits). Each bound
+/// assumes that no earlier value wrapped, which the earlier bounds prove;
+/// from the first value over the contract on, the widths are `l` (nothing
+/// known). None without a box, or if no value after the input is bounded.
+pub fn announced_value_bits(program: &FixedProgram, input_bound: Option<f64>) -> Vec<u32> {
+    let Some(bound) = input_bound else {
+        return Vec::new();
+    };
+    // A program the analysis cannot cover gets no bounds (and is served
+    // under the range contract alone, as without them).
+    match crate::bound::range_analysis(program, bound) {
+        Ok(range) => {
+            let (l, allowed) = (range.ring_bits, range.allowed_bits());
+            let known = range
+                .values
+                .iter()
+                .take_while(|v| v.bits <= allowed)
+                .count();
+            if known < 2 {
+                return Vec::new();
+            }
+            let mut bits: Vec<u32> = range.values[..known]
+                .iter()
+                .map(|v| v.bits.max(1))
+                .collect();
+            bits.resize(range.values.len(), l);
+            bits
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A model as the server serves it: public metadata and the full program.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
@@ -131,6 +166,8 @@ pub struct SecureServer {
     /// The announced bound on an honest engine's output error (see
     /// [`ModelInfo::output_error_bound`]).
     output_error_bound: Option<f64>,
+    /// The announced magnitude bounds (see [`ModelInfo::value_bits`]).
+    value_bits: Vec<u32>,
     behaviour: Arc<dyn ServerBehaviour>,
     config: ServerConfig,
     schedule: Schedule,
@@ -199,7 +236,8 @@ impl SecureServer {
         let public = served.program.public();
         validate_program(&public)?;
         let output_error_bound = crate::bound::output_error_bound(&served.program);
-        let schedule = Schedule::new(&public)?;
+        let value_bits = announced_value_bits(&served.program, model.input_bound);
+        let schedule = Schedule::with_bounds(&public, &value_bits)?;
         let mut offered: Vec<Offered> = Vec::with_capacity(backends.len());
         for b in &backends {
             if offered.iter().any(|o| o.name == b.name()) {
@@ -220,6 +258,7 @@ impl SecureServer {
             served,
             public,
             output_error_bound,
+            value_bits,
             behaviour,
             config,
             schedule,
@@ -240,6 +279,27 @@ impl SecureServer {
         self.stage = ShareStage::for_mode(mode, &self.public, self.served.classes)?;
         self.output_mode = mode;
         Ok(())
+    }
+
+    /// Whether the server announces its magnitude bounds
+    /// ([`ModelInfo::value_bits`], from the input box; the default when the
+    /// model has a box). Off: the hello carries none and both parties run
+    /// the schedule of the range contract alone, so the announcement reveals
+    /// nothing computed from the weights beyond the output error bound (the
+    /// non-linear steps after linear layers then compare more bits).
+    pub fn set_announce_bounds(&mut self, on: bool) -> SecureResult<()> {
+        self.value_bits = if on {
+            announced_value_bits(&self.served.program, self.announced.input_bound)
+        } else {
+            Vec::new()
+        };
+        self.schedule = Schedule::with_bounds(&self.public, &self.value_bits)?;
+        Ok(())
+    }
+
+    /// The magnitude bounds the server announces (empty: none).
+    pub fn value_bits(&self) -> &[u32] {
+        &self.value_bits
     }
 
     /// What clients learn of each sample.
@@ -377,6 +437,7 @@ impl SecureServer {
                 preprocess: self.served.preprocess.clone(),
                 output_error_bound: self.output_error_bound,
                 input_bound: self.announced.input_bound,
+                value_bits: self.value_bits.clone(),
                 output_mode: self.output_mode,
             },
             program: self.public.clone(),

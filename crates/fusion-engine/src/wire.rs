@@ -147,6 +147,19 @@ pub struct ModelInfo {
     /// client refuses such samples before encoding them (see
     /// `fusion_nn::calibrate::RangeAnalysis`).
     pub input_bound: Option<f64>,
+    /// The server's proven magnitude bounds: every value `v` of the program
+    /// (index `0` the input, `i + 1` step `i`'s output) fits in
+    /// `value_bits[v]` signed bits for every input in the box `input_bound`
+    /// ([`crate::bound::range_analysis`], secure engine's deviation
+    /// included). Empty: none announced (no box, or the range is not proven).
+    /// Both parties build the schedule with them
+    /// ([`crate::schedule::Schedule::with_bounds`]), so non-linear steps
+    /// after a linear layer may compare fewer bits. Being computed from the
+    /// weights, the widths reveal, per layer, the bit length of the largest
+    /// row's `L1` norm times the box (docs/SECURITY.md, "Announced
+    /// magnitude bounds"); a wrong width makes results wrong, which the
+    /// checks catch, and costs the client no privacy.
+    pub value_bits: Vec<u32>,
     /// What the client learns of each sample (chosen by the server;
     /// [`crate::output_mode`]).
     pub output_mode: crate::output_mode::OutputMode,
@@ -197,6 +210,7 @@ struct WireHello {
     preprocess: String,
     output_error_bound: Option<f64>,
     input_bound: Option<f64>,
+    value_bits: Vec<u32>,
     output_mode: crate::output_mode::OutputMode,
     program: String,
     session: SessionParams,
@@ -217,6 +231,7 @@ impl From<ServerHello> for WireHello {
             preprocess: serde_json::to_string(&h.model.preprocess).unwrap_or_default(),
             output_error_bound: h.model.output_error_bound,
             input_bound: h.model.input_bound,
+            value_bits: h.model.value_bits,
             output_mode: h.model.output_mode,
             program: serde_json::to_string(&h.program).unwrap_or_default(),
             session: h.session,
@@ -242,6 +257,7 @@ impl TryFrom<WireHello> for ServerHello {
                     .map_err(|e| format!("preprocessing: {e}"))?,
                 output_error_bound: w.output_error_bound,
                 input_bound: w.input_bound,
+                value_bits: w.value_bits,
                 output_mode: w.output_mode,
             },
             program: serde_json::from_str(&w.program).map_err(|e| format!("program: {e}"))?,
@@ -686,6 +702,7 @@ mod tests {
                 preprocess: Preprocess::Identity,
                 output_error_bound: Some(0.01),
                 input_bound: Some(1.0),
+                value_bits: vec![20; 8],
                 output_mode: crate::output_mode::OutputMode::Label,
             },
             program,

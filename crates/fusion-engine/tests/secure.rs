@@ -342,6 +342,57 @@ async fn zoo_mlp_mnist_matches_the_fixed_point_engine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn announced_magnitude_bounds_narrow_the_fused_relu_truncations_and_match_the_fixed_point_engine()
+ {
+    use fusion_engine::schedule::{ActionKind, NonLinearOp, Schedule};
+    let model = zoo::build("mlp-mnist", 5).unwrap();
+    let raw = zoo::synthetic_inputs("mlp-mnist", 6, 3).unwrap();
+    let fixed = eval::default_fixed_point();
+    let program = ServedModel::from_model(&model, fixed).unwrap().program;
+    // Both fused ReLU-truncations follow a layer whose bound is announced
+    // (the logits' is over the contract, so nothing after them is).
+    let bits = fusion_engine::server::announced_value_bits(&program, Some(1.0));
+    let schedule = Schedule::with_bounds(&program.public(), &bits).unwrap();
+    let narrowed: Vec<u32> = schedule
+        .actions
+        .iter()
+        .filter_map(|a| match a.kind {
+            ActionKind::NonLinear(NonLinearOp::ReluTruncate { input_bits, .. }) => input_bits,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(narrowed.len(), 2, "{bits:?}");
+    assert!(narrowed.iter().all(|&k| k < 35), "{narrowed:?}");
+    let x = encoded(&model, &program, &raw);
+    // The other backends ignore the widths (one of them checks that the
+    // schedule with bounds still runs there).
+    for kind in [cheetah(), cryptflow2(), Kind::Dealer] {
+        let mut bytes = Vec::new();
+        for input_bound in [None, Some(1.0)] {
+            let mut served = ServedModel::from_model(&model, fixed).unwrap();
+            served.input_bound = input_bound;
+            let run = secure_run(
+                served,
+                &kind,
+                Arc::new(Honest),
+                ServerConfig::default(),
+                ClientConfig::default(),
+                vec![x.clone()],
+            )
+            .await
+            .unwrap();
+            check_against_reference(&program, &x, &run.outputs[0]);
+            let nonlinear = run.summary.report.phase(Phase::NonLinear).expect("phase");
+            bytes.push(nonlinear.counters.bytes_total());
+        }
+        // The cheetah backend computes the narrowed steps in a smaller ring.
+        if matches!(kind, Kind::Cheetah(_)) {
+            assert!(bytes[1] < bytes[0], "non-linear bytes {bytes:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reply_packing_is_announced_used_and_matches_the_fixed_point_engine() {
     let model = zoo::build("mlp-mnist", 5).unwrap();
     let x = zoo::synthetic_inputs("mlp-mnist", 6, 4).unwrap();

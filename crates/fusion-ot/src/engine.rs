@@ -437,7 +437,20 @@ impl<F: OtFlavour> OtEngine<F> {
     /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate`] by `shift`
     /// consumes on `n` elements.
     pub fn relu_truncate_rots(&self, n: usize, shift: u32) -> (usize, usize) {
-        self.rots_of(n, |ctx, k| relu_truncate::cost(ctx, k, shift))
+        self.rots_of(n, |ctx, k| relu_truncate::cost(ctx, k, shift, None))
+    }
+
+    /// ROTs (as sender, as receiver) [`OtEngine::relu_truncate_bounded`] by
+    /// `shift` on inputs of `input_bits` signed bits consumes on `n` elements.
+    pub fn relu_truncate_bounded_rots(
+        &self,
+        n: usize,
+        shift: u32,
+        input_bits: u32,
+    ) -> (usize, usize) {
+        self.rots_of(n, |ctx, k| {
+            relu_truncate::cost(ctx, k, shift, Some(input_bits))
+        })
     }
 
     /// ROTs (as sender, as receiver) [`OtEngine::truncate`] or
@@ -809,18 +822,60 @@ impl<F: OtFlavour> OtEngine<F> {
     /// compares `l - 1 - min(shift+1, l-2)` bits (the truncation runs
     /// concurrently), plus 1 ROT and `shift + 1` bits.
     pub async fn relu_truncate(&mut self, x: &[u64], shift: u32) -> Result<Vec<u64>> {
+        self.relu_truncate_in(x, shift, None).await
+    }
+
+    /// [`OtEngine::relu_truncate`] of inputs known to fit in `input_bits`
+    /// signed bits, `[-2^{input_bits-1}, 2^{input_bits-1})`, `2 <= input_bits
+    /// <= l` (at `l` the contract of [`OtEngine::relu_truncate`], which leaves
+    /// out the most negative elements, applies): each party reduces its shares to `Z_{2^w}`, `w = input_bits +
+    /// 1`, and the comparison, truncation and multiplexer run there (see
+    /// [`crate::relu_truncate`]); the output, in `Z_{2^l}`, has the same
+    /// one-bit error contract as [`OtEngine::relu_truncate`] on that range
+    /// (outside it the result is unspecified, but still learns nothing).
+    /// Where `Z_{2^w}` would not be narrower (`w >= l`) or too narrow for the
+    /// shift (`w < shift + 3`, or `shift < 3`), this is
+    /// [`OtEngine::relu_truncate`]. Learns: nothing beyond the output share.
+    /// Cost: as [`OtEngine::relu_truncate`] in `Z_{2^w}`, with an extension
+    /// to `Z_{2^l}` of `l - w + shift` bits.
+    pub async fn relu_truncate_bounded(
+        &mut self,
+        x: &[u64],
+        shift: u32,
+        input_bits: u32,
+    ) -> Result<Vec<u64>> {
+        if !(2..=self.ring.bits()).contains(&input_bits) {
+            return Err(param(format!(
+                "relu_truncate: inputs of {input_bits} signed bits (need 2 ..= {})",
+                self.ring.bits()
+            )));
+        }
+        self.relu_truncate_in(x, shift, Some(input_bits)).await
+    }
+
+    async fn relu_truncate_in(
+        &mut self,
+        x: &[u64],
+        shift: u32,
+        input_bits: Option<u32>,
+    ) -> Result<Vec<u64>> {
         self.check(x, "relu_truncate")?;
         let ctx = self.ctx();
         truncate::check_shift(&ctx, shift, false)?;
+        // The header names the working ring too, so both parties agree on it.
+        let param = match relu_truncate::work_bits(&ctx, shift, input_bits) {
+            Some(w) => shift | (w << 8),
+            None => shift,
+        };
         let mut out = Vec::with_capacity(x.len());
-        for (s, e) in self.chunks(x.len(), relu_truncate::cost(&ctx, 64, shift)) {
+        for (s, e) in self.chunks(x.len(), relu_truncate::cost(&ctx, 64, shift, input_bits)) {
             let n = e - s;
             let (mut rots, mut rng) = self
                 .begin(
                     Op::ReluTruncate,
                     n,
-                    shift,
-                    relu_truncate::cost(&ctx, n, shift),
+                    param,
+                    relu_truncate::cost(&ctx, n, shift, input_bits),
                 )
                 .await?;
             self.side
@@ -832,6 +887,7 @@ impl<F: OtFlavour> OtEngine<F> {
                     &ctx,
                     &x[s..e],
                     shift,
+                    input_bits,
                     &mut rots,
                     &mut rng,
                 )

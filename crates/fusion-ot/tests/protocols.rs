@@ -258,6 +258,76 @@ matrix!(
     check_relu_truncate
 );
 
+async fn check_relu_truncate_bounded<F: OtFlavour>(l: u32) {
+    let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 23)).await;
+    let ring = s.ring();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed(l, 23));
+    // (shift, input width): a working ring well inside Z_2^l, the narrowest
+    // one the shift allows (w = f + 3), one just below l, and widths where
+    // the protocol falls back to the whole ring (w >= l, shift < 3, w < f + 3;
+    // there the whole ring's contract holds, as it does for every k < l).
+    for (f, k) in [
+        (12u32, 30u32),
+        (12, 14),
+        (12, l - 2),
+        (12, l - 1),
+        (1, 20),
+        (12, 13),
+    ] {
+        // Inputs of k signed bits, with the edges of that range and the
+        // values around 0 where the skipped bits' carry matters.
+        let mut xs = bounded(ring, k - 1, 300, &mut rng);
+        let d = (f + 1).min(k.saturating_sub(1));
+        for v in 0..(1i64 << d).min(64) {
+            xs.extend([v, (1i64 << d) - 1 - v, -1 - v].map(|v| ring.from_signed(v)));
+        }
+        let (a, b) = share(ring, &xs, &mut rng);
+        let (t0, t1) = tokio::try_join!(
+            s.relu_truncate_bounded(&a, f, k),
+            c.relu_truncate_bounded(&b, f, k)
+        )
+        .unwrap();
+        let t = open(ring, &t0, &t1);
+        for (i, &x) in xs.iter().enumerate() {
+            let got = ring.to_signed(t[i]);
+            let v = ring.to_signed(x);
+            if v < 0 {
+                assert_eq!(got, 0, "f {f}, k {k}: x = {v}");
+            } else {
+                let want = floor_shift(ring, x, f);
+                assert!(
+                    got == want || got == want - 1,
+                    "f {f}, k {k}: x = {v} -> {got}"
+                );
+            }
+        }
+    }
+    // Fewer bits than the unbounded protocol on the same inputs, and exactly
+    // the ROTs it is costed for (the engine checks that on every call).
+    let xs = bounded(ring, 29, 2000, &mut rng);
+    let (a, b) = share(ring, &xs, &mut rng);
+    let sent = |s: &fusion_ot::OtEngine<F>| s.stats().bytes_sent;
+    let before = sent(&s);
+    tokio::try_join!(s.relu_truncate(&a, 12), c.relu_truncate(&b, 12)).unwrap();
+    let full = sent(&s) - before;
+    let before = sent(&s);
+    tokio::try_join!(
+        s.relu_truncate_bounded(&a, 12, 30),
+        c.relu_truncate_bounded(&b, 12, 30)
+    )
+    .unwrap();
+    let narrow = sent(&s) - before;
+    assert!(narrow < full, "bounded {narrow} B, unbounded {full} B");
+    let x = vec![0u64; 4];
+    for k in [0, 1, l + 1] {
+        assert!(s.relu_truncate_bounded(&x, 12, k).await.is_err(), "k {k}");
+    }
+}
+matrix!(
+    relu_truncate_of_inputs_of_known_width_keeps_the_one_bit_contract,
+    check_relu_truncate_bounded
+);
+
 async fn check_relu_bounded<F: OtFlavour>(l: u32) {
     let (mut s, mut c) = pair::<F>(l, test_config(), seed(l, 19)).await;
     let ring = s.ring();

@@ -140,7 +140,7 @@ fn nonlinear(ring: Ring, op: &NonLinearOp, x: &[u64], n: usize) -> Vec<u64> {
     let relu = |v: u64| if ring.msb(v) { 0 } else { v };
     match op {
         NonLinearOp::Relu { .. } => x.iter().map(|&v| relu(v)).collect(),
-        NonLinearOp::ReluTruncate { bits } => x
+        NonLinearOp::ReluTruncate { bits, .. } => x
             .iter()
             .map(|&v| relu(ring.shift_right_signed(v, *bits)))
             .collect(),

@@ -75,9 +75,18 @@ impl AnyOt {
         dispatch!(self, e => e.relu(x).await)
     }
 
-    /// See [`OtEngine::relu_truncate`].
-    pub async fn relu_truncate(&mut self, x: &[u64], bits: u32) -> fusion_ot::Result<Vec<u64>> {
-        dispatch!(self, e => e.relu_truncate(x, bits).await)
+    /// See [`OtEngine::relu_truncate`] and, with `input_bits`,
+    /// [`OtEngine::relu_truncate_bounded`].
+    pub async fn relu_truncate(
+        &mut self,
+        x: &[u64],
+        bits: u32,
+        input_bits: Option<u32>,
+    ) -> fusion_ot::Result<Vec<u64>> {
+        match input_bits {
+            Some(k) => dispatch!(self, e => e.relu_truncate_bounded(x, bits, k).await),
+            None => dispatch!(self, e => e.relu_truncate(x, bits).await),
+        }
     }
 
     /// See [`OtEngine::truncate`].
@@ -131,9 +140,10 @@ impl AnyOt {
                 let k = self.width(op);
                 dispatch!(self, e => e.relu_bounded_rots(elems, k))
             }
-            NonLinearOp::ReluTruncate { bits } => {
-                dispatch!(self, e => e.relu_truncate_rots(elems, *bits))
-            }
+            NonLinearOp::ReluTruncate { bits, input_bits } => match input_bits {
+                Some(k) => dispatch!(self, e => e.relu_truncate_bounded_rots(elems, *bits, *k)),
+                None => dispatch!(self, e => e.relu_truncate_rots(elems, *bits)),
+            },
             NonLinearOp::Truncate { bits, mode } => match mode {
                 TruncMode::Signed | TruncMode::NonNeg => {
                     dispatch!(self, e => e.truncate_rots(elems, *bits))
@@ -166,7 +176,9 @@ impl AnyOt {
                 let k = self.width(op);
                 dispatch!(self, e => e.relu_bounded(x, k).await)
             }
-            NonLinearOp::ReluTruncate { bits } => self.relu_truncate(x, *bits).await,
+            NonLinearOp::ReluTruncate { bits, input_bits } => {
+                self.relu_truncate(x, *bits, *input_bits).await
+            }
             NonLinearOp::Truncate { bits, mode } => match mode {
                 TruncMode::Signed => self.truncate(x, *bits).await,
                 TruncMode::NonNeg => self.truncate_nonneg(x, *bits).await,

@@ -50,7 +50,7 @@ pub fn estimate(
                 let elems = n * program.value_shape(a.inputs[0]).iter().product::<usize>();
                 let c = match op {
                     NonLinearOp::Relu { .. } => costs.relu(elems),
-                    NonLinearOp::ReluTruncate { bits } => costs.relu_truncate(elems, *bits),
+                    NonLinearOp::ReluTruncate { bits, .. } => costs.relu_truncate(elems, *bits),
                     NonLinearOp::Truncate { bits, .. } => costs.truncate(elems, *bits),
                     NonLinearOp::MaxPool { .. } => op
                         .pool_stages()

@@ -532,7 +532,7 @@ impl Party {
     ) -> SecureResult<Vec<u64>> {
         Ok(match op {
             NonLinearOp::Relu { .. } => self.ot.relu(&x).await?,
-            NonLinearOp::ReluTruncate { bits } => self.ot.relu_truncate(&x, *bits).await?,
+            NonLinearOp::ReluTruncate { bits, .. } => self.ot.relu_truncate(&x, *bits).await?,
             NonLinearOp::Truncate { bits, .. } => self.ot.truncate(&x, *bits).await?,
             NonLinearOp::MaxPool { .. } => {
                 let mut v = x;

@@ -162,7 +162,10 @@ mod tests {
         let ring = Ring::new(16).expect("ring");
         for op in [
             NonLinearOp::Relu { input_bits: None },
-            NonLinearOp::ReluTruncate { bits: 4 },
+            NonLinearOp::ReluTruncate {
+                bits: 4,
+                input_bits: None,
+            },
             NonLinearOp::Square,
         ] {
             let built = gc::build(&op, ring, 5, 10, 0, false).expect("build");

@@ -183,7 +183,7 @@ pub fn build(
     }
     let y: Vec<Vec<Wire>> = match op {
         NonLinearOp::Relu { .. } => x.iter().map(|v| relu(&mut b, v)).collect(),
-        NonLinearOp::ReluTruncate { bits } => x
+        NonLinearOp::ReluTruncate { bits, .. } => x
             .iter()
             .map(|v| shift_right(&relu(&mut b, v), *bits, Wire::ZERO))
             .collect(),
@@ -526,7 +526,16 @@ mod tests {
                 assert_eq!(b, if s(a) < 0 { 0 } else { a }, "relu l = {bits}");
             }
             for k in [0u32, 1, 5, 12] {
-                let y = run(&NonLinearOp::ReluTruncate { bits: k }, ring, 1, &x, 2);
+                let y = run(
+                    &NonLinearOp::ReluTruncate {
+                        bits: k,
+                        input_bits: None,
+                    },
+                    ring,
+                    1,
+                    &x,
+                    2,
+                );
                 for (&a, &b) in x.iter().zip(&y) {
                     assert_eq!(b, ring.from_signed(s(a).max(0) >> k), "relu_truncate {k}");
                 }
