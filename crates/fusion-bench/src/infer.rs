@@ -580,6 +580,10 @@ pub struct InferResult {
     /// exactly).
     #[serde(default)]
     pub query_rounding_bits: u32,
+    /// The magnitude bounds the server announced (`--input-bound`; signed
+    /// bits per value, input first; empty: none).
+    #[serde(default)]
+    pub value_bits: Vec<u32>,
     /// OT flavour.
     pub ot: String,
     /// The two-party backend.
@@ -998,6 +1002,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
             let reply_packing = announced["reply_packing"].as_u64().unwrap_or(0) as u32;
             let query_rounding = announced["query_rounding"].as_u64().unwrap_or(0) as u32;
             let stat_sec = client.server_hello().stat_sec;
+            let value_bits = client.server_hello().model.value_bits.clone();
             let classes = client.classes();
             let end = client
                 .finish()
@@ -1007,7 +1012,13 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
                 setup_s,
                 setup,
                 runs,
-                (he_preset, reply_packing, query_rounding, stat_sec),
+                (
+                    he_preset,
+                    reply_packing,
+                    query_rounding,
+                    stat_sec,
+                    value_bits,
+                ),
                 classes,
                 end,
             ))
@@ -1030,7 +1041,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         setup_s,
         setup,
         runs,
-        (he_preset, reply_packing, query_rounding_bits, stat_sec),
+        (he_preset, reply_packing, query_rounding_bits, stat_sec, value_bits),
         classes,
         end,
     ) = outcome?;
@@ -1102,6 +1113,7 @@ pub fn run_infer(o: &InferOptions) -> Result<InferResult> {
         engine: o.engine,
         reply_packing,
         query_rounding_bits,
+        value_bits,
         // `delphi` and `aby` always run IKNP, `cryptflow2` KK13 and IKNP;
         // `--ot` belongs to `cheetah`.
         ot: if o.backend == fusion_engine::backends::delphi::NAME

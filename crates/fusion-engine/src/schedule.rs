@@ -57,7 +57,12 @@
 //! after a ReLU-truncation by `f = 12` in `Z_2^37` the inputs fit in 25 bits,
 //! and each comparison of a max pool reads 25 bits instead of 36; the ReLU
 //! after a residual addition of two such values reads 26.
-//! The bounds depend only on the public program.
+//! The bounds depend only on the public program, and on the widths a server
+//! may announce ([`Schedule::with_bounds`], `ModelInfo::value_bits`: what its
+//! range analysis proves for the input box), which cap them further; a fused
+//! ReLU-truncation then gets its input's width
+//! ([`NonLinearOp::ReluTruncate::input_bits`], e.g. 30 bits after mlp-mnist's
+//! first layer), and a backend may compute it in a smaller ring.
 
 use std::sync::Arc;
 

@@ -53,8 +53,9 @@ pub const PROTOCOL: &str = "fusion-secure-inference";
 /// server announces its output error bound; 5: the server announces the
 /// statistical security of its HE flooding per session, [`ServerHello::stat_sec`],
 /// and the accepted input box, [`ModelInfo::input_bound`]; 6: the server
-/// announces its output mode, [`ModelInfo::output_mode`]).
-pub const VERSION: u32 = 6;
+/// announces its output mode, [`ModelInfo::output_mode`]; 7: the server
+/// announces its magnitude bounds, [`ModelInfo::value_bits`]).
+pub const VERSION: u32 = 7;
 /// Longest wait a client takes from a busy refusal ([`ServerMsg::Busy`]),
 /// seconds; a larger announced value is clamped to it.
 pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
