@@ -145,7 +145,7 @@ pub fn sample_hello() -> ServerHello {
             preprocess: fusion_nn::model::Preprocess::Identity,
             output_error_bound: Some(0.01),
             input_bound: Some(1.0),
-            value_bits: Vec::new(),
+            value_bits: crate::server::announced_value_bits(&fx.program, Some(1.0)),
             output_mode: crate::output_mode::OutputMode::Logits,
         },
         program: fx.public.clone(),

@@ -350,7 +350,9 @@ impl Schedule {
                             .max(1)
                             .min(cap)
                             .min(announced(r + 1).max(1));
-                        let k = signed_bits(mag[s.inputs[0]], l);
+                        // At least 2 bits (a value known to be 0 fits in them too),
+                        // what the protocols accept.
+                        let k = signed_bits(mag[s.inputs[0]], l).max(2);
                         actions.push(Action {
                             kind: ActionKind::NonLinear(NonLinearOp::ReluTruncate {
                                 bits,
@@ -755,6 +757,12 @@ mod tests {
         bits[at("fc1")] = l - 1;
         let s = Schedule::with_bounds(&public, &bits).expect("schedule");
         assert_eq!(fused(&s), [Some(20), Some(30), None]);
+        // A layer whose outputs are all 0 (width 1) still gets a width the
+        // protocols accept.
+        let mut zero = bits.clone();
+        zero[at("conv1")] = 1;
+        let s0 = Schedule::with_bounds(&public, &zero).expect("schedule");
+        assert_eq!(fused(&s0)[0], Some(2));
         // The same actions otherwise.
         let tags = |s: &Schedule| s.actions.iter().map(|a| a.kind.tag()).collect::<Vec<_>>();
         assert_eq!(tags(&s), tags(&Schedule::new(&public).expect("schedule")));

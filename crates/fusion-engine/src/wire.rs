@@ -607,6 +607,9 @@ impl ServerHello {
                 "input bound {b} is not a number in (0, {MAX_INPUT_BOUND}]"
             )));
         }
+        // The magnitude bounds: none, or one width in 1..=l per value (what
+        // `Schedule::with_bounds` accepts).
+        crate::schedule::Schedule::with_bounds(&self.program, &m.value_bits)?;
         let classes = usize::try_from(m.classes).unwrap_or(usize::MAX);
         if !(2..=MAX_CLASSES).contains(&classes) {
             return Err(mismatch(format!(
@@ -703,7 +706,7 @@ mod tests {
                 preprocess: Preprocess::Identity,
                 output_error_bound: Some(0.01),
                 input_bound: Some(1.0),
-                value_bits: vec![20; 8],
+                value_bits: vec![20; program.steps.len() + 1],
                 output_mode: crate::output_mode::OutputMode::Label,
             },
             program,
@@ -855,7 +858,31 @@ mod tests {
             })
             .collect();
         h.model.classes = width as u64;
+        h.model.value_bits = Vec::new();
         h
+    }
+
+    #[test]
+    fn announced_value_bounds_must_give_one_width_in_the_ring_per_value() {
+        let good = hello();
+        assert!(good.validate(&ClientPolicy::default()).is_ok());
+        let l = good.program.ring().bits();
+        let n = good.model.value_bits.len();
+        for bad in [vec![20; n - 1], vec![20; n + 1], vec![0; n], vec![l + 1; n]] {
+            let mut h = hello();
+            h.model.value_bits = bad;
+            assert!(
+                matches!(
+                    h.validate(&ClientPolicy::default()),
+                    Err(SecureError::Malformed(_))
+                ),
+                "{:?}",
+                h.model.value_bits
+            );
+        }
+        let mut none = hello();
+        none.model.value_bits = Vec::new();
+        assert!(none.validate(&ClientPolicy::default()).is_ok());
     }
 
     #[test]
