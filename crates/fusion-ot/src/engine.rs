@@ -828,9 +828,10 @@ impl<F: OtFlavour> OtEngine<F> {
     /// [`OtEngine::relu_truncate`] of inputs known to fit in `input_bits`
     /// signed bits, `[-2^{input_bits-1}, 2^{input_bits-1})`, `2 <= input_bits
     /// <= l` (at `l` the contract of [`OtEngine::relu_truncate`], which leaves
-    /// out the most negative elements, applies): each party reduces its shares to `Z_{2^w}`, `w = input_bits +
-    /// 1`, and the comparison, truncation and multiplexer run there (see
-    /// [`crate::relu_truncate`]); the output, in `Z_{2^l}`, has the same
+    /// out the most negative elements, applies): each party reduces its
+    /// shares to `Z_{2^w}`, `w = input_bits + 1`, and the comparison,
+    /// truncation and multiplexer run there (see [`crate::relu_truncate`]);
+    /// the output, in `Z_{2^l}`, has the same
     /// one-bit error contract as [`OtEngine::relu_truncate`] on that range
     /// (outside it the result is unspecified, but still learns nothing).
     /// Where `Z_{2^w}` would not be narrower (`w >= l`) or too narrow for the

@@ -150,8 +150,8 @@ pub(crate) async fn run(
         drelu::run(ch, &work, x, window(&work, f), rots, &mut rng_d),
         truncate::run(side, &work, x, f, false, &mut rots_t)
     )?;
-    // Without a narrower working ring, `narrow_width` is `None` only if the
-    // ring is the caller's (work_bits leaves room for it otherwise).
+    // `narrow_width` is `None` only in the caller's own ring (`work_bits`
+    // picks a smaller ring only with `3 <= f <= w - 3`).
     let Some(k) = narrow_width(&work, f) else {
         return mux::run(ch, ctx, &d, &t, rots).await;
     };
