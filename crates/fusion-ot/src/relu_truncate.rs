@@ -35,7 +35,7 @@
 //! instead of 76 bits at `l = 37, f = 12`, for one more flight. The output is
 //! the same as with the full multiplexer, for every input.
 //!
-//! **Inputs of known width compute in a smaller ring** ([`work_bits`]). When
+//! **Inputs of known width compute in a smaller ring** (`work_bits`). When
 //! the caller knows `x` fits in `b` signed bits (`|x| < 2^{b-1}`, from a
 //! public magnitude bound), each party reduces its share mod `2^w`, `w = b +
 //! 1`: that is a sharing of the same signed value in `Z_{2^w}`, and it meets
