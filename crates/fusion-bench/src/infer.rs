@@ -192,9 +192,10 @@ pub struct InferOptions {
     /// The input box the server announces (`fusion serve --input-bound`):
     /// `auto` is `1` for the pixel networks (inputs in `[0, 1)`) and none
     /// for the others (standard normal inputs have no bound), `off` none, or
-    /// the largest `|x|`. With a box whose range analysis is proven the server
-    /// also announces its magnitude bounds, and the non-linear steps after
-    /// linear layers compare fewer bits.
+    /// the largest `|x|`. With a box the server also announces the widths its
+    /// range analysis proves (up to the first value over the ring's
+    /// contract), and the fused ReLU-truncations after bounded layers compare
+    /// fewer bits.
     #[arg(long, value_name = "auto|off|X", default_value = "auto")]
     pub input_bound: String,
     /// Largest chunk of samples run through the network at once.
