@@ -280,9 +280,10 @@ fn serve(args: Args) -> Result<(), CliError> {
     };
     let mut server = SecureServer::new(model, config, backends, behaviour).map_err(usage)?;
     server.set_output_mode(args.output_mode).map_err(usage)?;
-    server
-        .set_announce_bounds(!args.no_value_bounds)
-        .map_err(failure)?;
+    // `SecureServer::new` announces them already; only withdrawing is work.
+    if args.no_value_bounds {
+        server.set_announce_bounds(false).map_err(failure)?;
+    }
     if server.value_bits().is_empty() {
         info!("magnitude bounds: none announced");
     } else {

@@ -278,10 +278,10 @@ fn encoded(model: &Model, program: &FixedProgram, raw: &Tensor<f32>) -> RingTens
         .unwrap()
 }
 
-async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, kind: &Kind) {
-    let served = ServedModel::from_model(model, fixed).unwrap();
+/// One batch `x` through an honest session with the default configurations,
+/// checked against the fixed-point engine.
+async fn honest_run_checked(served: ServedModel, kind: &Kind, x: &RingTensor) -> Run {
     let program = served.program.clone();
-    let x = encoded(model, &program, &raw);
     let run = secure_run(
         served,
         kind,
@@ -292,7 +292,14 @@ async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, kind: &
     )
     .await
     .unwrap();
-    check_against_reference(&program, &x, &run.outputs[0]);
+    check_against_reference(&program, x, &run.outputs[0]);
+    run
+}
+
+async fn check_model(model: &Model, raw: Tensor<f32>, fixed: FixedPoint, kind: &Kind) {
+    let served = ServedModel::from_model(model, fixed).unwrap();
+    let x = encoded(model, &served.program, &raw);
+    let run = honest_run_checked(served, kind, &x).await;
     assert_eq!(run.end.batches, 1);
     assert_eq!(run.summary.samples, raw.batch() as u64);
 }
@@ -371,17 +378,7 @@ async fn announced_magnitude_bounds_narrow_the_fused_relu_truncations_and_match_
         for input_bound in [None, Some(1.0)] {
             let mut served = ServedModel::from_model(&model, fixed).unwrap();
             served.input_bound = input_bound;
-            let run = secure_run(
-                served,
-                &kind,
-                Arc::new(Honest),
-                ServerConfig::default(),
-                ClientConfig::default(),
-                vec![x.clone()],
-            )
-            .await
-            .unwrap();
-            check_against_reference(&program, &x, &run.outputs[0]);
+            let run = honest_run_checked(served, &kind, &x).await;
             let nonlinear = run.summary.report.phase(Phase::NonLinear).expect("phase");
             bytes.push(nonlinear.counters.bytes_total());
         }

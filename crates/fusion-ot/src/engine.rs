@@ -518,13 +518,19 @@ impl<F: OtFlavour> OtEngine<F> {
 
     /// The DReLU window of a ReLU of `input_bits`-bit signed values.
     fn relu_window(&self, input_bits: u32) -> Result<Window> {
+        self.check_input_bits("relu", input_bits)?;
+        Window::new(&self.ctx(), input_bits, 0)
+    }
+
+    /// Checks a signed input width `2 <= input_bits <= l` of `what`.
+    fn check_input_bits(&self, what: &str, input_bits: u32) -> Result<()> {
         if !(2..=self.ring.bits()).contains(&input_bits) {
             return Err(param(format!(
-                "relu: inputs of {input_bits} signed bits (need 2 ..= {})",
+                "{what}: inputs of {input_bits} signed bits (need 2 ..= {})",
                 self.ring.bits()
             )));
         }
-        Window::new(&self.ctx(), input_bits, 0)
+        Ok(())
     }
 
     fn ctx(&self) -> Ctx {
@@ -845,12 +851,7 @@ impl<F: OtFlavour> OtEngine<F> {
         shift: u32,
         input_bits: u32,
     ) -> Result<Vec<u64>> {
-        if !(2..=self.ring.bits()).contains(&input_bits) {
-            return Err(param(format!(
-                "relu_truncate: inputs of {input_bits} signed bits (need 2 ..= {})",
-                self.ring.bits()
-            )));
-        }
+        self.check_input_bits("relu_truncate", input_bits)?;
         self.relu_truncate_in(x, shift, Some(input_bits)).await
     }
 
